@@ -1,0 +1,1201 @@
+"""The PBFT replica: a pure state machine that never forks.
+
+Theory of operation
+===================
+
+Inputs and outputs
+------------------
+The replica does no I/O and reads no clock. Every entry point takes ``now``
+(integer milliseconds of the driver's clock) and returns an ordered list of
+actions (``actions.py``). The driver carries them out in order; a ``Persist``
+is durable before any later send leaves the process. Entry points:
+``start``, ``on_message``, ``on_request``, ``on_timer``, ``on_executed`` and
+``on_committed_block``. Signatures are checked through an injected verifier.
+
+What is agreed at each height (design (a) of PITFALLS.md)
+---------------------------------------------------------
+Sequence numbers are heights and are never reset. Consensus orders one
+independent *proposal* per height: chain id, height, timestamp, proposer and
+the payload's Merkle root. The block header's parent hash and app-state root
+are *not* part of it: the driver derives them deterministically after commit
+(parent = hash of the previous header, state root = result of executing it)
+and checkpoints certify the state root every K heights. Because no proposal
+names another, pipelining W heights is safe: a view change that re-proposes
+a different value at an uncommitted height h cannot break a height h+1 that
+committed meanwhile.
+
+Normal case (view v, primary p = v mod n)
+-----------------------------------------
+1. p cuts a batch from its pending requests when the batch is full (count or
+   bytes) or its oldest request waited ``batch_timeout_ms``, for the next height
+   within both the pipeline window (at most W undelivered proposals) and the
+   high watermark. It persists the pre-prepare, then broadcasts PRE-PREPARE.
+2. A backup accepts it when it is signed by p, in view v, inside the
+   watermarks, with a matching payload root, valid payload, a timestamp no
+   further than ``max_clock_drift_ms`` ahead of its clock (and after the
+   previous block's when that is known), and nothing else was accepted for
+   (v, h). It persists the acceptance, then broadcasts PREPARE.
+3. *Prepared* (v, h, d): the pre-prepare and quorum-1 matching PREPAREs from
+   distinct backups. The replica persists the prepared certificate, then
+   broadcasts COMMIT.
+4. *Committed* (h, d): a quorum of matching COMMITs in one view, and the payload.
+   Committed blocks are delivered strictly in height order with the
+   certificate, which anyone can check against the validator set.
+   Commits are tallied for every view, not only the current one: a replica
+   stuck in a view change, or behind, still learns what was committed.
+
+The quorum is ceil((n+f+1)/2), i.e. 2f+1 when n = 3f+1: any two quorums share
+f+1 replicas, at least one honest.
+
+Checkpoints and watermarks
+--------------------------
+After executing height h with h % K == 0 the replica broadcasts CHECKPOINT(h,
+state root). A quorum of matching checkpoints is a stable checkpoint: the low
+watermark moves to h, the high watermark to h + L, and everything at or
+below h is garbage-collected (memory and persisted records). A replica whose
+own root differs emits ``Divergence``. A replica that sees a stable
+checkpoint (or f+1 checkpoints) beyond what it executed emits ``NeedSync``; the
+driver fetches certified blocks and feeds ``on_committed_block``. Messages
+for heights beyond the high watermark are buffered (bounded per sender) and
+replayed when the window moves, instead of dropped (Fabric #1119).
+
+View change
+-----------
+Timers: a *progress* deadline runs while anything is undelivered (an accepted
+proposal or a commit quorum waiting for payload) or a request is pending; a
+*request* deadline catches a primary that keeps committing but never includes
+an old request (censorship). Both are ``base * 2^k`` where k counts
+consecutive view changes without a delivery; k resets on progress.
+
+On expiry in view v the replica persists view v+1 and broadcasts
+VIEW-CHANGE(v+1, stable checkpoint + proof, its prepared certificates above
+it). It escalates to v+2 only after its timer expires *again* while it holds a
+quorum of VIEW-CHANGEs for v+1 (PBFT's liveness rule): a replica that is
+alone (partitioned, or the only one that timed out) waits, re-broadcasting,
+instead of racing ahead, which is what caused view-change storms elsewhere
+(Fabric #917, Indy Plenum #1488). A replica joins a view change as soon as f+1
+others ask for views above its own: it moves to the smallest of them.
+
+The primary of v+1 with a quorum of VIEW-CHANGEs sends NEW-VIEW: the
+quorum (lowest senders first), and for each height between the highest stable
+checkpoint min-s in it and the highest prepared height max-s, the proposal of
+the prepared certificate of the highest view, or an empty (null) proposal if
+none was prepared. Every replica recomputes the same selection from the
+VIEW-CHANGEs in the message and accepts only an exact match. Safety: a value
+committed at h was prepared by a quorum, of which f+1 honest replicas keep
+the certificate (it is persisted) until h is below a stable checkpoint; every
+view-change quorum contains one of them, so NEW-VIEW re-proposes that value.
+
+A replica learns the current view from its peers: it pushes its NEW-VIEW to a
+peer that sends it messages of an older view, and asks for it
+(NEW-VIEW-REQUEST) when f+1 peers send messages of a newer view. NEW-VIEW is
+self-certifying, so a replica accepts one for any view above its own.
+
+Persistence and recovery
+------------------------
+Records (``Persist`` upserts): ``view`` (current view, in view change or not),
+``slot/<height>`` (the accepted pre-prepare with its view, the highest-view
+prepared certificate and the view of the last commit sent) and ``stable``
+(the stable checkpoint with its proof). Every vote is preceded in the action
+list by the persist of the record that justifies it, so a replica rebuilt from
+its records and the committed chain (``ChainTip``) never sends a vote that
+conflicts with one it sent before the crash: in the persisted view it has the
+accepted proposal for each height, and it never returns to an older view.
+On start it re-broadcasts the votes of its in-flight heights (identical
+messages), so a whole-network restart continues where it stopped.
+
+Evidence
+--------
+Two validly signed PRE-PREPAREs, PREPAREs or COMMITs from one validator for
+the same height and view with different digests are reported once as
+``Evidence``. Iteration everywhere is over dicts or sorted lists, never sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Deliver,
+    Divergence,
+    Evidence,
+    NeedSync,
+    Persist,
+    Rejected,
+    Send,
+    SetTimer,
+    ViewChanged,
+)
+from consensus.config import ConsensusConfig
+from consensus.crypto import PayloadRules, Signer, Verifier
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    CommittedBlock,
+    Message,
+    NewView,
+    NewViewRequest,
+    Prepare,
+    PreparedCert,
+    PrePrepare,
+    Proposal,
+    ViewChange,
+    canonical,
+)
+from consensus.quorum import (
+    CertificateError,
+    verify_checkpoint_proof,
+    verify_commit_certificate,
+    verify_prepared_cert,
+)
+
+NEVER = 1 << 62
+
+M = TypeVar("M", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest)
+
+
+def _digest_of(msg: Message) -> bytes:
+    if isinstance(msg, PrePrepare):
+        return msg.proposal.digest()
+    if isinstance(msg, Prepare | Commit):
+        return msg.digest
+    return b""
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """The last block the driver committed and executed (height 0 = genesis)."""
+
+    height: int
+    timestamp: int
+    state_root: bytes
+
+
+class SlotRecord(msgspec.Struct, frozen=True, array_like=True):
+    """What a replica must remember about one in-flight height across a crash."""
+
+    accepted_view: int
+    accepted: PrePrepare | None
+    prepared: PreparedCert | None
+    commit_view: int
+
+
+class StableRecord(msgspec.Struct, frozen=True, array_like=True):
+    height: int
+    state_root: bytes
+    proof: tuple[Checkpoint, ...]
+
+
+class ViewRecord(msgspec.Struct, frozen=True, array_like=True):
+    view: int
+    in_view_change: bool
+
+
+_slot_decoder = msgspec.msgpack.Decoder(SlotRecord)
+_stable_decoder = msgspec.msgpack.Decoder(StableRecord)
+_view_decoder = msgspec.msgpack.Decoder(ViewRecord)
+
+KEY_VIEW = b"view"
+KEY_STABLE = b"stable"
+SLOT_PREFIX = b"slot/"
+
+
+def slot_key(height: int) -> bytes:
+    return SLOT_PREFIX + height.to_bytes(8, "big")
+
+
+@dataclass
+class Slot:
+    """Everything known about one height inside the watermarks."""
+
+    height: int
+    accepted_view: int = -1
+    accepted: PrePrepare | None = None  # the pre-prepare we vote for in accepted_view
+    prepared: PreparedCert | None = None  # highest-view prepared certificate
+    commit_view: int = -1  # view of the last COMMIT we sent
+    prepare_sent_view: int = -1
+    # tallies: (view, digest) -> sender -> vote; any view (commits deliver passively)
+    prepares: dict[tuple[int, bytes], dict[int, Prepare]] = field(default_factory=dict)
+    commits: dict[tuple[int, bytes], dict[int, Commit]] = field(default_factory=dict)
+    # first vote per (kind, view, sender), for equivocation evidence
+    first_votes: dict[tuple[str, int, int], Message] = field(default_factory=dict)
+    # payload candidates by digest (from pre-prepares of any view)
+    payloads: dict[bytes, PrePrepare] = field(default_factory=dict)
+    committed: CommittedBlock | None = None
+
+    def record(self) -> SlotRecord:
+        return SlotRecord(self.accepted_view, self.accepted, self.prepared, self.commit_view)
+
+
+class Replica:
+    """One validator's PBFT state machine. See the module docstring."""
+
+    def __init__(
+        self,
+        config: ConsensusConfig,
+        me: int,
+        signer: Signer,
+        verifier: Verifier,
+        rules: PayloadRules,
+        *,
+        records: Mapping[bytes, bytes] | None = None,
+        tip: ChainTip | None = None,
+    ) -> None:
+        if not 0 <= me < config.n:
+            raise ValueError(f"consensus: replica index {me} outside validator set of {config.n}")
+        self.config = config
+        self.me = me
+        self._signer = signer
+        self._verifier = verifier
+        self._rules = rules
+        self._chain = config.chain_id
+        tip = tip or ChainTip(0, 0, b"")
+
+        self._view = 0
+        self._in_vc = False
+        self._delivered = tip.height  # last height handed to the driver
+        self._delivered_ts = tip.timestamp
+        self._executed = tip.height
+        self._own_roots: dict[int, bytes] = {tip.height: tip.state_root} if tip.state_root else {}
+        self._low = 0
+        self._stable_root = b""
+        self._stable_proof: tuple[Checkpoint, ...] = ()
+        self._slots: dict[int, Slot] = {}
+        self._sync_blocks: dict[int, CommittedBlock] = {}
+        self._checkpoints: dict[int, dict[int, Checkpoint]] = {}
+        self._future: dict[int, list[Message]] = {}
+        # requests
+        # every known uncommitted request, oldest first, and those of them in no
+        # proposal accepted in the current view (what a primary may batch)
+        self._pending: dict[bytes, tuple[bytes, int]] = {}
+        self._unproposed: dict[bytes, tuple[bytes, int]] = {}
+        self._recent_ids: dict[bytes, int] = {}
+        self._max_commit_height = tip.height
+        self._ahead: dict[int, int] = {}
+        self._last_proposed = tip.height
+        self._last_proposed_ts = tip.timestamp
+        # view change
+        self._vcs: dict[int, dict[int, ViewChange]] = {}
+        self._own_vc: ViewChange | None = None
+        self._vc_quorum_at = NEVER
+        self._vc_resend_at = NEVER
+        self._backoff = 0
+        self._view_entered_at = 0
+        self._last_progress = 0
+        self._new_view_msg: NewView | None = None
+        self._new_view_sent: set[int] = set()
+        self._higher_views: dict[int, int] = {}
+        self._last_push: dict[int, int] = {}
+        self._last_request: dict[int, int] = {}
+        self._evidence_seen: dict[tuple[str, int, int, int], None] = {}
+        self._sync_target = 0
+        self._sync_asked_at = -NEVER
+        self._timer_at = NEVER
+        self._restore(records or {})
+
+    # ------------------------------------------------------------------ state
+    @property
+    def view(self) -> int:
+        return self._view
+
+    @property
+    def primary(self) -> int:
+        return self.config.primary(self._view)
+
+    @property
+    def in_view_change(self) -> bool:
+        return self._in_vc
+
+    @property
+    def height(self) -> int:
+        """The last delivered (committed, in order) height."""
+        return self._delivered
+
+    @property
+    def low_watermark(self) -> int:
+        return self._low
+
+    @property
+    def high_watermark(self) -> int:
+        return self._low + self.config.watermark_window
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def in_flight(self) -> list[dict[str, object]]:
+        """Undelivered heights with vote counts (for the admin API)."""
+        out: list[dict[str, object]] = []
+        for h in sorted(self._slots):
+            s = self._slots[h]
+            if h <= self._delivered:
+                continue
+            digest = s.accepted.proposal.digest() if s.accepted else b""
+            key = (s.accepted_view, digest)
+            out.append(
+                {
+                    "height": h,
+                    "view": s.accepted_view,
+                    "digest": digest.hex(),
+                    "prepares": len(s.prepares.get(key, {})),
+                    "commits": len(s.commits.get(key, {})),
+                    "prepared": s.prepared is not None,
+                }
+            )
+        return out
+
+    def _restore(self, records: Mapping[bytes, bytes]) -> None:
+        raw = records.get(KEY_VIEW)
+        if raw is not None:
+            vr = _view_decoder.decode(raw)
+            self._view, self._in_vc = vr.view, vr.in_view_change
+        raw = records.get(KEY_STABLE)
+        if raw is not None:
+            st = _stable_decoder.decode(raw)
+            self._low, self._stable_root, self._stable_proof = st.height, st.state_root, st.proof
+        for key in sorted(records):
+            if not key.startswith(SLOT_PREFIX):
+                continue
+            h = int.from_bytes(key[len(SLOT_PREFIX) :], "big")
+            if h <= self._low:
+                continue
+            rec = _slot_decoder.decode(records[key])
+            slot = self._slot(h)
+            slot.accepted_view, slot.accepted = rec.accepted_view, rec.accepted
+            slot.prepared, slot.commit_view = rec.prepared, rec.commit_view
+            if rec.accepted is not None:
+                slot.payloads[rec.accepted.proposal.digest()] = rec.accepted
+                if rec.accepted_view == self._view:
+                    self._last_proposed = max(self._last_proposed, h)
+                    slot.prepare_sent_view = rec.accepted_view
+            if rec.prepared is not None:
+                pp = rec.prepared.pre_prepare
+                slot.payloads.setdefault(pp.proposal.digest(), pp)
+
+    # ------------------------------------------------------------ entry points
+    def start(self, now: int) -> list[Action]:
+        """Called once after construction (fresh or restored)."""
+        out: list[Action] = []
+        self._view_entered_at = now
+        self._last_progress = now
+        if self._in_vc:
+            self._own_vc = self._make_view_change(self._view)
+            self._vcs.setdefault(self._view, {})[self.me] = self._own_vc
+            self._vc_resend_at = now + self.config.resend_interval_ms
+            out.append(Broadcast(self._own_vc))
+        else:
+            for h in sorted(self._slots):
+                out.extend(self._resend_votes(self._slots[h]))
+        if self._executed < self._low:
+            out.extend(self._need_sync(self._low, (), now))
+        self._finish(now, out)
+        return out
+
+    def on_request(self, request: bytes, now: int) -> list[Action]:
+        rid = self._rules.request_id(request)
+        if rid in self._pending or rid in self._recent_ids:
+            return []
+        self._pending[rid] = self._unproposed[rid] = (request, now)
+        out: list[Action] = []
+        if self._is_primary_active():
+            self._maybe_propose(now, out)
+        self._finish(now, out)
+        return out
+
+    def on_timer(self, now: int) -> list[Action]:
+        out: list[Action] = []
+        cfg = self.config
+        if self._in_vc:
+            if now >= self._vc_quorum_at + self._timeout():
+                self._backoff += 1
+                self._start_view_change(self._view + 1, "new-view timeout", now, out)
+            elif now >= self._vc_resend_at and self._own_vc is not None:
+                self._vc_resend_at = now + cfg.resend_interval_ms
+                out.append(Broadcast(self._own_vc))
+        else:
+            if now >= self._progress_deadline():
+                self._backoff += 1
+                self._start_view_change(self._view + 1, "progress timeout", now, out)
+            elif now >= self._request_deadline():
+                self._backoff += 1
+                self._start_view_change(self._view + 1, "request timeout", now, out)
+            elif self._is_primary_active():
+                self._maybe_propose(now, out)
+        sync_due = now >= self._sync_asked_at + cfg.resend_interval_ms
+        if self._sync_target > self._delivered and sync_due:
+            out.extend(self._need_sync(self._sync_target, (), now, force=True))
+        self._finish(now, out)
+        return out
+
+    def on_message(self, msg: Message, now: int) -> list[Action]:
+        out: list[Action] = []
+        sender = msg.sender
+        if not 0 <= sender < self.config.n or sender == self.me:
+            return [Rejected(sender, "unknown-sender")]
+        if not self._verifier.verify(sender, msg.signing_bytes(self._chain), msg.sig):
+            return [Rejected(sender, "bad-signature")]
+        _HANDLERS[type(msg)](self, msg, now, out)
+        self._finish(now, out)
+        return out
+
+    def on_executed(self, height: int, state_root: bytes, now: int) -> list[Action]:
+        out: list[Action] = []
+        if height != self._executed + 1:
+            raise ValueError(
+                f"consensus: executed height {height} out of order (expected {self._executed + 1})"
+            )
+        self._executed = height
+        K = self.config.checkpoint_interval
+        if height % K == 0 or height == self._low:
+            self._own_roots[height] = state_root
+        if height == self._low and self._stable_root and state_root != self._stable_root:
+            out.append(Divergence(height, state_root, self._stable_root))
+        if height % K == 0:
+            cp = self._sign(Checkpoint(height, state_root, self.me))
+            out.append(Broadcast(cp))
+            self._add_checkpoint(cp, now, out)
+        self._finish(now, out)
+        return out
+
+    def on_committed_block(self, block: CommittedBlock, now: int) -> list[Action]:
+        """A block fetched by sync: delivered once its certificate checks out."""
+        out: list[Action] = []
+        h = block.height
+        if h <= self._delivered or h > self._delivered + 4 * self.config.watermark_window:
+            return out
+        try:
+            self._check_block(block)
+        except CertificateError as exc:
+            return [Rejected(-1, f"bad-sync-block: {exc}")]
+        self._sync_blocks[h] = block
+        self._try_deliver(now, out)
+        self._finish(now, out)
+        return out
+
+    # ---------------------------------------------------------------- helpers
+    def _sign(self, msg: M) -> M:
+        return msgspec.structs.replace(msg, sig=self._signer.sign(msg.signing_bytes(self._chain)))
+
+    def _slot(self, h: int) -> Slot:
+        s = self._slots.get(h)
+        if s is None:
+            s = self._slots[h] = Slot(h)
+        return s
+
+    def _persist_slot(self, slot: Slot, out: list[Action]) -> None:
+        out.append(Persist(((slot_key(slot.height), canonical(slot.record())),)))
+
+    def _persist_view(self, out: list[Action]) -> None:
+        out.append(Persist(((KEY_VIEW, canonical(ViewRecord(self._view, self._in_vc))),)))
+
+    def _timeout(self) -> int:
+        cfg = self.config
+        grown = cfg.view_change_timeout_ms << min(self._backoff, 30)
+        return min(grown, cfg.view_change_timeout_max_ms)
+
+    def _is_primary_active(self) -> bool:
+        return not self._in_vc and self.config.primary(self._view) == self.me
+
+    def _in_window(self, h: int) -> bool:
+        return self._low < h <= self._low + self.config.watermark_window
+
+    def _waiting(self) -> bool:
+        """Something proposed or committed above the delivered height."""
+        return max(self._last_proposed, self._max_commit_height) > self._delivered
+
+    def _progress_deadline(self) -> int:
+        if not (self._pending or self._waiting()):
+            return NEVER
+        return max(self._last_progress, self._view_entered_at) + self._timeout()
+
+    def _request_deadline(self) -> int:
+        if not self._pending:
+            return NEVER
+        oldest = next(iter(self._pending.values()))[1]
+        base = self.config.request_timeout_ms
+        cap = max(base, self.config.view_change_timeout_max_ms)
+        budget = min(base << min(self._backoff, 30), cap)
+        return max(oldest, self._view_entered_at) + budget
+
+    def _batch_deadline(self) -> int:
+        if not self._is_primary_active():
+            return NEVER
+        for _req, arrived in self._unproposed.values():
+            return arrived + self.config.batch_timeout_ms
+        return NEVER
+
+    def _finish(self, now: int, out: list[Action]) -> None:
+        """Arm the single timer at the earliest deadline, when it changed."""
+        if self._in_vc:
+            at = min(self._vc_quorum_at + self._timeout(), self._vc_resend_at)
+        else:
+            at = min(self._progress_deadline(), self._request_deadline(), self._batch_deadline())
+        if self._sync_target > self._delivered:
+            at = min(at, self._sync_asked_at + self.config.resend_interval_ms)
+        if at >= NEVER:
+            self._timer_at = NEVER
+            return
+        at = max(at, now + 1)
+        if at != self._timer_at:
+            self._timer_at = at
+            out.append(SetTimer(at))
+
+    # -------------------------------------------------------------- proposing
+    def _maybe_propose(self, now: int, out: list[Action]) -> None:
+        cfg = self.config
+        while True:
+            h = self._last_proposed + 1
+            if h - self._delivered > cfg.pipeline_window or not self._in_window(h):
+                return
+            batch: list[bytes] = []
+            size = 0
+            oldest = NEVER
+            for req, arrived in self._unproposed.values():
+                if len(batch) >= cfg.batch_max_count or (
+                    batch and size + len(req) > cfg.batch_max_bytes
+                ):
+                    break
+                batch.append(req)
+                size += len(req)
+                oldest = min(oldest, arrived)
+            if not batch:
+                return
+            full = len(batch) >= cfg.batch_max_count or size >= cfg.batch_max_bytes
+            if not full and now < oldest + cfg.batch_timeout_ms:
+                return
+            self._propose(h, tuple(batch), now, out)
+
+    def _propose(self, h: int, payload: tuple[bytes, ...], now: int, out: list[Action]) -> None:
+        ts = max(now, self._last_proposed_ts + 1, self._delivered_ts + 1)
+        proposal = Proposal(self._chain, h, ts, self.me, self._rules.payload_root(payload))
+        pp = self._sign(PrePrepare(self._view, proposal, payload, self.me))
+        self._last_proposed_ts = ts
+        self._accept_pre_prepare(pp, now, out, own=True)
+
+    def _accept_pre_prepare(
+        self, pp: PrePrepare, now: int, out: list[Action], *, own: bool, send: bool = True
+    ) -> None:
+        """Record ``pp`` as the proposal we vote for at its height in the current view.
+
+        The primary's own pre-prepare counts as its prepare: it broadcasts the
+        pre-prepare (unless it was sent inside a NEW-VIEW); a backup broadcasts
+        a PREPARE. Either way the slot is persisted first.
+        """
+        h = pp.height
+        slot = self._slot(h)
+        digest = pp.proposal.digest()
+        slot.accepted_view, slot.accepted = pp.view, pp
+        slot.payloads[digest] = pp
+        self._last_proposed = max(self._last_proposed, h)
+        self._last_proposed_ts = max(self._last_proposed_ts, pp.proposal.timestamp)
+        for req in pp.payload:
+            self._unproposed.pop(self._rules.request_id(req), None)
+        self._persist_slot(slot, out)
+        first_vote = slot.prepare_sent_view < pp.view
+        slot.prepare_sent_view = pp.view
+        if own:
+            if send:
+                out.append(Broadcast(pp))
+        elif first_vote:
+            prep = self._sign(Prepare(pp.view, h, digest, self.me))
+            out.append(Broadcast(prep))
+            self._tally_prepare(prep, now, out)
+        self._check_prepared(slot, now, out)
+        self._try_deliver(now, out)
+
+    # --------------------------------------------------------------- handlers
+    def _view_gate(self, msg: Message, view: int, now: int, out: list[Action]) -> bool:
+        """True when a normal-case message of ``view`` may be processed now."""
+        if view == self._view and not self._in_vc:
+            return True
+        if view > self._view or (view == self._view and self._in_vc):
+            self._buffer(msg)
+            self._note_higher_view(msg.sender, view, now, out)
+        elif view < self._view:
+            self._push_new_view(msg.sender, now, out)
+        return False
+
+    def _on_pre_prepare(self, pp: PrePrepare, now: int, out: list[Action]) -> None:
+        h = pp.height
+        if pp.sender != self.config.primary(pp.view):
+            out.append(Rejected(pp.sender, "pre-prepare-not-from-primary"))
+            return
+        if not self._check_proposal(pp, out) or h <= self._low:
+            return
+        if h > self._low + self.config.watermark_window:
+            self._buffer(pp)
+            return
+        digest = pp.proposal.digest()
+        slot = self._slot(h)
+        if self._conflict(slot, "pp", pp.view, pp.sender, pp, digest, out):
+            return
+        if pp.view < self._view:
+            # too old to vote on, still a payload source for a commit certificate
+            slot.payloads.setdefault(digest, pp)
+            self._try_deliver(now, out)
+        if not self._view_gate(pp, pp.view, now, out) or slot.accepted_view == pp.view:
+            return
+        if pp.proposal.proposer != pp.sender:
+            out.append(Rejected(pp.sender, "pre-prepare-proposer-mismatch"))
+        elif pp.proposal.timestamp > now + self.config.max_clock_drift_ms:
+            out.append(Rejected(pp.sender, "pre-prepare-timestamp-ahead"))
+        elif h == self._delivered + 1 and pp.proposal.timestamp <= self._delivered_ts:
+            out.append(Rejected(pp.sender, "pre-prepare-timestamp-not-increasing"))
+        elif slot.committed is not None and slot.committed.proposal.digest() != digest:
+            out.append(Rejected(pp.sender, "pre-prepare-conflicts-with-committed"))
+        elif h <= self._delivered and slot.committed is None:
+            return  # delivered by sync: we cannot tell whether it matches, stay silent
+        else:
+            self._accept_pre_prepare(pp, now, out, own=False)
+
+    def _check_proposal(self, pp: PrePrepare, out: list[Action]) -> bool:
+        p = pp.proposal
+        cfg = self.config
+        if p.chain_id != self._chain:
+            out.append(Rejected(pp.sender, "wrong-chain"))
+            return False
+        if p.height < 1 or not 0 <= p.proposer < cfg.n:
+            out.append(Rejected(pp.sender, "malformed-proposal"))
+            return False
+        if len(pp.payload) > cfg.batch_max_count or sum(map(len, pp.payload)) > cfg.batch_max_bytes:
+            out.append(Rejected(pp.sender, "payload-too-large"))
+            return False
+        if self._rules.payload_root(pp.payload) != p.payload_root:
+            out.append(Rejected(pp.sender, "payload-root-mismatch"))
+            return False
+        if not self._rules.payload_valid(pp.payload):
+            out.append(Rejected(pp.sender, "payload-invalid"))
+            return False
+        return True
+
+    def _conflict(
+        self,
+        slot: Slot,
+        kind: str,
+        view: int,
+        sender: int,
+        msg: Message,
+        digest: bytes,
+        out: list[Action],
+    ) -> bool:
+        """Record the first vote of its kind; True (and evidence) if ``msg`` conflicts."""
+        key = (kind, view, sender)
+        first = slot.first_votes.get(key)
+        if first is None:
+            slot.first_votes[key] = msg
+            return False
+        if _digest_of(first) == digest:
+            return False
+        ekey = (kind, view, slot.height, sender)
+        if ekey not in self._evidence_seen:
+            self._evidence_seen[ekey] = None
+            out.append(Evidence(sender, first, msg))
+        return True
+
+    def _on_prepare(self, msg: Prepare, now: int, out: list[Action]) -> None:
+        if not self._in_window(msg.height):
+            self._outside_window(msg, msg.height)
+            return
+        if msg.sender == self.config.primary(msg.view):
+            out.append(Rejected(msg.sender, "prepare-from-primary"))
+            return
+        slot = self._slot(msg.height)
+        if self._conflict(slot, "prepare", msg.view, msg.sender, msg, msg.digest, out):
+            return
+        if not self._view_gate(msg, msg.view, now, out):
+            return
+        self._tally_prepare(msg, now, out)
+
+    def _tally_prepare(self, msg: Prepare, now: int, out: list[Action]) -> None:
+        slot = self._slot(msg.height)
+        slot.prepares.setdefault((msg.view, msg.digest), {})[msg.sender] = msg
+        self._check_prepared(slot, now, out)
+
+    def _check_prepared(self, slot: Slot, now: int, out: list[Action]) -> None:
+        pp = slot.accepted
+        if pp is None or slot.accepted_view != self._view or self._in_vc:
+            return
+        if slot.commit_view >= pp.view:
+            return
+        digest = pp.proposal.digest()
+        votes = slot.prepares.get((pp.view, digest), {})
+        if len(votes) < self.config.quorum - 1:
+            return
+        chosen = tuple(votes[s] for s in sorted(votes)[: self.config.quorum - 1])
+        slot.prepared = PreparedCert(pp, chosen)
+        slot.commit_view = pp.view
+        self._persist_slot(slot, out)
+        commit = self._sign(Commit(pp.view, pp.height, digest, self.me))
+        out.append(Broadcast(commit))
+        self._tally_commit(commit, now, out)
+
+    def _on_commit(self, msg: Commit, now: int, out: list[Action]) -> None:
+        h = msg.height
+        if h <= self._delivered or h <= self._low:
+            if msg.view < self._view:
+                self._push_new_view(msg.sender, now, out)
+            return
+        if h > self._low + self.config.watermark_window:
+            self._outside_window(msg, h)
+            return
+        slot = self._slot(h)
+        if self._conflict(slot, "commit", msg.view, msg.sender, msg, msg.digest, out):
+            return
+        if msg.view > self._view:
+            self._note_higher_view(msg.sender, msg.view, now, out)
+        elif msg.view < self._view:
+            self._push_new_view(msg.sender, now, out)
+        self._tally_commit(msg, now, out)
+
+    def _tally_commit(self, msg: Commit, now: int, out: list[Action]) -> None:
+        slot = self._slot(msg.height)
+        votes = slot.commits.setdefault((msg.view, msg.digest), {})
+        votes[msg.sender] = msg
+        self._max_commit_height = max(self._max_commit_height, msg.height)
+        if slot.committed is None and len(votes) >= self.config.quorum:
+            pp = slot.payloads.get(msg.digest)
+            if pp is None:
+                # committed elsewhere, but we never saw the payload: fetch the block
+                out.extend(self._need_sync(msg.height, tuple(sorted(votes)), now))
+                return
+            cert = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
+            slot.committed = CommittedBlock(pp.proposal, pp.payload, cert)
+            self._try_deliver(now, out)
+
+    def _try_deliver(self, now: int, out: list[Action]) -> None:
+        # payloads may have arrived after a commit quorum
+        while True:
+            h = self._delivered + 1
+            block = self._sync_blocks.pop(h, None)
+            slot = self._slots.get(h)
+            if block is None and slot is not None:
+                if slot.committed is None:
+                    self._complete_from_payloads(slot)
+                block = slot.committed
+            if block is None:
+                return
+            if slot is not None and slot.committed is None:
+                slot.committed = block
+            self._delivered = h
+            self._delivered_ts = block.proposal.timestamp
+            self._last_proposed = max(self._last_proposed, h)
+            self._last_proposed_ts = max(self._last_proposed_ts, block.proposal.timestamp)
+            self._last_progress = now
+            self._backoff = 0
+            for req in block.payload:
+                rid = self._rules.request_id(req)
+                self._pending.pop(rid, None)
+                self._unproposed.pop(rid, None)
+                self._recent_ids[rid] = h
+            out.append(Deliver(block))
+
+    def _complete_from_payloads(self, slot: Slot) -> None:
+        for (_view, digest), votes in slot.commits.items():
+            if len(votes) >= self.config.quorum and digest in slot.payloads:
+                pp = slot.payloads[digest]
+                cert = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
+                slot.committed = CommittedBlock(pp.proposal, pp.payload, cert)
+                return
+
+    # ---------------------------------------------------------- checkpoints
+    def _on_checkpoint(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
+        if cp.height <= self._low or cp.height % self.config.checkpoint_interval:
+            return
+        if (
+            cp.height
+            > self._low + 4 * self.config.watermark_window + self.config.checkpoint_interval
+        ):
+            # far ahead: keep only a note that we may be behind
+            self._note_ahead(cp, now, out)
+            return
+        self._add_checkpoint(cp, now, out)
+
+    def _note_ahead(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
+        """Checkpoints far beyond our window: once f+1 validators are past a height,
+        one of them honestly, sync to it. One entry per sender bounds the memory."""
+        self._ahead[cp.sender] = max(self._ahead.get(cp.sender, 0), cp.height)
+        if len(self._ahead) >= self.config.weak_quorum:
+            heights = sorted(self._ahead.values(), reverse=True)
+            target = heights[self.config.weak_quorum - 1]
+            hints = tuple(sorted(s for s, h in self._ahead.items() if h >= target))
+            out.extend(self._need_sync(target, hints, now))
+
+    def _add_checkpoint(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
+        by_height = self._checkpoints.setdefault(cp.height, {})
+        by_height[cp.sender] = cp
+        matching = {s: c for s, c in by_height.items() if c.state_root == cp.state_root}
+        if len(matching) < self.config.quorum:
+            if len(by_height) >= self.config.weak_quorum and cp.height > self._executed:
+                out.extend(self._need_sync(cp.height, tuple(sorted(by_height)), now))
+            return
+        if cp.height > self._executed:
+            out.extend(self._need_sync(cp.height, tuple(sorted(matching)), now))
+            return
+        own = self._own_roots.get(cp.height)
+        if own is not None and own != cp.state_root:
+            out.append(Divergence(cp.height, own, cp.state_root))
+            return
+        proof = tuple(matching[s] for s in sorted(matching)[: self.config.quorum])
+        self._make_stable(cp.height, cp.state_root, proof, now, out)
+
+    def _make_stable(
+        self,
+        h: int,
+        root: bytes,
+        proof: tuple[Checkpoint, ...],
+        now: int,
+        out: list[Action],
+        *,
+        replay: bool = True,
+    ) -> None:
+        if h <= self._low:
+            return
+        self._low, self._stable_root, self._stable_proof = h, root, proof
+        records: list[tuple[bytes, bytes | None]] = [
+            (KEY_STABLE, canonical(StableRecord(h, root, proof)))
+        ]
+        for sh in sorted(self._slots):
+            if sh <= h:
+                del self._slots[sh]
+                records.append((slot_key(sh), None))
+        out.append(Persist(tuple(records)))
+        for ch in [c for c in self._checkpoints if c <= h]:
+            del self._checkpoints[ch]
+        for rh in [r for r in self._own_roots if r < h]:
+            del self._own_roots[rh]
+        horizon = h - self.config.watermark_window
+        if horizon > 0:
+            for rid in [r for r, rh in self._recent_ids.items() if rh <= horizon]:
+                del self._recent_ids[rid]
+        self._ahead = {s: ah for s, ah in self._ahead.items() if ah > h}
+        if self._last_proposed < h:
+            self._last_proposed = h
+        if replay:
+            self._replay_future(now, out)
+            if self._is_primary_active():
+                self._maybe_propose(now, out)
+
+    # ----------------------------------------------------------- buffering
+    def _buffer(self, msg: Message) -> None:
+        queue = self._future.setdefault(msg.sender, [])
+        if len(queue) < self.config.future_buffer_limit:
+            queue.append(msg)
+
+    def _outside_window(self, msg: Message, h: int) -> None:
+        if h > self._low + self.config.watermark_window:
+            self._buffer(msg)
+
+    def _replay_future(self, now: int, out: list[Action]) -> None:
+        if not self._future:
+            return
+        future, self._future = self._future, {}
+        for sender in sorted(future):
+            for msg in future[sender]:
+                _HANDLERS[type(msg)](self, msg, now, out)
+
+    # --------------------------------------------------------- view change
+    def _make_view_change(self, new_view: int) -> ViewChange:
+        certs: list[PreparedCert] = []
+        for h in sorted(self._slots):
+            cert = self._slots[h].prepared
+            if h > self._low and cert is not None:
+                certs.append(cert)
+        vc = ViewChange(
+            new_view, self._low, self._stable_root, self._stable_proof, tuple(certs), self.me
+        )
+        return self._sign(vc)
+
+    def _start_view_change(self, new_view: int, cause: str, now: int, out: list[Action]) -> None:
+        if new_view <= self._view and self._in_vc:
+            return
+        self._view = new_view
+        self._in_vc = True
+        self._view_entered_at = now
+        self._vc_quorum_at = NEVER
+        self._persist_view(out)
+        self._own_vc = self._make_view_change(new_view)
+        self._vcs.setdefault(new_view, {})[self.me] = self._own_vc
+        self._vc_resend_at = now + self.config.resend_interval_ms
+        out.append(Broadcast(self._own_vc))
+        out.append(ViewChanged(new_view, cause))
+        for v in [v for v in self._vcs if v < new_view]:
+            del self._vcs[v]
+        self._after_view_change_vote(new_view, now, out)
+
+    def _on_view_change(self, vc: ViewChange, now: int, out: list[Action]) -> None:
+        if vc.new_view < self._view or (vc.new_view == self._view and not self._in_vc):
+            self._push_new_view(vc.sender, now, out)
+            return
+        if vc.new_view > self._view + 4 * self.config.n + 64:
+            out.append(Rejected(vc.sender, "view-change-too-far"))
+            return
+        try:
+            self._check_view_change(vc)
+        except CertificateError as exc:
+            out.append(Rejected(vc.sender, f"bad-view-change: {exc}"))
+            return
+        self._vcs.setdefault(vc.new_view, {})[vc.sender] = vc
+        # join rule: f+1 others want views above ours
+        above = {s: v for v in self._vcs if v > self._view for s in self._vcs[v] if s != self.me}
+        if len(above) >= self.config.weak_quorum:
+            target = min(above.values())
+            self._start_view_change(target, "joined f+1 view changes", now, out)
+            return
+        self._after_view_change_vote(vc.new_view, now, out)
+
+    def _after_view_change_vote(self, view: int, now: int, out: list[Action]) -> None:
+        if view != self._view or not self._in_vc:
+            return
+        votes = self._vcs.get(view, {})
+        if len(votes) < self.config.quorum:
+            return
+        if self._vc_quorum_at == NEVER:
+            self._vc_quorum_at = now
+        if self.config.primary(view) == self.me and view not in self._new_view_sent:
+            chosen = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
+            pps = self._new_view_pre_prepares(view, chosen, now)
+            nv = self._sign(NewView(view, chosen, pps, self.me))
+            self._new_view_sent.add(view)
+            self._enter_view(nv, now, out, own=True)
+
+    def _check_view_change(self, vc: ViewChange) -> None:
+        cfg = self.config
+        if vc.stable_height % cfg.checkpoint_interval:
+            raise CertificateError("stable height is not a checkpoint height")
+        if vc.stable_height > 0:
+            verify_checkpoint_proof(
+                cfg, self._verifier, vc.stable_height, vc.stable_root, vc.checkpoint_proof
+            )
+        last = vc.stable_height
+        for cert in vc.prepared:
+            h = cert.pre_prepare.height
+            if h <= last or h > vc.stable_height + cfg.watermark_window:
+                raise CertificateError(f"prepared certificate at height {h} out of order or range")
+            if cert.pre_prepare.view >= vc.new_view:
+                raise CertificateError("prepared certificate from a view not below the new view")
+            verify_prepared_cert(cfg, self._verifier, self._rules, cert)
+            last = h
+
+    def _new_view_pre_prepares(
+        self, view: int, vcs: tuple[ViewChange, ...], now: int
+    ) -> tuple[PrePrepare, ...]:
+        """The new primary's re-proposals: prepared values, empty blocks in the gaps.
+
+        An empty block takes the timestamp of the block below it plus one, so
+        that it does not jump ahead of re-proposed blocks above it.
+        """
+        min_s, max_s, chosen = self._select(vcs)
+        out: list[PrePrepare] = []
+        ts = self._delivered_ts
+        for h in range(min_s + 1, max_s + 1):
+            cert = chosen.get(h)
+            if cert is not None:
+                proposal = cert.pre_prepare.proposal
+                payload = cert.pre_prepare.payload
+            else:
+                payload = ()
+                proposal = Proposal(self._chain, h, ts + 1, self.me, self._rules.payload_root(()))
+            ts = proposal.timestamp
+            out.append(self._sign(PrePrepare(view, proposal, payload, self.me)))
+        return tuple(out)
+
+    @staticmethod
+    def _select(vcs: tuple[ViewChange, ...]) -> tuple[int, int, dict[int, PreparedCert]]:
+        min_s = max(vc.stable_height for vc in vcs)
+        chosen: dict[int, PreparedCert] = {}
+        for vc in vcs:
+            for cert in vc.prepared:
+                h = cert.pre_prepare.height
+                if h <= min_s:
+                    continue
+                have = chosen.get(h)
+                if have is None or cert.pre_prepare.view > have.pre_prepare.view:
+                    chosen[h] = cert
+        max_s = max(chosen, default=min_s)
+        return min_s, max_s, chosen
+
+    def _on_new_view(self, nv: NewView, now: int, out: list[Action]) -> None:
+        if nv.view < self._view or (nv.view == self._view and not self._in_vc):
+            if nv.view < self._view:
+                self._push_new_view(nv.sender, now, out)
+            return
+        try:
+            self._check_new_view(nv)
+        except CertificateError as exc:
+            out.append(Rejected(nv.sender, f"bad-new-view: {exc}"))
+            return
+        self._enter_view(nv, now, out, own=False)
+
+    def _check_new_view(self, nv: NewView) -> None:
+        cfg = self.config
+        if nv.sender != cfg.primary(nv.view):
+            raise CertificateError("NEW-VIEW not from the view's primary")
+        senders = [vc.sender for vc in nv.view_changes]
+        if len(set(senders)) != len(senders) or len(senders) < cfg.quorum:
+            raise CertificateError("NEW-VIEW needs a quorum of view changes from distinct replicas")
+        for vc in nv.view_changes:
+            if vc.new_view != nv.view:
+                raise CertificateError("view change for another view")
+            if not 0 <= vc.sender < cfg.n or not self._verifier.verify(
+                vc.sender, vc.signing_bytes(self._chain), vc.sig
+            ):
+                raise CertificateError(f"view change from {vc.sender} badly signed")
+            self._check_view_change(vc)
+        min_s, max_s, chosen = self._select(nv.view_changes)
+        expected = list(range(min_s + 1, max_s + 1))
+        if [pp.height for pp in nv.pre_prepares] != expected:
+            raise CertificateError("NEW-VIEW re-proposes the wrong heights")
+        for pp in nv.pre_prepares:
+            if pp.view != nv.view or pp.sender != nv.sender:
+                raise CertificateError("NEW-VIEW pre-prepare of another view or sender")
+            if not self._verifier.verify(pp.sender, pp.signing_bytes(self._chain), pp.sig):
+                raise CertificateError("NEW-VIEW pre-prepare badly signed")
+            cert = chosen.get(pp.height)
+            if cert is not None:
+                if (
+                    pp.proposal != cert.pre_prepare.proposal
+                    or pp.payload != cert.pre_prepare.payload
+                ):
+                    raise CertificateError(f"NEW-VIEW changes the prepared value at {pp.height}")
+            else:
+                p = pp.proposal
+                if (
+                    pp.payload
+                    or p.chain_id != self._chain
+                    or p.proposer != nv.sender
+                    or p.payload_root != self._rules.payload_root(())
+                ):
+                    raise CertificateError(f"NEW-VIEW must propose an empty block at {pp.height}")
+
+    def _enter_view(self, nv: NewView, now: int, out: list[Action], *, own: bool) -> None:
+        view = nv.view
+        self._view = view
+        self._in_vc = False
+        self._view_entered_at = now
+        self._vc_quorum_at = NEVER
+        self._vc_resend_at = NEVER
+        self._own_vc = None
+        self._new_view_msg = nv
+        self._higher_views.clear()
+        for v in [v for v in self._vcs if v <= view]:
+            del self._vcs[v]
+        self._persist_view(out)
+        if own:
+            out.append(Broadcast(nv))
+        out.append(ViewChanged(view, "new view"))
+        # adopt the highest stable checkpoint of the quorum
+        best = max(nv.view_changes, key=lambda vc: (vc.stable_height, -vc.sender))
+        if best.stable_height > self._low:
+            self._make_stable(
+                best.stable_height, best.stable_root, best.checkpoint_proof, now, out, replay=False
+            )
+            if self._executed < best.stable_height:
+                hints = tuple(
+                    sorted(
+                        vc.sender
+                        for vc in nv.view_changes
+                        if vc.stable_height == best.stable_height
+                    )
+                )
+                out.extend(self._need_sync(best.stable_height, hints, now))
+        # in-flight proposals of older views are void; prepared certificates stay
+        self._unproposed = dict(self._pending)
+        self._last_proposed = max(self._delivered, self._low)
+        for slot in self._slots.values():
+            if slot.accepted_view < view:
+                slot.accepted = None
+        for pp in nv.pre_prepares:
+            h = pp.height
+            if h <= self._low:
+                continue
+            slot = self._slot(h)
+            slot.payloads.setdefault(pp.proposal.digest(), pp)
+            if (
+                slot.committed is not None
+                and slot.committed.proposal.digest() != pp.proposal.digest()
+            ):
+                out.append(Rejected(nv.sender, "new-view-conflicts-with-committed"))
+                continue
+            self._accept_pre_prepare(pp, now, out, own=own, send=False)
+        self._last_proposed = max(self._last_proposed, self._low, self._delivered)
+        self._replay_future(now, out)
+        if self._is_primary_active():
+            self._maybe_propose(now, out)
+
+    # ----------------------------------------------------- learning the view
+    def _note_higher_view(self, sender: int, view: int, now: int, out: list[Action]) -> None:
+        if self._higher_views.get(sender, -1) >= view:
+            return
+        self._higher_views[sender] = view
+        if len(self._higher_views) < self.config.weak_quorum:
+            return
+        for peer in sorted(self._higher_views):
+            if now >= self._last_request.get(peer, -NEVER) + self.config.resend_interval_ms:
+                self._last_request[peer] = now
+                want = self._higher_views[peer]
+                out.append(Send(peer, self._sign(NewViewRequest(want, self.me))))
+
+    def _on_new_view_request(self, req: NewViewRequest, now: int, out: list[Action]) -> None:
+        self._push_new_view(req.sender, now, out)
+
+    def _push_new_view(self, peer: int, now: int, out: list[Action]) -> None:
+        nv = self._new_view_msg
+        if nv is None or nv.view != self._view or self._in_vc:
+            return
+        if now < self._last_push.get(peer, -NEVER) + self.config.resend_interval_ms:
+            return
+        self._last_push[peer] = now
+        out.append(Send(peer, nv))
+
+    # ----------------------------------------------------------------- sync
+    def _need_sync(
+        self, target: int, hints: tuple[int, ...], now: int, *, force: bool = False
+    ) -> list[Action]:
+        if target <= self._delivered:
+            return []
+        if target <= self._sync_target and not force:
+            return []
+        self._sync_target = max(self._sync_target, target)
+        self._sync_asked_at = now
+        return [NeedSync(self._sync_target, tuple(h for h in hints if h != self.me))]
+
+    def _check_block(self, block: CommittedBlock) -> None:
+        p = block.proposal
+        if p.chain_id != self._chain:
+            raise CertificateError("block of another chain")
+        if self._rules.payload_root(block.payload) != p.payload_root:
+            raise CertificateError("payload does not match the payload root")
+        verify_commit_certificate(self.config, self._verifier, p, block.certificate)
+
+    def _resend_votes(self, slot: Slot) -> list[Action]:
+        """After a restart: repeat (identical) votes of the current view."""
+        out: list[Action] = []
+        pp = slot.accepted
+        if pp is None or slot.accepted_view != self._view or slot.height <= self._delivered:
+            return out
+        digest = pp.proposal.digest()
+        if pp.sender == self.me:
+            out.append(Broadcast(pp))
+        else:
+            out.append(Broadcast(self._sign(Prepare(pp.view, slot.height, digest, self.me))))
+        if slot.commit_view == self._view:
+            out.append(Broadcast(self._sign(Commit(pp.view, slot.height, digest, self.me))))
+        return out
+
+
+_Handler = Callable[[Replica, Any, int, list[Action]], None]
+_HANDLERS: dict[type, _Handler] = {
+    PrePrepare: Replica._on_pre_prepare,
+    Prepare: Replica._on_prepare,
+    Commit: Replica._on_commit,
+    Checkpoint: Replica._on_checkpoint,
+    ViewChange: Replica._on_view_change,
+    NewView: Replica._on_new_view,
+    NewViewRequest: Replica._on_new_view_request,
+}
