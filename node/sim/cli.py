@@ -1,0 +1,133 @@
+"""``hygeia sim``: run one deterministic simulation, or sweep seeds and parameters."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+import click
+
+from node.sim import report, sweep
+from node.sim.engine import Simulation
+from node.sim.scenario import Scenario, ScenarioError, load
+
+
+def _load(path: str, params: tuple[str, ...]) -> Scenario:
+    try:
+        scenario = load(path)
+        for name, values in sweep.parse_params(params):
+            if len(values) != 1:
+                raise ScenarioError(f"--param {name} takes one value in `sim run`")
+            scenario = sweep.apply(scenario, name, values[0])
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return scenario
+
+
+def replay_command(path: str, seed: int, params: tuple[str, ...] = ()) -> str:
+    words = ["hygeia", "sim", "run", path, "--seed", str(seed)]
+    for p in params:
+        words += ["--param", p]
+    return shlex.join(words)
+
+
+@click.group(name="sim")
+def sim() -> None:
+    """Deterministic cluster simulations of the real replica."""
+
+
+@sim.command(name="run")
+@click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's RNG.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for report.json [default: out/sim-<scenario name>].",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    help="Override one knob, NAME=VALUE (n, loss, latency, batch), e.g. to replay a sweep.",
+)
+def run_cmd(scenario_file: str, seed: int, out_dir: str | None, params: tuple[str, ...]) -> None:
+    """Run SCENARIO_FILE once and write DIR/report.json (byte-identical per seed)."""
+    scenario = _load(scenario_file, params)
+    out = Path(out_dir or f"out/sim-{scenario.name}")
+    started = time.perf_counter()
+    sim_run = Simulation(scenario, seed).run()
+    wall = time.perf_counter() - started
+    rep = report.build(sim_run)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_bytes(report.dumps(rep))
+    click.echo(report.summary(rep))
+    click.echo(f"  wall time {wall:.3f} s  report {out / 'report.json'}")
+    if not rep["ok"]:
+        click.echo(f"invariant violated with seed {seed}; replay with:", err=True)
+        click.echo(f"  {replay_command(scenario_file, seed, params)}", err=True)
+        raise SystemExit(1)
+
+
+@sim.command(name="sweep")
+@click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--first-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    help="NAME=v1,v2,... with NAME one of n, loss, latency, batch; repeat for a grid.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for sweep.csv and the plots [default: out/sweep-<scenario name>].",
+)
+def sweep_cmd(
+    scenario_file: str, seeds: int, first_seed: int, params: tuple[str, ...], out_dir: str | None
+) -> None:
+    """Run SCENARIO_FILE over many seeds and knob values; write a CSV and PNG plots."""
+    base = _load(scenario_file, ())
+    try:
+        grid = sweep.parse_params(params)
+        # build every combination up front so that a bad value fails before any run
+        list(sweep.combos(base, grid))
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    vary = [name for name, _ in grid]
+    out = Path(out_dir or f"out/sweep-{base.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+
+    def progress(combo: sweep.Combo, seed: int, rep: dict[str, object]) -> None:
+        if not rep["ok"]:
+            knobs = tuple(f"{k}={combo.knobs[k]}" for k in vary)
+            failures.append(replay_command(scenario_file, seed, knobs))
+
+    started = time.perf_counter()
+    done = sweep.run_sweep(base, grid, seeds, first_seed, progress=progress)
+    wall = time.perf_counter() - started
+    sweep.write_csv(out / "sweep.csv", done)
+    from node.sim import plots  # matplotlib is slow to import: only when drawing
+
+    pngs = plots.draw_all(out, done, vary)
+    runs = sum(len(c.rows) for c in done)
+    click.echo(f"{runs} runs of {base.name} in {wall:.1f} s wall; {len(failures)} failed")
+    for combo in done:
+        ok = sum(r["ok"] for r in combo.rows)
+        tps = sorted(float(r["throughput_tps"]) for r in combo.rows)
+        click.echo(
+            f"  {combo.label(vary):<32} ok {ok}/{len(combo.rows)}  "
+            f"median throughput {tps[len(tps) // 2]:.1f} tx/s"
+        )
+    click.echo(f"  wrote {out / 'sweep.csv'} and {', '.join(p.name for p in pngs)}")
+    if failures:
+        click.echo("invariant violations; replay with:", err=True)
+        for cmd in failures[:20]:
+            click.echo(f"  {cmd}", err=True)
+        raise SystemExit(1)

@@ -1,0 +1,447 @@
+"""The deterministic discrete-event engine that drives real replicas.
+
+One heap of events keyed ``(virtual ms, sequence number)``; one
+``random.Random(seed)`` for every random choice (network, workload,
+Byzantine splits, sync peers). Each event calls one replica entry point with
+the node's drifting local time and carries out the returned actions in order:
+
+- ``Persist`` goes to the node's ``DurableStore`` at once (so it is durable
+  before any later send of the same list);
+- ``Send``/``Broadcast`` pass through the node's Byzantine behaviour (if any)
+  and the network model, and become message events;
+- ``Deliver`` executes the block on the store, feeds the invariant checker and
+  answers ``on_executed`` (whose actions are carried out on the spot);
+- ``SetTimer`` keeps only the latest deadline per node;
+- ``NeedSync`` sends a sync request to up to f+1 hinted peers, whose nodes
+  answer with the committed blocks above the requester's height.
+
+Crashes and restarts, partitions and heals are scheduled events. A crash
+keeps the ``DurableStore`` and drops the replica; a restart builds a new
+replica from a copy of the persisted records and the chain tip.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import cast
+
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Deliver,
+    Divergence,
+    Evidence,
+    NeedSync,
+    Persist,
+    Rejected,
+    Send,
+    SetTimer,
+    ViewChanged,
+)
+from consensus.crypto import Verifier
+from consensus.messages import (
+    CommittedBlock,
+    Message,
+    NewView,
+    PrePrepare,
+    decode_block,
+    decode_message,
+    encode_block,
+    encode_message,
+)
+from node.sim.byzantine import make_behaviour
+from node.sim.clock import NodeClock
+from node.sim.crypto import Ed25519Scheme, KeyedHashScheme, SimPayloadRules
+from node.sim.invariants import InvariantChecker
+from node.sim.metrics import MESSAGE_NAMES, SYNC_REQUEST, SYNC_RESPONSE, Metrics
+from node.sim.network import Network
+from node.sim.node import SimNode
+from node.sim.replicas import ReplicaKit, real_kit
+from node.sim.scenario import Scenario
+from node.sim.store import DurableStore
+from node.sim.workload import Workload
+
+# event kinds
+_MSG, _TIMER, _REQUEST, _CALL, _SYNC_REQ, _SYNC_RESP = range(6)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    requester: int
+    from_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResponse:
+    blocks: tuple[CommittedBlock, ...] | tuple[bytes, ...]
+
+
+class Simulation:
+    """One run of one scenario with one seed."""
+
+    def __init__(self, scenario: Scenario, seed: int, kit: ReplicaKit | None = None) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.kit = kit or real_kit()
+        self.rng = random.Random(seed)
+        self.config = scenario.consensus_config()
+        n = self.n = scenario.n
+        scheme: Ed25519Scheme | KeyedHashScheme = (
+            Ed25519Scheme(n, seed) if scenario.crypto == "ed25519" else KeyedHashScheme(n, seed)
+        )
+        self.verifier: Verifier = scheme.verifier()
+        self.rules = SimPayloadRules()
+        self.network = Network(scenario.network, n, self.rng)
+        self.metrics = Metrics()
+        self.workload = Workload(scenario.workload, self.rng)
+        self.wire = scenario.wire
+        self.now = 0
+        self.events = 0
+        self._queue: list[tuple[int, int, int, int, object]] = []
+        self._seq = itertools.count()
+        self._names = MESSAGE_NAMES
+
+        byz = scenario.byzantine_nodes()
+        drift = {d.node: d for d in scenario.drift}
+        self.nodes: list[SimNode] = []
+        for i in range(n):
+            d = drift.get(i)
+            clock = NodeClock(
+                scenario.clock_epoch_ms, d.offset_ms if d else 0, d.rate_ppm if d else 0
+            )
+            signer = scheme.signer(i)
+            spec = byz.get(i)
+            behaviour = (
+                make_behaviour(spec, self.config, signer, self.rules, self.rng) if spec else None
+            )
+            store = DurableStore(self.kit.genesis_root)
+            self.nodes.append(SimNode(i, n, clock, store, signer, behaviour))
+
+        lost = set(scenario.permanently_crashed())
+        self.live_targets = [i for i in range(n) if i not in byz and i not in lost]
+        self.checker = InvariantChecker(
+            self.config,
+            self.verifier,
+            self.rules,
+            liveness_after=scenario.last_fault_end(),
+            liveness_bound=scenario.liveness_bound_ms,
+            liveness_nodes=self.live_targets,
+            liveness_applicable=scenario.faulty_after_heal() <= self.config.f,
+        )
+        self._target_set = frozenset(self.live_targets)
+        self._reached = 0
+        self._check_done = False
+        self._schedule_faults()
+        self._schedule_workload()
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _push(self, at: int, kind: int, node: int, payload: object) -> None:
+        heapq.heappush(self._queue, (at, next(self._seq), kind, node, payload))
+
+    def call_at(self, at: int, fn: Callable[[], None]) -> None:
+        self._push(at, _CALL, -1, fn)
+
+    def _schedule_faults(self) -> None:
+        for f in self.scenario.faults:
+            if f.kind == "crash":
+                node = f.node
+                self.call_at(f.at_ms, partial(self.crash, node))
+                if f.end_ms is not None:
+                    self.call_at(f.end_ms, partial(self.restart, node))
+            else:
+                groups = f.groups
+                self.call_at(f.at_ms, partial(self.network.partition, groups))
+                if f.end_ms is not None:
+                    self.call_at(f.end_ms, self.network.heal)
+
+    def _schedule_workload(self) -> None:
+        w = self.scenario.workload
+        if w.mode == "closed":
+            for c in range(w.clients):
+                self.call_at(w.start_ms, partial(self._client_tx, c))
+        else:
+            self.call_at(w.start_ms, partial(self._open_arrival, 0))
+
+    def _open_arrival(self, k: int) -> None:
+        wl = self.workload
+        if wl.exhausted(self.now):
+            return
+        self._submit(wl.new_tx(self.now))
+        if self.scenario.workload.arrival == "fixed":
+            nxt = max(self.now, wl.open_arrival(k + 1))
+        else:
+            nxt = self.now + wl.uniform_gap()
+        self.call_at(nxt, partial(self._open_arrival, k + 1))
+
+    def _client_tx(self, client: int) -> None:
+        if not self.workload.exhausted(self.now):
+            self._submit(self.workload.new_tx(self.now, client))
+
+    def _submit(self, tx: bytes) -> None:
+        self.metrics.txs_submitted += 1
+        now = self.now
+        for node in self.nodes:
+            self._push(now + self.network.client_delay(), _REQUEST, node.id, tx)
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> Simulation:
+        for node in self.nodes:
+            self._start(node)
+        q = self._queue
+        pop = heapq.heappop
+        end = self.scenario.duration_ms
+        nodes = self.nodes
+        while q:
+            if q[0][0] > end:
+                self.now = end
+                break
+            vt, _, kind, i, payload = pop(q)
+            self.now = vt
+            self.events += 1
+            if kind == _MSG:
+                node = nodes[i]
+                if node.up:
+                    self._on_message(node, payload, vt)
+            elif kind == _TIMER:
+                self._on_timer(nodes[i], payload, vt)
+            elif kind == _REQUEST:
+                node = nodes[i]
+                if node.up:
+                    assert node.replica is not None and isinstance(payload, bytes)
+                    self._apply(node, node.replica.on_request(payload, node.clock.local(vt)), vt)
+            elif kind == _CALL:
+                assert callable(payload)
+                payload()
+            elif kind == _SYNC_REQ:
+                assert isinstance(payload, SyncRequest)
+                self._on_sync_request(nodes[i], payload, vt)
+            else:
+                assert isinstance(payload, SyncResponse)
+                self._on_sync_response(nodes[i], payload, vt)
+            if self._check_done and self._done():
+                break
+        self.checker.finish()
+        return self
+
+    def _done(self) -> bool:
+        self._check_done = False
+        return (
+            self._reached >= len(self._target_set)
+            and self.now >= self.checker.liveness_after
+            and self.checker.liveness_satisfied()
+        )
+
+    # -- node lifecycle --------------------------------------------------------
+
+    def _start(self, node: SimNode, restart: bool = False) -> None:
+        store = node.store
+        node.replica = self.kit.factory(
+            self.config,
+            node.id,
+            node.signer,
+            self.verifier,
+            self.rules,
+            dict(store.records) if restart else None,
+            store.tip() if restart else None,
+        )
+        node.up = True
+        self._apply(node, node.replica.start(node.clock.local(self.now)), self.now)
+
+    def crash(self, i: int) -> None:
+        self.nodes[i].crash()
+
+    def restart(self, i: int) -> None:
+        node = self.nodes[i]
+        if not node.up:
+            self._start(node, restart=True)
+
+    # -- inputs to replicas ----------------------------------------------------
+
+    def _on_message(self, node: SimNode, payload: object, vt: int) -> None:
+        if self.wire:
+            assert isinstance(payload, bytes)
+            msg = decode_message(payload)
+        else:
+            msg = cast(Message, payload)
+        if node.behaviour is not None:
+            node.behaviour.observe(self, node.peers, msg)
+        assert node.replica is not None
+        actions = node.replica.on_message(msg, node.clock.local(vt))
+        if actions:
+            self._apply(node, actions, vt)
+
+    def _on_timer(self, node: SimNode, token: object, vt: int) -> None:
+        if not node.up or token != node.timer_token:
+            return
+        node.timer_queued = None
+        want = node.timer_vt
+        if want is None:
+            return
+        if vt < want:
+            node.timer_queued = want
+            self._push(want, _TIMER, node.id, token)
+            return
+        node.timer_vt = None
+        assert node.replica is not None
+        self._apply(node, node.replica.on_timer(node.clock.local(vt)), vt)
+
+    # -- actions ---------------------------------------------------------------
+
+    def _apply(self, node: SimNode, actions: Sequence[Action], vt: int) -> None:
+        for a in actions:
+            if isinstance(a, Broadcast):
+                self._broadcast(node, a.message, vt)
+            elif isinstance(a, Persist):
+                node.store.persist(a.records)
+            elif isinstance(a, Send):
+                self._send(node, a.to, a.message, vt)
+            elif isinstance(a, SetTimer):
+                self._set_timer(node, a.at, vt)
+            elif isinstance(a, Deliver):
+                self._deliver(node, a.block, vt)
+            elif isinstance(a, NeedSync):
+                self._need_sync(node, a.hints, vt)
+            elif isinstance(a, ViewChanged):
+                if node.honest:
+                    self.metrics.view_changes += 1
+            elif isinstance(a, Rejected):
+                self.metrics.reject(a.reason.split(":", 1)[0])
+            elif isinstance(a, Evidence):
+                self.metrics.evidence += 1
+            elif isinstance(a, Divergence) and node.honest:
+                self.checker.on_divergence(node.id, a.height, a.ours, a.stable, vt)
+
+    def _record_proposals(self, msg: Message) -> None:
+        if isinstance(msg, PrePrepare):
+            self.checker.record_pre_prepare(msg)
+        elif isinstance(msg, NewView):
+            for pp in msg.pre_prepares:
+                self.checker.record_pre_prepare(pp)
+
+    def _broadcast(self, node: SimNode, msg: Message, vt: int) -> None:
+        self._record_proposals(msg)
+        if node.behaviour is not None:
+            node.behaviour.transmit(self, node.peers, msg)
+            return
+        name = self._names[type(msg)]
+        sent = self.metrics.sent
+        sent[name] = sent.get(name, 0) + len(node.peers)
+        payload: object = encode_message(msg) if self.wire else msg
+        src = node.id
+        delays = self.network.delays
+        q = self._queue
+        push = heapq.heappush
+        seq = self._seq
+        for dst in node.peers:
+            for d in delays(src, dst):
+                push(q, (vt + d, next(seq), _MSG, dst, payload))
+
+    def _send(self, node: SimNode, to: int, msg: Message, vt: int) -> None:
+        self._record_proposals(msg)
+        if node.behaviour is not None:
+            node.behaviour.transmit(self, (to,), msg)
+            return
+        self.metrics.count(self._names[type(msg)])
+        payload: object = encode_message(msg) if self.wire else msg
+        for d in self.network.delays(node.id, to):
+            self._push(vt + d, _MSG, to, payload)
+
+    def post(self, src: int, dst: int, msg: Message, extra_delay: int) -> None:
+        """One message from a Byzantine behaviour (the ``Outbox`` protocol)."""
+        if type(msg) is PrePrepare:
+            self._record_proposals(msg)
+        self.metrics.count(self._names[type(msg)])
+        payload: object = encode_message(msg) if self.wire else msg
+        for d in self.network.delays(src, dst):
+            self._push(self.now + d + extra_delay, _MSG, dst, payload)
+
+    def _set_timer(self, node: SimNode, at_local: int, vt: int) -> None:
+        at = node.clock.virtual_at(at_local)
+        if at < vt:
+            at = vt
+        node.timer_vt = at
+        queued = node.timer_queued
+        if queued is None or at < queued:
+            node.timer_token += 1
+            node.timer_queued = at
+            self._push(at, _TIMER, node.id, node.timer_token)
+
+    def _deliver(self, node: SimNode, block: CommittedBlock, vt: int) -> None:
+        store = node.store
+        height = block.proposal.height
+        if height != len(store.chain) + 1:
+            if node.honest:
+                self.checker.on_out_of_order(node.id, len(store.chain) + 1, height, vt)
+            return
+        digest = block.proposal.digest()
+        root = store.append(block, digest)
+        if node.honest:
+            if self.checker.on_commit(node.id, block, digest, vt):
+                self._first_commit(block, vt)
+            if height == self.scenario.stop_at_height and node.id in self._target_set:
+                self._reached += 1
+            self._check_done = self.scenario.stop_at_height > 0
+        assert node.replica is not None
+        actions = node.replica.on_executed(height, root, node.clock.local(vt))
+        if actions:
+            self._apply(node, actions, vt)
+
+    def _first_commit(self, block: CommittedBlock, vt: int) -> None:
+        m = self.metrics
+        m.txs_committed += len(block.payload)
+        think = self.scenario.workload.think_ms
+        for tx in block.payload:
+            latency, client = self.workload.committed(tx, vt)
+            if latency is not None:
+                m.latencies.append(latency)
+            if client >= 0:
+                self.call_at(vt + think, partial(self._client_tx, client))
+
+    # -- block sync ------------------------------------------------------------
+
+    def _need_sync(self, node: SimNode, hints: tuple[int, ...], vt: int) -> None:
+        if vt < node.sync_until:
+            return
+        node.sync_until = vt + self.scenario.network.sync_retry_ms
+        peers = [h for h in hints if h != node.id and 0 <= h < self.n] or list(node.peers)
+        k = self.config.f + 1
+        if len(peers) > k:
+            peers = self.rng.sample(peers, k)
+        req = SyncRequest(node.id, len(node.store.chain))
+        for dst in peers:
+            self.metrics.count(SYNC_REQUEST)
+            for d in self.network.delays(node.id, dst):
+                self._push(vt + d, _SYNC_REQ, dst, req)
+
+    def _on_sync_request(self, node: SimNode, req: SyncRequest, vt: int) -> None:
+        if not node.up or (node.behaviour is not None and not node.behaviour.answers_sync):
+            return
+        blocks = node.store.blocks_after(req.from_height, self.scenario.network.sync_max_blocks)
+        if not blocks:
+            return
+        self.metrics.count(SYNC_RESPONSE)
+        resp = SyncResponse(tuple(encode_block(b) for b in blocks) if self.wire else blocks)
+        for d in self.network.delays(node.id, req.requester):
+            self._push(vt + d, _SYNC_RESP, req.requester, resp)
+
+    def _on_sync_response(self, node: SimNode, resp: SyncResponse, vt: int) -> None:
+        for item in resp.blocks:
+            if not node.up:
+                return
+            block = decode_block(item) if isinstance(item, bytes) else item
+            if block.proposal.height <= len(node.store.chain):
+                continue
+            assert node.replica is not None
+            self._apply(node, node.replica.on_committed_block(block, node.clock.local(vt)), vt)
+
+
+def run(scenario: Scenario, seed: int, kit: ReplicaKit | None = None) -> Simulation:
+    """Run ``scenario`` with ``seed`` to the end and return the finished simulation."""
+    return Simulation(scenario, seed, kit).run()
