@@ -295,8 +295,11 @@ class Replica:
         self._last_request: dict[int, int] = {}
         self._evidence_seen: dict[tuple[str, int, int, int], None] = {}
         self._sync_target = 0
+        self._sync_hints: tuple[int, ...] = ()
         self._sync_asked_at = -NEVER
         self._timer_at = NEVER
+        self._was_waiting = False
+        self._unproposed_bytes = 0
         self._restore(records or {})
 
     # ------------------------------------------------------------------ state
@@ -398,10 +401,13 @@ class Replica:
         return out
 
     def on_request(self, request: bytes, now: int) -> list[Action]:
+        if len(request) > self.config.batch_max_bytes:
+            return [Rejected(-1, "request-too-large")]
         rid = self._rules.request_id(request)
         if rid in self._pending or rid in self._recent_ids:
             return []
         self._pending[rid] = self._unproposed[rid] = (request, now)
+        self._unproposed_bytes += len(request)
         out: list[Action] = []
         if self._is_primary_active():
             self._maybe_propose(now, out)
@@ -523,15 +529,29 @@ class Replica:
         budget = min(base << min(self._backoff, 30), cap)
         return max(oldest, self._view_entered_at) + budget
 
+    def _can_propose_next(self) -> bool:
+        h = self._last_proposed + 1
+        return h - self._delivered <= self.config.pipeline_window and self._in_window(h)
+
     def _batch_deadline(self) -> int:
-        if not self._is_primary_active():
-            return NEVER
+        if not self._is_primary_active() or not self._can_propose_next():
+            return NEVER  # a delivery or a new window will call _maybe_propose
         for _req, arrived in self._unproposed.values():
             return arrived + self.config.batch_timeout_ms
         return NEVER
 
     def _finish(self, now: int, out: list[Action]) -> None:
-        """Arm the single timer at the earliest deadline, when it changed."""
+        """Common tail of every entry point: propose if due, arm the timer.
+
+        The progress clock starts when the replica starts waiting for
+        something, so a request arriving after an idle hour is not overdue.
+        """
+        if self._is_primary_active():
+            self._maybe_propose(now, out)
+        waiting = bool(self._pending) or self._waiting()
+        if waiting and not self._was_waiting:
+            self._last_progress = now
+        self._was_waiting = waiting
         if self._in_vc:
             at = min(self._vc_quorum_at + self._timeout(), self._vc_resend_at)
         else:
@@ -549,26 +569,21 @@ class Replica:
     # -------------------------------------------------------------- proposing
     def _maybe_propose(self, now: int, out: list[Action]) -> None:
         cfg = self.config
-        while True:
+        while self._unproposed and self._can_propose_next():
+            if (
+                len(self._unproposed) < cfg.batch_max_count
+                and self._unproposed_bytes < cfg.batch_max_bytes
+                and now < next(iter(self._unproposed.values()))[1] + cfg.batch_timeout_ms
+            ):
+                return  # neither a full batch nor an expired batch timer
             h = self._last_proposed + 1
-            if h - self._delivered > cfg.pipeline_window or not self._in_window(h):
-                return
             batch: list[bytes] = []
             size = 0
-            oldest = NEVER
-            for req, arrived in self._unproposed.values():
-                if len(batch) >= cfg.batch_max_count or (
-                    batch and size + len(req) > cfg.batch_max_bytes
-                ):
+            for req, _arrived in self._unproposed.values():
+                if len(batch) >= cfg.batch_max_count or size + len(req) > cfg.batch_max_bytes:
                     break
                 batch.append(req)
                 size += len(req)
-                oldest = min(oldest, arrived)
-            if not batch:
-                return
-            full = len(batch) >= cfg.batch_max_count or size >= cfg.batch_max_bytes
-            if not full and now < oldest + cfg.batch_timeout_ms:
-                return
             self._propose(h, tuple(batch), now, out)
 
     def _propose(self, h: int, payload: tuple[bytes, ...], now: int, out: list[Action]) -> None:
@@ -595,7 +610,8 @@ class Replica:
         self._last_proposed = max(self._last_proposed, h)
         self._last_proposed_ts = max(self._last_proposed_ts, pp.proposal.timestamp)
         for req in pp.payload:
-            self._unproposed.pop(self._rules.request_id(req), None)
+            if self._unproposed.pop(self._rules.request_id(req), None) is not None:
+                self._unproposed_bytes -= len(req)
         self._persist_slot(slot, out)
         first_vote = slot.prepare_sent_view < pp.view
         slot.prepare_sent_view = pp.view
@@ -757,12 +773,13 @@ class Replica:
         slot = self._slot(msg.height)
         votes = slot.commits.setdefault((msg.view, msg.digest), {})
         votes[msg.sender] = msg
-        self._max_commit_height = max(self._max_commit_height, msg.height)
+        if len(votes) >= self.config.weak_quorum:  # one honest replica committed it
+            self._max_commit_height = max(self._max_commit_height, msg.height)
         if slot.committed is None and len(votes) >= self.config.quorum:
             pp = slot.payloads.get(msg.digest)
             if pp is None:
                 # committed elsewhere, but we never saw the payload: fetch the block
-                out.extend(self._need_sync(msg.height, tuple(sorted(votes)), now))
+                out.extend(self._need_sync(msg.height, tuple(sorted(votes)), now, urgent=False))
                 return
             cert = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
             slot.committed = CommittedBlock(pp.proposal, pp.payload, cert)
@@ -791,7 +808,8 @@ class Replica:
             for req in block.payload:
                 rid = self._rules.request_id(req)
                 self._pending.pop(rid, None)
-                self._unproposed.pop(rid, None)
+                if self._unproposed.pop(rid, None) is not None:
+                    self._unproposed_bytes -= len(req)
                 self._recent_ids[rid] = h
             out.append(Deliver(block))
 
@@ -807,10 +825,8 @@ class Replica:
     def _on_checkpoint(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
         if cp.height <= self._low or cp.height % self.config.checkpoint_interval:
             return
-        if (
-            cp.height
-            > self._low + 4 * self.config.watermark_window + self.config.checkpoint_interval
-        ):
+        base = max(self._low, self._executed)
+        if cp.height > base + 4 * self.config.watermark_window + self.config.checkpoint_interval:
             # far ahead: keep only a note that we may be behind
             self._note_ahead(cp, now, out)
             return
@@ -830,12 +846,12 @@ class Replica:
         by_height = self._checkpoints.setdefault(cp.height, {})
         by_height[cp.sender] = cp
         matching = {s: c for s, c in by_height.items() if c.state_root == cp.state_root}
-        if len(matching) < self.config.quorum:
-            if len(by_height) >= self.config.weak_quorum and cp.height > self._executed:
-                out.extend(self._need_sync(cp.height, tuple(sorted(by_height)), now))
-            return
         if cp.height > self._executed:
-            out.extend(self._need_sync(cp.height, tuple(sorted(matching)), now))
+            if len(matching) >= self.config.weak_quorum:
+                hints = tuple(sorted(matching))
+                out.extend(self._need_sync(cp.height, hints, now, urgent=False))
+            return
+        if len(matching) < self.config.quorum:
             return
         own = self._own_roots.get(cp.height)
         if own is not None and own != cp.state_root:
@@ -942,7 +958,12 @@ class Replica:
             return
         self._vcs.setdefault(vc.new_view, {})[vc.sender] = vc
         # join rule: f+1 others want views above ours
-        above = {s: v for v in self._vcs if v > self._view for s in self._vcs[v] if s != self.me}
+        above: dict[int, int] = {}  # sender -> lowest view above ours it asks for
+        for v in sorted(self._vcs):
+            if v > self._view:
+                for s in self._vcs[v]:
+                    if s != self.me:
+                        above.setdefault(s, v)
         if len(above) >= self.config.weak_quorum:
             target = min(above.values())
             self._start_view_change(target, "joined f+1 view changes", now, out)
@@ -1086,8 +1107,6 @@ class Replica:
         for v in [v for v in self._vcs if v <= view]:
             del self._vcs[v]
         self._persist_view(out)
-        if own:
-            out.append(Broadcast(nv))
         out.append(ViewChanged(view, "new view"))
         # adopt the highest stable checkpoint of the quorum
         best = max(nv.view_changes, key=lambda vc: (vc.stable_height, -vc.sender))
@@ -1106,6 +1125,7 @@ class Replica:
                 out.extend(self._need_sync(best.stable_height, hints, now))
         # in-flight proposals of older views are void; prepared certificates stay
         self._unproposed = dict(self._pending)
+        self._unproposed_bytes = sum(len(r) for r, _ in self._unproposed.values())
         self._last_proposed = max(self._delivered, self._low)
         for slot in self._slots.values():
             if slot.accepted_view < view:
@@ -1123,6 +1143,10 @@ class Replica:
                 out.append(Rejected(nv.sender, "new-view-conflicts-with-committed"))
                 continue
             self._accept_pre_prepare(pp, now, out, own=own, send=False)
+        if own:
+            # only now: a primary that crashed before persisting its re-proposals
+            # could otherwise propose something else at those heights after restart
+            out.append(Broadcast(nv))
         self._last_proposed = max(self._last_proposed, self._low, self._delivered)
         self._replay_future(now, out)
         if self._is_primary_active():
@@ -1155,15 +1179,34 @@ class Replica:
 
     # ----------------------------------------------------------------- sync
     def _need_sync(
-        self, target: int, hints: tuple[int, ...], now: int, *, force: bool = False
+        self,
+        target: int,
+        hints: tuple[int, ...],
+        now: int,
+        *,
+        force: bool = False,
+        urgent: bool = True,
     ) -> list[Action]:
+        """Ask the driver for certified blocks up to ``target``.
+
+        Not urgent: we may only be a little slower than the others, so the
+        request goes out one resend interval later if we are still behind.
+        """
         if target <= self._delivered:
             return []
         if target <= self._sync_target and not force:
             return []
+        if not urgent and not force:
+            if self._sync_target <= self._delivered:
+                self._sync_asked_at = now
+            self._sync_target = target
+            self._sync_hints = tuple(h for h in hints if h != self.me)
+            return []
         self._sync_target = max(self._sync_target, target)
         self._sync_asked_at = now
-        return [NeedSync(self._sync_target, tuple(h for h in hints if h != self.me))]
+        if hints:
+            self._sync_hints = tuple(h for h in hints if h != self.me)
+        return [NeedSync(self._sync_target, self._sync_hints)]
 
     def _check_block(self, block: CommittedBlock) -> None:
         p = block.proposal
