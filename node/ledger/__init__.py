@@ -1,0 +1,1 @@
+"""The ledger: the deterministic state machine every node runs on committed blocks."""

@@ -1,0 +1,40 @@
+"""What an apply function sees: the block, the signer and the state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from node.ledger.state import BlockState
+
+
+class LedgerTx(Protocol):
+    """The parts of a decoded, signature-checked transaction the ledger uses."""
+
+    @property
+    def hash(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def body(self) -> Any: ...
+
+    @property
+    def signer(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    chain_id: str
+    height: int
+    time_ms: int  # the block's certified timestamp, never the wall clock
+    proposer: int
+
+
+@dataclass
+class ExecContext:
+    block: BlockInfo
+    state: BlockState
+    tx: LedgerTx
+    index: int

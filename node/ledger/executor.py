@@ -1,0 +1,93 @@
+"""Executes committed blocks: the ledger's single entry point for the node.
+
+For each transaction in block order: replay check (its hash committed before,
+or earlier in this block), schema, authorisation, apply — inside a per-tx
+savepoint, so a rejected transaction changes nothing but its own recorded
+result. Results are state too (``txr/<hash>``), so they are covered by the
+state root and every node answers ``/v1/txs/{hash}`` the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.codec import canonical_json
+from node.ledger.anchor import DATA_ANCHOR
+from node.ledger.context import BlockInfo, ExecContext, LedgerTx
+from node.ledger.members import put_member
+from node.ledger.registry import Registry
+from node.ledger.result import Rejection, TxResult
+from node.ledger.state import BlockState, StateReader, next_state_root
+
+
+def default_registry() -> Registry:
+    reg = Registry()
+    reg.register(DATA_ANCHOR)
+    return reg
+
+
+def result_key(tx_hash: str) -> bytes:
+    return b"txr/" + tx_hash.encode()
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    results: list[TxResult]
+    writes: list[tuple[bytes, bytes | None]]
+    state_root: bytes
+
+
+class Ledger:
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or default_registry()
+
+    def check_tx(self, tx: LedgerTx) -> None:
+        """Stateless admission check (the mempool's): known type, valid body."""
+        self.registry.check_body(tx.type, tx.body)
+
+    def genesis_state(
+        self, base: StateReader, genesis_hash: bytes, members: Sequence[dict[str, Any]]
+    ) -> BlockOutcome:
+        state = BlockState(base)
+        for m in sorted(members, key=lambda m: str(m["id"])):
+            put_member(state, {**m, "status": "active"})
+        writes = state.writes()
+        root = next_state_root(hashlib.sha256(b"hygeia/genesis" + genesis_hash).digest(), 0, writes)
+        return BlockOutcome([], writes, root)
+
+    def execute_block(
+        self,
+        base: StateReader,
+        block: BlockInfo,
+        txs: Sequence[LedgerTx],
+        prev_root: bytes,
+        is_committed: Callable[[str], bool],
+    ) -> BlockOutcome:
+        state = BlockState(base)
+        results: list[TxResult] = []
+        seen: dict[str, None] = {}
+        for index, tx in enumerate(txs):
+            state.begin_tx()
+            try:
+                if tx.hash in seen or is_committed(tx.hash):
+                    raise Rejection("replay", "transaction already committed")
+                seen[tx.hash] = None
+                tx_type = self.registry.get(tx.type)
+                tx_type.schema.check(tx.body, "")
+                ctx = ExecContext(block, state, tx, index)
+                tx_type.authorize(ctx)
+                result = TxResult.ok(tx_type.apply(ctx))
+            except Rejection as err:
+                state.rollback_tx()
+                result = TxResult.rejected(err)
+            if result.code != "replay":
+                state.put_raw(
+                    result_key(tx.hash),
+                    canonical_json({**result.to_json(), "height": block.height, "index": index}),
+                )
+            results.append(result)
+        writes = state.writes()
+        return BlockOutcome(results, writes, next_state_root(prev_root, block.height, writes))

@@ -1,0 +1,125 @@
+"""Declarative checks of transaction bodies, with errors that say where.
+
+A body schema is an ``Obj`` of named fields; every field is required unless
+``optional=True``, and unknown keys are refused (so no free-form field can
+smuggle personal data onto the chain). Strings are bounded; free text is
+short by design and the docs say it must not hold PHI.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.ledger.result import Rejection
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def malformed(path: str, why: str) -> Rejection:
+    return Rejection("malformed", f"body.{path}: {why}" if path else f"body: {why}")
+
+
+class Check:
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Str(Check):
+    max_len: int = 64
+    min_len: int = 1
+    pattern: re.Pattern[str] | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, str):
+            raise malformed(path, "must be a string")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise malformed(path, f"length must be {self.min_len}..{self.max_len}")
+        if self.pattern is not None and not self.pattern.fullmatch(value):
+            raise malformed(path, f"must match {self.pattern.pattern}")
+        if self.choices and value not in self.choices:
+            raise malformed(path, f"must be one of {', '.join(self.choices)}")
+
+
+@dataclass
+class Hex64(Check):
+    """A SHA-256 digest or an Ed25519 public key: 64 lowercase hex characters."""
+
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, str) or not HEX64.fullmatch(value):
+            raise malformed(path, "must be 64 lowercase hex characters")
+
+
+@dataclass
+class Int(Check):
+    min: int = 0
+    max: int = (1 << 63) - 1
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise malformed(path, "must be an integer")
+        if not self.min <= value <= self.max:
+            raise malformed(path, f"must be in {self.min}..{self.max}")
+
+
+@dataclass
+class Bool(Check):
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, bool):
+            raise malformed(path, "must be true or false")
+
+
+@dataclass
+class List(Check):
+    item: Check
+    max_items: int = 64
+    min_items: int = 0
+    unique: bool = False
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, list):
+            raise malformed(path, "must be a list")
+        if not self.min_items <= len(value) <= self.max_items:
+            raise malformed(path, f"must have {self.min_items}..{self.max_items} items")
+        for i, v in enumerate(value):
+            self.item.check(v, f"{path}[{i}]")
+        if self.unique:
+            seen: dict[Any, None] = {}
+            for i, v in enumerate(value):
+                key = repr(v)
+                if key in seen:
+                    raise malformed(f"{path}[{i}]", "duplicate item")
+                seen[key] = None
+
+
+@dataclass
+class Obj(Check):
+    fields: Mapping[str, Check] = field(default_factory=dict)
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise malformed(path, "must be an object")
+        for key in sorted(value):
+            if key not in self.fields:
+                raise malformed(f"{path}.{key}" if path else key, "unknown field")
+        for name, chk in self.fields.items():
+            sub = f"{path}.{name}" if path else name
+            if name not in value:
+                if not chk.optional:
+                    raise malformed(sub, "is required")
+                continue
+            chk.check(value[name], sub)

@@ -1,0 +1,108 @@
+"""Block-scoped view of the app state: reads fall through to the stored state,
+writes collect in an overlay, and each transaction can be rolled back alone.
+
+Keys are bytes under per-domain prefixes (``member/``, ``anchor/`` ...), values
+are canonical JSON. ``writes()`` returns the overlay sorted by key, so the
+same block yields the same write set, and so the same state root, on every
+node whatever order the apply functions touched keys in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from node.codec import canonical_json, parse_json
+
+_DELETED = None
+
+
+class StateReader(Protocol):
+    def state_get(self, key: bytes) -> bytes | None: ...
+
+    def state_iter(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class BlockState:
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._overlay: dict[bytes, bytes | None] = {}
+        self._tx_undo: dict[bytes, bytes | object | None] = {}
+
+    _ABSENT = object()
+
+    # raw bytes
+    def get_raw(self, key: bytes) -> bytes | None:
+        if key in self._overlay:
+            return self._overlay[key]
+        return self._base.state_get(key)
+
+    def put_raw(self, key: bytes, value: bytes | None) -> None:
+        if key not in self._tx_undo:
+            self._tx_undo[key] = self._overlay.get(key, self._ABSENT)
+        self._overlay[key] = value
+
+    # JSON values
+    def get(self, key: bytes) -> Any:
+        raw = self.get_raw(key)
+        return None if raw is None else parse_json(raw)
+
+    def put(self, key: bytes, value: Any) -> None:
+        self.put_raw(key, canonical_json(value))
+
+    def delete(self, key: bytes) -> None:
+        self.put_raw(key, _DELETED)
+
+    def exists(self, key: bytes) -> bool:
+        return self.get_raw(key) is not None
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+        """Sorted by key, overlay merged over the stored state."""
+        merged: dict[bytes, bytes | None] = dict(self._base.state_iter(prefix))
+        for k, v in self._overlay.items():
+            if k.startswith(prefix):
+                merged[k] = v
+        for k in sorted(merged):
+            v = merged[k]
+            if v is not None:
+                yield k, parse_json(v)
+
+    # transactions
+    def begin_tx(self) -> None:
+        self._tx_undo = {}
+
+    def rollback_tx(self) -> None:
+        for key, old in self._tx_undo.items():
+            if old is self._ABSENT:
+                del self._overlay[key]
+            else:
+                self._overlay[key] = old  # type: ignore[assignment]
+        self._tx_undo = {}
+
+    def writes(self) -> list[tuple[bytes, bytes | None]]:
+        return [(k, self._overlay[k]) for k in sorted(self._overlay)]
+
+
+def next_state_root(
+    prev_root: bytes, height: int, writes: list[tuple[bytes, bytes | None]]
+) -> bytes:
+    """Hash chain over the sorted write sets of every block.
+
+    root(h) = SHA-256("hygeia/state/v1" || root(h-1) || height (8 bytes) || SHA-256(writes))
+    where writes is the concatenation, in key order, of len-prefixed key and
+    value (a deletion has length 0xFFFFFFFF). It commits to the whole state
+    history and so to the state; nodes that executed differently disagree.
+    """
+    h = hashlib.sha256()
+    for key, value in writes:
+        h.update(len(key).to_bytes(4, "big"))
+        h.update(key)
+        if value is None:
+            h.update(b"\xff\xff\xff\xff")
+        else:
+            h.update(len(value).to_bytes(4, "big"))
+            h.update(value)
+    return hashlib.sha256(
+        b"hygeia/state/v1" + prev_root + height.to_bytes(8, "big") + h.digest()
+    ).digest()
