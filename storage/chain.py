@@ -1,0 +1,105 @@
+"""``ChainStore``: the node's committed chain, indexes, app state and consensus
+records in one LevelDB database.
+
+Each committed block is one synced write batch holding the block, its hash
+index, its tx index, its app-state writes, its consensus record writes and the
+new tip, so a ``kill -9`` at any instant leaves the old or the new state, never
+a mix. ``persist_consensus`` is a synced batch too: when it returns, the
+records survive a crash, so the votes they justify may be sent. Semantics are
+those of ``storage.base``; reads are ``storage.reader.LevelReader``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Self
+
+from storage.base import ChainView, Write
+from storage.db import Database, WriteOp, open_database
+from storage.layout import META_HEIGHT, Namespace, encode_location, encode_u64
+from storage.reader import LevelReader
+from storage.validate import check_block, check_next_height, check_writes
+
+
+class ChainStore(LevelReader):
+    """``ChainStorage`` on a ``Database``; ``close()`` closes the database."""
+
+    __slots__ = ("_db", "_write_lock")
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._db = db
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> ChainStore:
+        """Open (creating if needed) the database in ``path`` and wrap it."""
+        return cls(open_database(path))
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def commit_block(
+        self,
+        height: int,
+        block_hash: bytes,
+        block_bytes: bytes,
+        tx_hashes: Sequence[bytes],
+        state_writes: Sequence[Write],
+        consensus_writes: Sequence[Write] = (),
+    ) -> None:
+        hashes = check_block(block_hash, block_bytes, tx_hashes)
+        state = check_writes(state_writes, "state_writes")
+        records = check_writes(consensus_writes, "consensus_writes")
+        with self._write_lock:
+            check_next_height(height, self.tip_height())
+            key = encode_u64(height)
+            ops: list[WriteOp] = [
+                (Namespace.BLOCKS, key, block_bytes),
+                (Namespace.BLOCK_HASHES, block_hash, key),
+            ]
+            seen: set[bytes] = set()
+            for index, tx_hash in enumerate(hashes):
+                if tx_hash in seen or self.tx_location(tx_hash) is not None:
+                    continue  # first location wins
+                seen.add(tx_hash)
+                ops.append((Namespace.TXS, tx_hash, encode_location(height, index)))
+            ops.extend((Namespace.STATE, k, v) for k, v in state)
+            ops.extend((Namespace.CONSENSUS, k, v) for k, v in records)
+            ops.append((Namespace.META, META_HEIGHT, key))
+            self._db.write(ops, sync=True)
+
+    def persist_consensus(self, records: Iterable[Write]) -> None:
+        checked = check_writes(records, "records")
+        if not checked:
+            return
+        with self._write_lock:
+            self._db.write([(Namespace.CONSENSUS, k, v) for k, v in checked], sync=True)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[ChainView]:
+        """A consistent read view (a LevelDB snapshot), released on exit."""
+        with self._db.snapshot() as snap:
+            yield LevelReader(snap)
+
+    def approximate_size(self) -> int:
+        return self._db.approximate_size()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
