@@ -299,6 +299,7 @@ class Replica:
         self._sync_asked_at = -NEVER
         self._timer_at = NEVER
         self._was_waiting = False
+        self._retransmit_at = NEVER
         self._unproposed_bytes = 0
         self._restore(records or {})
 
@@ -431,8 +432,12 @@ class Replica:
             elif now >= self._request_deadline():
                 self._backoff += 1
                 self._start_view_change(self._view + 1, "request timeout", now, out)
-            elif self._is_primary_active():
-                self._maybe_propose(now, out)
+            elif now >= self._retransmit_at:
+                # lost votes stall a height; repeating ours (identical messages)
+                # often completes it well before a view change would
+                self._retransmit_at = now + self._retransmit_interval()
+                for h in sorted(self._slots):
+                    out.extend(self._resend_votes(self._slots[h]))
         sync_due = now >= self._sync_asked_at + cfg.resend_interval_ms
         if self._sync_target > self._delivered and sync_due:
             out.extend(self._need_sync(self._sync_target, (), now, force=True))
@@ -505,6 +510,10 @@ class Replica:
         grown = cfg.view_change_timeout_ms << min(self._backoff, 30)
         return min(grown, cfg.view_change_timeout_max_ms)
 
+    def _retransmit_interval(self) -> int:
+        cfg = self.config
+        return max(1, min(cfg.resend_interval_ms, cfg.view_change_timeout_ms // 2))
+
     def _is_primary_active(self) -> bool:
         return not self._in_vc and self.config.primary(self._view) == self.me
 
@@ -551,11 +560,19 @@ class Replica:
         waiting = bool(self._pending) or self._waiting()
         if waiting and not self._was_waiting:
             self._last_progress = now
+            self._retransmit_at = now + self._retransmit_interval()
+        elif not waiting:
+            self._retransmit_at = NEVER
         self._was_waiting = waiting
         if self._in_vc:
             at = min(self._vc_quorum_at + self._timeout(), self._vc_resend_at)
         else:
-            at = min(self._progress_deadline(), self._request_deadline(), self._batch_deadline())
+            at = min(
+                self._progress_deadline(),
+                self._request_deadline(),
+                self._batch_deadline(),
+                self._retransmit_at,
+            )
         if self._sync_target > self._delivered:
             at = min(at, self._sync_asked_at + self.config.resend_interval_ms)
         if at >= NEVER:
