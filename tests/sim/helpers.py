@@ -1,0 +1,37 @@
+"""Shared helpers of the simulation tests: scenario files, seed counts, replay text."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from node.sim import report
+from node.sim.engine import Simulation
+from node.sim.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO_DIR = ROOT / "configs" / "scenarios"
+SCENARIOS = sorted(SCENARIO_DIR.glob("*.toml"))
+
+
+def seed_count(default: int) -> int:
+    return int(os.environ.get("HYGEIA_SIM_SEEDS", default))
+
+
+def replay(path: Path, seed: int) -> str:
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return f"hygeia sim run {rel} --seed {seed}"
+
+
+def check_seeds(path: Path, scenario: Scenario, seeds: range) -> None:
+    """Run ``scenario`` for every seed; fail listing each violating seed and its replay."""
+    failures: list[str] = []
+    for seed in seeds:
+        rep = report.build(Simulation(scenario, seed).run())
+        if not rep["ok"]:
+            bad = {k: v["first"] for k, v in rep["invariants"].items() if not v["ok"]}
+            failures.append(f"seed {seed}: {bad}\n    replay: {replay(path, seed)}")
+    assert not failures, (
+        f"{scenario.name}: {len(failures)} of {len(seeds)} seeds violate invariants:\n"
+        + "\n".join(failures[:10])
+    )
