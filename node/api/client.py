@@ -1,0 +1,92 @@
+"""The client API: what institutions' applications call.
+
+``POST /v1/txs`` (a signed transaction as JSON: ``202 {"hash"}``, or an error
+with a stable code: 400 malformed/bad signature/replay, 413 too large, 503
+mempool full), ``GET /v1/txs/{hash}``, ``GET /v1/blocks/latest``,
+``GET /v1/blocks/{height}``, ``GET /v1/proofs/{tx_hash}``, the domain
+queries, and ``GET /openapi.json``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from node.api.errors import ApiError, json_errors
+from node.api.facade import NodeFacade
+from node.api.openapi import openapi_document
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MAX_BODY = 1 << 20
+
+NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("node", NodeFacade)
+
+
+def _node(request: web.Request) -> NodeFacade:
+    return request.app[NODE_KEY]
+
+
+def _hex64(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not HEX64.fullmatch(value):
+        raise ApiError(400, "malformed", f"{name} must be 64 lowercase hex characters")
+    return value
+
+
+async def post_tx(request: web.Request) -> web.Response:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "too-large", f"request body over {MAX_BODY} bytes")
+    data = await request.read()
+    tx_hash = await _node(request).submit_tx(data)
+    return web.json_response({"hash": tx_hash}, status=202)
+
+
+async def get_tx(request: web.Request) -> web.Response:
+    return web.json_response(_node(request).tx_status(_hex64(request, "hash")))
+
+
+async def get_block(request: web.Request) -> web.Response:
+    raw = request.match_info["height"]
+    if raw == "latest":
+        height = None
+    elif raw.isdigit() and len(raw) < 19:
+        height = int(raw)
+    else:
+        raise ApiError(400, "malformed", "height must be a non-negative integer or 'latest'")
+    block = _node(request).block_json(height)
+    if block is None:
+        raise ApiError(404, "not-found", f"no block at height {raw}")
+    return web.json_response(block)
+
+
+async def get_proof(request: web.Request) -> web.Response:
+    tx_hash = _hex64(request, "hash")
+    proof = _node(request).proof_json(tx_hash)
+    if proof is None:
+        raise ApiError(404, "not-found", f"transaction {tx_hash} is not committed here")
+    return web.json_response(proof)
+
+
+async def get_anchor(request: web.Request) -> web.Response:
+    digest = _hex64(request, "digest")
+    found = _node(request).state_query("anchor", digest)
+    if found is None:
+        raise ApiError(404, "not-found", f"digest {digest} is not anchored")
+    return web.json_response(found)
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def client_app(node: NodeFacade) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    app[NODE_KEY] = node
+    app.router.add_post("/v1/txs", post_tx)
+    app.router.add_get("/v1/txs/{hash}", get_tx)
+    app.router.add_get("/v1/blocks/{height}", get_block)
+    app.router.add_get("/v1/proofs/{hash}", get_proof)
+    app.router.add_get("/v1/anchors/{digest}", get_anchor)
+    app.router.add_get("/openapi.json", get_openapi)
+    return app

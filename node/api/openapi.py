@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 document of the client and admin APIs, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node import __version__
+
+HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+
+def _error() -> dict[str, Any]:
+    return {
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _ok(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _admin(summary: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["admin"],
+            "security": [{"bearer": []}],
+            "responses": {"200": _ok(schema or {"type": "object"}), "401": _error()},
+        }
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    obj = {"type": "object"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Hygeia node API",
+            "version": __version__,
+            "description": (
+                "Client API (institutions' applications) and admin API (operators, "
+                "on its own listener, bearer token). Transactions are signed JSON "
+                "objects: see docs/transactions.md."
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "Transaction": {
+                    "type": "object",
+                    "required": ["chain_id", "type", "body", "signer", "nonce", "sig"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "chain_id": {"type": "string"},
+                        "type": {"type": "string", "pattern": "^[a-z]+(\\.[a-z_]+)+$"},
+                        "body": obj,
+                        "signer": HASH,
+                        "nonce": {"type": "integer", "minimum": 0},
+                        "sig": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+                    },
+                },
+                "TxStatus": {
+                    "type": "object",
+                    "required": ["status", "height", "index", "result"],
+                    "properties": {
+                        "status": {
+                            "enum": ["pending", "committed", "rejected", "unknown"],
+                        },
+                        "height": {"type": ["integer", "null"]},
+                        "index": {"type": ["integer", "null"]},
+                        "result": {"type": ["object", "null"]},
+                    },
+                },
+            },
+        },
+        "paths": {
+            "/v1/txs": {
+                "post": {
+                    "summary": "Submit a signed transaction",
+                    "tags": ["client"],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Transaction"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _ok({"type": "object", "properties": {"hash": HASH}}, "admitted"),
+                        "400": _error(),
+                        "413": _error(),
+                        "503": _error(),
+                    },
+                }
+            },
+            "/v1/txs/{hash}": {
+                "get": {
+                    "summary": "Status of a transaction; committed only once durably written",
+                    "tags": ["client"],
+                    "parameters": [_path_param("hash", HASH)],
+                    "responses": {
+                        "200": _ok({"$ref": "#/components/schemas/TxStatus"}),
+                        "400": _error(),
+                    },
+                }
+            },
+            "/v1/blocks/{height}": {
+                "get": {
+                    "summary": "A committed block with its certificate ('latest' for the tip)",
+                    "tags": ["client"],
+                    "parameters": [
+                        _path_param(
+                            "height",
+                            {"oneOf": [{"type": "integer"}, {"const": "latest"}]},
+                        )
+                    ],
+                    "responses": {"200": _ok(obj), "404": _error()},
+                }
+            },
+            "/v1/proofs/{hash}": {
+                "get": {
+                    "summary": "Self-contained inclusion proof of a committed transaction",
+                    "tags": ["client"],
+                    "parameters": [_path_param("hash", HASH)],
+                    "responses": {"200": _ok(obj), "404": _error()},
+                }
+            },
+            "/v1/anchors/{digest}": {
+                "get": {
+                    "summary": "Who anchored a document digest, when (data.anchor)",
+                    "tags": ["client"],
+                    "parameters": [_path_param("digest", HASH)],
+                    "responses": {"200": _ok(obj), "404": _error()},
+                }
+            },
+            "/health": _admin("200 when healthy, 503 with reasons"),
+            "/status": _admin("node id, chain, height, view, primary, peers, sync, mempool"),
+            "/peers": _admin("connected peers with traffic counters"),
+            "/consensus": _admin("view, primary, in-flight heights, last view change"),
+            "/mempool": _admin("size, bytes, age of the oldest transaction"),
+            "/validators": _admin("the validator set"),
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text format)",
+                    "tags": ["admin"],
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": {
+                            "description": "metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": _error(),
+                    },
+                }
+            },
+        },
+    }
