@@ -295,28 +295,40 @@ class Simulation:
     # -- actions ---------------------------------------------------------------
 
     def _apply(self, node: SimNode, actions: Sequence[Action], vt: int) -> None:
-        for a in actions:
-            if isinstance(a, Broadcast):
-                self._broadcast(node, a.message, vt)
-            elif isinstance(a, Persist):
-                node.store.persist(a.records)
-            elif isinstance(a, Send):
-                self._send(node, a.to, a.message, vt)
-            elif isinstance(a, SetTimer):
-                self._set_timer(node, a.at, vt)
-            elif isinstance(a, Deliver):
-                self._deliver(node, a.block, vt)
-            elif isinstance(a, NeedSync):
-                self._need_sync(node, a.hints, vt)
-            elif isinstance(a, ViewChanged):
-                if node.honest:
-                    self.metrics.view_changes += 1
-            elif isinstance(a, Rejected):
-                self.metrics.reject(a.reason.split(":", 1)[0])
-            elif isinstance(a, Evidence):
-                self.metrics.evidence += 1
-            elif isinstance(a, Divergence) and node.honest:
-                self.checker.on_divergence(node.id, a.height, a.ours, a.stable, vt)
+        """Carry out ``actions`` in order. The actions ``on_executed`` returns for a
+        delivered block run after the rest of the current list (FIFO), so blocks
+        the replica already listed are delivered before any it adds later."""
+        backlog: list[Sequence[Action]] | None = None
+        while True:
+            for a in actions:
+                if isinstance(a, Broadcast):
+                    self._broadcast(node, a.message, vt)
+                elif isinstance(a, Persist):
+                    node.store.persist(a.records)
+                elif isinstance(a, Send):
+                    self._send(node, a.to, a.message, vt)
+                elif isinstance(a, SetTimer):
+                    self._set_timer(node, a.at, vt)
+                elif isinstance(a, Deliver):
+                    more = self._deliver(node, a.block, vt)
+                    if more:
+                        if backlog is None:
+                            backlog = []
+                        backlog.append(more)
+                elif isinstance(a, NeedSync):
+                    self._need_sync(node, a.hints, vt)
+                elif isinstance(a, ViewChanged):
+                    if node.honest:
+                        self.metrics.view_changes += 1
+                elif isinstance(a, Rejected):
+                    self.metrics.reject(a.reason.split(":", 1)[0])
+                elif isinstance(a, Evidence):
+                    self.metrics.evidence += 1
+                elif isinstance(a, Divergence) and node.honest:
+                    self.checker.on_divergence(node.id, a.height, a.ours, a.stable, vt)
+            if not backlog:
+                return
+            actions = backlog.pop(0)
 
     def _record_proposals(self, msg: Message) -> None:
         if isinstance(msg, PrePrepare):
@@ -373,13 +385,14 @@ class Simulation:
             node.timer_queued = at
             self._push(at, _TIMER, node.id, node.timer_token)
 
-    def _deliver(self, node: SimNode, block: CommittedBlock, vt: int) -> None:
+    def _deliver(self, node: SimNode, block: CommittedBlock, vt: int) -> Sequence[Action]:
+        """Execute ``block`` on the node's store; return what ``on_executed`` asks for."""
         store = node.store
         height = block.proposal.height
         if height != len(store.chain) + 1:
             if node.honest:
                 self.checker.on_out_of_order(node.id, len(store.chain) + 1, height, vt)
-            return
+            return ()
         digest = block.proposal.digest()
         root = store.append(block, digest)
         if node.honest:
@@ -389,9 +402,7 @@ class Simulation:
                 self._reached += 1
             self._check_done = self.scenario.stop_at_height > 0
         assert node.replica is not None
-        actions = node.replica.on_executed(height, root, node.clock.local(vt))
-        if actions:
-            self._apply(node, actions, vt)
+        return node.replica.on_executed(height, root, node.clock.local(vt))
 
     def _first_commit(self, block: CommittedBlock, vt: int) -> None:
         m = self.metrics

@@ -141,3 +141,23 @@ def test_messages_to_a_crashed_node_are_dropped():
     assert sim.nodes[3].store.height == 0 and not sim.nodes[3].up
     assert min(n.store.height for n in sim.nodes[:3]) > 0
     assert report.build(sim)["ok"]
+
+
+def test_real_ed25519_signatures_and_per_link_rules():
+    from node.sim.scenario import Latency, LinkRule, NetworkSpec
+
+    scenario = Scenario(
+        name="ed",
+        n=4,
+        duration_ms=5_000,
+        stop_at_height=5,
+        crypto="ed25519",
+        wire=True,
+        network=NetworkSpec(
+            reorder_ppm=200_000,
+            links=(LinkRule(src=(0,), dst=(1, 2, 3), latency=Latency("constant", 40, 0)),),
+        ),
+    )
+    rep = report.build(Simulation(scenario, 0).run())
+    assert rep["ok"] and rep["blocks_committed"] >= 5
+    assert rep["rejected"] == {}
