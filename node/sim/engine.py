@@ -131,7 +131,7 @@ class Simulation:
             liveness_after=scenario.last_fault_end(),
             liveness_bound=scenario.liveness_bound_ms,
             liveness_nodes=self.live_targets,
-            liveness_applicable=scenario.faulty_after_heal() <= self.config.f,
+            liveness_applicable=scenario.liveness_applicable(self.config.f),
         )
         self._target_set = frozenset(self.live_targets)
         self._reached = 0

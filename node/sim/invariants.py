@@ -168,7 +168,7 @@ class InvariantChecker:
         """Judge liveness once the run is over."""
         verdict = self.verdicts["liveness"]
         if not self.liveness_applicable:
-            verdict.note = "not applicable: more than f nodes stay faulty"
+            verdict.note = "not applicable: more than f nodes stay faulty or a partition lasts"
             return
         deadline = self.liveness_after + self.liveness_bound
         for i in self.liveness_nodes:

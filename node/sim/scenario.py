@@ -148,6 +148,11 @@ class Scenario:
     def faulty_after_heal(self) -> int:
         return len(set(self.byzantine_nodes()) | set(self.permanently_crashed()))
 
+    def liveness_applicable(self, f: int) -> bool:
+        """Liveness is owed only with at most f nodes faulty for good and no lasting partition."""
+        lasting = any(x.kind == "partition" and x.end_ms is None for x in self.faults)
+        return not lasting and self.faulty_after_heal() <= f
+
     def replace(self, **changes: Any) -> Scenario:
         new = dataclasses.replace(self, **changes)
         validate(new)
@@ -203,7 +208,7 @@ def validate(s: Scenario) -> None:
     need(s.stop_at_height >= 0, "stop_at_height must be >= 0")
     need(s.liveness_bound_ms > 0, "liveness_bound_ms must be positive")
     need(s.crypto in CRYPTO_KINDS, f"crypto must be one of {CRYPTO_KINDS}, got {s.crypto!r}")
-    s.consensus_config()
+    max_faulty = s.consensus_config().f
     nodes = range(s.n)
     for b in s.byzantine:
         need(b.node in nodes, f"byzantine node {b.node} outside 0..{s.n - 1}")
@@ -224,7 +229,7 @@ def validate(s: Scenario) -> None:
     for rule in s.network.links:
         for i in rule.src + rule.dst:
             need(i in nodes, f"link node {i} outside 0..{s.n - 1}")
-    if s.faults:
+    if s.faults and s.liveness_applicable(max_faulty):
         deadline = s.last_fault_end() + s.liveness_bound_ms
         need(
             s.duration_ms >= deadline,

@@ -88,3 +88,21 @@ def test_latency_text_and_sweep_knobs():
     assert parse_params(["n=4,7", "loss=0"]) == [("n", ["4", "7"]), ("loss", ["0"])]
     with pytest.raises(ScenarioError):
         parse_params(["speed=3"])
+
+
+def test_lasting_partition_or_too_many_faulty_waive_liveness():
+    lasting = parse(
+        {**BASE, "faults": [{"kind": "partition", "at_ms": 0, "groups": [[0, 1], [2, 3]]}]}
+    )
+    assert not lasting.liveness_applicable(1)
+    two_down = parse(
+        {
+            **BASE,
+            "faults": [
+                {"kind": "crash", "node": 0, "at_ms": 0},
+                {"kind": "crash", "node": 1, "at_ms": 0},
+            ],
+        }
+    )
+    assert not two_down.liveness_applicable(1)
+    assert parse(BASE).liveness_applicable(1)
