@@ -40,3 +40,24 @@ def test_report_has_no_floats():
                 walk(v)
 
     walk(json.loads(_bytes("partition-2-2", 3)))
+
+
+def test_report_does_not_depend_on_pythonhashseed():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from node.sim import engine, report, scenario; "
+        "s = scenario.load(sys.argv[1]); "
+        "sys.stdout.buffer.write(report.dumps(report.build(engine.run(s, 5))))"
+    )
+    path = str(SCENARIO_DIR / "chaos-n7.toml")
+    outs = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        proc = subprocess.run(
+            [sys.executable, "-c", code, path], env=env, capture_output=True, check=True
+        )
+        outs.add(proc.stdout)
+    assert len(outs) == 1
