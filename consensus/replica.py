@@ -296,6 +296,7 @@ class Replica:
         self._evidence_seen: dict[tuple[str, int, int, int], None] = {}
         self._sync_target = 0
         self._sync_hints: tuple[int, ...] = ()
+        self._sync_since = 0
         self._sync_asked_at = -NEVER
         self._timer_at = NEVER
         self._was_waiting = False
@@ -524,10 +525,17 @@ class Replica:
         """Something proposed or committed above the delivered height."""
         return max(self._last_proposed, self._max_commit_height) > self._delivered
 
+    def _sync_grace(self, deadline: int) -> int:
+        """While we sync (the others are ahead, the primary is not to blame) a view
+        change waits two timeouts from the sync request; then it may go ahead."""
+        if self._sync_target > self._delivered:
+            return max(deadline, self._sync_since + 2 * self._timeout())
+        return deadline
+
     def _progress_deadline(self) -> int:
         if not (self._pending or self._waiting()):
             return NEVER
-        return max(self._last_progress, self._view_entered_at) + self._timeout()
+        return self._sync_grace(max(self._last_progress, self._view_entered_at) + self._timeout())
 
     def _request_deadline(self) -> int:
         if not self._pending:
@@ -536,7 +544,7 @@ class Replica:
         base = self.config.request_timeout_ms
         cap = max(base, self.config.view_change_timeout_max_ms)
         budget = min(base << min(self._backoff, 30), cap)
-        return max(oldest, self._view_entered_at) + budget
+        return self._sync_grace(max(oldest, self._view_entered_at) + budget)
 
     def _can_propose_next(self) -> bool:
         h = self._last_proposed + 1
@@ -801,6 +809,17 @@ class Replica:
             cert = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
             slot.committed = CommittedBlock(pp.proposal, pp.payload, cert)
             self._try_deliver(now, out)
+            if msg.height > self._delivered + 1 and self._gap_below(msg.height):
+                # the others committed past heights we never saw: fetch them
+                out.extend(self._need_sync(msg.height - 1, tuple(sorted(votes)), now, urgent=False))
+
+    def _gap_below(self, h: int) -> bool:
+        """Some height between the delivered one and ``h`` is one we saw nothing of."""
+        for g in range(self._delivered + 1, h):
+            s = self._slots.get(g)
+            if s is None or (s.committed is None and s.accepted is None and not s.commits):
+                return True
+        return False
 
     def _try_deliver(self, now: int, out: list[Action]) -> None:
         # payloads may have arrived after a commit quorum
@@ -1025,12 +1044,12 @@ class Replica:
     ) -> tuple[PrePrepare, ...]:
         """The new primary's re-proposals: prepared values, empty blocks in the gaps.
 
-        An empty block takes the timestamp of the block below it plus one, so
-        that it does not jump ahead of re-proposed blocks above it.
+        An empty block is timestamped now (and after the block below it), so
+        it passes every replica's clock checks like a fresh proposal.
         """
         min_s, max_s, chosen = self._select(vcs)
         out: list[PrePrepare] = []
-        ts = self._delivered_ts
+        prev_ts = self._delivered_ts
         for h in range(min_s + 1, max_s + 1):
             cert = chosen.get(h)
             if cert is not None:
@@ -1038,8 +1057,9 @@ class Replica:
                 payload = cert.pre_prepare.payload
             else:
                 payload = ()
-                proposal = Proposal(self._chain, h, ts + 1, self.me, self._rules.payload_root(()))
-            ts = proposal.timestamp
+                ts = max(now, prev_ts + 1)
+                proposal = Proposal(self._chain, h, ts, self.me, self._rules.payload_root(()))
+            prev_ts = proposal.timestamp
             out.append(self._sign(PrePrepare(view, proposal, payload, self.me)))
         return tuple(out)
 
@@ -1064,13 +1084,13 @@ class Replica:
                 self._push_new_view(nv.sender, now, out)
             return
         try:
-            self._check_new_view(nv)
+            self._check_new_view(nv, now)
         except CertificateError as exc:
             out.append(Rejected(nv.sender, f"bad-new-view: {exc}"))
             return
         self._enter_view(nv, now, out, own=False)
 
-    def _check_new_view(self, nv: NewView) -> None:
+    def _check_new_view(self, nv: NewView, now: int) -> None:
         cfg = self.config
         if nv.sender != cfg.primary(nv.view):
             raise CertificateError("NEW-VIEW not from the view's primary")
@@ -1110,6 +1130,19 @@ class Replica:
                     or p.payload_root != self._rules.payload_root(())
                 ):
                     raise CertificateError(f"NEW-VIEW must propose an empty block at {pp.height}")
+                self._check_null_time(nv, pp, now)
+
+    def _check_null_time(self, nv: NewView, pp: PrePrepare, now: int) -> None:
+        """An empty block's time is the new primary's choice: hold it to the rules
+        of a fresh proposal (not ahead of our clock, after the block below)."""
+        ts, h = pp.proposal.timestamp, pp.height
+        if ts > now + self.config.max_clock_drift_ms:
+            raise CertificateError(f"NEW-VIEW empty block at {h} is timestamped in the future")
+        below = [q for q in nv.pre_prepares if q.height == h - 1]
+        if below and ts <= below[0].proposal.timestamp:
+            raise CertificateError(f"NEW-VIEW empty block at {h} is older than the block below")
+        if h - 1 == self._delivered and ts <= self._delivered_ts:
+            raise CertificateError(f"NEW-VIEW empty block at {h} is older than block {h - 1}")
 
     def _enter_view(self, nv: NewView, now: int, out: list[Action], *, own: bool) -> None:
         view = nv.view
@@ -1213,6 +1246,8 @@ class Replica:
             return []
         if target <= self._sync_target and not force:
             return []
+        if self._sync_target <= self._delivered:
+            self._sync_since = now
         if not urgent and not force:
             if self._sync_target <= self._delivered:
                 self._sync_asked_at = now

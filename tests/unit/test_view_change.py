@@ -4,7 +4,6 @@ the f+1 join rule, backoff, learning a missed view, and censorship."""
 from __future__ import annotations
 
 import msgspec
-import pytest
 
 from consensus.actions import Action, Broadcast, Rejected, Send, ViewChanged
 from consensus.messages import (
@@ -365,11 +364,6 @@ def test_new_view_null_block_with_a_sane_timestamp_is_accepted() -> None:
     assert 2 in _prepared_heights(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replica bug: NEW-VIEW null blocks skip the max_clock_drift_ms check of "
-    "normal-case step 2, so a Byzantine new primary can push block time far ahead",
-)
 def test_new_view_null_block_far_in_the_future_is_refused() -> None:
     """Spec, normal case step 2: a backup accepts a proposal only if its timestamp
     is no further than max_clock_drift_ms ahead of its clock. A NEW-VIEW whose
@@ -382,11 +376,6 @@ def test_new_view_null_block_far_in_the_future_is_refused() -> None:
     assert 2 not in _prepared_heights(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replica bug: NEW-VIEW null blocks skip the 'after the previous block's "
-    "timestamp' check, so block time can go backwards across a view change",
-)
 def test_new_view_null_block_older_than_the_previous_block_is_refused() -> None:
     """Spec, normal case step 2: a proposal's timestamp must be after the previous
     block's when that is known. The replica delivered height 1 with timestamp 1;
@@ -399,11 +388,6 @@ def test_new_view_null_block_older_than_the_previous_block_is_refused() -> None:
     assert 2 not in _prepared_heights(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replica bug: a commit quorum above a gap never triggers NeedSync; the "
-    "replica times out into a lone view change and stays out of consensus",
-)
 def test_replica_back_from_a_partition_catches_up_instead_of_changing_view() -> None:
     """Replica 3 is cut off while heights 1-2 commit, then reconnects and takes
     part in height 3, so it holds a commit quorum (and the payload) for 3 with 1-2
