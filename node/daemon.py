@@ -1,0 +1,536 @@
+"""The node daemon: wires storage, ledger, replica, network, sync and HTTP together.
+
+``Node`` owns the event loop's work for one home. ``start()`` opens the
+database (a second process on the same home fails at once), rebuilds the
+replica from its persisted records and the stored chain, starts the peer
+transport (dialing every other validator of genesis and the configured
+peers), the consensus driver, block sync and both HTTP listeners, in that
+order, so the node never answers before it can serve. ``stop()`` does the
+reverse: stop accepting requests, let the driver finish the input in hand (a
+block being written), close the network, close LevelDB.
+
+Transactions enter through ``submit_tx`` (client API) or gossip: decode and
+chain check, schema check, signature (in a worker thread), mempool
+admission, then the replica's request queue; each admitted transaction is
+gossiped once per link in small batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from consensus.messages import CommittedBlock
+from consensus.replica import Replica
+from node import __version__
+from node.api.admin import admin_app
+from node.api.client import client_app
+from node.api.errors import ApiError
+from node.applier import BlockApplier
+from node.block import Block
+from node.codec import parse_json
+from node.config import NodeConfig, parse_host_port
+from node.driver import ConsensusDriver, DriverHooks, wall_clock_ms
+from node.genesis import Genesis, load_genesis
+from node.home import read_admin_token
+from node.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
+from node.ledger.anchor import anchor_key
+from node.ledger.executor import BlockOutcome, Ledger, result_key
+from node.ledger.result import Rejection
+from node.mempool import Mempool, MempoolError
+from node.metrics import NodeMetrics
+from node.net.transport import Transport
+from node.proof import build_proof
+from node.sync import BlockSync
+from node.tx import Tx, TxError, TxPayloadRules, decode_tx
+from node.wire import (
+    BlocksFrame,
+    ConsensusFrame,
+    FrameError,
+    GetBlocksFrame,
+    StatusFrame,
+    TxsFrame,
+    decode_frame,
+    encode_frame,
+)
+from storage.chain import ChainStore
+
+log = structlog.get_logger("hygeia.node")
+
+GOSSIP_INTERVAL_S = 0.005
+STATUS_INTERVAL_S = 1.0
+GOSSIP_BATCH = 256
+STALL_HEALTH_MS = 30_000
+
+
+class Node:
+    def __init__(self, cfg: NodeConfig, *, clock: Any = wall_clock_ms) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.genesis: Genesis = load_genesis(cfg.genesis_path)
+        self.key = load_key(cfg.node_key_path)
+        self.node_id = bytes(self.key.verify_key)
+        self.admin_token = read_admin_token(cfg.admin_token_path)
+        self.me = self.genesis.validator_index(self.node_id)
+        self.consensus_config = self.genesis.consensus_config()
+        self.validator_ids = self.genesis.validator_public_keys()
+        self.verifier = ValidatorVerifier(self.validator_ids)
+        self.chain_id = self.genesis.chain_id
+        self._max_tx = cfg.mempool.max_tx_bytes
+        self.started_ms = clock()
+        self.last_commit_ms = self.started_ms
+        self.metrics = NodeMetrics()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[web.AppRunner] = []
+        self._stopped = asyncio.Event()
+        self.store: ChainStore | None = None
+        self.driver: ConsensusDriver | None = None
+        self._observer_queue: asyncio.Queue[CommittedBlock] = asyncio.Queue()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        cfg = self.cfg
+        self._db_exec = ThreadPoolExecutor(1, thread_name_prefix="hygeia-db")
+        self._verify_exec = ThreadPoolExecutor(2, thread_name_prefix="hygeia-verify")
+        self.store = ChainStore.open(cfg.data_dir)
+        self.rules = TxPayloadRules(
+            self.chain_id, max_tx_bytes=cfg.mempool.max_tx_bytes, executor=self._verify_exec
+        )
+        self.ledger = Ledger()
+        self.applier = BlockApplier(self.store, self.genesis, self.ledger, self.rules)
+        self.mempool = Mempool(cfg.mempool_limits(), is_committed=self.applier.is_committed)
+        host, port = parse_host_port(cfg.p2p.listen, allow_zero_port=True)
+        self.transport = Transport(
+            self.key,
+            self.chain_id,
+            host,
+            port,
+            allowed=self._allowed_peer,
+            on_frame=self._on_frame,
+            on_peer_up=self._on_peer_up,
+            on_peer_down=self._on_peer_down,
+            max_frame_bytes=cfg.p2p.max_frame_bytes,
+            send_queue_limit=cfg.p2p.send_queue_limit,
+            backoff_base=cfg.p2p.dial_backoff_min_ms / 1000,
+            backoff_cap=cfg.p2p.dial_backoff_max_ms / 1000,
+        )
+        self.sync = BlockSync(
+            self.consensus_config,
+            self.verifier,
+            send=self.transport.send,
+            feed=self._feed_synced,
+            penalise=self.transport.penalise,
+            parallel=cfg.sync.parallel_peers,
+            chunk=cfg.sync.batch_size,
+        )
+        self.sync.on_committed(self.applier.tip.height, self.clock())
+        if self.me is not None:
+            replica = Replica(
+                self.consensus_config,
+                self.me,
+                KeySigner(self.key),
+                self.verifier,
+                self.rules,
+                records=self.store.consensus_records(),
+                tip=self.applier.chain_tip(),
+            )
+            self.driver = ConsensusDriver(
+                replica,
+                self.applier,
+                self.store,
+                self.validator_ids,
+                DriverHooks(
+                    send=self.transport.send,
+                    on_block=self._on_block,
+                    on_need_sync=self._on_need_sync,
+                ),
+                self._db_exec,
+                clock=self.clock,
+            )
+        structlog.contextvars.bind_contextvars(
+            node=self.cfg.node.name, height=self.applier.tip.height
+        )
+        await self.transport.start()
+        for i, validator in enumerate(self.genesis.validators):
+            if i != self.me:
+                self.transport.add_peer(validator.public_key, validator.p2p)
+        for peer in cfg.p2p.peers:
+            self.transport.add_peer(bytes.fromhex(peer.id), peer.address)
+        if self.driver is not None:
+            await self.driver.start()
+        else:
+            self._tasks.append(asyncio.create_task(self._observer_loop(), name="observer"))
+        self._tasks.append(asyncio.create_task(self._gossip_loop(), name="gossip"))
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+        await self._serve(client_app(self), cfg.api.listen)
+        await self._serve(admin_app(self, self.admin_token), cfg.admin.listen)
+        log.info(
+            "node started",
+            node_id=self.node_id.hex(),
+            validator=self.me,
+            height=self.applier.tip.height,
+            p2p=self.transport.address,
+            api=cfg.api.listen,
+            admin=cfg.admin.listen,
+        )
+
+    async def _serve(self, app: web.Application, listen: str) -> None:
+        host, port = parse_host_port(listen, allow_zero_port=True)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+
+    def bound_ports(self) -> list[int]:
+        """The TCP ports the HTTP listeners got (useful with port 0)."""
+        ports: list[int] = []
+        for runner in self._runners:
+            for addr in runner.addresses:
+                ports.append(int(addr[1]))
+        return ports
+
+    async def stop(self) -> None:
+        """Clean shutdown; safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for runner in self._runners:  # stop accepting requests first
+            await runner.cleanup()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.driver is not None:
+            await self.driver.stop()  # finishes the block being written
+        await self.transport.stop()
+        self._db_exec.shutdown(wait=True)
+        self._verify_exec.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
+        log.info("node stopped", height=self.applier.tip.height)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self.driver.fatal if self.driver is not None else None
+
+    # ----------------------------------------------------------- peers
+    def _allowed_peer(self, node_id: bytes) -> bool:
+        if node_id in self.validator_ids:
+            return True
+        return any(bytes.fromhex(p.id) == node_id for p in self.cfg.p2p.peers)
+
+    def _on_peer_up(self, peer: bytes) -> None:
+        self.transport.send(peer, self._status_frame())
+
+    def _on_peer_down(self, peer: bytes) -> None:
+        self.sync.on_peer_down(peer)
+
+    def _status_frame(self) -> bytes:
+        view = self.driver.replica.view if self.driver else 0
+        return encode_frame(StatusFrame(self.applier.tip.height, view))
+
+    async def _on_frame(self, peer: bytes, data: bytes) -> None:
+        try:
+            frame = decode_frame(data)
+        except FrameError as exc:
+            self.metrics.rejected_frames.labels("malformed").inc()
+            self.transport.penalise(peer, str(exc))
+            return
+        if isinstance(frame, ConsensusFrame):
+            self._on_consensus(peer, frame)
+        elif isinstance(frame, TxsFrame):
+            await self._on_gossiped_txs(peer, frame.txs)
+        elif isinstance(frame, StatusFrame):
+            self.sync.on_status(peer, frame.height, self.clock())
+        elif isinstance(frame, GetBlocksFrame):
+            await self._serve_blocks(peer, frame)
+        elif isinstance(frame, BlocksFrame):
+            self.sync.on_blocks(peer, frame.blocks, self.clock())
+
+    def _on_consensus(self, peer: bytes, frame: ConsensusFrame) -> None:
+        msg = frame.message
+        index = self.genesis.validator_index(peer)
+        if index is None or msg.sender != index:
+            self.metrics.rejected_frames.labels("consensus-sender").inc()
+            self.transport.penalise(peer, "consensus message not from the peer's validator index")
+            return
+        self.metrics.consensus_in.labels(type(msg).__name__).inc()
+        if self.driver is not None:
+            self.driver.submit_message(msg)
+
+    async def _serve_blocks(self, peer: bytes, req: GetBlocksFrame) -> None:
+        assert self.store is not None
+        budget = self.cfg.p2p.max_frame_bytes - 1024
+        blocks: list[bytes] = []
+        tip = self.applier.tip.height
+        for h in range(req.start, min(req.start + req.count, tip + 1)):
+            raw = self.store.block_by_height(h)
+            if raw is None or len(raw) + 16 > budget:
+                break
+            budget -= len(raw) + 16
+            blocks.append(raw)
+        self.transport.send(peer, encode_frame(BlocksFrame(blocks)))
+
+    # ------------------------------------------------------------ sync
+    def _on_need_sync(self, target: int, hints: Any) -> None:
+        self.sync.request(target)
+        self.sync.tick(self.clock())
+
+    def _feed_synced(self, block: CommittedBlock) -> None:
+        if self.driver is not None:
+            self.driver.submit_block(block)
+        else:  # an observer: no replica, apply certified blocks directly
+            self._observer_queue.put_nowait(block)
+
+    async def _observer_loop(self) -> None:
+        """A non-validator follows the chain through sync alone (certificates checked there)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            committed = await self._observer_queue.get()
+            if committed.height != self.applier.tip.height + 1:
+                continue
+            block, outcome = await loop.run_in_executor(
+                self._db_exec, self.applier.apply, committed
+            )
+            self._on_block(block, outcome)
+
+    # ------------------------------------------------------------ blocks
+    def _on_block(self, block: Block, outcome: BlockOutcome) -> None:
+        now = self.clock()
+        self.last_commit_ms = now
+        self.mempool.remove_committed(h.hex() for h in block.tx_hashes)
+        self.sync.on_committed(block.height, now)
+        structlog.contextvars.bind_contextvars(height=block.height)
+        self.metrics.on_block(block, outcome, now - block.header.timestamp)
+        log.info(
+            "block committed",
+            height=block.height,
+            hash=block.hash[:16],
+            txs=len(block.txs),
+            view=block.header.view,
+        )
+
+    # ------------------------------------------------------------ transactions
+    async def submit_tx(self, data: bytes) -> str:
+        """Client API entry; raises ``ApiError`` with a stable code."""
+        try:
+            tx = decode_tx(data, chain_id=self.chain_id, max_bytes=self.cfg.mempool.max_tx_bytes)
+        except TxError as err:
+            status = 413 if err.code == "too_large" else 400
+            raise ApiError(status, err.code, str(err)) from None
+        if tx.hash in self.mempool:
+            return tx.hash
+        try:
+            self.ledger.check_tx(tx)
+        except Rejection as rej:
+            raise ApiError(400, rej.code, rej.message) from None
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(self._verify_exec, tx.verify_signature):
+            raise ApiError(400, "bad_signature", "signature does not verify for the signer")
+        self._admit(tx)
+        return tx.hash
+
+    def _admit(self, tx: Tx) -> bool:
+        try:
+            new = self.mempool.add(tx, self.clock())
+        except MempoolError as err:
+            raise ApiError(err.http_status, err.code, err.message) from None
+        if new:
+            self.rules.remember_verified(tx)
+            if self.driver is not None:
+                self.driver.submit_request(tx.wire)
+        return new
+
+    async def _on_gossiped_txs(self, peer: bytes, wires: list[bytes]) -> None:
+        fresh: list[Tx] = []
+        for wire in wires:
+            try:
+                tx = decode_tx(
+                    wire, chain_id=self.chain_id, max_bytes=self.cfg.mempool.max_tx_bytes
+                )
+                if tx.hash in self.mempool:
+                    continue
+                self.ledger.check_tx(tx)
+            except (TxError, Rejection) as exc:
+                self.transport.penalise(peer, f"gossiped an invalid transaction: {exc}")
+                continue
+            fresh.append(tx)
+        if not fresh:
+            return
+        ok = verify_batch([tx.verify_item() for tx in fresh], executor=self._verify_exec)
+        for tx, good in zip(fresh, ok, strict=True):
+            if not good:
+                self.transport.penalise(peer, "gossiped a badly signed transaction")
+                continue
+            with contextlib.suppress(ApiError):  # full, replay: dropping gossip is fine
+                self._admit(tx)
+
+    async def _gossip_loop(self) -> None:
+        while True:
+            await asyncio.sleep(GOSSIP_INTERVAL_S)
+            txs = self.mempool.take_gossip()
+            for i in range(0, len(txs), GOSSIP_BATCH):
+                frame = encode_frame(TxsFrame([tx.wire for tx in txs[i : i + GOSSIP_BATCH]]))
+                self.transport.broadcast(frame)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_INTERVAL_S)
+            self.transport.broadcast(self._status_frame())
+            self.sync.tick(self.clock())
+
+    # ------------------------------------------------------------ queries
+    def tx_status(self, tx_hash: str) -> dict[str, Any]:
+        assert self.store is not None
+        loc = self.store.tx_location(bytes.fromhex(tx_hash))
+        if loc is not None:
+            raw = self.store.state_get(result_key(tx_hash))
+            result = parse_json(raw) if raw is not None else None
+            rejected = result is not None and result.get("status") == "rejected"
+            return {
+                "status": "rejected" if rejected else "committed",
+                "height": loc[0],
+                "index": loc[1],
+                "result": result,
+            }
+        if tx_hash in self.mempool:
+            return {"status": "pending", "height": None, "index": None, "result": None}
+        return {"status": "unknown", "height": None, "index": None, "result": None}
+
+    def _block(self, height: int | None) -> Block | None:
+        assert self.store is not None
+        h = self.applier.tip.height if height is None else height
+        raw = self.store.block_by_height(h) if h >= 1 else None
+        return Block.from_bytes(raw) if raw is not None else None
+
+    def block_json(self, height: int | None) -> dict[str, Any] | None:
+        block = self._block(height)
+        return block.to_json() if block is not None else None
+
+    def proof_json(self, tx_hash: str) -> dict[str, Any] | None:
+        assert self.store is not None
+        loc = self.store.tx_location(bytes.fromhex(tx_hash))
+        if loc is None:
+            return None
+        block = self._block(loc[0])
+        return build_proof(block, loc[1]) if block is not None else None
+
+    def state_query(self, kind: str, key: str) -> dict[str, Any] | None:
+        assert self.store is not None
+        if kind == "anchor":
+            raw = self.store.state_get(anchor_key(key))
+            found: dict[str, Any] | None = parse_json(raw) if raw is not None else None
+            return found
+        return None
+
+    # ------------------------------------------------------------ admin
+    def status(self) -> dict[str, Any]:
+        replica = self.driver.replica if self.driver else None
+        tip = self.applier.tip
+        return {
+            "node_id": self.node_id.hex(),
+            "name": self.cfg.node.name,
+            "chain_id": self.chain_id,
+            "height": tip.height,
+            "last_block_hash": tip.block_hash,
+            "last_block_time": tip.timestamp,
+            "view": replica.view if replica else None,
+            "primary": replica.primary if replica else None,
+            "validator_index": self.me,
+            "validators": len(self.validator_ids),
+            "peers": len(self.transport.connected()),
+            "syncing": self.sync.syncing,
+            "sync": self.sync.progress(),
+            "mempool_size": len(self.mempool),
+            "version": __version__,
+        }
+
+    def health(self) -> tuple[bool, list[str]]:
+        reasons: list[str] = []
+        now = self.clock()
+        if self.failed is not None:
+            reasons.append(f"consensus stopped: {self.failed}")
+        if len(self.validator_ids) > 1 and not self.transport.connected():
+            reasons.append("no peers")
+        if self.sync.syncing:
+            reasons.append("syncing")
+        if len(self.mempool) and now - self.last_commit_ms > STALL_HEALTH_MS:
+            reasons.append(f"height stalled for {(now - self.last_commit_ms) // 1000} s")
+        disk = shutil.disk_usage(self.cfg.data_dir)
+        if disk.free < 512 << 20:
+            reasons.append(f"disk low: {disk.free >> 20} MiB free")
+        return not reasons, reasons
+
+    def peers_json(self) -> list[dict[str, Any]]:
+        names = {v.public_key: v.name for v in self.genesis.validators}
+        out = []
+        for info in self.transport.peers():
+            d = info.to_dict()
+            d["name"] = names.get(bytes.fromhex(info.node_id), "")
+            d["height"] = self.sync.peer_heights.get(bytes.fromhex(info.node_id))
+            out.append(d)
+        return out
+
+    def consensus_json(self) -> dict[str, Any]:
+        if self.driver is None:
+            return {"validator": False}
+        r = self.driver.replica
+        stats = self.driver.stats
+        return {
+            "validator": True,
+            "index": self.me,
+            "view": r.view,
+            "primary": r.primary,
+            "in_view_change": r.in_view_change,
+            "height": r.height,
+            "low_watermark": r.low_watermark,
+            "high_watermark": r.high_watermark,
+            "pending_requests": r.pending_count,
+            "in_flight": r.in_flight(),
+            "view_changes": stats.view_changes,
+            "last_view_change": stats.last_view_change,
+            "messages_in": stats.messages_in,
+            "messages_out": stats.messages_out,
+            "rejected": stats.rejected,
+            "evidence": stats.evidence,
+            "divergence": stats.divergence,
+        }
+
+    def mempool_json(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "size": len(self.mempool),
+            "bytes": self.mempool.total_bytes,
+            "oldest_age_ms": self.mempool.oldest_age_ms(now),
+            "rejected": dict(sorted(self.mempool.rejected.items())),
+        }
+
+    def validators_json(self) -> list[dict[str, Any]]:
+        connected = set(self.transport.connected())
+        return [
+            {
+                "index": i,
+                "name": v.name,
+                "node_key": v.public_key.hex(),
+                "p2p": v.p2p,
+                "self": i == self.me,
+                "connected": v.public_key in connected,
+            }
+            for i, v in enumerate(self.genesis.validators)
+        ]
+
+    def metrics_text(self) -> bytes:
+        assert self.store is not None
+        self.metrics.refresh(self)
+        return self.metrics.render()
