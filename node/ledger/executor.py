@@ -9,7 +9,6 @@ state root and every node answers ``/v1/txs/{hash}`` the same way.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,16 +47,6 @@ class Ledger:
         """Stateless admission check (the mempool's): known type, valid body."""
         self.registry.check_body(tx.type, tx.body)
 
-    def genesis_state(
-        self, base: StateReader, genesis_hash: bytes, members: Sequence[dict[str, Any]]
-    ) -> BlockOutcome:
-        state = BlockState(base)
-        for m in sorted(members, key=lambda m: str(m["id"])):
-            put_member(state, {**m, "status": "active"})
-        writes = state.writes()
-        root = next_state_root(hashlib.sha256(b"hygeia/genesis" + genesis_hash).digest(), 0, writes)
-        return BlockOutcome([], writes, root)
-
     def execute_block(
         self,
         base: StateReader,
@@ -65,8 +54,12 @@ class Ledger:
         txs: Sequence[LedgerTx],
         prev_root: bytes,
         is_committed: Callable[[str], bool],
+        genesis_members: Sequence[dict[str, Any]] = (),
     ) -> BlockOutcome:
+        """Execute one block. Block 1 also writes the founding members of genesis."""
         state = BlockState(base)
+        for member in sorted(genesis_members, key=lambda m: str(m["id"])):
+            put_member(state, {**member, "status": "active"})
         results: list[TxResult] = []
         seen: dict[str, None] = {}
         for index, tx in enumerate(txs):
