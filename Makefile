@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint typecheck unit sim soak bench clean
+.PHONY: venv run sim test lint typecheck soak bench clean
 
 venv: $(STAMP)
 
@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+TESTNET := .hygeia/testnet
+
+# a local 4-validator network, one process per node, in the foreground
 run: venv
+	test -f $(TESTNET)/testnet.json || $(BIN)/hygeia testnet init --validators 4 --out $(TESTNET)
+	$(BIN)/hygeia testnet start --dir $(TESTNET)
+
+# the default cluster simulation (deterministic, virtual time)
+sim: venv
 	$(BIN)/hygeia sim run configs/scenarios/happy-n4.toml --out out/sim-happy-n4
 
 lint: venv

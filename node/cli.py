@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from node import cli_node
+from node.cli_client import COMMANDS as CLIENT_COMMANDS
+from node.cli_run import start
 from node.sim.cli import sim
 
 
@@ -14,6 +17,10 @@ def main() -> None:
 
 
 main.add_command(sim)
+main.add_command(start)
+cli_node.register(main)  # init, keys, testnet (with `testnet start`), config
+for command in CLIENT_COMMANDS:
+    main.add_command(command)
 
 
 if __name__ == "__main__":

@@ -391,6 +391,14 @@ class Node:
             self.sync.tick(self.clock())
 
     # ------------------------------------------------------------ queries
+    def info(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "genesis_hash": self.genesis.genesis_hash_hex(),
+            "height": self.applier.tip.height,
+            "version": __version__,
+        }
+
     def tx_status(self, tx_hash: str) -> dict[str, Any]:
         assert self.store is not None
         loc = self.store.tx_location(bytes.fromhex(tx_hash))

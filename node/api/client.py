@@ -4,7 +4,8 @@
 with a stable code: 400 malformed/bad signature/replay, 413 too large, 503
 mempool full), ``GET /v1/txs/{hash}``, ``GET /v1/blocks/latest``,
 ``GET /v1/blocks/{height}``, ``GET /v1/proofs/{tx_hash}``, the domain
-queries, and ``GET /openapi.json``.
+queries, ``GET /v1/info`` (chain id, genesis hash, height: what a client
+needs to build a transaction) and ``GET /openapi.json``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ async def get_anchor(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
+async def get_info(request: web.Request) -> web.Response:
+    return web.json_response(_node(request).info())
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -88,5 +93,6 @@ def client_app(node: NodeFacade) -> web.Application:
     app.router.add_get("/v1/blocks/{height}", get_block)
     app.router.add_get("/v1/proofs/{hash}", get_proof)
     app.router.add_get("/v1/anchors/{digest}", get_anchor)
+    app.router.add_get("/v1/info", get_info)
     app.router.add_get("/openapi.json", get_openapi)
     return app

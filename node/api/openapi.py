@@ -145,6 +145,13 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _ok(obj), "404": _error()},
                 }
             },
+            "/v1/info": {
+                "get": {
+                    "summary": "Chain id, genesis hash, height and version of this node",
+                    "tags": ["client"],
+                    "responses": {"200": _ok(obj)},
+                }
+            },
             "/v1/anchors/{digest}": {
                 "get": {
                     "summary": "Who anchored a document digest, when (data.anchor)",

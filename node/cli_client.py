@@ -1,0 +1,215 @@
+"""``hygeia client ...``, ``hygeia proof verify`` and ``hygeia status``.
+
+The client builds and signs transactions locally with a key file and submits
+them to a node's client API. A file to anchor is hashed locally: its bytes
+never leave the machine, only the SHA-256 does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from node.genesis import GenesisError, load_genesis
+from node.httpclient import ClientError, request_json
+from node.keys import KeyFileError, load_key
+from node.proof import ProofError, verify_proof
+from node.tx import build_tx
+
+HEX = "0123456789abcdef"
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def _api(api: str) -> str:
+    return api.rstrip("/")
+
+
+def submit_signed(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
+) -> dict[str, Any]:
+    """Build, sign, submit; with ``wait`` > 0 poll until committed or rejected."""
+    try:
+        key = load_key(key_file)
+    except KeyFileError as exc:
+        _fail(str(exc))
+    info = request_json("GET", f"{_api(api)}/v1/info")
+    tx = build_tx(info["chain_id"], tx_type, body, key, secrets.randbits(62))
+    answer = request_json("POST", f"{_api(api)}/v1/txs", tx.wire)
+    tx_hash = answer["hash"]
+    result: dict[str, Any] = {"hash": tx_hash, "status": "pending"}
+    deadline = time.monotonic() + wait
+    while wait > 0 and time.monotonic() < deadline:
+        result = {"hash": tx_hash, **request_json("GET", f"{_api(api)}/v1/txs/{tx_hash}")}
+        if result["status"] in ("committed", "rejected"):
+            break
+        time.sleep(0.1)
+    return result
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+@click.group(name="client")
+def client() -> None:
+    """Build, sign and submit transactions; query a node."""
+
+
+@client.command(name="anchor")
+@click.option("--api", required=True, help="The node's client API, e.g. http://127.0.0.1:26657.")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The member's signing key file.",
+)
+@click.option("--digest", help="The SHA-256 (64 lowercase hex) of the document.")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A document to hash locally (its bytes never leave this machine).",
+)
+@click.option("--kind", help="A short label, e.g. lab-report (no personal data).")
+@click.option("--wait", "wait", is_flag=True, help="Wait until the transaction is committed.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait with --wait.")
+def anchor(
+    api: str,
+    key_file: Path,
+    digest: str | None,
+    file_: Path | None,
+    kind: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Anchor a document's SHA-256 digest (data.anchor)."""
+    if (digest is None) == (file_ is None):
+        _fail("give exactly one of --digest HEX or --file PATH")
+    if file_ is not None:
+        h = hashlib.sha256()
+        with file_.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    assert digest is not None
+    if len(digest) != 64 or any(c not in HEX for c in digest):
+        _fail("--digest must be 64 lowercase hex characters")
+    body: dict[str, Any] = {"digest": digest}
+    if kind:
+        body["kind"] = kind
+    try:
+        result = submit_signed(api, key_file, "data.anchor", body, wait=timeout if wait else 0)
+    except ClientError as exc:
+        _fail(str(exc))
+    _echo_json({**result, "digest": digest})
+    if result["status"] == "rejected":
+        sys.exit(1)
+
+
+@client.command(name="tx")
+@click.argument("tx_hash")
+@click.option("--api", required=True, help="The node's client API.")
+def tx_status(tx_hash: str, api: str) -> None:
+    """Show a transaction's status and result."""
+    try:
+        _echo_json({"hash": tx_hash, **request_json("GET", f"{_api(api)}/v1/txs/{tx_hash}")})
+    except ClientError as exc:
+        _fail(str(exc))
+
+
+@client.command(name="proof")
+@click.argument("tx_hash")
+@click.option("--api", required=True, help="The node's client API.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
+def proof_fetch(tx_hash: str, api: str, out: Path | None) -> None:
+    """Fetch the inclusion proof of a committed transaction."""
+    try:
+        proof = request_json("GET", f"{_api(api)}/v1/proofs/{tx_hash}")
+    except ClientError as exc:
+        _fail(str(exc))
+    text = json.dumps(proof, indent=2, sort_keys=True)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"proof written to {out}")
+
+
+@click.group(name="proof")
+def proof() -> None:
+    """Inclusion proofs."""
+
+
+@proof.command(name="verify")
+@click.argument("proof_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--genesis",
+    "genesis_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The consortium's genesis.json (its validator set).",
+)
+def proof_verify(proof_file: Path, genesis_file: Path) -> None:
+    """Check an inclusion proof offline and say what it proves."""
+    try:
+        genesis = load_genesis(genesis_file)
+        data = json.loads(proof_file.read_text(encoding="utf-8"))
+        result = verify_proof(data, genesis.chain_id, genesis.validator_public_keys())
+    except (GenesisError, ProofError) as exc:
+        click.echo(f"INVALID: {exc}", err=True)
+        sys.exit(1)
+    except json.JSONDecodeError as exc:
+        click.echo(f"INVALID: {proof_file} is not JSON ({exc})", err=True)
+        sys.exit(1)
+    click.echo(f"VALID: {result.statement()}")
+
+
+@click.command(name="status")
+@click.option("--admin", help="The node's admin API, e.g. http://127.0.0.1:26658.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The admin token file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def status(admin: str | None, token_file: Path | None, as_json: bool) -> None:
+    """A node's status, human-readable."""
+    if not admin or not token_file:
+        _fail("give --admin URL and --token-file FILE")
+    token = token_file.read_text(encoding="utf-8").strip()
+    try:
+        st = request_json("GET", f"{_api(admin)}/status", token=token)
+    except ClientError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(st)
+        return
+    for key in (
+        "name",
+        "node_id",
+        "chain_id",
+        "height",
+        "last_block_hash",
+        "view",
+        "primary",
+        "validators",
+        "peers",
+        "syncing",
+        "mempool_size",
+        "version",
+    ):
+        click.echo(f"{key:<16} {st.get(key)}")
+
+
+COMMANDS = (client, proof, status)
