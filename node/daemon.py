@@ -28,7 +28,7 @@ from aiohttp import web
 
 from consensus.messages import CommittedBlock
 from consensus.replica import Replica
-from node import __version__
+from node import __version__, logs
 from node.api.admin import admin_app
 from node.api.client import client_app
 from node.api.errors import ApiError
@@ -153,9 +153,8 @@ class Node:
                 self._db_exec,
                 clock=self.clock,
             )
-        structlog.contextvars.bind_contextvars(
-            node=self.cfg.node.name, height=self.applier.tip.height
-        )
+        logs.bind_node(self.cfg.node.name)
+        logs.bind_height(self.applier.tip.height)
         await self.transport.start()
         for i, validator in enumerate(self.genesis.validators):
             if i != self.me:
@@ -311,7 +310,9 @@ class Node:
         self.last_commit_ms = now
         self.mempool.remove_committed(h.hex() for h in block.tx_hashes)
         self.sync.on_committed(block.height, now)
-        structlog.contextvars.bind_contextvars(height=block.height)
+        logs.bind_height(block.height)
+        if self.driver is not None:
+            logs.bind_view(self.driver.replica.view)
         self.metrics.on_block(block, outcome, now - block.header.timestamp)
         log.info(
             "block committed",

@@ -16,9 +16,10 @@ them with ``get_logger(__name__)``.
 
 An optional log file receives the same events; ``reopen`` closes and reopens
 it, for log rotation: the daemon calls it from its SIGHUP handler (an asyncio
-signal handler, so not in signal context). Context bound with ``bind_node``,
-``bind_height``, ``bind_view`` or ``bound(...)`` (structlog contextvars) is
-added to every event of the current task.
+signal handler, so not in signal context). Context bound with ``bind_node``
+or ``bound(...)`` (structlog contextvars) is added to every event of the
+current task; ``bind_height`` and ``bind_view`` set the node's live position,
+added to every event of the process.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import structlog
 from structlog.stdlib import ProcessorFormatter
-from structlog.typing import FilteringBoundLogger, Processor
+from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
@@ -104,6 +105,7 @@ def _is_tty(stream: IO[str]) -> bool:
 def _formatter(console: bool, colors: bool) -> ProcessorFormatter:
     foreign: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        _merge_live,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -174,6 +176,7 @@ def configure(
         processors=[
             structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
+            _merge_live,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -228,20 +231,33 @@ def get_logger(name: str) -> FilteringBoundLogger:
 
 # ------------------------------------------------------------------ context
 def bind_node(node_id: str) -> None:
-    """Add ``node_id`` to every later event of this context (task, thread)."""
-    structlog.contextvars.bind_contextvars(node_id=node_id)
+    """Add ``node_id`` to every later event of the process (one node per process)."""
+    _live["node_id"] = node_id
+
+
+# The node's live position (height, view) changes in one task (the consensus
+# driver) but belongs on every event of the process, whatever task logs it:
+# it is kept here and merged by a processor instead of in contextvars.
+_live: dict[str, Any] = {}
 
 
 def bind_height(height: int) -> None:
-    structlog.contextvars.bind_contextvars(height=height)
+    _live["height"] = height
 
 
 def bind_view(view: int) -> None:
-    structlog.contextvars.bind_contextvars(view=view)
+    _live["view"] = view
+
+
+def _merge_live(logger: Any, method: str, event: EventDict) -> EventDict:
+    for key, value in _live.items():
+        event.setdefault(key, value)
+    return event
 
 
 def clear_context() -> None:
     structlog.contextvars.clear_contextvars()
+    _live.clear()
 
 
 @contextmanager
