@@ -1,0 +1,127 @@
+"""What the transport knows about each peer: its send queue, counters and public snapshot.
+
+``PeerState`` lives as long as the transport and survives reconnections (the
+counters are cumulative); ``PeerInfo`` is the immutable snapshot that
+``Transport.peers()`` returns for status pages and the admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.net.link import Link
+
+
+class Direction(StrEnum):
+    """Who dialed the link."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A peer's state at one instant. Times: ``*_mono`` monotonic seconds, ``*_wall`` Unix."""
+
+    node_id: str
+    connected: bool
+    address: str | None
+    dial_address: str | None
+    direction: str | None
+    connected_since_mono: float | None
+    connected_since_wall: float | None
+    last_seen_mono: float | None
+    frames_in: int
+    bytes_in: int
+    frames_out: int
+    bytes_out: int
+    dropped: int
+    queued: int
+    links: int
+    penalties: int
+    penalty_score: int
+    banned_until_mono: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+class PeerState:
+    """Mutable per-peer state owned by the transport."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "dial_address",
+        "dropped",
+        "frames_in",
+        "frames_out",
+        "last_seen",
+        "link",
+        "links",
+        "node_id",
+        "queue",
+    )
+
+    def __init__(self, node_id: bytes, queue_limit: int) -> None:
+        self.node_id = node_id
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_limit)
+        self.link: Link | None = None
+        self.dial_address: str | None = None
+        self.frames_in = 0
+        self.bytes_in = 0
+        self.frames_out = 0
+        self.bytes_out = 0
+        self.dropped = 0
+        self.links = 0
+        self.last_seen: float | None = None
+
+    def received(self, size: int) -> None:
+        """Count one frame delivered from this peer."""
+        self.frames_in += 1
+        self.bytes_in += size
+        self.last_seen = time.monotonic()
+
+    def sent(self, size: int) -> None:
+        """Count one frame written to this peer."""
+        self.frames_out += 1
+        self.bytes_out += size
+
+    def drop_queued(self) -> int:
+        """Discard the frames still waiting to be sent (the link is gone); how many."""
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            dropped += 1
+        self.dropped += dropped
+        return dropped
+
+    def info(self, penalties: int, score: int, banned_until: float | None) -> PeerInfo:
+        """The snapshot of this peer; penalty figures come from the penalty book."""
+        link = self.link
+        return PeerInfo(
+            node_id=self.node_id.hex(),
+            connected=link is not None,
+            address=link.address if link is not None else None,
+            dial_address=self.dial_address,
+            direction=str(link.direction) if link is not None else None,
+            connected_since_mono=link.since_mono if link is not None else None,
+            connected_since_wall=link.since_wall if link is not None else None,
+            last_seen_mono=self.last_seen,
+            frames_in=self.frames_in,
+            bytes_in=self.bytes_in,
+            frames_out=self.frames_out,
+            bytes_out=self.bytes_out,
+            dropped=self.dropped,
+            queued=self.queue.qsize(),
+            links=self.links,
+            penalties=penalties,
+            penalty_score=score,
+            banned_until_mono=banned_until,
+        )
