@@ -65,7 +65,13 @@ Timers: a *progress* deadline runs while anything is undelivered (an accepted
 proposal or a commit quorum waiting for payload) or a request is pending; a
 *request* deadline catches a primary that keeps committing but never includes
 an old request (censorship). Both are ``base * 2^k`` where k counts
-consecutive view changes without a delivery; k resets on progress.
+consecutive view changes without a delivery; k resets on progress. The
+progress clock starts when the replica starts waiting, not at its last
+delivery, so an idle network never times out. Before blaming the primary a
+replica repeats its own votes for stalled heights every half timeout (lost
+messages on lossy links), and while it is syncing (others committed heights
+it never saw) a view change waits two more timeouts: the primary is not the
+one behind.
 
 On expiry in view v the replica persists view v+1 and broadcasts
 VIEW-CHANGE(v+1, stable checkpoint + proof, its prepared certificates above
