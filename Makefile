@@ -38,8 +38,19 @@ test: lint typecheck
 soak: venv
 	HYGEIA_SIM_SEEDS=10000 $(BIN)/pytest -q -m soak tests/sim
 
+# the simulator bench, then on fresh 4-validator local testnets the closed-loop
+# (maximum throughput) and open-loop (BENCH_RATE tx/s) load benches; JSON in out/bench/
+# (summary.json: medians over BENCH_RUNS runs). Quick run: make bench BENCH_SECONDS=10
+BENCH_SECONDS ?= 60
+BENCH_WARMUP ?= 5
+BENCH_RUNS ?= 1
+BENCH_RATE ?= 500
+BENCH_CONCURRENCY ?= 1000
+BENCH_ARGS ?=
 bench: venv
-	$(BIN)/python -m node.bench.sim_bench
+	$(BIN)/python -m node.bench.run_all --seconds $(BENCH_SECONDS) --warmup $(BENCH_WARMUP) \
+		--runs $(BENCH_RUNS) --rate $(BENCH_RATE) --concurrency $(BENCH_CONCURRENCY) \
+		--out out/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,288 @@
+"""``make bench``: the simulator bench, then load benches on fresh local testnets.
+
+``python -m node.bench.run_all [--seconds 60] [--warmup 5] [--runs 1] ...``
+
+1. ``python -m node.bench.sim_bench`` (virtual time, no network), its JSON
+   saved as ``OUT/sim.json``;
+2. for each run and each scenario, a fresh 4-validator testnet in a temporary
+   directory, started with ``hygeia testnet start`` in the background; once
+   every node answers and sees its 3 peers, the load bench runs against it;
+   then the testnet is stopped cleanly (SIGINT, as Ctrl-C would) and deleted.
+   Scenarios: closed loop at ``--concurrency`` (the maximum throughput) and
+   open loop at ``--rate`` tx/s (the latency at a given load). A fresh network
+   per run keeps one run's chain, caches and peak RSS out of the next one.
+3. ``OUT/load-<scenario>-run<i>.json`` per run and ``OUT/summary.json``: the
+   median of each figure over the runs and the goals of the issue, met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Final
+
+from node.bench import procs
+from node.bench.load import LoadConfig, load_testnet, run_load
+from node.bench.progress import make_progress
+from node.httpclient import ClientError, request_json
+from node.testnet import node_ports, testnet_init
+
+VALIDATORS: Final = 4
+GOAL_TPS: Final = 1000.0
+GOAL_P99_MS: Final = 1000.0
+GOAL_RSS_MB: Final = 300.0
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ testnet
+def _ports_free(ports: Sequence[int]) -> bool:
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_base_port(validators: int = VALIDATORS, start: int = 38000) -> int:
+    """A base port whose ``3 * validators`` testnet ports are all free now."""
+    for base in range(start, 60000, 100):
+        ports = [p for i in range(validators) for p in node_ports(base, i)]
+        if _ports_free(ports):
+            return base
+    raise RuntimeError("no free port range for a local testnet")
+
+
+@contextlib.contextmanager
+def local_testnet(
+    workdir: Path, log: IO[bytes], *, ready_timeout_s: float = 60.0
+) -> Iterator[Path]:
+    """A fresh running testnet in ``workdir``; stopped cleanly when the block exits."""
+    base = free_base_port()
+    testnet_init(workdir, validators=VALIDATORS, base_port=base)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "testnet", "start", "--dir", str(workdir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(workdir, proc, ready_timeout_s)
+        yield workdir
+    finally:
+        _stop(proc, workdir)
+
+
+def _wait_ready(workdir: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    _, targets, _ = load_testnet(workdir)
+    deadline = time.monotonic() + timeout_s
+    waiting = list(targets)
+    while waiting:
+        if proc.poll() is not None:
+            raise RuntimeError(f"`hygeia testnet start` exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"testnet not ready after {timeout_s:g} s: {waiting[0].name}")
+        t = waiting[0]
+        try:
+            request_json("GET", t.api + "/v1/info", timeout=2)
+            status = request_json("GET", f"{t.admin}/status", token=t.admin_token, timeout=2)
+            if int(status.get("peers", 0)) >= VALIDATORS - 1:
+                waiting.pop(0)
+                continue
+        except ClientError:
+            pass
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes], workdir: Path) -> None:
+    """Ctrl-C for ``testnet start`` (it stops every node with SIGTERM and waits)."""
+    homes = [str(workdir / f"node{i}") for i in range(VALIDATORS)]
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # nodes run in their own sessions: make sure none outlived the launcher
+    for home in homes:
+        pid = procs.find_node_pid(home)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ runs
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 1) if known else None
+
+
+def summarize(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians over runs per scenario, and the goals of the issue."""
+    out: dict[str, Any] = {}
+    for name, runs in results.items():
+        out[name] = {
+            "runs": len(runs),
+            "committed_tps": _median([r["committed_tps"] for r in runs]),
+            "committed_tps_runs": [r["committed_tps"] for r in runs],
+            "committed_tps_min_10s": _median([r["committed_tps_min_10s"] for r in runs]),
+            "latency_p50_ms": _median([r["latency_ms"]["p50"] for r in runs]),
+            "latency_p95_ms": _median([r["latency_ms"]["p95"] for r in runs]),
+            "latency_p99_ms": _median([r["latency_ms"]["p99"] for r in runs]),
+            "latency_p99_ms_runs": [r["latency_ms"]["p99"] for r in runs],
+            "peak_rss_mb_max": _median(
+                [
+                    max((v for v in r["peak_rss_mb"].values() if v is not None), default=None)
+                    for r in runs
+                ]
+            ),
+            "node_cpu_percent": _median(
+                [statistics.mean(n["cpu_percent"] or 0.0 for n in r["nodes"]) for r in runs]
+            ),
+            "client_cpu_percent": _median([r["client"]["cpu_percent"] for r in runs]),
+            "other_cpu_percent": _median([r["host"]["other_processes_cpu_percent"] for r in runs]),
+            "view_changes": sum(
+                max((n["view_end"] or 0) - (n["view_start"] or 0) for n in r["nodes"]) for r in runs
+            ),
+            "errors": _sum_counts([r["errors"] for r in runs]),
+            "not_committed": sum(r["not_committed"] for r in runs),
+        }
+    goals: dict[str, Any] = {}
+    closed = out.get("closed")
+    if closed is not None:
+        goals["closed_committed_tps>=1000"] = _goal(closed["committed_tps"], GOAL_TPS, True)
+    open_ = out.get("open")
+    if open_ is not None:
+        goals["open_p99_ms<=1000"] = _goal(open_["latency_p99_ms"], GOAL_P99_MS, False)
+    rss = [s["peak_rss_mb_max"] for s in out.values() if s["peak_rss_mb_max"] is not None]
+    goals["peak_rss_mb<=300"] = _goal(max(rss) if rss else None, GOAL_RSS_MB, False)
+    out["goals"] = goals
+    return out
+
+
+def _goal(value: float | None, target: float, at_least: bool) -> dict[str, Any]:
+    met = None if value is None else (value >= target if at_least else value <= target)
+    return {"value": value, "target": target, "met": met}
+
+
+def _sum_counts(maps: Sequence[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for m in maps:
+        for k, v in m.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_sim(out_dir: Path) -> dict[str, Any] | None:
+    _say("== simulator bench: python -m node.bench.sim_bench")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "node.bench.sim_bench"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        _say(f"sim bench failed (status {done.returncode}):\n{done.stderr}")
+        return None
+    (out_dir / "sim.json").write_text(done.stdout, encoding="utf-8")
+    _say(f"   done in {time.perf_counter() - started:.0f} s -> {out_dir / 'sim.json'}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m node.bench.run_all", description=__doc__)
+    ap.add_argument("--seconds", type=float, default=60.0, help="measured window per run")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--drain", type=float, default=15.0)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each scenario (medians)")
+    ap.add_argument("--rate", type=float, default=500.0, help="open loop tx/s")
+    ap.add_argument("--concurrency", type=int, default=1000, help="closed loop depth")
+    ap.add_argument("--scenarios", default="closed,open", help="comma-separated: closed,open")
+    ap.add_argument("--out", type=Path, default=Path("out/bench"))
+    ap.add_argument("--no-sim", action="store_true", help="skip the simulator bench")
+    args = ap.parse_args(argv)
+    out_dir: Path = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "benchmark": "make bench",
+        "commit": _git_commit(),
+        "machine": procs.machine_info(),
+        "settings": {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "drain": args.drain,
+            "runs": args.runs,
+            "rate": args.rate,
+            "concurrency": args.concurrency,
+            "validators": VALIDATORS,
+        },
+    }
+    if not args.no_sim:
+        sim = run_sim(out_dir)
+        summary["sim"] = sim["results"] if sim else None
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    results: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
+    for run in range(1, args.runs + 1):
+        for scenario in scenarios:
+            cfg = LoadConfig(
+                mode="open" if scenario == "open" else "closed",
+                rate=args.rate,
+                concurrency=args.concurrency,
+                duration_s=args.seconds,
+                warmup_s=args.warmup,
+                drain_s=args.drain,
+            )
+            what = f"{args.rate:g} tx/s" if scenario == "open" else f"depth {args.concurrency}"
+            _say(f"== load bench {scenario} loop ({what}), run {run}/{args.runs}")
+            with (
+                tempfile.TemporaryDirectory(prefix="hygeia-bench-") as tmp,
+                (out_dir / f"testnet-{scenario}-run{run}.log").open("wb") as log,
+                local_testnet(Path(tmp) / "tn", log) as tn,
+            ):
+                chain_id, targets, keys = load_testnet(tn)
+                report = run_load(
+                    cfg, targets, keys, chain_id, progress=make_progress(True), log=_say
+                )
+            path = out_dir / f"load-{scenario}-run{run}.json"
+            path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
+            lat = report["latency_ms"]
+            _say(
+                f"   committed {report['committed_tps']} tx/s, latency p50/p95/p99 "
+                f"{lat['p50']}/{lat['p95']}/{lat['p99']} ms, peak RSS "
+                f"{max((v or 0) for v in report['peak_rss_mb'].values())} MB -> {path}"
+            )
+            results[scenario].append(report)
+    summary["load"] = summarize(results)
+    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    (out_dir / "summary.json").write_text(text, encoding="utf-8")
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
