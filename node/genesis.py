@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from consensus.config import ConsensusConfig
+from node.codec import canonical_json
 from node.config import parse_host_port
 from node.ledger.members import ROLES
 
@@ -44,7 +45,6 @@ __all__ = [
     "GenesisError",
     "Member",
     "Validator",
-    "canonical_json",
     "default_consensus_params",
     "load_genesis",
     "loads_genesis",
@@ -88,13 +88,6 @@ _CONSENSUS_DOCS: Final = {
 
 class GenesisError(ValueError):
     """A genesis file that cannot be used; the message names the file and the field."""
-
-
-def canonical_json(value: Any) -> bytes:
-    """Keys sorted, separators ``,`` ``:``, UTF-8 with ``ensure_ascii`` off."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def default_consensus_params() -> dict[str, int]:

@@ -16,22 +16,19 @@ users may read or write are reported by ``check_home`` and ``read_admin_token``
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import secrets
 import stat
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import nacl.signing
-
+from node import keys
 from node.config import ConfigError, NodeConfig, load_config, render_default_toml
 from node.genesis import Genesis, GenesisError, load_genesis
+from node.secretfile import SecretFileError, write_secret
 
 __all__ = [
     "FRAME_HEADROOM",
@@ -67,53 +64,12 @@ def file_mode_warning(path: Path, what: str) -> str | None:
     return None
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _create_0600(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_secret(path: Path, data: bytes, *, force: bool, what: str) -> None:
     """Write a 0600 file; ``HomeError`` if it exists and not ``force``."""
-    refuse = f"{what} {path} already exists; refusing to overwrite it (use --force to replace it)"
-    if not force and (path.exists() or path.is_symlink()):
-        raise HomeError(refuse)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        _create_0600(tmp, data)
-    except FileExistsError:
-        raise HomeError(f"stale temporary file {tmp} is in the way; remove it") from None
-    try:
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise HomeError(refuse) from None
-            except OSError:  # no hard links on this filesystem
-                try:
-                    _create_0600(path, data)
-                except FileExistsError:
-                    raise HomeError(refuse) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
+        write_secret(path, data, force=force, what=what)
+    except SecretFileError as exc:
+        raise HomeError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ keys
@@ -123,45 +79,20 @@ def generate_key_file(path: str | os.PathLike[str], *, force: bool = False) -> s
 
     ``HomeError`` if ``path`` exists and not ``force``.
     """
-    key = nacl.signing.SigningKey.generate()
-    public = bytes(key.verify_key).hex()
-    doc = {"type": "ed25519", "seed_hex": bytes(key).hex(), "public_key_hex": public}
-    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-    _write_secret(Path(path), data, force=force, what="key file")
-    return public
+    key = keys.generate_key()
+    try:
+        keys.save_key(path, key, force=force)
+    except keys.KeyFileError as exc:
+        raise HomeError(str(exc)) from None
+    return keys.public_key_hex(key)
 
 
 def load_public_key(path: str | os.PathLike[str]) -> str:
     """The public key hex of the key file at ``path``; ``HomeError`` saying what is wrong."""
-    source = Path(path)
     try:
-        raw = source.read_bytes()[:4097]
-    except FileNotFoundError:
-        raise HomeError(f"no key file at {source} (create one with `hygeia init`)") from None
-    except OSError as e:
-        raise HomeError(f"cannot read key file {source}: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise HomeError(f"key file {source} is not text") from None
-    seed_hex: Any = text
-    if not _HEX64.fullmatch(text):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            raise HomeError(f"key file {source} is malformed (expected node key JSON)") from None
-        if not isinstance(doc, dict) or doc.get("type") != "ed25519":
-            raise HomeError(f"key file {source} is not an ed25519 key file")
-        seed_hex = doc.get("seed_hex")
-        if not isinstance(seed_hex, str) or not _HEX64.fullmatch(seed_hex):
-            raise HomeError(f"key file {source}: seed_hex must be 64 hex digits")
-        key = nacl.signing.SigningKey(bytes.fromhex(seed_hex))
-        public = bytes(key.verify_key).hex()
-        claimed = doc.get("public_key_hex")
-        if claimed is not None and (not isinstance(claimed, str) or claimed.lower() != public):
-            raise HomeError(f"key file {source}: public_key_hex does not match the seed")
-        return public
-    return bytes(nacl.signing.SigningKey(bytes.fromhex(seed_hex)).verify_key).hex()
+        return keys.public_key_hex(keys.load_key(path, on_warning=lambda _msg: None))
+    except keys.KeyFileError as exc:
+        raise HomeError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ admin token

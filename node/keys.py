@@ -21,7 +21,6 @@ threads really use several cores.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import nacl.exceptions
 import nacl.signing
+
+from node.secretfile import SecretFileError, write_secret
 
 __all__ = [
     "KeyFileError",
@@ -112,62 +113,12 @@ def _key_json(key: SigningKey) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_key(path: str | os.PathLike[str], key: SigningKey, *, force: bool = False) -> None:
     """Write ``key`` to ``path`` (mode 0600); ``KeyFileError`` if it exists and not ``force``."""
-    target = Path(path)
-    if not force and (target.exists() or target.is_symlink()):
-        raise KeyFileError(f"key file {target} already exists; refusing to overwrite it (--force)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        _write_new(tmp, _key_json(key))
-    except FileExistsError:
-        raise KeyFileError(f"stale temporary file {tmp} is in the way; remove it") from None
-    try:
-        if force:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise KeyFileError(
-                    f"key file {target} already exists; refusing to overwrite it (--force)"
-                ) from None
-            except OSError:
-                # a filesystem without hard links: exclusive create of the target itself
-                try:
-                    _write_new(target, _key_json(key))
-                except FileExistsError:
-                    raise KeyFileError(
-                        f"key file {target} already exists; refusing to overwrite it (--force)"
-                    ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(target.parent)
+        write_secret(Path(path), _key_json(key), force=force, what="key file")
+    except SecretFileError as exc:
+        raise KeyFileError(str(exc)) from None
 
 
 def _warn(message: str) -> None:
