@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from node import cli_node
+from node.bench.cli import bench
 from node.cli_client import COMMANDS as CLIENT_COMMANDS
 from node.cli_run import start
 from node.sim.cli import sim
@@ -18,6 +19,7 @@ def main() -> None:
 
 main.add_command(sim)
 main.add_command(start)
+main.add_command(bench)
 cli_node.register(main)  # init, keys, testnet (with `testnet start`), config
 for command in CLIENT_COMMANDS:
     main.add_command(command)
