@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
+from node.clients import GROUPS
 from node.genesis import GenesisError, load_genesis
 from node.httpclient import ClientError, request_json
 from node.keys import KeyFileError, load_key
@@ -211,5 +212,8 @@ def status(admin: str | None, token_file: Path | None, as_json: bool) -> None:
     ):
         click.echo(f"{key:<16} {st.get(key)}")
 
+
+for _group in GROUPS:
+    client.add_command(_group)
 
 COMMANDS = (client, proof, status)

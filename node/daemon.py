@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,9 +41,10 @@ from node.driver import ConsensusDriver, DriverHooks, wall_clock_ms
 from node.genesis import Genesis, load_genesis
 from node.home import read_admin_token
 from node.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
-from node.ledger.anchor import anchor_key
+from node.ledger.domain import QueryFn
 from node.ledger.executor import BlockOutcome, Ledger, result_key
 from node.ledger.result import Rejection
+from node.ledger.state import BlockState
 from node.mempool import Mempool, MempoolError
 from node.metrics import NodeMetrics
 from node.net.transport import Transport
@@ -435,13 +437,11 @@ class Node:
         block = self._block(loc[0])
         return build_proof(block, loc[1]) if block is not None else None
 
-    def state_query(self, kind: str, key: str) -> dict[str, Any] | None:
+    def run_query(self, fn: QueryFn, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+        """A ledger-domain query on a consistent snapshot of the committed state."""
         assert self.store is not None
-        if kind == "anchor":
-            raw = self.store.state_get(anchor_key(key))
-            found: dict[str, Any] | None = parse_json(raw) if raw is not None else None
-            return found
-        return None
+        with self.store.snapshot() as view:
+            return fn(BlockState(view), path, query)
 
     # ------------------------------------------------------------ admin
     def status(self) -> dict[str, Any]:

@@ -11,12 +11,16 @@ needs to build a transaction) and ``GET /openapi.json``.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from node.api.errors import ApiError, json_errors
 from node.api.facade import NodeFacade
 from node.api.openapi import openapi_document
+from node.ledger.domain import Query
+from node.ledger.domains import DOMAINS
+from node.ledger.result import Rejection
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_BODY = 1 << 20
@@ -69,12 +73,19 @@ async def get_proof(request: web.Request) -> web.Response:
     return web.json_response(proof)
 
 
-async def get_anchor(request: web.Request) -> web.Response:
-    digest = _hex64(request, "digest")
-    found = _node(request).state_query("anchor", digest)
-    if found is None:
-        raise ApiError(404, "not-found", f"digest {digest} is not anchored")
-    return web.json_response(found)
+def query_handler(query: Query) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler running one ledger-domain query on the committed state."""
+
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            data = _node(request).run_query(query.fn, request.match_info, request.query)
+        except Rejection as rej:
+            raise ApiError(400, rej.code, rej.message) from None
+        if data is None:
+            raise ApiError(404, "not-found", f"nothing at {request.path}")
+        return web.json_response(data)
+
+    return handle
 
 
 async def get_info(request: web.Request) -> web.Response:
@@ -92,7 +103,9 @@ def client_app(node: NodeFacade) -> web.Application:
     app.router.add_get("/v1/txs/{hash}", get_tx)
     app.router.add_get("/v1/blocks/{height}", get_block)
     app.router.add_get("/v1/proofs/{hash}", get_proof)
-    app.router.add_get("/v1/anchors/{digest}", get_anchor)
+    for domain in DOMAINS:
+        for query in domain.queries:
+            app.router.add_get("/v1" + query.path, query_handler(query))
     app.router.add_get("/v1/info", get_info)
     app.router.add_get("/openapi.json", get_openapi)
     return app

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
+
+from node.ledger.domain import QueryFn
 
 
 class NodeFacade(Protocol):
@@ -17,7 +20,7 @@ class NodeFacade(Protocol):
 
     def proof_json(self, tx_hash: str) -> dict[str, Any] | None: ...
 
-    def state_query(self, kind: str, key: str) -> dict[str, Any] | None: ...
+    def run_query(self, fn: QueryFn, path: Mapping[str, str], query: Mapping[str, str]) -> Any: ...
 
     # admin API
     def status(self) -> dict[str, Any]: ...

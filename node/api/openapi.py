@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from node import __version__
+from node.ledger.domains import DOMAINS
 
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
@@ -35,9 +36,27 @@ def _admin(summary: str, schema: dict[str, Any] | None = None) -> dict[str, Any]
     }
 
 
+def _domain_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for domain in DOMAINS:
+        for q in domain.queries:
+            names = [part[1:-1] for part in q.path.split("/") if part.startswith("{")]
+            params = [_path_param(n, {"type": "string"}) for n in names]
+            params += [{"name": p, "in": "query", "schema": {"type": "string"}} for p in q.params]
+            paths["/v1" + q.path] = {
+                "get": {
+                    "summary": q.summary,
+                    "tags": [domain.name],
+                    "parameters": params,
+                    "responses": {"200": _ok({"type": "object"}), "400": _error(), "404": _error()},
+                }
+            }
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     obj = {"type": "object"}
-    return {
+    doc = {
         "openapi": "3.1.0",
         "info": {
             "title": "Hygeia node API",
@@ -152,14 +171,6 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _ok(obj)},
                 }
             },
-            "/v1/anchors/{digest}": {
-                "get": {
-                    "summary": "Who anchored a document digest, when (data.anchor)",
-                    "tags": ["client"],
-                    "parameters": [_path_param("digest", HASH)],
-                    "responses": {"200": _ok(obj), "404": _error()},
-                }
-            },
             "/health": _admin("200 when healthy, 503 with reasons"),
             "/status": _admin("node id, chain, height, view, primary, peers, sync, mempool"),
             "/peers": _admin("connected peers with traffic counters"),
@@ -182,3 +193,5 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    doc["paths"].update(_domain_paths())  # type: ignore[attr-defined]
+    return doc

@@ -8,13 +8,16 @@ the original location, so the anchor is a proof of existence at a time.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
+from node.ledger.domain import Domain, Query
 from node.ledger.members import require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import Hex64, Obj, Str
+from node.ledger.schema import HEX64, Hex64, Obj, Str
+from node.ledger.state import BlockState
 
 KIND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
@@ -50,10 +53,26 @@ def _apply(ctx: ExecContext) -> dict[str, Any]:
     return {"digest": body["digest"], "height": ctx.block.height}
 
 
+def _query_anchor(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    digest = path["digest"]
+    if not HEX64.fullmatch(digest):
+        raise Rejection("malformed", "digest must be 64 lowercase hex characters")
+    found: dict[str, Any] | None = state.get(anchor_key(digest))
+    return found
+
+
 DATA_ANCHOR = TxType(
     name="data.anchor",
     schema=Obj({"digest": Hex64(), "kind": Str(max_len=64, pattern=KIND, optional=True)}),
     authorize=_authorize,
     apply=_apply,
     summary="anchor the SHA-256 digest of a document (proof of existence)",
+)
+
+DOMAIN = Domain(
+    name="anchor",
+    tx_types=(DATA_ANCHOR,),
+    queries=(Query("/anchors/{digest}", _query_anchor, "Who anchored a document digest, when"),),
 )

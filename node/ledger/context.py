@@ -28,7 +28,9 @@ class LedgerTx(Protocol):
 class BlockInfo:
     chain_id: str
     height: int
-    time_ms: int  # the block's certified timestamp, never the wall clock
+    # block time in ms: the certified timestamp, or the previous block's time if
+    # that was later (it never goes backwards); never the wall clock
+    time_ms: int
     proposer: int
 
 

@@ -10,12 +10,12 @@ state root and every node answers ``/v1/txs/{hash}`` the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from node.codec import canonical_json
-from node.ledger.anchor import DATA_ANCHOR
 from node.ledger.context import BlockInfo, ExecContext, LedgerTx
+from node.ledger.domains import DOMAINS
 from node.ledger.members import put_member
 from node.ledger.registry import Registry
 from node.ledger.result import Rejection, TxResult
@@ -24,8 +24,13 @@ from node.ledger.state import BlockState, StateReader, next_state_root
 
 def default_registry() -> Registry:
     reg = Registry()
-    reg.register(DATA_ANCHOR)
+    for domain in DOMAINS:
+        for tx_type in domain.tx_types:
+            reg.register(tx_type)
     return reg
+
+
+TIME_KEY = b"meta/time"
 
 
 def result_key(tx_hash: str) -> bytes:
@@ -47,6 +52,17 @@ class Ledger:
         """Stateless admission check (the mempool's): known type, valid body."""
         self.registry.check_body(tx.type, tx.body)
 
+    @staticmethod
+    def _monotonic_time(state: BlockState, block: BlockInfo) -> BlockInfo:
+        """Block time never goes backwards: the later of the certified timestamp and
+        the previous block's time (a Byzantine primary may skew a timestamp within
+        the allowed clock drift; consent periods must not be reopened by it)."""
+        prev = state.get(TIME_KEY) or 0
+        if block.time_ms <= prev:
+            return replace(block, time_ms=prev)
+        state.put(TIME_KEY, block.time_ms)
+        return block
+
     def execute_block(
         self,
         base: StateReader,
@@ -60,6 +76,7 @@ class Ledger:
         state = BlockState(base)
         for member in sorted(genesis_members, key=lambda m: str(m["id"])):
             put_member(state, {**member, "status": "active"})
+        block = self._monotonic_time(state, block)
         results: list[TxResult] = []
         seen: dict[str, None] = {}
         for index, tx in enumerate(txs):
