@@ -102,7 +102,7 @@ class Mempool:
         if tx.hash in self._entries:
             return False
         if self._is_committed(tx.hash):
-            raise MempoolError("replay", "transaction already committed", 409)
+            raise MempoolError("replay", "transaction already committed")
         if len(self._entries) >= lim.max_txs or self._bytes + size > lim.max_bytes:
             raise MempoolError("mempool-full", "mempool full, retry later", 503)
         held = self._per_signer.get(tx.signer, 0)
