@@ -1,10 +1,853 @@
-"""Clinical trials: registration, amendments, consent, data, results.
+"""Clinical trials: registration, amendments, consent, enrolment, data, lock, results.
 
-(Being built: see the issue. Exports ``DOMAIN``.)
+Eight transaction types (``trial.*``) and four queries. Nothing about a
+participant's health goes on chain: a participant is a pseudonym commitment
+(64 hex, salted by the site), outcomes and documents are commitments, data
+batches are Merkle roots with a count. ``brief_title`` and ``reason`` are
+short free text that must not hold PHI (docs/clinical-trials.md).
+
+Who does what:
+
+* ``trial.register``, ``trial.amend``, ``trial.lock``, ``trial.results``: a
+  member with role ``sponsor``; amend, lock and results only by the sponsor
+  member that registered the trial.
+* ``trial.consent``, ``trial.enroll``, ``trial.withdraw``, ``trial.data``: a
+  member with role ``hospital`` or ``clinic`` that the sponsor listed as a
+  site of the trial (``sites`` in register or amend). A participant belongs
+  to the site that first recorded their consent.
+
+Rules enforced at execution (stable rejection codes in brackets): enrolment
+needs consent to the *current* protocol version, so after an amendment every
+participant not yet enrolled must re-consent [consent-outdated]; a withdrawn
+participant cannot consent or be enrolled again [withdrawn]; no consent,
+enrolment, data or amendment after the database lock [locked]; results only
+after the lock [not-locked] and once [already-reported].
+
+Flags (recorded in the trial, listed by the audit report; the transaction is
+accepted): ``outcomes-changed-after-enrolment`` when an amendment changes the
+outcomes after the first enrolment; at results, against the pre-specified
+outcomes (those in force at the first enrolment, i.e. as of the last
+amendment before it): ``outcome-missing``, ``outcome-added`` and
+``outcome-changed`` (other description commitment, or moved between primary
+and secondary).
 """
 
 from __future__ import annotations
 
-from node.ledger.domain import Domain
+import re
+from collections.abc import Mapping
+from typing import Any
 
-DOMAIN = Domain(name="trials", tx_types=())
+from node.ledger.context import ExecContext
+from node.ledger.domain import Domain, Query
+from node.ledger.members import member_key, require_member
+from node.ledger.registry import TxType
+from node.ledger.result import Rejection
+from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
+from node.ledger.state import BlockState
+
+# ------------------------------------------------------------------ limits and patterns
+# NCT number (ClinicalTrials.gov), EU CT number (CTIS), EudraCT number, ISRCTN.
+TRIAL_ID = re.compile(r"^(NCT\d{8}|\d{4}-5\d{5}-\d{2}-\d{2}|\d{4}-\d{6}-\d{2}|ISRCTN\d{8})$")
+OUTCOME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SHORT_TEXT = re.compile(r"^[^\x00-\x1f\x7f]+$")  # no control characters
+
+MAX_TITLE = 200
+MAX_REASON = 140
+MAX_PRIMARY = 16
+MAX_SECONDARY = 64
+MAX_SITES = 64
+MAX_VERSIONS = 256
+MAX_RECORDS_PER_BATCH = 1_000_000
+MAX_LIST = 1000
+
+SITE_ROLES = ("hospital", "clinic")
+
+AMEND_REASONS = (
+    "safety",
+    "eligibility",
+    "outcome-change",
+    "sample-size",
+    "design",
+    "statistical-analysis",
+    "sites",
+    "regulatory-request",
+    "administrative",
+    "other",
+)
+WITHDRAW_REASONS = (
+    "participant-request",
+    "adverse-event",
+    "lost-to-follow-up",
+    "investigator-decision",
+    "sponsor-decision",
+    "other",
+)
+
+# FHIR R4 ResearchStudy.status and ResearchSubject.status codes
+STUDY_APPROVED = "approved"  # registered, no enrolment yet
+STUDY_ACTIVE = "active"  # first enrolment done
+STUDY_LOCKED = "closed-to-accrual-and-intervention"  # database locked
+STUDY_COMPLETED = "completed"  # results reported
+SUBJECT_CONSENTED = "pending-on-study"
+SUBJECT_ENROLLED = "on-study"
+SUBJECT_WITHDRAWN = "withdrawn"
+
+FLAG_AMEND_AFTER_ENROLMENT = "outcomes-changed-after-enrolment"
+FLAG_MISSING = "outcome-missing"
+FLAG_ADDED = "outcome-added"
+FLAG_CHANGED = "outcome-changed"
+
+
+# ------------------------------------------------------------------ state keys
+def trial_key(trial_id: str) -> bytes:
+    return b"trial/" + trial_id.encode()
+
+
+def version_key(trial_id: str, version: int) -> bytes:
+    return b"trialver/" + trial_id.encode() + b"/" + b"%06d" % version
+
+
+def subject_key(trial_id: str, participant: str) -> bytes:
+    return b"trialsubj/" + trial_id.encode() + b"/" + participant.encode()
+
+
+def data_key(trial_id: str, seq: int) -> bytes:
+    return b"trialdata/" + trial_id.encode() + b"/" + b"%010d" % seq
+
+
+def root_key(trial_id: str, root: str) -> bytes:
+    return b"trialroot/" + trial_id.encode() + b"/" + root.encode()
+
+
+def sponsor_index_key(sponsor: str, trial_id: str) -> bytes:
+    return b"trialsponsor/" + sponsor.encode() + b"/" + trial_id.encode()
+
+
+# ------------------------------------------------------------------ schemas
+_TRIAL_ID = Str(max_len=20, pattern=TRIAL_ID)
+_PARTICIPANT = Hex64()
+_OUTCOME = Obj({"id": Str(max_len=32, pattern=OUTCOME_ID), "commitment": Hex64()})
+_PRIMARY = List(_OUTCOME, max_items=MAX_PRIMARY, min_items=1)
+_SECONDARY = List(_OUTCOME, max_items=MAX_SECONDARY)
+_SITES = List(Str(max_len=64, pattern=MEMBER_ID), max_items=MAX_SITES, unique=True)
+
+REGISTER_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "brief_title": Str(max_len=MAX_TITLE, pattern=SHORT_TEXT),
+        "protocol_commitment": Hex64(),
+        "sap_commitment": Hex64(),
+        "primary_outcomes": _PRIMARY,
+        "secondary_outcomes": List(_OUTCOME, max_items=MAX_SECONDARY, optional=True),
+        "sites": List(
+            Str(max_len=64, pattern=MEMBER_ID), max_items=MAX_SITES, unique=True, optional=True
+        ),
+    }
+)
+AMEND_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "protocol_version": Int(min=2, max=MAX_VERSIONS, optional=True),
+        "reason_code": Str(max_len=32, choices=AMEND_REASONS),
+        "reason": Str(max_len=MAX_REASON, pattern=SHORT_TEXT),
+        "protocol_commitment": Hex64(),
+        "sap_commitment": Hex64(optional=True),
+        "primary_outcomes": List(_OUTCOME, max_items=MAX_PRIMARY, min_items=1, optional=True),
+        "secondary_outcomes": List(_OUTCOME, max_items=MAX_SECONDARY, optional=True),
+        "sites": List(
+            Str(max_len=64, pattern=MEMBER_ID), max_items=MAX_SITES, unique=True, optional=True
+        ),
+    }
+)
+CONSENT_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "participant": _PARTICIPANT,
+        "protocol_version": Int(min=1, max=MAX_VERSIONS),
+    }
+)
+WITHDRAW_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "participant": _PARTICIPANT,
+        "reason_code": Str(max_len=32, choices=WITHDRAW_REASONS, optional=True),
+    }
+)
+ENROLL_SCHEMA = Obj({"trial_id": _TRIAL_ID, "participant": _PARTICIPANT})
+DATA_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "merkle_root": Hex64(),
+        "record_count": Int(min=1, max=MAX_RECORDS_PER_BATCH),
+    }
+)
+LOCK_SCHEMA = Obj({"trial_id": _TRIAL_ID, "lock_commitment": Hex64()})
+RESULTS_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "primary_outcomes": List(_OUTCOME, max_items=MAX_PRIMARY),
+        "secondary_outcomes": List(_OUTCOME, max_items=MAX_SECONDARY),
+        "results_commitment": Hex64(),
+    }
+)
+
+
+# ------------------------------------------------------------------ helpers
+def _event(ctx: ExecContext, **extra: Any) -> dict[str, Any]:
+    return {
+        "height": ctx.block.height,
+        "index": ctx.index,
+        "time": ctx.block.time_ms,
+        "tx": ctx.tx.hash,
+        **extra,
+    }
+
+
+def _signer_member(ctx: ExecContext) -> str:
+    member_id: str = ctx.state.get(b"memberkey/" + ctx.tx.signer.encode())
+    return member_id
+
+
+def _load_trial(state: BlockState, trial_id: str) -> dict[str, Any]:
+    trial: dict[str, Any] | None = state.get(trial_key(trial_id))
+    if trial is None:
+        raise Rejection("unknown-trial", f"trial {trial_id} is not registered")
+    return trial
+
+
+def _as_sponsor(ctx: ExecContext) -> dict[str, Any]:
+    trial = _load_trial(ctx.state, ctx.tx.body["trial_id"])
+    if trial["sponsor"] != _signer_member(ctx):
+        raise Rejection("unauthorized", f"only the sponsor {trial['sponsor']} may do this")
+    return trial
+
+
+def _as_site(ctx: ExecContext) -> tuple[dict[str, Any], str]:
+    trial = _load_trial(ctx.state, ctx.tx.body["trial_id"])
+    site = _signer_member(ctx)
+    if site not in trial["sites"]:
+        raise Rejection("unauthorized", f"member {site} is not a site of trial {trial['trial_id']}")
+    return trial, site
+
+
+def _check_outcome_ids(primary: list[Any], secondary: list[Any]) -> None:
+    seen: dict[str, None] = {}
+    for name, items in (("primary_outcomes", primary), ("secondary_outcomes", secondary)):
+        for i, item in enumerate(items):
+            if item["id"] in seen:
+                raise Rejection(
+                    "malformed", f"body.{name}[{i}].id: outcome id {item['id']} given twice"
+                )
+            seen[item["id"]] = None
+
+
+def _check_sites(state: BlockState, sites: list[str]) -> list[str]:
+    for site in sites:
+        member = state.get(member_key(site))
+        if (
+            member is None
+            or member.get("status", "active") != "active"
+            or not any(r in member["roles"] for r in SITE_ROLES)
+        ):
+            raise Rejection(
+                "unknown-site", f"site {site} is not an active member with role hospital or clinic"
+            )
+    return sorted(sites)
+
+
+def _outcome_map(trial_like: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """outcome id -> (category, commitment)."""
+    out: dict[str, tuple[str, str]] = {}
+    for category in ("primary", "secondary"):
+        for item in trial_like[f"{category}_outcomes"]:
+            out[item["id"]] = (category, item["commitment"])
+    return out
+
+
+def _outcome_diff(
+    before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]
+) -> dict[str, list[str]]:
+    return {
+        "added": sorted(k for k in after if k not in before),
+        "removed": sorted(k for k in before if k not in after),
+        "changed": sorted(k for k in after if k in before and after[k] != before[k]),
+    }
+
+
+def _copy_outcomes(src: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "primary_outcomes": list(src["primary_outcomes"]),
+        "secondary_outcomes": list(src["secondary_outcomes"]),
+    }
+
+
+# ------------------------------------------------------------------ authorisation
+def _auth_sponsor(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, "sponsor")
+
+
+def _auth_site(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, *SITE_ROLES)
+
+
+# ------------------------------------------------------------------ apply
+def _apply_register(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    trial_id = body["trial_id"]
+    if ctx.state.exists(trial_key(trial_id)):
+        raise Rejection("already-registered", f"trial {trial_id} is already registered")
+    secondary = body.get("secondary_outcomes", [])
+    _check_outcome_ids(body["primary_outcomes"], secondary)
+    sites = _check_sites(ctx.state, body.get("sites", []))
+    sponsor = _signer_member(ctx)
+    ev = _event(ctx)
+    trial: dict[str, Any] = {
+        "trial_id": trial_id,
+        "brief_title": body["brief_title"],
+        "sponsor": sponsor,
+        "status": STUDY_APPROVED,
+        "protocol_version": 1,
+        "protocol_commitment": body["protocol_commitment"],
+        "sap_commitment": body["sap_commitment"],
+        "primary_outcomes": body["primary_outcomes"],
+        "secondary_outcomes": secondary,
+        "sites": sites,
+        "prespecified": None,
+        "timeline": {
+            "registered": ev,
+            "last_amendment": None,
+            "first_enrolment": None,
+            "locked": None,
+            "results": None,
+        },
+        "counts": {
+            "consents": 0,
+            "participants": 0,
+            "enrolments": 0,
+            "withdrawals": 0,
+            "data_batches": 0,
+            "data_records": 0,
+        },
+        "lock_commitment": None,
+        "results": None,
+        "flags": [],
+    }
+    ctx.state.put(trial_key(trial_id), trial)
+    ctx.state.put(
+        version_key(trial_id, 1),
+        {
+            "protocol_version": 1,
+            "reason_code": "initial",
+            "reason": "registration",
+            "protocol_commitment": body["protocol_commitment"],
+            "sap_commitment": body["sap_commitment"],
+            **_copy_outcomes(trial),
+            "sites": sites,
+            "outcomes_changed": None,
+            "after_enrolment": False,
+            **ev,
+        },
+    )
+    ctx.state.put(sponsor_index_key(sponsor, trial_id), 1)
+    return {"trial_id": trial_id, "protocol_version": 1, "sponsor": sponsor}
+
+
+def _apply_amend(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    trial = _as_sponsor(ctx)
+    trial_id = trial["trial_id"]
+    if trial["lock_commitment"] is not None:
+        raise Rejection("locked", f"trial {trial_id} is locked")
+    version = trial["protocol_version"] + 1
+    if "protocol_version" in body and body["protocol_version"] != version:
+        raise Rejection(
+            "version-conflict",
+            f"the next protocol version of {trial_id} is {version}, not {body['protocol_version']}",
+        )
+    if version > MAX_VERSIONS:
+        raise Rejection("too-many-versions", f"at most {MAX_VERSIONS} protocol versions")
+    if body["protocol_commitment"] == trial["protocol_commitment"]:
+        raise Rejection("protocol-unchanged", "an amendment needs a new protocol commitment")
+    before = _outcome_map(trial)
+    primary = body.get("primary_outcomes", trial["primary_outcomes"])
+    secondary = body.get("secondary_outcomes", trial["secondary_outcomes"])
+    _check_outcome_ids(primary, secondary)
+    if "sites" in body:
+        trial["sites"] = _check_sites(ctx.state, body["sites"])
+    trial["primary_outcomes"] = primary
+    trial["secondary_outcomes"] = secondary
+    diff = _outcome_diff(before, _outcome_map(trial))
+    changed = bool(diff["added"] or diff["removed"] or diff["changed"])
+    after_enrolment = trial["timeline"]["first_enrolment"] is not None
+    ev = _event(ctx)
+    flagged = changed and after_enrolment
+    if flagged:
+        trial["flags"].append(
+            {"code": FLAG_AMEND_AFTER_ENROLMENT, "protocol_version": version, **diff, **ev}
+        )
+    trial["protocol_version"] = version
+    trial["protocol_commitment"] = body["protocol_commitment"]
+    if "sap_commitment" in body:
+        trial["sap_commitment"] = body["sap_commitment"]
+    trial["timeline"]["last_amendment"] = {"protocol_version": version, **ev}
+    ctx.state.put(trial_key(trial_id), trial)
+    ctx.state.put(
+        version_key(trial_id, version),
+        {
+            "protocol_version": version,
+            "reason_code": body["reason_code"],
+            "reason": body["reason"],
+            "protocol_commitment": trial["protocol_commitment"],
+            "sap_commitment": trial["sap_commitment"],
+            **_copy_outcomes(trial),
+            "sites": trial["sites"],
+            "outcomes_changed": diff if changed else None,
+            "after_enrolment": after_enrolment,
+            **ev,
+        },
+    )
+    return {"trial_id": trial_id, "protocol_version": version, "flagged": flagged}
+
+
+def _apply_consent(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    trial, site = _as_site(ctx)
+    trial_id = trial["trial_id"]
+    if trial["lock_commitment"] is not None:
+        raise Rejection("locked", f"trial {trial_id} is locked")
+    version = body["protocol_version"]
+    if version > trial["protocol_version"]:
+        raise Rejection(
+            "unknown-version",
+            f"trial {trial_id} is at protocol version {trial['protocol_version']}",
+        )
+    key = subject_key(trial_id, body["participant"])
+    subject: dict[str, Any] | None = ctx.state.get(key)
+    ev = _event(ctx, protocol_version=version)
+    if subject is None:
+        subject = {
+            "participant": body["participant"],
+            "site": site,
+            "status": SUBJECT_CONSENTED,
+            "consented_version": version,
+            "consents": [ev],
+            "enrolled": None,
+            "withdrawn": None,
+        }
+        trial["counts"]["participants"] += 1
+    else:
+        if subject["site"] != site:
+            raise Rejection("wrong-site", f"the participant belongs to site {subject['site']}")
+        if subject["status"] == SUBJECT_WITHDRAWN:
+            raise Rejection("withdrawn", "the participant has withdrawn from the trial")
+        if version <= subject["consented_version"]:
+            raise Rejection(
+                "already-consented",
+                f"the participant consented to version {subject['consented_version']} already",
+            )
+        subject["consented_version"] = version
+        subject["consents"].append(ev)
+    trial["counts"]["consents"] += 1
+    ctx.state.put(key, subject)
+    ctx.state.put(trial_key(trial_id), trial)
+    return {"trial_id": trial_id, "participant": body["participant"], "protocol_version": version}
+
+
+def _load_subject(ctx: ExecContext, trial_id: str, site: str) -> dict[str, Any]:
+    key = subject_key(trial_id, ctx.tx.body["participant"])
+    subject: dict[str, Any] | None = ctx.state.get(key)
+    if subject is None:
+        raise Rejection("no-consent", "no consent is recorded for this participant")
+    if subject["site"] != site:
+        raise Rejection("wrong-site", f"the participant belongs to site {subject['site']}")
+    return subject
+
+
+def _apply_enroll(ctx: ExecContext) -> dict[str, Any]:
+    trial, site = _as_site(ctx)
+    trial_id = trial["trial_id"]
+    if trial["lock_commitment"] is not None:
+        raise Rejection("locked", f"trial {trial_id} is locked")
+    subject = _load_subject(ctx, trial_id, site)
+    if subject["status"] == SUBJECT_WITHDRAWN:
+        raise Rejection("withdrawn", "the participant has withdrawn from the trial")
+    if subject["status"] == SUBJECT_ENROLLED:
+        raise Rejection("already-enrolled", "the participant is enrolled already")
+    if subject["consented_version"] != trial["protocol_version"]:
+        raise Rejection(
+            "consent-outdated",
+            f"consent is to protocol version {subject['consented_version']}; "
+            f"version {trial['protocol_version']} needs re-consent",
+        )
+    ev = _event(ctx, protocol_version=trial["protocol_version"])
+    subject["status"] = SUBJECT_ENROLLED
+    subject["enrolled"] = ev
+    first = trial["timeline"]["first_enrolment"] is None
+    if first:
+        trial["timeline"]["first_enrolment"] = ev
+        trial["status"] = STUDY_ACTIVE
+        trial["prespecified"] = {
+            "protocol_version": trial["protocol_version"],
+            **_copy_outcomes(trial),
+        }
+    trial["counts"]["enrolments"] += 1
+    ctx.state.put(subject_key(trial_id, subject["participant"]), subject)
+    ctx.state.put(trial_key(trial_id), trial)
+    return {"trial_id": trial_id, "participant": subject["participant"], "first_enrolment": first}
+
+
+def _apply_withdraw(ctx: ExecContext) -> dict[str, Any]:
+    trial, site = _as_site(ctx)
+    trial_id = trial["trial_id"]
+    subject = _load_subject(ctx, trial_id, site)
+    if subject["status"] == SUBJECT_WITHDRAWN:
+        raise Rejection("already-withdrawn", "the participant has withdrawn already")
+    subject["status"] = SUBJECT_WITHDRAWN
+    subject["withdrawn"] = _event(
+        ctx, reason_code=ctx.tx.body.get("reason_code", "participant-request")
+    )
+    trial["counts"]["withdrawals"] += 1
+    ctx.state.put(subject_key(trial_id, subject["participant"]), subject)
+    ctx.state.put(trial_key(trial_id), trial)
+    return {"trial_id": trial_id, "participant": subject["participant"]}
+
+
+def _apply_data(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    trial, site = _as_site(ctx)
+    trial_id = trial["trial_id"]
+    if trial["lock_commitment"] is not None:
+        raise Rejection("locked", f"trial {trial_id} is locked: no more data")
+    if trial["timeline"]["first_enrolment"] is None:
+        raise Rejection("no-enrolment", f"trial {trial_id} has no enrolled participant yet")
+    rkey = root_key(trial_id, body["merkle_root"])
+    if ctx.state.exists(rkey):
+        raise Rejection("duplicate-batch", "this Merkle root was recorded for the trial already")
+    seq = trial["counts"]["data_batches"] + 1
+    ctx.state.put(
+        data_key(trial_id, seq),
+        {
+            "seq": seq,
+            "merkle_root": body["merkle_root"],
+            "record_count": body["record_count"],
+            "site": site,
+            **_event(ctx),
+        },
+    )
+    ctx.state.put(rkey, seq)
+    trial["counts"]["data_batches"] = seq
+    trial["counts"]["data_records"] += body["record_count"]
+    ctx.state.put(trial_key(trial_id), trial)
+    return {"trial_id": trial_id, "seq": seq}
+
+
+def _apply_lock(ctx: ExecContext) -> dict[str, Any]:
+    trial = _as_sponsor(ctx)
+    trial_id = trial["trial_id"]
+    if trial["lock_commitment"] is not None:
+        raise Rejection("already-locked", f"trial {trial_id} is locked already")
+    trial["lock_commitment"] = ctx.tx.body["lock_commitment"]
+    trial["status"] = STUDY_LOCKED
+    trial["timeline"]["locked"] = _event(ctx)
+    ctx.state.put(trial_key(trial_id), trial)
+    return {"trial_id": trial_id}
+
+
+def compare_outcomes(
+    registered: Mapping[str, Any], reported: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Outcome-switching flags of reported against registered outcomes, sorted by id."""
+    reg = _outcome_map(registered)
+    rep = _outcome_map(reported)
+    flags: list[dict[str, Any]] = []
+    for oid in sorted({**reg, **rep}):
+        if oid not in rep:
+            flags.append({"code": FLAG_MISSING, "outcome_id": oid, "registered": reg[oid][0]})
+        elif oid not in reg:
+            flags.append({"code": FLAG_ADDED, "outcome_id": oid, "reported": rep[oid][0]})
+        elif reg[oid] != rep[oid]:
+            change = []
+            if reg[oid][0] != rep[oid][0]:
+                change.append("category")
+            if reg[oid][1] != rep[oid][1]:
+                change.append("commitment")
+            flags.append(
+                {
+                    "code": FLAG_CHANGED,
+                    "outcome_id": oid,
+                    "registered": reg[oid][0],
+                    "reported": rep[oid][0],
+                    "change": change,
+                }
+            )
+    return flags
+
+
+def _apply_results(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    trial = _as_sponsor(ctx)
+    trial_id = trial["trial_id"]
+    if trial["lock_commitment"] is None:
+        raise Rejection("not-locked", f"trial {trial_id}: results only after the database lock")
+    if trial["results"] is not None:
+        raise Rejection("already-reported", f"trial {trial_id} has results already")
+    _check_outcome_ids(body["primary_outcomes"], body["secondary_outcomes"])
+    registered = trial["prespecified"] or {
+        "protocol_version": trial["protocol_version"],
+        **_copy_outcomes(trial),
+    }
+    ev = _event(ctx)
+    new_flags = [{**f, **ev} for f in compare_outcomes(registered, body)]
+    trial["flags"].extend(new_flags)
+    trial["results"] = {
+        "results_commitment": body["results_commitment"],
+        "primary_outcomes": body["primary_outcomes"],
+        "secondary_outcomes": body["secondary_outcomes"],
+        "compared_with_version": registered["protocol_version"],
+    }
+    trial["status"] = STUDY_COMPLETED
+    trial["timeline"]["results"] = ev
+    ctx.state.put(trial_key(trial_id), trial)
+    return {
+        "trial_id": trial_id,
+        "outcome_switching": bool(new_flags),
+        "flags": [{k: f[k] for k in f if k not in ev} for f in new_flags],
+    }
+
+
+# ------------------------------------------------------------------ queries
+def _trial_id_param(path: Mapping[str, str]) -> str:
+    trial_id = path["trial_id"]
+    if not TRIAL_ID.fullmatch(trial_id):
+        raise Rejection("malformed", "trial_id must be an NCT, EU CT, EudraCT or ISRCTN number")
+    return trial_id
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise Rejection("malformed", f"{name} must be an integer in {lo}..{hi}")
+    return int(raw)
+
+
+def _query_trial(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = state.get(trial_key(_trial_id_param(path)))
+    return found
+
+
+def _query_participant(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    trial_id = _trial_id_param(path)
+    if not HEX64.fullmatch(path["participant"]):
+        raise Rejection("malformed", "participant must be 64 lowercase hex characters")
+    found: dict[str, Any] | None = state.get(subject_key(trial_id, path["participant"]))
+    return found
+
+
+def audit_report(
+    state: BlockState, trial_id: str, data_limit: int = 100, data_after: int = 0
+) -> dict[str, Any] | None:
+    """A trial's audit report: timeline, amendments, counts, data commitments, flags."""
+    trial: dict[str, Any] | None = state.get(trial_key(trial_id))
+    if trial is None:
+        return None
+    versions = [v for _, v in state.iter_prefix(b"trialver/" + trial_id.encode() + b"/")]
+    timeline: list[dict[str, Any]] = [{"event": "registered", **trial["timeline"]["registered"]}]
+    for v in versions[1:]:
+        timeline.append(
+            {
+                "event": "amended",
+                "protocol_version": v["protocol_version"],
+                "reason_code": v["reason_code"],
+                **{k: v[k] for k in ("height", "index", "time", "tx")},
+            }
+        )
+    for name, event in (
+        ("first_enrolment", "first-enrolment"),
+        ("locked", "locked"),
+        ("results", "results"),
+    ):
+        if trial["timeline"][name] is not None:
+            timeline.append({"event": event, **trial["timeline"][name]})
+    timeline.sort(key=lambda e: (e["height"], e["index"]))
+    batches: list[dict[str, Any]] = []
+    start = data_key(trial_id, data_after + 1)
+    for key, batch in state.iter_prefix(b"trialdata/" + trial_id.encode() + b"/"):
+        if key < start:
+            continue
+        if len(batches) >= data_limit:
+            break
+        batches.append(batch)
+    flags = trial["flags"]
+    return {
+        "trial_id": trial_id,
+        "brief_title": trial["brief_title"],
+        "sponsor": trial["sponsor"],
+        "status": trial["status"],
+        "protocol_version": trial["protocol_version"],
+        "sites": trial["sites"],
+        "timeline": timeline,
+        "amendments": versions[1:],
+        "counts": trial["counts"],
+        "data": {
+            "batches": trial["counts"]["data_batches"],
+            "records": trial["counts"]["data_records"],
+            "commitments": batches,
+        },
+        "prespecified": trial["prespecified"],
+        "lock_commitment": trial["lock_commitment"],
+        "results": trial["results"],
+        "flags": flags,
+        "outcome_switching": any(f["code"] != FLAG_AMEND_AFTER_ENROLMENT for f in flags),
+        "outcomes_changed_after_enrolment": any(
+            f["code"] == FLAG_AMEND_AFTER_ENROLMENT for f in flags
+        ),
+    }
+
+
+def _query_report(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    trial_id = _trial_id_param(path)
+    limit = _int_param(query, "data_limit", 100, 0, MAX_LIST)
+    after = _int_param(query, "data_after", 0, 0, 9_999_999_999)
+    return audit_report(state, trial_id, limit, after)
+
+
+def _summary(trial: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "trial_id": trial["trial_id"],
+        "brief_title": trial["brief_title"],
+        "sponsor": trial["sponsor"],
+        "status": trial["status"],
+        "protocol_version": trial["protocol_version"],
+        "flags": len(trial["flags"]),
+    }
+
+
+def _query_list(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any]:
+    limit = _int_param(query, "limit", 100, 1, MAX_LIST)
+    after = query.get("after", "")
+    sponsor = query.get("sponsor")
+    trials: list[dict[str, Any]] = []
+    if sponsor is not None:
+        if not MEMBER_ID.fullmatch(sponsor) or len(sponsor) > 64:
+            raise Rejection("malformed", "sponsor must be a member id")
+        prefix = b"trialsponsor/" + sponsor.encode() + b"/"
+        for key, _ in state.iter_prefix(prefix):
+            trial_id = key[len(prefix) :].decode()
+            if trial_id <= after:
+                continue
+            if len(trials) >= limit:
+                break
+            trials.append(_summary(_load_trial(state, trial_id)))
+    else:
+        for key, trial in state.iter_prefix(b"trial/"):
+            if key[len(b"trial/") :].decode() <= after:
+                continue
+            if len(trials) >= limit:
+                break
+            trials.append(_summary(trial))
+    return {"trials": trials}
+
+
+# ------------------------------------------------------------------ the domain
+TRIAL_REGISTER = TxType(
+    "trial.register",
+    REGISTER_SCHEMA,
+    _auth_sponsor,
+    _apply_register,
+    "register a clinical trial: protocol and SAP commitments, pre-specified outcomes, sites",
+)
+TRIAL_AMEND = TxType(
+    "trial.amend",
+    AMEND_SCHEMA,
+    _auth_sponsor,
+    _apply_amend,
+    "amend a trial's protocol (new version, reason); outcome changes after enrolment are flagged",
+)
+TRIAL_CONSENT = TxType(
+    "trial.consent",
+    CONSENT_SCHEMA,
+    _auth_site,
+    _apply_consent,
+    "a site records a participant's consent to a protocol version",
+)
+TRIAL_WITHDRAW = TxType(
+    "trial.withdraw",
+    WITHDRAW_SCHEMA,
+    _auth_site,
+    _apply_withdraw,
+    "a site records a participant's withdrawal",
+)
+TRIAL_ENROLL = TxType(
+    "trial.enroll",
+    ENROLL_SCHEMA,
+    _auth_site,
+    _apply_enroll,
+    "a site enrols a participant who consented to the current protocol version",
+)
+TRIAL_DATA = TxType(
+    "trial.data",
+    DATA_SCHEMA,
+    _auth_site,
+    _apply_data,
+    "a site commits a batch of case-report-form records (Merkle root and count)",
+)
+TRIAL_LOCK = TxType(
+    "trial.lock",
+    LOCK_SCHEMA,
+    _auth_sponsor,
+    _apply_lock,
+    "the sponsor locks the trial database (no more data)",
+)
+TRIAL_RESULTS = TxType(
+    "trial.results",
+    RESULTS_SCHEMA,
+    _auth_sponsor,
+    _apply_results,
+    "the sponsor reports results; outcomes are checked against the pre-specified ones",
+)
+
+DOMAIN = Domain(
+    name="trials",
+    tx_types=(
+        TRIAL_REGISTER,
+        TRIAL_AMEND,
+        TRIAL_CONSENT,
+        TRIAL_WITHDRAW,
+        TRIAL_ENROLL,
+        TRIAL_DATA,
+        TRIAL_LOCK,
+        TRIAL_RESULTS,
+    ),
+    queries=(
+        Query(
+            "/trials",
+            _query_list,
+            "Registered trials, all or by sponsor member id (paged by trial id)",
+            ("sponsor", "after", "limit"),
+        ),
+        Query("/trials/{trial_id}", _query_trial, "A clinical trial's registration and state"),
+        Query(
+            "/trials/{trial_id}/report",
+            _query_report,
+            "A trial's audit report: timeline, amendments, counts, data commitments, flags",
+            ("data_after", "data_limit"),
+        ),
+        Query(
+            "/trials/{trial_id}/participants/{participant}",
+            _query_participant,
+            "A participant's consent, enrolment and withdrawal in a trial (by pseudonym)",
+        ),
+    ),
+)
