@@ -1226,8 +1226,8 @@ class Replica:
 
     def _push_new_view(self, peer: int, now: int, out: list[Action]) -> None:
         nv = self._new_view_msg
-        if nv is None or nv.view != self._view or self._in_vc:
-            return
+        if nv is None or nv.view != self._view or self._in_vc or nv.sender == peer:
+            return  # (its author would refuse its own message as from itself)
         if now < self._last_push.get(peer, -NEVER) + self.config.resend_interval_ms:
             return
         self._last_push[peer] = now
