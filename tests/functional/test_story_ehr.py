@@ -1,0 +1,318 @@
+"""Functional story: health records on a 4-node network, driven only through ``hygeia``.
+
+Layout (kept simple on purpose): ``hygeia testnet init --validators 4`` gives
+node i's member the role ``MEMBER_ROLES[i]`` (hospital, manufacturer,
+pharmacy, insurer). Before the first start, the test rewrites the genesis of
+every home identically so that node1's member becomes a clinic, ``clinic-1``
+("hospital B"); node0's member ``hospital-0`` is hospital A. The network then
+runs under ``hygeia testnet start --dir`` and every step is a ``hygeia client``
+command, as a hospital's operator would type it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HYGEIA = [sys.executable, "-m", "node.cli"]
+TIMEOUT = 60.0
+
+
+def _free(base: int) -> bool:
+    for i in range(4):
+        for off in range(3):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", base + 10 * i + off))
+                except OSError:
+                    return False
+    return True
+
+
+def _base_port() -> int:
+    """A base port in 12000..19999 whose 12 ports are free, away from other lanes."""
+    start = 12000 + (os.getpid() * 97) % 7900
+    for k in range(200):
+        base = 12000 + (start - 12000 + 40 * k) % 7960
+        if _free(base):
+            return base
+    raise RuntimeError("no free ports for the testnet")
+
+
+def hy(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*HYGEIA, *map(str, args)], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"hygeia {' '.join(map(str, args))}: {proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def hy_json(*args: str | Path, ok: bool = True) -> Any:
+    return json.loads(hy(*args, ok=ok).stdout)
+
+
+def make_b_a_clinic(testnet: Path) -> None:
+    """Node1's member becomes clinic-1 in every home's genesis.json (all stay identical)."""
+    homes = sorted(testnet.glob("node*"))
+    genesis = json.loads((homes[0] / "genesis.json").read_text())
+    member = genesis["members"][1]
+    member.update({"id": "clinic-1", "name": "Clinic 1", "roles": ["clinic"]})
+    text = json.dumps(genesis, indent=2, sort_keys=True) + "\n"
+    for home in homes:
+        (home / "genesis.json").write_text(text)
+
+
+@contextlib.contextmanager
+def running_testnet(tmp: Path) -> Iterator[list[dict[str, Any]]]:
+    testnet = tmp / "testnet"
+    hy("testnet", "init", "--validators", "4", "--out", testnet, "--base-port", str(_base_port()))
+    make_b_a_clinic(testnet)
+    nodes: list[dict[str, Any]] = json.loads((testnet / "testnet.json").read_text())["nodes"]
+    log = (tmp / "testnet.log").open("wb")
+    proc = subprocess.Popen(
+        [*HYGEIA, "testnet", "start", "--dir", str(testnet)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # every node answers /v1/info and the chain grows
+            assert proc.poll() is None, (tmp / "testnet.log").read_text()[-4000:]
+            ready = [hy("client", "tx", "0" * 64, "--api", n["api"], ok=False) for n in nodes]
+            if all(r.returncode == 0 for r in ready):
+                break
+            assert time.monotonic() < deadline, "testnet did not come up"
+            time.sleep(0.5)
+        yield nodes
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_health_records_story(tmp_path: Path) -> None:
+    """Hospital A enrols a patient and anchors two records (one from a FHIR resource,
+    salted locally); the patient grants clinic B treatment access; B's access is
+    accepted; the patient revokes and B's next access is rejected (consent-revoked);
+    B breaks the glass and that access is flagged; the patient's accounting of
+    disclosures lists both accesses; the FHIR resource verifies against its anchor;
+    every node answers the same; the first anchor's inclusion proof verifies offline."""
+    with running_testnet(tmp_path) as nodes:
+        api_a, api_b = nodes[0]["api"], nodes[1]["api"]
+        key_a = Path(nodes[0]["home"]) / "member_key.json"
+        key_b = Path(nodes[1]["home"]) / "member_key.json"
+        genesis = Path(nodes[0]["home"]) / "genesis.json"
+        patient_key = tmp_path / "patient_key.json"
+
+        patient = hy_json("client", "ehr", "patient-key", "--out", patient_key)["patient"]
+        r = hy_json(
+            "client", "ehr", "enroll", "--api", api_a, "--key", key_a, "--patient-key", patient_key
+        )
+        assert r["status"] == "committed" and r["result"]["status"] == "ok", r
+
+        # hospital A anchors a lab report from a FHIR resource, and a discharge summary
+        resource = tmp_path / "report.json"
+        resource.write_text(json.dumps({"resourceType": "DiagnosticReport", "status": "final"}))
+        first = hy_json(
+            "client",
+            "ehr",
+            "record-anchor",
+            "--api",
+            api_a,
+            "--key",
+            key_a,
+            "--record-id",
+            "rpt-001",
+            "--patient",
+            patient,
+            "--fhir",
+            resource,
+        )
+        assert first["result"]["status"] == "ok", first
+        salt = Path(str(resource) + ".salt")
+        assert salt.exists() and (salt.stat().st_mode & 0o777) == 0o600
+        second = hy_json(
+            "client",
+            "ehr",
+            "record-anchor",
+            "--api",
+            api_a,
+            "--key",
+            key_a,
+            "--record-id",
+            "dis-001",
+            "--patient",
+            patient,
+            "--type",
+            "18842-5",
+            "--commitment",
+            "ab" * 32,
+        )
+        assert second["result"]["status"] == "ok", second
+
+        # the patient grants clinic B treatment access; B logs an access
+        grant = hy_json(
+            "client",
+            "ehr",
+            "consent-grant",
+            "--api",
+            api_b,
+            "--key",
+            patient_key,
+            "--grantee",
+            "clinic-1",
+            "--purpose",
+            "TREAT",
+            "--valid-for",
+            "3600",
+        )
+        consent = grant["result"]["data"]["consent_id"]
+        may = hy_json(
+            "client",
+            "ehr",
+            "may-access",
+            "rpt-001",
+            "--api",
+            api_b,
+            "--member",
+            "clinic-1",
+            "--purpose",
+            "TREAT",
+        )
+        assert may["allowed"] is True and may["consent_id"] == consent
+        acc = hy_json(
+            "client",
+            "ehr",
+            "access",
+            "--api",
+            api_b,
+            "--key",
+            key_b,
+            "--record",
+            "rpt-001",
+            "--purpose",
+            "TREAT",
+            "--consent",
+            consent,
+        )
+        assert acc["result"]["status"] == "ok", acc
+
+        # the patient revokes; B's next access is rejected with the reason
+        rev = hy_json(
+            "client",
+            "ehr",
+            "consent-revoke",
+            "--api",
+            api_a,
+            "--key",
+            patient_key,
+            "--consent",
+            consent,
+        )
+        assert rev["result"]["status"] == "ok", rev
+        denied = hy(
+            "client",
+            "ehr",
+            "access",
+            "--api",
+            api_b,
+            "--key",
+            key_b,
+            "--record",
+            "rpt-001",
+            "--purpose",
+            "TREAT",
+            "--consent",
+            consent,
+            ok=False,
+        )
+        assert denied.returncode == 1
+        assert json.loads(denied.stdout)["result"]["code"] == "consent-revoked"
+
+        # break-glass by B: accepted without consent, flagged
+        em = hy_json(
+            "client",
+            "ehr",
+            "emergency",
+            "--api",
+            api_b,
+            "--key",
+            key_b,
+            "--record",
+            "dis-001",
+            "--reason",
+            "ETREAT",
+            "--minutes",
+            "30",
+        )
+        assert em["result"]["data"]["emergency"] is True
+        height = em["height"]
+
+        # the patient's accounting of disclosures lists all of it, on every node
+        want = [
+            ("access", False, "rpt-001", "clinic-1", "TREAT", consent),
+            ("emergency", True, "dis-001", "clinic-1", "ETREAT", None),
+        ]
+        for node in nodes:
+            deadline = time.monotonic() + TIMEOUT
+            while (
+                hy_json("client", "tx", em["hash"], "--api", node["api"])["status"] != "committed"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            d = hy_json(
+                "client", "ehr", "disclosures", "--api", node["api"], "--patient-key", patient_key
+            )["disclosures"]
+            got = [
+                (
+                    e["kind"],
+                    e["emergency"],
+                    e["record_id"],
+                    e["agent"],
+                    e["purpose"],
+                    e["consent_id"],
+                )
+                for e in d
+            ]
+            assert got == want, (node["name"], d)
+            audit = hy_json("client", "ehr", "emergencies", "--api", node["api"])
+            assert [e["height"] for e in audit["emergency_accesses"]] == [height]
+        consents = hy_json("client", "ehr", "consents", "--api", api_a, "--patient", patient)
+        assert consents["consents"][0]["status"] == "inactive"
+        assert consents["consents"][0]["revoked"] is not None
+
+        # the FHIR resource (with its salt) verifies; a changed resource does not
+        v = hy_json("client", "ehr", "verify", "--api", api_b, "--fhir", resource)
+        assert (v["anchored"], v["record_id"], v["version"], v["custodian"]) == (
+            True,
+            "rpt-001",
+            1,
+            "hospital-0",
+        )
+        resource.write_text(json.dumps({"resourceType": "DiagnosticReport", "status": "amended"}))
+        assert (
+            hy("client", "ehr", "verify", "--api", api_b, "--fhir", resource, ok=False).returncode
+            == 1
+        )
+
+        # a proof of the first anchor verifies offline against genesis
+        proof = tmp_path / "proof.json"
+        hy("client", "proof", first["hash"], "--api", nodes[2]["api"], "--out", proof)
+        out = hy("proof", "verify", proof, "--genesis", genesis)
+        assert out.stdout.startswith("VALID") and first["hash"] in out.stdout
