@@ -703,3 +703,12 @@ def test_same_story_same_state_root() -> None:
         c.block(*txs)
         roots.append(c.root)
     assert roots[0] == roots[1]
+
+
+def test_apply_bench_runs_every_type_without_rejections() -> None:
+    """The apply-throughput bench exercises all eight trial.* types and none is rejected."""
+    from node.bench import apply_trials
+
+    out = apply_trials.run(20)
+    assert sorted(out["per_type"]) == sorted(t.name for t in trials.DOMAIN.tx_types)
+    assert all(v["not_accepted"] == 0 and v["txs"] == 20 for v in out["per_type"].values())

@@ -1,0 +1,224 @@
+"""Apply throughput of the clinical trials' transaction types, on one core.
+
+``python -m node.bench.apply_trials [--txs N]`` prints JSON. ``run()`` builds
+and signs every transaction first (signing is not timed), then times
+``Ledger.execute_block`` plus the commit of its writes to a
+``storage.memory.MemoryChainStore``, in blocks of ``BLOCK_TXS`` transactions,
+each type in its own blocks, in story order:
+
+* ``trial.register``: N trials (one primary, two secondary outcomes, two sites);
+* ``trial.consent``, ``trial.enroll``, ``trial.data``, ``trial.withdraw``: N
+  each on the first trial (the hot path: one trial record updated by every
+  transaction, N participants, N data batches);
+* ``trial.amend``, ``trial.lock``, ``trial.results``: one each on every trial.
+
+``tx_per_s`` is transactions per second of apply (wall clock), ``tx_per_cpu_s``
+the same per CPU second of this process (steadier on a loaded machine);
+``not_accepted`` counts
+transactions that were rejected (it should be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from typing import Any
+
+from node.keys import key_from_seed, public_key_hex
+from node.ledger.context import BlockInfo
+from node.ledger.executor import Ledger
+from node.tx import Tx, build_tx
+from storage.memory import MemoryChainStore
+
+CHAIN = "bench-trials"
+BLOCK_TXS = 1000
+
+SPONSOR = key_from_seed(b"\x21" * 32)
+SITE = key_from_seed(b"\x22" * 32)
+MEMBERS = [
+    {"id": "sponsor", "name": "S", "roles": ["sponsor"], "keys": [public_key_hex(SPONSOR)]},
+    {"id": "site-a", "name": "A", "roles": ["hospital"], "keys": [public_key_hex(SITE)]},
+    {"id": "site-b", "name": "B", "roles": ["clinic"], "keys": []},
+]
+
+
+def _h(label: str) -> str:
+    return hashlib.sha256(label.encode()).hexdigest()
+
+
+OUTCOMES = {
+    "primary_outcomes": [{"id": "P1", "commitment": _h("P1")}],
+    "secondary_outcomes": [
+        {"id": "S1", "commitment": _h("S1")},
+        {"id": "S2", "commitment": _h("S2")},
+    ],
+}
+
+
+class _Chain:
+    def __init__(self) -> None:
+        self.store = MemoryChainStore()
+        self.ledger = Ledger()
+        self.height = 0
+        self.root = b"\0" * 32
+        self.rejected = 0
+
+    def block(self, txs: list[Tx]) -> None:
+        self.height += 1
+        h = self.height
+        out = self.ledger.execute_block(
+            self.store,
+            BlockInfo(CHAIN, h, 1_700_000_000_000 + 1000 * h, 0),
+            txs,
+            self.root,
+            lambda x: self.store.tx_location(bytes.fromhex(x)) is not None,
+            genesis_members=MEMBERS if h == 1 else (),
+        )
+        self.store.commit_block(
+            h,
+            hashlib.sha256(h.to_bytes(8, "big")).digest(),
+            b"block",
+            [tx.hash_bytes for tx in txs],
+            out.writes,
+        )
+        self.root = out.state_root
+        self.rejected += sum(1 for r in out.results if r.status != "ok")
+
+    def timed(self, txs: list[Tx]) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of this process) to apply and commit ``txs``."""
+        start, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(txs), BLOCK_TXS):
+            self.block(txs[i : i + BLOCK_TXS])
+        return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _nct(i: int) -> str:
+    return f"NCT{i:08d}"
+
+
+def run(txs: int = 5000) -> dict[str, Any]:
+    """Apply throughput per ``trial.*`` type; see the module docstring."""
+    chain = _Chain()
+    chain.block([])  # genesis members
+    n = txs
+    t0 = _nct(0)
+    people = [_h(f"participant-{i}") for i in range(n)]
+    nonce = iter(range(1 << 40))
+
+    def sign(type_: str, key: Any, bodies: list[dict[str, Any]]) -> list[Tx]:
+        return [build_tx(CHAIN, type_, b, key, next(nonce)) for b in bodies]
+
+    plan: list[tuple[str, list[Tx]]] = [
+        (
+            "trial.register",
+            sign(
+                "trial.register",
+                SPONSOR,
+                [
+                    {
+                        "trial_id": _nct(i),
+                        "brief_title": f"Bench trial {i}",
+                        "protocol_commitment": _h(f"protocol-{i}"),
+                        "sap_commitment": _h(f"sap-{i}"),
+                        **OUTCOMES,
+                        "sites": ["site-a", "site-b"],
+                    }
+                    for i in range(n)
+                ],
+            ),
+        ),
+        (
+            "trial.consent",
+            sign(
+                "trial.consent",
+                SITE,
+                [{"trial_id": t0, "participant": p, "protocol_version": 1} for p in people],
+            ),
+        ),
+        (
+            "trial.enroll",
+            sign("trial.enroll", SITE, [{"trial_id": t0, "participant": p} for p in people]),
+        ),
+        (
+            "trial.data",
+            sign(
+                "trial.data",
+                SITE,
+                [
+                    {"trial_id": t0, "merkle_root": _h(f"batch-{i}"), "record_count": 100}
+                    for i in range(n)
+                ],
+            ),
+        ),
+        (
+            "trial.withdraw",
+            sign("trial.withdraw", SITE, [{"trial_id": t0, "participant": p} for p in people]),
+        ),
+        (
+            "trial.amend",
+            sign(
+                "trial.amend",
+                SPONSOR,
+                [
+                    {
+                        "trial_id": _nct(i),
+                        "reason_code": "administrative",
+                        "reason": "bench",
+                        "protocol_commitment": _h(f"protocol-{i}-v2"),
+                    }
+                    for i in range(n)
+                ],
+            ),
+        ),
+        (
+            "trial.lock",
+            sign(
+                "trial.lock",
+                SPONSOR,
+                [{"trial_id": _nct(i), "lock_commitment": _h(f"lock-{i}")} for i in range(n)],
+            ),
+        ),
+        (
+            "trial.results",
+            sign(
+                "trial.results",
+                SPONSOR,
+                [
+                    {"trial_id": _nct(i), **OUTCOMES, "results_commitment": _h(f"res-{i}")}
+                    for i in range(n)
+                ],
+            ),
+        ),
+    ]
+    per_type: dict[str, Any] = {}
+    for name, signed in plan:
+        before = chain.rejected
+        seconds, cpu = chain.timed(signed)
+        per_type[name] = {
+            "txs": len(signed),
+            "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu, 3),
+            "tx_per_s": int(len(signed) / seconds) if seconds > 0 else 0,
+            "tx_per_cpu_s": int(len(signed) / cpu) if cpu > 0 else 0,
+            "not_accepted": chain.rejected - before,
+        }
+    return {
+        "bench": "apply_trials",
+        "one_core": True,
+        "block_txs": BLOCK_TXS,
+        "per_type": per_type,
+        "slowest_tx_per_s": min(v["tx_per_s"] for v in per_type.values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--txs", type=int, default=5000, help="transactions per type")
+    args = parser.parse_args()
+    print(json.dumps(run(args.txs), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
