@@ -42,10 +42,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node.codec import canonical_json_unchecked, parse_json
 from node.ledger import ehr, supply
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query
-from node.ledger.members import member_key, require_member
+from node.ledger.members import member_key, require_member, signer_key
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import Bool, Hex64, Int, List, Obj, Str, malformed
@@ -67,6 +68,7 @@ MAX_AMOUNT = 10**12  # minor units per unit
 MAX_QUANTITY = 10_000
 MAX_VERSIONS = 64
 MAX_COVERAGES = 16
+MAX_PAYMENTS = 64
 BP = 10_000  # basis points in 100 %
 
 
@@ -117,6 +119,10 @@ def claim_key(provider: str, claim_id: str) -> bytes:
     return b"claims/claim/" + provider.encode() + b"/" + claim_id.encode()
 
 
+def claim_state_key(provider: str, claim_id: str) -> bytes:
+    return b"claims/claimst/" + provider.encode() + b"/" + claim_id.encode()
+
+
 def insurer_index_key(insurer: str, provider: str, claim_id: str) -> bytes:
     return b"claims/byins/" + f"{insurer}/{provider}/{claim_id}".encode()
 
@@ -139,12 +145,12 @@ def payment_key(insurer: str, payment_ref: str) -> bytes:
 
 # ------------------------------------------------------------------ helpers
 def _member_id(ctx: ExecContext) -> str:
-    mid: str = ctx.state.get(b"memberkey/" + ctx.tx.signer.encode())
+    mid: str = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
     return mid
 
 
 def _is_active_insurer(state: BlockState, member_id: str) -> bool:
-    member = state.get(member_key(member_id))
+    member = _get_frozen(state, member_key(member_id))
     return (
         member is not None
         and member.get("status", "active") == "active"
@@ -152,12 +158,51 @@ def _is_active_insurer(state: BlockState, member_id: str) -> bool:
     )
 
 
+def _require(ctx: ExecContext, roles: tuple[str, ...]) -> None:
+    """``members.require_member`` with the member record read through the parse cache
+    (the hot path); a key of no member falls back to it for the same rejection."""
+    member_id = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
+    member = _get_frozen(ctx.state, member_key(member_id)) if member_id is not None else None
+    if (
+        member is None
+        or member.get("status", "active") != "active"
+        or not any(r in member["roles"] for r in roles)
+    ):
+        require_member(ctx.state, ctx.tx.signer, *roles)  # raises with its message
+        raise Rejection("unauthorized", "signer is not a key of a member with the role")
+
+
 def _authorize_insurer(ctx: ExecContext) -> None:
-    require_member(ctx.state, ctx.tx.signer, *INSURER_ROLES)
+    _require(ctx, INSURER_ROLES)
 
 
 def _authorize_provider(ctx: ExecContext) -> None:
-    require_member(ctx.state, ctx.tx.signer, *PROVIDER_ROLES)
+    _require(ctx, PROVIDER_ROLES)
+
+
+def _put(state: BlockState, key: bytes, value: Any) -> None:
+    """Store a value. Every value this module stores is built only from schema-checked
+    body fields (strings matching ASCII patterns, bounded integers), values parsed
+    from state, constants and sums of bounded amounts (far inside 64 bits), so the
+    codec's re-check is skipped: it was most of the cost of ``claim.submit``."""
+    state.put_raw(key, canonical_json_unchecked(value))
+
+
+_FROZEN: dict[bytes, Any] = {}
+
+
+def _get_frozen(state: BlockState, key: bytes) -> Any:
+    """``state.get`` for values the caller never mutates (policy versions), cached by
+    their bytes: the same bytes always parse to the same value."""
+    raw = state.get_raw(key)
+    if raw is None:
+        return None
+    found = _FROZEN.get(raw)
+    if found is None:
+        if len(_FROZEN) >= 256:
+            _FROZEN.clear()
+        found = _FROZEN[raw] = parse_json(raw)
+    return found
 
 
 def _adj(group: str, code: str, amount: int) -> dict[str, Any]:
@@ -180,7 +225,7 @@ def _ledger_add(
     row["paid"] += paid
     row["outstanding"] = row["approved"] - row["paid"]
     row["claims"] += claims
-    state.put(key, row)
+    _put(state, key, row)
 
 
 # ------------------------------------------------------------------ policy.publish
@@ -251,8 +296,8 @@ def _publish(ctx: ExecContext) -> dict[str, Any]:
         "evidence_required": body.get("evidence_required", False),
         "published": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
     }
-    ctx.state.put(policy_key(body["policy_id"]), head)
-    ctx.state.put(policy_version_key(body["policy_id"], version), record)
+    _put(ctx.state, policy_key(body["policy_id"]), head)
+    _put(ctx.state, policy_version_key(body["policy_id"], version), record)
     return {"policy_id": body["policy_id"], "version": version, "effective": effective}
 
 
@@ -282,7 +327,7 @@ def _enroll(ctx: ExecContext) -> dict[str, Any]:
             "height": ctx.block.height,
         }
     )
-    ctx.state.put(key, entry)
+    _put(ctx.state, key, entry)
     return {"coverage_id": body["coverage_id"], "policy_id": body["policy_id"]}
 
 
@@ -307,7 +352,7 @@ def _preauth_request(ctx: ExecContext) -> dict[str, Any]:
         "reason": None,
         "requested": {"height": ctx.block.height, "time": ctx.block.time_ms},
     }
-    ctx.state.put(key, record)
+    _put(ctx.state, key, record)
     return {"preauth_id": body["preauth_id"], "status": "requested"}
 
 
@@ -328,7 +373,7 @@ def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
     record["expires"] = body.get("expires")
     record["reason"] = body.get("reason")
     record["decided"] = {"height": ctx.block.height, "time": ctx.block.time_ms}
-    ctx.state.put(key, record)
+    _put(ctx.state, key, record)
     return {"preauth_id": body["preauth_id"], "status": record["status"]}
 
 
@@ -366,7 +411,7 @@ class _Adjudicator:
 
     def policy_at(self, policy_id: str, date: str) -> dict[str, Any] | None:
         if policy_id not in self.heads:
-            self.heads[policy_id] = self.state.get(policy_key(policy_id))
+            self.heads[policy_id] = _get_frozen(self.state, policy_key(policy_id))
         head = self.heads[policy_id]
         if head is None:
             return None
@@ -378,7 +423,7 @@ class _Adjudicator:
             return None
         ident = (policy_id, version)
         if ident not in self.versions:
-            self.versions[ident] = self.state.get(policy_version_key(policy_id, version))
+            self.versions[ident] = _get_frozen(self.state, policy_version_key(policy_id, version))
         return self.versions[ident]
 
     def accum(self, policy_id: str) -> dict[str, int]:
@@ -390,7 +435,7 @@ class _Adjudicator:
     def write_back(self) -> None:
         for policy_id, acc in self.accums.items():
             key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
-            self.state.put(key, acc)
+            _put(self.state, key, acc)
 
 
 def _price(item: dict[str, Any], policy: dict[str, Any], acc: dict[str, int]) -> dict[str, Any]:
@@ -583,7 +628,8 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
 
     adj.write_back()
     for dkey in dup_writes:
-        state.put(
+        _put(
+            state,
             dkey,
             {
                 "provider": provider,
@@ -627,49 +673,65 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         "items": items_out,
         "totals": totals,
         "flags": flags,
-        "paid": 0,
-        "payments": [],
         "submitted": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
     }
-    state.put(key, claim)
-    state.put(insurer_index_key(insurer, provider, body["claim_id"]), decision)
+    _put(state, key, claim)
+    _put(
+        state,
+        claim_state_key(provider, body["claim_id"]),
+        {
+            "insurer": insurer,
+            "status": "active",
+            "benefit": totals["benefit"],
+            "paid": 0,
+            "payments": [],
+        },
+    )
+    _put(state, insurer_index_key(insurer, provider, body["claim_id"]), decision)
     _ledger_add(state, provider, insurer, totals["benefit"], 0, 1)
     return {
         "claim_id": body["claim_id"],
         "decision": decision,
         "totals": totals,
         "flags": flags,
-        "items": items_out,
+        "items": [
+            {k: i[k] for k in ("sequence", "decision", "eligible", "benefit", "adjustments")}
+            for i in items_out
+        ],
     }
 
 
 # ------------------------------------------------------------------ settlement
 def _claim_for_insurer(ctx: ExecContext) -> tuple[bytes, dict[str, Any], str]:
+    """The claim's settlement state (small, mutable), checked to be addressed to the signer."""
     body = ctx.tx.body
     insurer = _member_id(ctx)
-    key = claim_key(body["provider"], body["claim_id"])
-    claim = ctx.state.get(key)
-    if claim is None:
+    key = claim_state_key(body["provider"], body["claim_id"])
+    st = ctx.state.get(key)
+    if st is None:
         raise Rejection("unknown-claim", f"no claim {body['claim_id']} of {body['provider']}")
-    if claim["insurer"] != insurer:
-        raise Rejection("not-owner", f"claim {body['claim_id']} is addressed to {claim['insurer']}")
-    return key, claim, insurer
+    if st["insurer"] != insurer:
+        raise Rejection("not-owner", f"claim {body['claim_id']} is addressed to {st['insurer']}")
+    return key, st, insurer
 
 
 def _settle(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    key, claim, insurer = _claim_for_insurer(ctx)
-    if claim["status"] != "active":
+    key, st, insurer = _claim_for_insurer(ctx)
+    if st["status"] != "active":
         raise Rejection("claim-reversed", f"claim {body['claim_id']} is reversed")
-    outstanding = claim["totals"]["benefit"] - claim["paid"]
+    outstanding = st["benefit"] - st["paid"]
     if body["amount"] > outstanding:
         raise Rejection(
             "over-settlement", f"amount {body['amount']} exceeds the outstanding {outstanding}"
         )
+    if len(st["payments"]) >= MAX_PAYMENTS:
+        raise Rejection("too-many-payments", f"a claim has at most {MAX_PAYMENTS} payments")
     pkey = payment_key(insurer, body["payment_ref"])
     if ctx.state.exists(pkey):
         raise Rejection("payment-exists", f"payment {body['payment_ref']} already recorded")
-    ctx.state.put(
+    _put(
+        ctx.state,
         pkey,
         {
             "payment_ref": body["payment_ref"],
@@ -682,22 +744,22 @@ def _settle(ctx: ExecContext) -> dict[str, Any]:
             "time": ctx.block.time_ms,
         },
     )
-    claim["paid"] += body["amount"]
-    claim["payments"].append(
+    st["paid"] += body["amount"]
+    st["payments"].append(
         {"payment_ref": body["payment_ref"], "amount": body["amount"], "status": "paid"}
     )
-    ctx.state.put(key, claim)
+    _put(ctx.state, key, st)
     _ledger_add(ctx.state, body["provider"], insurer, 0, body["amount"])
     return {
         "claim_id": body["claim_id"],
-        "paid": claim["paid"],
-        "outstanding": claim["totals"]["benefit"] - claim["paid"],
+        "paid": st["paid"],
+        "outstanding": st["benefit"] - st["paid"],
     }
 
 
 def _reverse(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    key, claim, insurer = _claim_for_insurer(ctx)
+    key, st, insurer = _claim_for_insurer(ctx)
     state = ctx.state
     if "payment_ref" in body:
         pkey = payment_key(insurer, body["payment_ref"])
@@ -711,29 +773,30 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
             raise Rejection("already-reversed", f"payment {body['payment_ref']} is reversed")
         payment["status"] = "reversed"
         payment["reason"] = body["reason"]
-        state.put(pkey, payment)
-        claim["paid"] -= payment["amount"]
-        for p in claim["payments"]:
+        _put(state, pkey, payment)
+        st["paid"] -= payment["amount"]
+        for p in st["payments"]:
             if p["payment_ref"] == body["payment_ref"]:
                 p["status"] = "reversed"
-        state.put(key, claim)
+        _put(state, key, st)
         _ledger_add(state, body["provider"], insurer, 0, -payment["amount"])
         return {
             "claim_id": body["claim_id"],
             "payment_ref": body["payment_ref"],
-            "paid": claim["paid"],
+            "paid": st["paid"],
         }
-    if claim["status"] != "active":
+    if st["status"] != "active":
         raise Rejection("already-reversed", f"claim {body['claim_id']} is reversed")
-    if claim["paid"] != 0:
+    if st["paid"] != 0:
         raise Rejection("claim-paid", "reverse its settlements first")
+    claim = state.get(claim_key(body["provider"], body["claim_id"]))
     for item in claim["items"]:
         if item["policy_id"] is not None:
             akey = accumulator_key(insurer, claim["patient"], item["policy_id"], claim["year"])
             acc = state.get(akey)
             acc["deductible_met"] -= item["deductible"]
             acc["benefit"] -= item["benefit"]
-            state.put(akey, acc)
+            _put(state, akey, acc)
         dkey = duplicate_key(
             claim["patient"], claim["provider"], item["service_code"], item["service_date"]
         )
@@ -743,11 +806,11 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
             claim["claim_id"],
         ):
             state.delete(dkey)
-    claim["status"] = "reversed"
-    claim["reversal"] = {"reason": body["reason"], "height": ctx.block.height}
-    state.put(key, claim)
-    state.put(insurer_index_key(insurer, claim["provider"], claim["claim_id"]), "reversed")
-    _ledger_add(state, claim["provider"], insurer, -claim["totals"]["benefit"], 0)
+    st["status"] = "reversed"
+    st["reversal"] = {"reason": body["reason"], "height": ctx.block.height}
+    _put(state, key, st)
+    _put(state, insurer_index_key(insurer, claim["provider"], claim["claim_id"]), "reversed")
+    _ledger_add(state, claim["provider"], insurer, -st["benefit"], 0)
     return {"claim_id": body["claim_id"], "status": "reversed"}
 
 
@@ -765,18 +828,31 @@ def _limit(query: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _claim_view(state: BlockState, provider: str, claim_id: str) -> dict[str, Any] | None:
+    """The explanation of benefits with its settlement state."""
+    claim = state.get(claim_key(provider, claim_id))
+    if claim is None:
+        return None
+    st = state.get(claim_state_key(provider, claim_id))
+    outstanding = 0 if st["status"] == "reversed" else st["benefit"] - st["paid"]
+    view: dict[str, Any] = {
+        **claim,
+        "status": st["status"],
+        "paid": st["paid"],
+        "outstanding": outstanding,
+        "payments": st["payments"],
+    }
+    if "reversal" in st:
+        view["reversal"] = st["reversal"]
+    return view
+
+
 def _q_claim(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
-    key = claim_key(
-        _id_param(path["provider"], "provider"), _id_param(path["claim_id"], "claim_id")
+    return _claim_view(
+        state, _id_param(path["provider"], "provider"), _id_param(path["claim_id"], "claim_id")
     )
-    claim: dict[str, Any] | None = state.get(key)
-    if claim is not None:
-        claim = {**claim, "outstanding": claim["totals"]["benefit"] - claim["paid"]}
-        if claim["status"] == "reversed":
-            claim["outstanding"] = 0
-    return claim
 
 
 def _summary(claim: dict[str, Any]) -> dict[str, Any]:
@@ -809,10 +885,12 @@ def _q_provider_statement(
     limit = _limit(query)
     rows = [v for _, v in state.iter_prefix(ledger_key(provider, ""))]
     claims: list[dict[str, Any]] = []
-    for _, claim in state.iter_prefix(b"claims/claim/" + provider.encode() + b"/"):
+    for k, _ in state.iter_prefix(b"claims/claimst/" + provider.encode() + b"/"):
         if len(claims) >= limit:
             break
-        claims.append(_summary(claim))
+        view = _claim_view(state, provider, k.decode().split("/", 3)[3])
+        assert view is not None
+        claims.append(_summary(view))
     return {"member": provider, "role": "provider", **_statement(rows, claims)}
 
 
@@ -827,7 +905,9 @@ def _q_insurer_statement(
         if len(claims) >= limit:
             break
         _, _, _, provider, claim_id = k.decode().split("/", 4)
-        claims.append(_summary(state.get(claim_key(provider, claim_id))))
+        view = _claim_view(state, provider, claim_id)
+        assert view is not None
+        claims.append(_summary(view))
     return {"member": insurer, "role": "insurer", **_statement(rows, claims)}
 
 

@@ -155,7 +155,20 @@ def setup(**policy_over: Any) -> Chain:
 
 
 def submit(chain: Chain, body: dict[str, Any], signer: str = "h1") -> dict[str, Any]:
-    return chain.ok(tx(signer, "claim.submit", body))
+    """Submit a claim that must commit; return its full explanation of benefits (the
+    claim query), after checking the result data is the compact form of it."""
+    data = chain.ok(tx(signer, "claim.submit", body))
+    view = claims._claim_view(chain.state(), signer, body["claim_id"])
+    assert view is not None
+    assert (data["decision"], data["totals"], data["flags"]) == (
+        view["decision"],
+        view["totals"],
+        view["flags"],
+    )
+    assert [(i["benefit"], i["adjustments"]) for i in data["items"]] == [
+        (i["benefit"], i["adjustments"]) for i in view["items"]
+    ]
+    return view
 
 
 def amounts(it: dict[str, Any]) -> tuple[int, ...]:
