@@ -45,7 +45,7 @@ BENCH_SECONDS ?= 60
 BENCH_WARMUP ?= 5
 BENCH_RUNS ?= 1
 BENCH_RATE ?= 500
-BENCH_CONCURRENCY ?= 1000
+BENCH_CONCURRENCY ?= 500
 BENCH_ARGS ?=
 bench: venv
 	$(BIN)/python -m node.bench.run_all --seconds $(BENCH_SECONDS) --warmup $(BENCH_WARMUP) \

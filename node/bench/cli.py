@@ -53,7 +53,7 @@ __all__ = ["bench"]
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=1000,
+    default=500,
     show_default=True,
     help="Closed loop: transactions in flight (submitted, not yet committed).",
 )

@@ -83,7 +83,7 @@ __all__ = [
 Mode = Literal["open", "closed"]
 TX_TYPE: Final = "data.anchor"
 # closed loop: how many transactions to pre-sign per second of run when not told
-CLOSED_CEILING_TPS: Final = 2500
+CLOSED_CEILING_TPS: Final = 2000
 _JSON = {"Content-Type": "application/json"}
 _PRESIGN_CHUNK: Final = 5000
 
@@ -104,7 +104,7 @@ class NodeTarget:
 class LoadConfig:
     mode: Mode
     rate: float = 500.0
-    concurrency: int = 1000
+    concurrency: int = 500
     duration_s: float = 60.0
     warmup_s: float = 5.0
     drain_s: float = 15.0
@@ -352,6 +352,7 @@ def build_report(
         "not_committed": stats.accepted - committed,
         "committed_tps": round(committed_in_window / cfg.duration_s, 1),
         "committed_tps_min_10s": _r(sliding_min_rate(per_s, 10)),
+        "node_cpu_ms_per_tx": _cpu_per_tx(stats, committed_in_window, cfg.duration_s),
         "committed_per_s": per_s,
         "latency_ms": latency_summary(stats.latencies_ms),
         "errors": dict(sorted(stats.errors.items())),
@@ -370,6 +371,15 @@ def build_report(
         },
         "machine": machine,
     }
+
+
+def _cpu_per_tx(stats: RunStats, committed: int, duration_s: float) -> float | None:
+    """CPU milliseconds all nodes together spent per transaction committed in the
+    window: what the throughput would scale with on a machine of its own."""
+    cpus = [n.cpu_percent for n in stats.nodes]
+    if not committed or not cpus or any(c is None for c in cpus):
+        return None
+    return round(sum(c or 0.0 for c in cpus) * 10 * duration_s / committed, 3)
 
 
 def _others(stats: RunStats) -> float | None:

@@ -155,6 +155,7 @@ def summarize(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "node_cpu_percent": _median(
                 [statistics.mean(n["cpu_percent"] or 0.0 for n in r["nodes"]) for r in runs]
             ),
+            "node_cpu_ms_per_tx": _median([r.get("node_cpu_ms_per_tx") for r in runs]),
             "client_cpu_percent": _median([r["client"]["cpu_percent"] for r in runs]),
             "other_cpu_percent": _median([r["host"]["other_processes_cpu_percent"] for r in runs]),
             "view_changes": sum(
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--drain", type=float, default=15.0)
     ap.add_argument("--runs", type=int, default=1, help="runs of each scenario (medians)")
     ap.add_argument("--rate", type=float, default=500.0, help="open loop tx/s")
-    ap.add_argument("--concurrency", type=int, default=1000, help="closed loop depth")
+    ap.add_argument("--concurrency", type=int, default=500, help="closed loop depth")
     ap.add_argument("--scenarios", default="closed,open", help="comma-separated: closed,open")
     ap.add_argument("--out", type=Path, default=Path("out/bench"))
     ap.add_argument("--no-sim", action="store_true", help="skip the simulator bench")

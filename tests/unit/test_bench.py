@@ -207,6 +207,7 @@ REPORT_KEYS = {
     "not_committed",
     "committed_tps",
     "committed_tps_min_10s",
+    "node_cpu_ms_per_tx",
     "committed_per_s",
     "latency_ms",
     "errors",
@@ -237,6 +238,7 @@ def test_report_shape_and_window_arithmetic() -> None:
     assert report["nodes"][0]["block_fetch_ms_mean"] == 5.0
     assert report["nodes"][1]["block_fetch_ms_mean"] is None
     assert report["host"]["other_processes_cpu_percent"] is None  # node1's CPU is unknown
+    assert report["node_cpu_ms_per_tx"] is None
     json.dumps(report)  # serialisable as is
 
 
@@ -248,6 +250,8 @@ def test_report_closed_loop_and_other_processes() -> None:
     assert report["offered_tps"] is None
     assert report["concurrency"] == 8
     assert report["host"]["other_processes_cpu_percent"] == 50.0  # 100 - 40 - 10
+    # 40 % of a core for 2 s = 800 ms of CPU for the 3 commits of the window
+    assert report["node_cpu_ms_per_tx"] == pytest.approx(266.667)
 
 
 def test_summary_takes_medians_and_checks_goals() -> None:
