@@ -1,0 +1,187 @@
+"""Functional story: insurance claims on a 4-node network, through ``hygeia client claims``.
+
+Real processes: ``hygeia testnet init`` then ``hygeia testnet start`` (node0 is a
+hospital, node3 an insurer); every step is a ``hygeia client`` command.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node import testnet
+from node.httpclient import ClientError, request_json
+
+HYGEIA = [sys.executable, "-m", "node.cli"]
+TIMEOUT = 60.0
+
+
+def _free_base_port() -> int:
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(1100) * 10
+        ports = [p for i in range(4) for p in testnet.node_ports(base, i)]
+        socks: list[socket.socket] = []
+        try:
+            for port in ports:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def _hygeia(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*HYGEIA, *args], capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hygeia {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def _json(*args: str) -> Any:
+    return json.loads(_hygeia(*args).stdout)
+
+
+def _until(what: str, probe: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+    deadline = time.monotonic() + TIMEOUT
+    state: Any = None
+    while time.monotonic() < deadline:
+        try:
+            state = probe()
+        except (ClientError, AssertionError, json.JSONDecodeError) as exc:
+            state = exc
+        if not isinstance(state, Exception) and done(state):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {state!r}")
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    out = tmp_path / "net"
+    base = _free_base_port()
+    _hygeia("testnet", "init", "--validators", "4", "--out", str(out), "--base-port", str(base))
+    doc = json.loads((out / testnet.TESTNET_FILE).read_text(encoding="utf-8"))
+    log = (tmp_path / "testnet.log").open("wb")
+    proc = subprocess.Popen(
+        [*HYGEIA, "testnet", "start", "--dir", str(out)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        for node in doc["nodes"]:
+            api = str(node["api"])
+
+            def info(api: str = api) -> Any:
+                return request_json("GET", api + "/v1/info")
+
+            _until(f"{node['name']} API", info, lambda b: b is not None)
+        yield doc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
+    network: dict[str, Any], tmp_path: Path
+) -> None:
+    """The insurer (node3) publishes a policy and enrolls a patient key; the hospital
+    (node0) submits a claim that is approved with the exact benefit; the same service
+    again is flagged as a duplicate and denied; the insurer settles; the hospital's
+    statement and the claim's status show it paid, nothing outstanding."""
+    nodes = network["nodes"]
+    hospital_api, insurer_api = nodes[0]["api"], nodes[3]["api"]
+    hospital_key = str(Path(nodes[0]["home"]) / testnet.MEMBER_KEY_FILE)
+    insurer_key = str(Path(nodes[3]["home"]) / testnet.MEMBER_KEY_FILE)
+    patient = secrets.token_hex(32)
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+
+    policy = {
+        "policy_id": "story-gold",
+        "currency": "EUR",
+        "services": [{"code": "99213", "allowed": 10_000}],
+        "copay_bp": 2_000,
+        "copay_fixed": 1_000,
+    }
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps(policy), encoding="utf-8")
+    tx = ["--api", insurer_api, "--key", insurer_key, "--wait", "--timeout", "60"]
+    published = _json("client", "claims", "publish-policy", *tx, "--file", str(policy_file))
+    assert published["status"] == "committed", published
+    assert published["result"]["data"]["version"] == 1
+    enrolled = _json(
+        "client", "claims", "enroll", *tx, "--coverage-id", "cov-story", "--patient", patient,
+        "--policy", "story-gold", "--start", "2000-01-01", "--end", "2099-12-31",
+    )  # fmt: skip
+    assert enrolled["status"] == "committed", enrolled
+
+    def submit(claim_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = _json(
+            "client", "claims", "submit", "--api", hospital_api, "--key", hospital_key,
+            "--wait", "--timeout", "60",
+            "--claim-id", claim_id, "--patient", patient, "--insurer", "insurer-3",
+            "--item", f"99213:2:12000:{today}", "--diagnosis", "J20.9",
+        )  # fmt: skip
+        assert out["status"] == "committed", out
+        data: dict[str, Any] = out["result"]["data"]
+        return data
+
+    # 2 x 12,000 against 2 x 10,000 allowed: 20,000 eligible, 1,000 copay, 20 % of 19,000
+    eob = submit("story-1")
+    assert eob["decision"] == "approved" and eob["flags"] == []
+    assert eob["totals"]["benefit"] == 15_200
+    dup = submit("story-2")
+    assert dup["decision"] == "denied"
+    assert [f["code"] for f in dup["flags"]] == ["duplicate"]
+    assert dup["flags"][0]["original"]["claim_id"] == "story-1"
+
+    settled = _json(
+        "client", "claims", "settle", *tx, "--provider", "hospital-0", "--claim-id", "story-1",
+        "--payment-ref", "TRN-0001", "--amount", "15200",
+    )  # fmt: skip
+    assert settled["status"] == "committed", settled
+    assert settled["result"]["data"]["outstanding"] == 0
+
+    statement = _until(
+        "the hospital's statement on node1 to show the payment",
+        lambda: _json(
+            "client", "claims", "statement", "--api", nodes[1]["api"], "--provider", "hospital-0"
+        ),
+        lambda s: s["totals"]["paid"] == 15_200,
+    )
+    assert statement["pairs"] == [
+        {"provider": "hospital-0", "insurer": "insurer-3", "approved": 15_200, "paid": 15_200,
+         "outstanding": 0, "claims": 2}
+    ]  # fmt: skip
+    status = _json(
+        "client", "claims", "status", "--api", insurer_api, "--provider", "hospital-0",
+        "--claim-id", "story-1",
+    )  # fmt: skip
+    assert (status["paid"], status["outstanding"], status["status"]) == (15_200, 0, "active")
+    insurer_view = _json(
+        "client", "claims", "statement", "--api", insurer_api, "--insurer", "insurer-3"
+    )
+    flagged = [c["claim_id"] for c in insurer_view["claims"] if "duplicate" in c["flags"]]
+    assert flagged == ["story-2"]
