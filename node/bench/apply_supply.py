@@ -16,20 +16,16 @@ and signs every transaction first (signing is not timed), then times
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import nacl.signing
 
+from node.bench.apply_common import BenchChain
 from node.keys import key_from_seed, public_key_hex
-from node.ledger.context import BlockInfo
-from node.ledger.executor import Ledger
 from node.ledger.supply import with_check_digit
 from node.tx import Tx, build_tx
-from storage.memory import MemoryChainStore
 
 CHAIN = "bench-supply"
 BLOCK_TXS = 1000
@@ -48,45 +44,9 @@ GTIN = with_check_digit("0" + "400599" + "999999")
 GTIN_BULK = with_check_digit("0" + "400599" + "888888")
 
 
-class _Chain:
+class _Chain(BenchChain):
     def __init__(self) -> None:
-        self.store = MemoryChainStore()
-        self.ledger = Ledger()
-        self.height = 0
-        self.root = b"\0" * 32
-        self.rejected = 0
-        self.refused = 0
-
-    def block(self, txs: list[Tx]) -> None:
-        self.height += 1
-        h = self.height
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, h, 1_700_000_000_000 + 1000 * h, 0),
-            txs,
-            self.root,
-            lambda x: self.store.tx_location(bytes.fromhex(x)) is not None,
-            genesis_members=MEMBERS if h == 1 else (),
-        )
-        self.store.commit_block(
-            h,
-            hashlib.sha256(h.to_bytes(8, "big")).digest(),
-            b"block",
-            [tx.hash_bytes for tx in txs],
-            out.writes,
-        )
-        self.root = out.state_root
-        for r in out.results:
-            if r.status != "ok":
-                self.rejected += 1
-            elif r.data.get("outcome") == "refused":
-                self.refused += 1
-
-    def timed(self, txs: list[Tx]) -> float:
-        start = time.perf_counter()
-        for i in range(0, len(txs), BLOCK_TXS):
-            self.block(txs[i : i + BLOCK_TXS])
-        return time.perf_counter() - start
+        super().__init__(CHAIN, MEMBERS, BLOCK_TXS)
 
 
 def _sign(

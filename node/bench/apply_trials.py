@@ -23,14 +23,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import time
 from typing import Any
 
+from node.bench.apply_common import BenchChain
 from node.keys import key_from_seed, public_key_hex
-from node.ledger.context import BlockInfo
-from node.ledger.executor import Ledger
 from node.tx import Tx, build_tx
-from storage.memory import MemoryChainStore
 
 CHAIN = "bench-trials"
 BLOCK_TXS = 1000
@@ -57,41 +54,9 @@ OUTCOMES = {
 }
 
 
-class _Chain:
+class _Chain(BenchChain):
     def __init__(self) -> None:
-        self.store = MemoryChainStore()
-        self.ledger = Ledger()
-        self.height = 0
-        self.root = b"\0" * 32
-        self.rejected = 0
-
-    def block(self, txs: list[Tx]) -> None:
-        self.height += 1
-        h = self.height
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, h, 1_700_000_000_000 + 1000 * h, 0),
-            txs,
-            self.root,
-            lambda x: self.store.tx_location(bytes.fromhex(x)) is not None,
-            genesis_members=MEMBERS if h == 1 else (),
-        )
-        self.store.commit_block(
-            h,
-            hashlib.sha256(h.to_bytes(8, "big")).digest(),
-            b"block",
-            [tx.hash_bytes for tx in txs],
-            out.writes,
-        )
-        self.root = out.state_root
-        self.rejected += sum(1 for r in out.results if r.status != "ok")
-
-    def timed(self, txs: list[Tx]) -> tuple[float, float]:
-        """(wall seconds, CPU seconds of this process) to apply and commit ``txs``."""
-        start, cpu = time.perf_counter(), time.process_time()
-        for i in range(0, len(txs), BLOCK_TXS):
-            self.block(txs[i : i + BLOCK_TXS])
-        return time.perf_counter() - start, time.process_time() - cpu
+        super().__init__(CHAIN, MEMBERS, BLOCK_TXS)
 
 
 def _nct(i: int) -> str:
@@ -195,7 +160,7 @@ def run(txs: int = 5000) -> dict[str, Any]:
     per_type: dict[str, Any] = {}
     for name, signed in plan:
         before = chain.rejected
-        seconds, cpu = chain.timed(signed)
+        seconds, cpu = chain.timed_both(signed)
         per_type[name] = {
             "txs": len(signed),
             "seconds": round(seconds, 3),
