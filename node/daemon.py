@@ -232,7 +232,13 @@ class Node:
         return any(bytes.fromhex(p.id) == node_id for p in self.cfg.p2p.peers)
 
     def _on_peer_up(self, peer: bytes) -> None:
+        """A new link: our height, and every pending transaction (gossip goes once
+        per link, and this link did not exist when they were admitted)."""
         self.transport.send(peer, self._status_frame())
+        pending = self.mempool.pending()
+        for i in range(0, len(pending), GOSSIP_BATCH):
+            batch = pending[i : i + GOSSIP_BATCH]
+            self.transport.send(peer, encode_frame(TxsFrame([tx.wire for tx in batch])))
 
     def _on_peer_down(self, peer: bytes) -> None:
         self.sync.on_peer_down(peer)

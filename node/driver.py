@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -157,8 +158,13 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------ actions
     async def _run(self, actions: Sequence[Action]) -> None:
+        """Carry out ``actions`` in order. What ``on_executed`` returns after a
+        delivery goes to the END of the queue: blocks already listed are applied
+        first, so heights stay in order whatever the replica adds."""
         loop = asyncio.get_running_loop()
-        for action in actions:
+        queue = deque(actions)
+        while queue:
+            action = queue.popleft()
             if isinstance(action, Persist):
                 await loop.run_in_executor(
                     self._executor, self.store.persist_consensus, action.records
@@ -176,8 +182,9 @@ class ConsensusDriver:
                     self._executor, self.applier.apply, action.block
                 )
                 self.hooks.on_block(block, outcome)
-                more = self.replica.on_executed(block.height, outcome.state_root, self._clock())
-                await self._run(more)
+                queue.extend(
+                    self.replica.on_executed(block.height, outcome.state_root, self._clock())
+                )
             elif isinstance(action, SetTimer):
                 self._arm(action.at)
             elif isinstance(action, NeedSync):

@@ -53,7 +53,6 @@ from typing import Any
 
 import aiohttp
 import nacl.signing
-import pytest
 
 from node import testnet
 from node.keys import load_key
@@ -82,31 +81,6 @@ _PRELUDE = (
 
 class FrameworkError(AssertionError):
     """A functional test failed: a wait timed out, a node died or misbehaved."""
-
-
-# Log signatures of known bugs in node/ (each has a strict xfail test that pins it).
-# A functional test that fails while one of them is in a node's log is reported as
-# xfail with the reason, instead of as a failure; any other failure stays a failure.
-KNOWN_BUGS: dict[str, str] = {
-    "out of order: tip is": (
-        "node/driver.py ConsensusDriver._run applies a block that on_executed appended "
-        "before the blocks already listed, and the node stops "
-        "(tests/integration/test_node_driver.py)"
-    ),
-}
-
-
-@contextlib.contextmanager
-def excusing_known_bugs(net: TestNetwork) -> Iterator[None]:
-    """``with excusing_known_bugs(net), net: ...``: see ``KNOWN_BUGS``."""
-    try:
-        yield
-    except AssertionError:
-        for signature, reason in KNOWN_BUGS.items():
-            hit = [n.name for n in net.nodes if n.log_contains(signature)]
-            if hit:
-                pytest.xfail(f"known bug seen in the log of {', '.join(hit)}: {reason}")
-        raise
 
 
 # ------------------------------------------------------------------ waiting

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.functional.framework import TestNetwork, excusing_known_bugs
+from tests.functional.framework import TestNetwork
 
 TXS = 1000
 
@@ -14,7 +14,7 @@ def test_four_validators_commit_1000_txs_submitted_round_robin() -> None:
     are all committed (ledger result ok) on every node, each exactly once, and every
     node ends with the same chain (equal block hashes at one common height)."""
     net = TestNetwork(4, name="commit")
-    with excusing_known_bugs(net), net:
+    with net:
         txs = net.sign_anchors(TXS)
         started = time.monotonic()
         hashes = net.submit([0, 1, 2, 3], txs)

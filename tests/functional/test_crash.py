@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.functional.framework import TestNetwork, excusing_known_bugs, wait_until
+from tests.functional.framework import TestNetwork, wait_until
 
 
 def test_kill9_of_a_backup_under_load_then_restart_catches_up() -> None:
@@ -11,7 +11,7 @@ def test_kill9_of_a_backup_under_load_then_restart_catches_up() -> None:
     every accepted transaction. Before the kill the load moves off node2 and every tx
     node2 accepted is seen at the primary, so no accepted tx dies with its mempool."""
     net = TestNetwork(4, name="kill-backup")
-    with excusing_known_bugs(net), net:
+    with net:
         _kill_backup_under_load(net)
 
 
@@ -50,7 +50,7 @@ def test_kill9_of_the_primary_changes_view_and_commits_new_txs() -> None:
     a new primary) and commit transactions submitted after the kill with one chain;
     node0, restarted, catches up, learns the view and commits with them again."""
     net = TestNetwork(4, name="kill-primary")
-    with excusing_known_bugs(net), net:
+    with net:
         st = net.status(0)
         assert (st["view"], st["primary"]) == (0, 0), st
         before = net.submit([0, 1, 2, 3], 40)

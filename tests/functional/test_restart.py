@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.functional.framework import TestNetwork, excusing_known_bugs, wait_until
+from tests.functional.framework import TestNetwork, wait_until
 
 
 def test_all_validators_stopped_and_restarted_continue_from_last_height() -> None:
@@ -12,7 +12,7 @@ def test_all_validators_stopped_and_restarted_continue_from_last_height() -> Non
     after the restart; new transactions are committed above the old height on one
     chain, and no tx is committed twice."""
     net = TestNetwork(4, name="restart-all")
-    with excusing_known_bugs(net), net:
+    with net:
         first = net.submit([0, 1, 2, 3], 100)
         net.wait_committed(first)
         with net.load(net.sign_anchors(500), targets=range(4), rate=200) as loader:

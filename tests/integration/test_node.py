@@ -560,15 +560,7 @@ async def test_http_api_errors_tx_lifecycle_openapi_and_admin_auth(
     assert_alive(c)
 
 
-# ------------------------------------------------------------------ known bugs
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "node/daemon.py Node._gossip_loop sends each admitted tx once, to the peers linked "
-        "at that moment, and _on_peer_up sends no pending txs: a tx admitted by a backup "
-        "before its links are up never reaches the primary and is never committed"
-    ),
-)
+# ------------------------------------------------------------------ gossip to late links
 async def test_tx_admitted_before_links_reaches_peers(
     make_cluster: Callable[..., Cluster],
 ) -> None:

@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, cast
 
-import pytest
-
 from consensus.actions import Action, Deliver
 from node.applier import ApplyError
 from node.driver import ConsensusDriver, DriverHooks
@@ -62,15 +60,6 @@ def _deliver(height: int) -> Deliver:
     return Deliver(cast(Any, SimpleNamespace(height=height)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "node/driver.py ConsensusDriver._run runs on_executed's actions depth-first, "
-        "before the rest of the list: a Deliver appended by on_executed (buffered "
-        "messages replayed when a checkpoint becomes stable) is applied before the "
-        "Delivers already listed, and the node stops with 'block N out of order'"
-    ),
-)
 async def test_blocks_listed_before_on_executed_actions_are_applied_first() -> None:
     """A list [Deliver 1, Deliver 2] whose on_executed(1) adds [Deliver 3] (what a
     replica that is catching up does when height 1 makes a checkpoint stable and a
