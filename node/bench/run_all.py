@@ -127,6 +127,19 @@ def _stop(proc: subprocess.Popen[bytes], workdir: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def wait_for_quiet(max_busy: float, timeout_s: float, sample_s: float = 5.0) -> float | None:
+    """Wait until the whole machine uses at most ``max_busy`` percent of one core
+    (measured over ``sample_s``), or ``timeout_s`` passed; the last reading."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        before = procs.machine_cpu()
+        time.sleep(sample_s)
+        busy = procs.busy_percent(before, procs.machine_cpu())
+        if busy is None or busy <= max_busy or time.monotonic() >= deadline:
+            return busy
+        _say(f"   the machine is busy ({busy:g} % of a core): waiting for it to quiet down")
+
+
 # ------------------------------------------------------------------ runs
 def _median(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
@@ -226,6 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scenarios", default="closed,open", help="comma-separated: closed,open")
     ap.add_argument("--out", type=Path, default=Path("out/bench"))
     ap.add_argument("--no-sim", action="store_true", help="skip the simulator bench")
+    ap.add_argument(
+        "--quiet-below",
+        type=float,
+        metavar="PCT",
+        help="before each run, wait until the machine uses at most PCT %% of a core",
+    )
+    ap.add_argument("--quiet-timeout", type=float, default=600.0, metavar="S")
     args = ap.parse_args(argv)
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs": args.runs,
             "rate": args.rate,
             "concurrency": args.concurrency,
+            "quiet_below": args.quiet_below,
             "validators": VALIDATORS,
         },
     }
@@ -260,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             what = f"{args.rate:g} tx/s" if scenario == "open" else f"depth {args.concurrency}"
             _say(f"== load bench {scenario} loop ({what}), run {run}/{args.runs}")
+            busy_before = None
+            if args.quiet_below is not None:
+                busy_before = wait_for_quiet(args.quiet_below, args.quiet_timeout)
             with (
                 tempfile.TemporaryDirectory(prefix="hygeia-bench-") as tmp,
                 (out_dir / f"testnet-{scenario}-run{run}.log").open("wb") as log,
@@ -269,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report = run_load(
                     cfg, targets, keys, chain_id, progress=make_progress(True), log=_say
                 )
+            report["host"]["busy_before_percent"] = busy_before
             path = out_dir / f"load-{scenario}-run{run}.json"
             path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
             lat = report["latency_ms"]
