@@ -32,8 +32,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# unit, sim and integration tests on both cores; then the functional tests
+# (real node processes, timing-sensitive) alone, so they never share the CPU
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --ignore=tests/functional
+	$(BIN)/pytest -q tests/functional
 
 soak: venv
 	HYGEIA_SIM_SEEDS=10000 $(BIN)/pytest -q -m soak tests/sim
