@@ -6,7 +6,18 @@ import click
 
 from node.clients import claims, ehr, governance, supply, trials
 
+
+@click.group(name="record")
+def record() -> None:
+    """Health-record anchors (the same commands as `hygeia client ehr record-*`)."""
+
+
+# `hygeia client record anchor --fhir RESOURCE.json`, the spelling the health-records
+# issue uses, is the same command object as `hygeia client ehr record-anchor`
+record.add_command(ehr.record_anchor, name="anchor")
+
 GROUPS: tuple[click.Group, ...] = (
+    record,
     governance.group,
     ehr.group,
     supply.group,
