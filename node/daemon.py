@@ -22,6 +22,7 @@ import contextlib
 import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -47,6 +48,7 @@ from node.ledger.result import Rejection
 from node.ledger.state import BlockState
 from node.mempool import Mempool, MempoolError
 from node.metrics import NodeMetrics
+from node.net.codes import CloseCode
 from node.net.transport import Transport
 from node.proof import build_proof
 from node.sync import BlockSync
@@ -170,7 +172,8 @@ class Node:
         self._tasks.append(asyncio.create_task(self._gossip_loop(), name="gossip"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         await self._serve(client_app(self), cfg.api.listen)
-        await self._serve(admin_app(self, self.admin_token), cfg.admin.listen)
+        mutations = self if cfg.admin.enable_mutations else None
+        await self._serve(admin_app(self, self.admin_token, mutations), cfg.admin.listen)
         log.info(
             "node started",
             node_id=self.node_id.hex(),
@@ -544,6 +547,45 @@ class Node:
             }
             for i, v in enumerate(self.genesis.validators)
         ]
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where ``POST /admin/backup`` writes: ``<home>/backups``."""
+        return self.cfg.home / "backups"
+
+    async def backup_to(self, path: Path, *, include_node_key: bool = False) -> dict[str, Any]:
+        """Write a backup of the database to ``path`` (``node.backup`` format).
+
+        The LevelDB snapshot is taken in the storage executor, so it is ordered
+        after any block being written; the (long) read of that snapshot then runs
+        in its own thread, so block commits are not held up meanwhile.
+        """
+        from node import backup
+
+        assert self.store is not None
+        db = self.store.database
+        genesis = backup.read_json_file(self.cfg.genesis_path, "genesis.json")
+        key = (
+            backup.read_json_file(self.cfg.node_key_path, "node key") if include_node_key else None
+        )
+        loop = asyncio.get_running_loop()
+        snap = await loop.run_in_executor(self._db_exec, db.snapshot)
+        try:
+            manifest = await asyncio.to_thread(
+                backup.write_snapshot, snap, path, genesis=genesis, node_key=key
+            )
+        finally:
+            snap.close()
+        log.info("backup written", path=str(path), height=manifest.height, keys=manifest.key_count)
+        return manifest.summary()
+
+    async def disconnect_peer(self, node_id: bytes) -> bool:
+        """Close the link to ``node_id`` now (it is redialled as usual); False: no link."""
+        peer = self.transport._peers.get(node_id)
+        if peer is None or peer.link is None:
+            return False
+        await peer.link.close(CloseCode.GOING_AWAY, "disconnected by the operator")
+        return True
 
     def metrics_text(self) -> bytes:
         assert self.store is not None

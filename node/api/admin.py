@@ -3,11 +3,25 @@
 Every route needs ``Authorization: Bearer <token>`` (the token file is made
 at init, mode 0600); without it the answer is 401. ``/health`` is 200 when
 the node is healthy and 503 with the reasons otherwise.
+
+Mutating routes exist only when ``[admin] enable_mutations = true`` (otherwise
+they are not registered at all, so they answer 404):
+
+- ``POST /admin/backup`` (optional JSON ``{"name": str, "include_node_key": bool}``)
+  writes a consistent backup to ``<home>/backups/<name>`` on the node's machine
+  and answers ``{"path", "manifest"}`` (the manifest without genesis and key);
+- ``POST /admin/peers/{node_id}/disconnect`` closes the link to a peer now (it
+  is redialled as usual); 404 when there is no link.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -16,6 +30,21 @@ from node.api.facade import NodeFacade
 
 NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("admin-node", NodeFacade)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("admin-token", str)
+
+
+class Mutations(Protocol):
+    """What the mutating admin routes call (implemented by ``node.daemon.Node``)."""
+
+    @property
+    def backup_dir(self) -> Path: ...
+
+    async def backup_to(self, path: Path, *, include_node_key: bool = False) -> dict[str, Any]: ...
+
+    async def disconnect_peer(self, node_id: bytes) -> bool: ...
+
+
+MUT_KEY: web.AppKey[Mutations] = web.AppKey("admin-mutations", Mutations)
+BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @web.middleware
@@ -61,7 +90,38 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
-def admin_app(node: NodeFacade, token: str) -> web.Application:
+async def post_backup(request: web.Request) -> web.Response:
+    mut = request.app[MUT_KEY]
+    raw = await request.read()
+    try:
+        doc: Any = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return error_response(400, "malformed", "body must be a JSON object")
+    if not isinstance(doc, dict):
+        return error_response(400, "malformed", "body must be a JSON object")
+    name = doc.get("name") or time.strftime("backup-%Y%m%dT%H%M%SZ.hbk", time.gmtime())
+    if not isinstance(name, str) or not BACKUP_NAME.fullmatch(name):
+        return error_response(400, "malformed", "name must match " + BACKUP_NAME.pattern)
+    include_key = doc.get("include_node_key", False)
+    if not isinstance(include_key, bool):
+        return error_response(400, "malformed", "include_node_key must be a boolean")
+    path = mut.backup_dir / name
+    if path.exists():
+        return error_response(409, "exists", f"{path} already exists")
+    manifest = await mut.backup_to(path, include_node_key=include_key)
+    return web.json_response({"path": str(path), "manifest": manifest})
+
+
+async def post_disconnect(request: web.Request) -> web.Response:
+    raw = request.match_info["node_id"]
+    if not re.fullmatch(r"[0-9a-f]{64}", raw):
+        return error_response(400, "malformed", "node_id must be 64 lowercase hex characters")
+    if not await request.app[MUT_KEY].disconnect_peer(bytes.fromhex(raw)):
+        return error_response(404, "not_connected", f"no link to peer {raw[:16]}")
+    return web.json_response({"disconnected": raw})
+
+
+def admin_app(node: NodeFacade, token: str, mutations: Mutations | None = None) -> web.Application:
     app = web.Application(middlewares=[json_errors, bearer_auth])
     app[NODE_KEY] = node
     app[TOKEN_KEY] = token
@@ -72,4 +132,8 @@ def admin_app(node: NodeFacade, token: str) -> web.Application:
     app.router.add_get("/mempool", mempool)
     app.router.add_get("/validators", validators)
     app.router.add_get("/metrics", metrics)
+    if mutations is not None:  # [admin] enable_mutations
+        app[MUT_KEY] = mutations
+        app.router.add_post("/admin/backup", post_backup)
+        app.router.add_post("/admin/peers/{node_id}/disconnect", post_disconnect)
     return app

@@ -1,0 +1,158 @@
+"""Audit exports as JSON Lines, read through a node's client API.
+
+Each line is one JSON object naming the transaction it comes from::
+
+    {"kind": ..., "tx": "<hash>", "height": H, "index": I, "record": {...}}
+
+so ``GET /v1/proofs/<tx>`` (``hygeia client proof <tx>``) fetches its
+inclusion proof, verifiable offline against genesis. Kinds: ``disclosure``
+(a patient's accounting of disclosures), ``custody`` (a drug serial's custody
+history, commissioning first), ``trial`` (the events of a trial's audit
+report: timeline, amendments, data commitments) and ``tx`` (every
+transaction of a height range).
+
+``Fetch`` is a GET of a client-API path returning JSON (``None`` for 404), so
+the functions are testable without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+Fetch = Callable[[str], Any]
+Line = dict[str, Any]
+PAGE = 1000
+
+
+class ExportError(Exception):
+    """An export that cannot be made; the message is for the operator."""
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _located(fetch: Fetch, kind: str, record: dict[str, Any]) -> Line:
+    """A line for ``record`` (which names its ``tx``), with height and index from the node."""
+    tx = record["tx"]
+    height, index = record.get("height"), record.get("index")
+    if index is None:
+        status = fetch(f"/v1/txs/{tx}") or {}
+        height, index = status.get("height", height), status.get("index")
+    return {"kind": kind, "tx": tx, "height": height, "index": index, "record": record}
+
+
+def disclosures(fetch: Fetch, patient: str) -> Iterator[Line]:
+    """Every access and emergency access of a patient, oldest first."""
+    seen: set[str] = set()
+    from_height = 0
+    while True:
+        page = fetch(
+            f"/v1/ehr/patients/{_q(patient)}/disclosures?limit={PAGE}&from_height={from_height}"
+        )
+        if page is None:
+            raise ExportError(f"patient {patient} is not enrolled")
+        items = page["disclosures"]
+        fresh = [d for d in items if f"{d['tx']}/{d.get('height')}" not in seen]
+        for d in fresh:
+            seen.add(f"{d['tx']}/{d.get('height')}")
+            yield _located(fetch, "disclosure", d)
+        if len(items) < PAGE or not fresh:
+            return
+        from_height = int(items[-1]["height"])
+
+
+def _commissioning_tx(fetch: Fetch, gtin: str, serial: str, height: int) -> tuple[str, int] | None:
+    block = fetch(f"/v1/blocks/{height}")
+    if block is None:
+        return None
+    for index, (tx, h) in enumerate(zip(block["txs"], block["tx_hashes"], strict=True)):
+        body = tx.get("body", {})
+        commissions = tx.get("type") == "drug.commission" and body.get("gtin") == gtin
+        if commissions and serial in body.get("serials", []):
+            return h, index
+    return None
+
+
+def custody(fetch: Fetch, gtin: str, serial: str) -> Iterator[Line]:
+    """A serial's custody history: the commissioning, then every event in order."""
+    q = f"gtin={_q(gtin)}&serial={_q(serial)}"
+    pack = fetch(f"/v1/supply/packs?{q}")
+    if pack is None:
+        raise ExportError(f"serial {serial} of GTIN {gtin} was never commissioned")
+    for event in pack["history"]:
+        if "tx" not in event:  # the commissioning entry: find its transaction
+            found = _commissioning_tx(fetch, gtin, serial, int(event["height"]))
+            if found is None:
+                raise ExportError(
+                    f"no drug.commission of {gtin}/{serial} at height {event['height']}"
+                )
+            event = {**event, "tx": found[0], "index": found[1]}
+        yield _located(fetch, "custody", event)
+
+
+def trial(fetch: Fetch, trial_id: str) -> Iterator[Line]:
+    """The events of a trial's audit report (timeline, then data commitments)."""
+    after = 0
+    first = True
+    while True:
+        report = fetch(f"/v1/trials/{_q(trial_id)}/report?data_limit={PAGE}&data_after={after}")
+        if report is None:
+            raise ExportError(f"trial {trial_id} is not registered")
+        if first:
+            for event in report["timeline"]:
+                yield _located(fetch, "trial", {"section": "timeline", **event})
+            first = False
+        batches = report["data"]["commitments"]
+        for batch in batches:
+            if "tx" in batch:
+                yield _located(fetch, "trial", {"section": "data", **batch})
+        if len(batches) < PAGE:
+            return
+        after += len(batches)
+
+
+def blocks(fetch: Fetch, start: int, end: int | None) -> Iterator[Line]:
+    """Every transaction of heights ``start..end`` (``end`` None: up to the tip)."""
+    if end is None:
+        latest = fetch("/v1/blocks/latest")
+        end = int(latest["header"]["height"]) if latest else 0
+    for height in range(start, end + 1):
+        block = fetch(f"/v1/blocks/{height}")
+        if block is None:
+            raise ExportError(f"no block at height {height}")
+        header = block["header"]
+        for index, (tx, h) in enumerate(zip(block["txs"], block["tx_hashes"], strict=True)):
+            yield {
+                "kind": "tx",
+                "tx": h,
+                "height": height,
+                "index": index,
+                "block_hash": block["hash"],
+                "time": header["timestamp"],
+                "record": tx,
+            }
+
+
+def parse_range(text: str) -> tuple[int, int | None]:
+    """``FROM:TO`` (``TO`` may be empty or ``latest``); heights start at 1."""
+    lo, sep, hi = text.partition(":")
+    try:
+        start = int(lo)
+        end = None if hi in ("", "latest") else int(hi)
+    except ValueError:
+        raise ExportError(f"--blocks {text!r}: expected FROM:TO, e.g. 1:100 or 1:latest") from None
+    if not sep or start < 1 or (end is not None and end < start):
+        raise ExportError(f"--blocks {text!r}: expected FROM:TO with 1 <= FROM <= TO")
+    return start, end
+
+
+def write_lines(lines: Iterator[Line], out: IO[str]) -> int:
+    count = 0
+    for line in lines:
+        out.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
+        count += 1
+    return count
