@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from node import cli_node
+from node import cli_node, cli_ops
 from node.bench.cli import bench
 from node.cli_client import COMMANDS as CLIENT_COMMANDS
 from node.cli_run import start
@@ -21,7 +21,7 @@ main.add_command(sim)
 main.add_command(start)
 main.add_command(bench)
 cli_node.register(main)  # init, keys, testnet (with `testnet start`), config
-for command in CLIENT_COMMANDS:
+for command in (*CLIENT_COMMANDS, *cli_ops.COMMANDS):  # client, proof, status; backup...
     main.add_command(command)
 
 
