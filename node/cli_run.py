@@ -27,7 +27,7 @@ from typing import IO, Any
 import click
 import structlog
 
-from node import logs
+from node import logs, notify
 from node.cli_node import _SET_OPTION, _home_option, _user_errors, testnet
 from node.config import ConfigError, load_config, parse_overrides
 from node.daemon import Node
@@ -52,12 +52,14 @@ async def _run_node(node: Node, timeout_ms: int) -> int:
         log.error("cannot start", error=str(exc))
         await _stop_quietly(node, timeout_ms)
         return 1
+    notify.ready(f"serving at height {node.applier.tip.height}")
     waiter = asyncio.create_task(stop.wait())
     fatal = asyncio.create_task(_watch_fatal(node))
     await asyncio.wait({waiter, fatal}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     fatal.cancel()
     log.info("shutting down")
+    notify.stopping("shutting down")
     try:
         await asyncio.wait_for(node.stop(), timeout_ms / 1000)
     except TimeoutError:
