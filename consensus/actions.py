@@ -34,6 +34,15 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
+class Relay:
+    """Hand these client requests to validator ``to`` (the primary), which may
+    never have received them; sent before a request timeout blames it."""
+
+    to: int
+    requests: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """A committed block, in strict height order. The driver executes it and
     answers with ``Replica.on_executed(height, state_root, now)``."""
@@ -96,6 +105,7 @@ Action = (
     Persist
     | Send
     | Broadcast
+    | Relay
     | Deliver
     | SetTimer
     | NeedSync

@@ -134,6 +134,7 @@ from consensus.actions import (
     NeedSync,
     Persist,
     Rejected,
+    Relay,
     Send,
     SetTimer,
     ViewChanged,
@@ -308,6 +309,8 @@ class Replica:
         self._was_waiting = False
         self._retransmit_at = NEVER
         self._unproposed_bytes = 0
+        self._relayed: tuple[int, bytes] | None = None  # (view, oldest request) relayed
+        self._relay_next = 0
         self._restore(records or {})
 
     # ------------------------------------------------------------------ state
@@ -439,6 +442,8 @@ class Replica:
             elif now >= self._request_deadline():
                 self._backoff += 1
                 self._start_view_change(self._view + 1, "request timeout", now, out)
+            elif now >= self._relay_deadline():
+                self._relay(now, out)
             elif now >= self._retransmit_at:
                 # lost votes stall a height; repeating ours (identical messages)
                 # often completes it well before a view change would
@@ -543,14 +548,37 @@ class Replica:
             return NEVER
         return self._sync_grace(max(self._last_progress, self._view_entered_at) + self._timeout())
 
+    def _relay_deadline(self) -> int:
+        """When to hand the primary the requests no proposal holds yet (PBFT's
+        backups forward requests: gossip may never have reached the primary):
+        half a timeout after the oldest arrived, once per oldest request and view,
+        at most once per resend interval."""
+        if self._in_vc or not self._unproposed or self.config.primary(self._view) == self.me:
+            return NEVER
+        rid, (_req, arrived) = next(iter(self._unproposed.items()))
+        if self._relayed == (self._view, rid):
+            return NEVER
+        due = max(arrived, self._view_entered_at) + self._timeout() // 2
+        return max(due, self._relay_next)
+
+    def _relay(self, now: int, out: list[Action]) -> None:
+        self._relayed = (self._view, next(iter(self._unproposed)))
+        self._relay_next = now + self.config.resend_interval_ms
+        batch = [req for req, _arrived in self._unproposed.values()]
+        out.append(
+            Relay(self.config.primary(self._view), tuple(batch[: self.config.batch_max_count]))
+        )
+
+    def _request_budget(self) -> int:
+        base = self.config.request_timeout_ms
+        cap = max(base, self.config.view_change_timeout_max_ms)
+        return min(base << min(self._backoff, 30), cap)
+
     def _request_deadline(self) -> int:
         if not self._pending:
             return NEVER
         oldest = next(iter(self._pending.values()))[1]
-        base = self.config.request_timeout_ms
-        cap = max(base, self.config.view_change_timeout_max_ms)
-        budget = min(base << min(self._backoff, 30), cap)
-        return self._sync_grace(max(oldest, self._view_entered_at) + budget)
+        return self._sync_grace(max(oldest, self._view_entered_at) + self._request_budget())
 
     def _can_propose_next(self) -> bool:
         h = self._last_proposed + 1
@@ -586,6 +614,7 @@ class Replica:
                 self._request_deadline(),
                 self._batch_deadline(),
                 self._retransmit_at,
+                self._relay_deadline(),
             )
         if self._sync_target > self._delivered:
             at = min(at, self._sync_asked_at + self.config.resend_interval_ms)

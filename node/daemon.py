@@ -52,7 +52,7 @@ from node.net.codes import CloseCode
 from node.net.transport import Transport
 from node.proof import build_proof
 from node.sync import BlockSync
-from node.tx import Tx, TxError, TxPayloadRules, decode_tx
+from node.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.wire import (
     BlocksFrame,
     ConsensusFrame,
@@ -86,7 +86,9 @@ class Node:
         self.validator_ids = self.genesis.validator_public_keys()
         self.verifier = ValidatorVerifier(self.validator_ids)
         self.chain_id = self.genesis.chain_id
-        self._max_tx = cfg.mempool.max_tx_bytes
+        # admission may be stricter than the protocol, never looser: what a valid
+        # block may hold (MAX_TX_BYTES) must not depend on a node's own setting
+        self._max_tx = min(cfg.mempool.max_tx_bytes, MAX_TX_BYTES)
         self.started_ms = clock()
         self.last_commit_ms = self.started_ms
         self.metrics = NodeMetrics()
@@ -103,9 +105,7 @@ class Node:
         self._db_exec = ThreadPoolExecutor(1, thread_name_prefix="hygeia-db")
         self._verify_exec = ThreadPoolExecutor(2, thread_name_prefix="hygeia-verify")
         self.store = ChainStore.open(cfg.data_dir)
-        self.rules = TxPayloadRules(
-            self.chain_id, max_tx_bytes=cfg.mempool.max_tx_bytes, executor=self._verify_exec
-        )
+        self.rules = TxPayloadRules(self.chain_id, executor=self._verify_exec)
         self.ledger = Ledger()
         self.applier = BlockApplier(self.store, self.genesis, self.ledger, self.rules)
         self.mempool = Mempool(cfg.mempool_limits(), is_committed=self.applier.is_committed)
@@ -129,6 +129,7 @@ class Node:
             self.verifier,
             send=self.transport.send,
             feed=self._feed_synced,
+            payload_root=self.rules.payload_root,
             penalise=self.transport.penalise,
             parallel=cfg.sync.parallel_peers,
             chunk=cfg.sync.batch_size,
@@ -337,7 +338,7 @@ class Node:
     async def submit_tx(self, data: bytes) -> str:
         """Client API entry; raises ``ApiError`` with a stable code."""
         try:
-            tx = decode_tx(data, chain_id=self.chain_id, max_bytes=self.cfg.mempool.max_tx_bytes)
+            tx = decode_tx(data, chain_id=self.chain_id, max_bytes=self._max_tx)
         except TxError as err:
             status = 413 if err.code == "too_large" else 400
             raise ApiError(status, err.code, str(err)) from None
@@ -368,9 +369,7 @@ class Node:
         fresh: list[Tx] = []
         for wire in wires:
             try:
-                tx = decode_tx(
-                    wire, chain_id=self.chain_id, max_bytes=self.cfg.mempool.max_tx_bytes
-                )
+                tx = decode_tx(wire, chain_id=self.chain_id, max_bytes=self._max_tx)
                 if tx.hash in self.mempool:
                     continue
                 self.ledger.check_tx(tx)

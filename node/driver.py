@@ -9,6 +9,7 @@ once and each input's actions are carried out completely before the next:
 - ``Send``/``Broadcast``: encoded once, handed to the transport's per-peer queues;
 - ``Deliver``: the block applier executes and writes the block (synced), then
   ``on_executed`` feeds the state root back and its actions run too;
+- ``Relay``: overdue client requests handed to the primary as gossip;
 - ``SetTimer``: one asyncio timer, replaced on every new deadline;
 - ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
   handed to callbacks (sync manager, logs, metrics).
@@ -38,6 +39,7 @@ from consensus.actions import (
     NeedSync,
     Persist,
     Rejected,
+    Relay,
     Send,
     SetTimer,
     ViewChanged,
@@ -47,7 +49,7 @@ from consensus.replica import Replica
 from node.applier import BlockApplier
 from node.block import Block
 from node.ledger.executor import BlockOutcome
-from node.wire import ConsensusFrame, encode_frame
+from node.wire import ConsensusFrame, TxsFrame, encode_frame
 from storage.base import ChainStorage
 
 log = structlog.get_logger("hygeia.consensus")
@@ -185,6 +187,10 @@ class ConsensusDriver:
                 queue.extend(
                     self.replica.on_executed(block.height, outcome.state_root, self._clock())
                 )
+            elif isinstance(action, Relay):
+                if 0 <= action.to < len(self.validator_ids) and action.requests:
+                    frame = encode_frame(TxsFrame(list(action.requests)))
+                    self.hooks.send(self.validator_ids[action.to], frame)
             elif isinstance(action, SetTimer):
                 self._arm(action.at)
             elif isinstance(action, NeedSync):

@@ -43,6 +43,7 @@ class BlockSync:
         *,
         send: Callable[[bytes, bytes], bool],
         feed: Callable[[CommittedBlock], None],
+        payload_root: Callable[[tuple[bytes, ...]], bytes],
         penalise: Callable[[bytes, str], None],
         parallel: int = 4,
         chunk: int = 64,
@@ -54,6 +55,7 @@ class BlockSync:
         self._verifier = verifier
         self._send = send
         self._feed = feed
+        self._payload_root = payload_root
         self._penalise = penalise
         self.parallel = parallel
         self.chunk = chunk
@@ -112,6 +114,8 @@ class BlockSync:
                 if block.header.chain_id != self._config.chain_id:
                     raise BlockError("block of another chain")
                 committed = block.committed()
+                if self._payload_root(committed.payload) != committed.proposal.payload_root:
+                    raise BlockError("its transactions do not match the certified payload root")
                 verify_commit_certificate(
                     self._config, self._verifier, committed.proposal, committed.certificate
                 )
@@ -119,7 +123,7 @@ class BlockSync:
                 self._penalise(peer, f"bad sync block: {exc}")
                 continue
             h = block.height
-            if h > self.fed_height:
+            if self.fed_height < h <= self.target:  # only what we asked for
                 self._received[h] = committed
         for start, req in list(self._in_flight.items()):
             if req.peer == peer and all(
@@ -137,7 +141,16 @@ class BlockSync:
 
     # ----------------------------------------------------------- requests
     def tick(self, now_ms: int) -> None:
-        """Re-assign timed-out chunks and send new requests, up to ``parallel``."""
+        """Re-assign timed-out chunks and send new requests, up to ``parallel``.
+
+        Blocks handed to the driver that did not advance the committed height
+        within a request timeout (refused by the replica, or lost) are fetched
+        again rather than waited for forever."""
+        if self.fed_height > self.local_height and now_ms - self._local_moved_ms > (
+            self.request_timeout_ms
+        ):
+            self.fed_height = self.local_height
+            self._local_moved_ms = now_ms
         for start, req in list(self._in_flight.items()):
             if now_ms - req.sent_ms > self.request_timeout_ms:
                 del self._in_flight[start]

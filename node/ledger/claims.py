@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import canonical_json_unchecked, parse_json
+from node.codec import parse_json
 from node.ledger import ehr, supply
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query
@@ -181,11 +181,10 @@ def _authorize_provider(ctx: ExecContext) -> None:
 
 
 def _put(state: BlockState, key: bytes, value: Any) -> None:
-    """Store a value. Every value this module stores is built only from schema-checked
-    body fields (strings matching ASCII patterns, bounded integers), values parsed
-    from state, constants and sums of bounded amounts (far inside 64 bits), so the
-    codec's re-check is skipped: it was most of the cost of ``claim.submit``."""
-    state.put_raw(key, canonical_json_unchecked(value))
+    """Store a value through the checked codec: running totals (a settlement row's
+    ``approved``) grow without bound, and a value past 64 bits must make this
+    transaction fail (``CodecError``, a rejection) rather than poison the row."""
+    state.put(key, value)
 
 
 _FROZEN: dict[bytes, Any] = {}

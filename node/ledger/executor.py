@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.codec import canonical_json
+from node.codec import CodecError, canonical_json
 from node.ledger.context import BlockInfo, ExecContext, LedgerTx
 from node.ledger.domains import DOMAINS
 from node.ledger.members import put_member
@@ -93,6 +93,11 @@ class Ledger:
             except Rejection as err:
                 state.rollback_tx()
                 result = TxResult.rejected(err)
+            except CodecError as err:
+                # a value the codec refuses (e.g. a total past 64 bits): the same on
+                # every node, so reject the transaction instead of halting the chain
+                state.rollback_tx()
+                result = TxResult.rejected(Rejection("invalid-value", str(err)))
             if result.code != "replay":
                 state.put_raw(
                     result_key(tx.hash),

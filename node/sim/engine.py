@@ -39,6 +39,7 @@ from consensus.actions import (
     NeedSync,
     Persist,
     Rejected,
+    Relay,
     Send,
     SetTimer,
     ViewChanged,
@@ -317,6 +318,10 @@ class Simulation:
                         backlog.append(more)
                 elif isinstance(a, NeedSync):
                     self._need_sync(node, a.hints, vt)
+                elif isinstance(a, Relay):
+                    for req in a.requests:  # the client requests, over the network
+                        for d in self.network.delays(node.id, a.to):
+                            self._push(vt + d, _REQUEST, a.to, req)
                 elif isinstance(a, ViewChanged):
                     if node.honest:
                         self.metrics.view_changes += 1

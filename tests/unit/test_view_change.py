@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from consensus.actions import Action, Broadcast, Rejected, Send, ViewChanged
+from consensus.actions import Action, Broadcast, Rejected, Relay, Send, ViewChanged
 from consensus.messages import (
     Commit,
     NewView,
@@ -294,8 +294,9 @@ def test_crashed_replica_restarts_learns_the_view_and_resumes_voting() -> None:
 
 
 def test_censored_request_triggers_a_view_change_after_request_timeout() -> None:
-    """The primary keeps committing fresh requests every 500 ms but never sees (so
-    never includes) tx:censored that the backups hold. Progress never stalls, yet
+    """The primary keeps committing fresh requests every 500 ms but never includes
+    tx:censored that the backups hold. Half a timeout after it arrived each backup
+    relays it to the primary (which drops it here); progress never stalls, yet
     request_timeout_ms after it arrived the backups change view ("request
     timeout") and the new primary commits it."""
     c = Cluster(4, batch_max_count=1)
@@ -306,6 +307,9 @@ def test_censored_request_triggers_a_view_change_after_request_timeout() -> None
         c.request(b"tx:%d" % t)
         t += 500
         c.run(until=t)
+    relays = [(tt, a) for tt, a in c.nodes[2].timeline if isinstance(a, Relay)]
+    assert relays[0][0] == c.config.view_change_timeout_ms // 2
+    assert relays[0][1].to == 0 and b"tx:censored" in relays[0][1].requests
     starts = [(tt, v, cause) for tt, v, cause in entered(c, 2) if cause != "new view"]
     assert starts[0] == (req_timeout, 1, "request timeout")
     assert c.replica(2).view == 1
@@ -313,6 +317,24 @@ def test_censored_request_triggers_a_view_change_after_request_timeout() -> None
     assert b"tx:censored" in payloads
     before = [b for b in c.nodes[2].blocks if b.certificate[0].view == 0]
     assert len(before) >= 7, "the primary was making progress all along"
+    c.assert_agreement()
+
+
+def test_request_only_backups_hold_is_relayed_to_the_primary_without_a_view_change() -> None:
+    """A request that reached the backups but never the primary (lost gossip) is
+    relayed to the primary half a timeout after it arrived, before any timeout
+    could blame the primary; once the primary has it, it commits in view 0 and
+    nobody changes view."""
+    c = Cluster(4, batch_max_count=1)
+    req_timeout = c.config.request_timeout_ms
+    c.request(b"tx:lost", to=[1, 2, 3])
+    c.run(until=c.config.view_change_timeout_ms // 2)
+    relays = [a for _t, a in c.nodes[1].timeline if isinstance(a, Relay)]
+    assert relays and relays[0].to == 0 and b"tx:lost" in relays[0].requests
+    c.request(b"tx:lost", to=[0])  # the relay arrives at the primary
+    c.run(until=2 * req_timeout + 2_000)
+    assert all(c.replica(i).view == 0 for i in range(4))
+    assert all(b"tx:lost" in [tx for b in c.nodes[i].blocks for tx in b.payload] for i in range(4))
     c.assert_agreement()
 
 
