@@ -1,0 +1,77 @@
+"""Block sync (node.sync.BlockSync): what it accepts from peers and in what order."""
+
+from __future__ import annotations
+
+from node.block import Block, derive_block
+from node.sync import BlockSync
+from tests.unit.cluster import Cluster
+
+
+def _chain(blocks: int) -> tuple[Cluster, list[Block]]:
+    c = Cluster(4)
+    for i in range(blocks):
+        c.request(b"tx:%d" % i)
+        c.run(c.now + 100)
+    served = [
+        derive_block(b, "00" * 32, "11" * 32, tx_hash=c.rules.request_id) for b in c.nodes[0].blocks
+    ]
+    return c, served
+
+
+def _sync(c: Cluster) -> tuple[BlockSync, list[int], list[str]]:
+    fed: list[int] = []
+    penalties: list[str] = []
+    sync = BlockSync(
+        c.config,
+        c.verifier,
+        send=lambda peer, frame: True,
+        feed=lambda block: fed.append(block.height),
+        payload_root=c.rules.payload_root,
+        penalise=lambda peer, why: penalties.append(why),
+        lag_threshold=0,
+    )
+    return sync, fed, penalties
+
+
+def test_certified_blocks_are_fed_in_height_order() -> None:
+    """Blocks answered out of order are handed to the driver 1, 2, 3."""
+    c, served = _chain(3)
+    sync, fed, penalties = _sync(c)
+    sync.on_status(b"peer", 3, 0)
+    sync.on_blocks(b"peer", [served[2].to_bytes(), served[0].to_bytes()], 1)
+    assert fed == [1]
+    sync.on_blocks(b"peer", [served[1].to_bytes()], 2)
+    assert fed == [1, 2, 3] and not penalties
+
+
+def test_block_with_swapped_transactions_is_refused_and_penalised() -> None:
+    """A block whose header, hashes and certificate are genuine but whose
+    transactions were swapped is refused (it would stall the replica forever)."""
+    c, served = _chain(3)
+    sync, fed, penalties = _sync(c)
+    sync.on_status(b"peer", 3, 0)
+    b2 = served[1]
+    evil = Block(b2.header, (b"tx:EVIL",), b2.tx_hashes, b2.certificate)
+    sync.on_blocks(b"peer", [served[0].to_bytes(), evil.to_bytes(), served[2].to_bytes()], 1)
+    assert fed == [1]
+    assert penalties and "payload root" in penalties[0]
+
+
+def test_blocks_nobody_asked_for_are_not_kept() -> None:
+    """Blocks above the sync target are dropped, not buffered without bound."""
+    c, served = _chain(3)
+    sync, fed, _penalties = _sync(c)
+    sync.on_blocks(b"peer", [b.to_bytes() for b in served], 1)
+    assert fed == [] and sync.fed_height == 0
+
+
+def test_blocks_that_do_not_advance_the_chain_are_fetched_again() -> None:
+    """If the driver does not commit what sync fed (refused or lost), sync forgets
+    it after a request timeout and asks again instead of waiting forever."""
+    c, served = _chain(2)
+    sync, _fed, _penalties = _sync(c)
+    sync.on_status(b"peer", 2, 0)
+    sync.on_blocks(b"peer", [b.to_bytes() for b in served], 1)
+    assert sync.fed_height == 2
+    sync.tick(1 + sync.request_timeout_ms + 1)
+    assert sync.fed_height == 0
