@@ -125,6 +125,16 @@ def bench(
             raise click.ClickException(str(exc)) from None
     if not key_paths:
         raise click.UsageError("no member key to sign with: give --key FILE")
+    for target in targets:  # fail before signing, not with a report full of errors
+        try:
+            info = request_json("GET", target.api + "/v1/info", timeout=5)
+        except ClientError as exc:
+            raise click.ClickException(f"{target.name}: {exc}") from None
+        if info.get("chain_id") != chain_id:
+            raise click.ClickException(
+                f"{target.name} ({target.api}) is on chain {info.get('chain_id')!r}, "
+                f"not {chain_id!r}"
+            )
     try:
         cfg = LoadConfig(
             mode="open" if mode == "open" else "closed",

@@ -186,7 +186,9 @@ def presign(
 ) -> list[SignedTx]:
     """``count`` signed anchors of distinct digests; tx ``i`` is signed by ``seeds[i % K]``.
 
-    Large batches are signed in ``workers`` processes (default: one per CPU).
+    Large batches are signed in ``workers`` processes (default: one per CPU),
+    started with ``spawn``: a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
     if not seeds:
         raise ValueError("presign: no signing key")
