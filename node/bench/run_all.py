@@ -3,7 +3,8 @@
 ``python -m node.bench.run_all [--seconds 60] [--warmup 5] [--runs 1] ...``
 
 1. ``python -m node.bench.sim_bench`` (virtual time, no network), its JSON
-   saved as ``OUT/sim.json``;
+   saved as ``OUT/sim.json``, and ``python -m node.bench.apply_all`` (ledger
+   apply throughput per transaction type, one core) as ``OUT/apply.json``;
 2. for each run and each scenario, a fresh 4-validator testnet in a temporary
    directory, started with ``hygeia testnet start`` in the background; once
    every node answers and sees its 3 peers, the load bench runs against it;
@@ -213,17 +214,18 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def run_sim(out_dir: Path) -> dict[str, Any] | None:
-    _say("== simulator bench: python -m node.bench.sim_bench")
+def run_module(out_dir: Path, module: str, name: str) -> dict[str, Any] | None:
+    """Run ``python -m node.bench.<module>`` and keep its JSON as ``OUT/<name>.json``."""
+    _say(f"== {name} bench: python -m node.bench.{module}")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "node.bench.sim_bench"], capture_output=True, text=True
+        [sys.executable, "-m", f"node.bench.{module}"], capture_output=True, text=True
     )
     if done.returncode != 0:
-        _say(f"sim bench failed (status {done.returncode}):\n{done.stderr}")
+        _say(f"{name} bench failed (status {done.returncode}):\n{done.stderr}")
         return None
-    (out_dir / "sim.json").write_text(done.stdout, encoding="utf-8")
-    _say(f"   done in {time.perf_counter() - started:.0f} s -> {out_dir / 'sim.json'}")
+    (out_dir / f"{name}.json").write_text(done.stdout, encoding="utf-8")
+    _say(f"   done in {time.perf_counter() - started:.0f} s -> {out_dir / (name + '.json')}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -239,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scenarios", default="closed,open", help="comma-separated: closed,open")
     ap.add_argument("--out", type=Path, default=Path("out/bench"))
     ap.add_argument("--no-sim", action="store_true", help="skip the simulator bench")
+    ap.add_argument(
+        "--no-apply", action="store_true", help="skip the ledger apply benches (apply_all)"
+    )
     ap.add_argument(
         "--quiet-below",
         type=float,
@@ -265,8 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     if not args.no_sim:
-        sim = run_sim(out_dir)
+        sim = run_module(out_dir, "sim_bench", "sim")
         summary["sim"] = sim["results"] if sim else None
+    if not args.no_apply:
+        summary["apply"] = run_module(out_dir, "apply_all", "apply")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
     for run in range(1, args.runs + 1):
