@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from node.clients import GROUPS
+from node.clients.common import submit_signed
 from node.genesis import GenesisError, load_genesis
 from node.httpclient import ClientError, request_json
-from node.keys import KeyFileError, load_key
 from node.proof import ProofError, verify_proof
-from node.tx import build_tx
 
 HEX = "0123456789abcdef"
 
@@ -33,28 +30,6 @@ def _fail(message: str) -> NoReturn:
 
 def _api(api: str) -> str:
     return api.rstrip("/")
-
-
-def submit_signed(
-    api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
-) -> dict[str, Any]:
-    """Build, sign, submit; with ``wait`` > 0 poll until committed or rejected."""
-    try:
-        key = load_key(key_file)
-    except KeyFileError as exc:
-        _fail(str(exc))
-    info = request_json("GET", f"{_api(api)}/v1/info")
-    tx = build_tx(info["chain_id"], tx_type, body, key, secrets.randbits(62))
-    answer = request_json("POST", f"{_api(api)}/v1/txs", tx.wire)
-    tx_hash = answer["hash"]
-    result: dict[str, Any] = {"hash": tx_hash, "status": "pending"}
-    deadline = time.monotonic() + wait
-    while wait > 0 and time.monotonic() < deadline:
-        result = {"hash": tx_hash, **request_json("GET", f"{_api(api)}/v1/txs/{tx_hash}")}
-        if result["status"] in ("committed", "rejected"):
-            break
-        time.sleep(0.1)
-    return result
 
 
 def _echo_json(obj: Any) -> None:

@@ -10,18 +10,24 @@ carry personal health data: patients are pseudonymous key hex, codes are codes.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from node.httpclient import ClientError, request_json
+from node.clients import common
+from node.clients.common import fail as _fail
 
 
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
+def _submit(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
+) -> None:
+    common.submit(api, key_file, tx_type, body, timeout if wait else 0)
+
+
+def _query(api: str, path: str) -> None:
+    common.echo(common.get(api, path))
 
 
 def _tx_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,29 +41,6 @@ def _tx_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="The member's signing key file.",
     )(fn)
     return click.option("--api", required=True, help="The node's client API URL.")(fn)
-
-
-def _submit(
-    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
-) -> None:
-    from node.cli_client import submit_signed  # late: cli_client imports this module
-
-    try:
-        result = submit_signed(api, key_file, tx_type, body, wait=timeout if wait else 0)
-    except ClientError as exc:
-        _fail(str(exc))
-    click.echo(json.dumps(result, indent=2, sort_keys=True))
-    inner = result.get("result") or {}
-    if result["status"] == "rejected" or inner.get("status") == "rejected":
-        sys.exit(1)
-
-
-def _query(api: str, path: str) -> None:
-    try:
-        data = request_json("GET", api.rstrip("/") + "/v1" + path)
-    except ClientError as exc:
-        _fail(str(exc))
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 @click.group(name="claims")

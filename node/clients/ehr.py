@@ -14,17 +14,20 @@ the commitment does. ``verify --fhir`` recomputes it with the salt file.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote, urlencode
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import click
 
+from node.clients import common
+from node.clients.common import echo as _echo
+from node.clients.common import fail as _fail
+from node.clients.common import get as _get
 from node.codec import CodecError, canonical_json, parse_json
 from node.httpclient import ClientError, request_json
 from node.keys import KeyFileError, generate_key, load_key, public_key_hex, save_key
@@ -38,34 +41,8 @@ _KEY = click.Path(dir_okay=False, path_type=Path)
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _echo(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
-
-
-def _get(api: str, path: str, params: dict[str, str] | None = None) -> Any:
-    url = api.rstrip("/") + "/v1" + path
-    if params:
-        url += "?" + urlencode(params)
-    try:
-        return request_json("GET", url)
-    except ClientError as exc:
-        _fail(str(exc))
-
-
 def _submit(api: str, key_file: Path, tx_type: str, body: dict[str, Any], timeout: float) -> None:
-    from node.cli_client import submit_signed  # the CLI module imports this group
-
-    try:
-        result = submit_signed(api, key_file, tx_type, body, wait=timeout)
-    except ClientError as exc:
-        _fail(str(exc))
-    _echo(result)
-    if result.get("status") == "rejected":
-        sys.exit(1)
+    common.submit(api, key_file, tx_type, body, timeout)
 
 
 def _pubkey(hex_: str | None, key_file: Path | None, what: str) -> str:

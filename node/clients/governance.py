@@ -9,37 +9,23 @@ key is used: the private part never leaves this machine.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from node.httpclient import ClientError, request_json
+from node.clients import common
+from node.clients.common import echo as _echo
+from node.clients.common import fail as _fail
+from node.clients.common import get as _get
 from node.keys import KeyFileError, load_key, public_key_hex, sign
 from node.ledger.governance import rotation_proof_message
 from node.ledger.schema import HEX64
 
 F = TypeVar("F", bound=Callable[..., Any])
 HOUR_MS = 3_600_000
-
-
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _echo(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
-
-
-def _get(api: str, path: str) -> Any:
-    try:
-        return request_json("GET", api.rstrip("/") + path)
-    except ClientError as exc:
-        _fail(str(exc))
 
 
 def _public_key(value: str) -> str:
@@ -52,15 +38,7 @@ def _public_key(value: str) -> str:
 
 
 def _submit(api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: float) -> None:
-    from node.cli_client import submit_signed  # late: node.cli_client imports this module
-
-    try:
-        result = submit_signed(api, key_file, tx_type, body, wait=wait)
-    except ClientError as exc:
-        _fail(str(exc))
-    _echo(result)
-    if result["status"] == "rejected":
-        sys.exit(1)
+    common.submit(api, key_file, tx_type, body, wait)
 
 
 def _tx_options(fn: F) -> F:

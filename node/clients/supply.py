@@ -8,22 +8,17 @@ counterfeit rule (the result lists the alerts raised). Queries print JSON.
 
 from __future__ import annotations
 
-import json
 import sys
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from node.httpclient import ClientError, request_json
+from node.clients import common
+from node.clients.common import echo as _echo_json
 
 EXIT_REFUSED = 3
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _serials(serial: tuple[str, ...], serials_file: Path | None) -> list[str]:
@@ -37,26 +32,13 @@ def _serials(serial: tuple[str, ...], serials_file: Path | None) -> list[str]:
 
 
 def _submit(api: str, key_file: Path, tx_type: str, body: dict[str, Any], timeout: float) -> None:
-    from node.cli_client import submit_signed  # late: cli_client imports this module
-
-    try:
-        result = submit_signed(api, key_file, tx_type, body, wait=timeout)
-    except ClientError as exc:
-        raise click.ClickException(str(exc)) from None
-    _echo_json(result)
-    res = result.get("result") or {}
-    if result["status"] == "rejected" or res.get("status") == "rejected":
-        sys.exit(1)
-    if (res.get("data") or {}).get("outcome") == "refused":
+    result = common.submit(api, key_file, tx_type, body, timeout)
+    if ((result.get("result") or {}).get("data") or {}).get("outcome") == "refused":
         sys.exit(EXIT_REFUSED)
 
 
 def _query(api: str, path: str, params: dict[str, str | None]) -> None:
-    qs = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    try:
-        _echo_json(request_json("GET", f"{api.rstrip('/')}/v1{path}?{qs}"))
-    except ClientError as exc:
-        raise click.ClickException(str(exc)) from None
+    _echo_json(common.get(api, path, params))
 
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,27 +13,20 @@ data: a participant is a 64-hex pseudonym commitment made by the site.
 from __future__ import annotations
 
 import hashlib
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from node.httpclient import ClientError, request_json
+from node.clients import common
+from node.clients.common import echo as _echo
+from node.clients.common import fail as _fail
+from node.clients.common import get as _get
 from node.ledger.schema import HEX64
 from node.ledger.trials import AMEND_REASONS, WITHDRAW_REASONS
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _echo(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _tx_options(fn: F) -> F:
@@ -61,22 +54,7 @@ def _tx_options(fn: F) -> F:
 def _submit(
     api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
 ) -> None:
-    from node.cli_client import submit_signed  # late: node.cli_client imports this module
-
-    try:
-        result = submit_signed(api, key_file, tx_type, body, wait=timeout if wait else 0)
-    except ClientError as exc:
-        _fail(str(exc))
-    _echo(result)
-    if result["status"] == "rejected":
-        sys.exit(1)
-
-
-def _get(api: str, path: str) -> Any:
-    try:
-        return request_json("GET", api.rstrip("/") + "/v1" + path)
-    except ClientError as exc:
-        _fail(str(exc))
+    common.submit(api, key_file, tx_type, body, timeout if wait else 0)
 
 
 def _hex(value: str, name: str) -> str:

@@ -1,0 +1,82 @@
+"""What every ``hygeia client`` command shares: sign-and-submit, queries, output.
+
+Transactions are built and signed locally with a key file and submitted to a
+node's client API; ``submit`` prints the outcome as JSON and exits 1 when the
+ledger rejected the transaction. Errors a user can fix are one line
+(``click.ClickException``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlencode
+
+import click
+
+from node.httpclient import ClientError, request_json
+from node.keys import KeyFileError, load_key
+from node.tx import build_tx
+
+
+def fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def echo(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def get(api: str, path: str, params: Mapping[str, str | None] | None = None) -> Any:
+    """``GET <api>/v1<path>?params`` (None values left out); errors end the command."""
+    url = api.rstrip("/") + "/v1" + path
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    if query:
+        url += "?" + urlencode(query)
+    try:
+        return request_json("GET", url)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+def submit_signed(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
+) -> dict[str, Any]:
+    """Build, sign, submit; with ``wait`` > 0 poll until committed or rejected."""
+    try:
+        key = load_key(key_file)
+    except KeyFileError as exc:
+        fail(str(exc))
+    base = api.rstrip("/")
+    info = request_json("GET", f"{base}/v1/info")
+    tx = build_tx(info["chain_id"], tx_type, body, key, secrets.randbits(62))
+    answer = request_json("POST", f"{base}/v1/txs", tx.wire)
+    tx_hash = answer["hash"]
+    result: dict[str, Any] = {"hash": tx_hash, "status": "pending"}
+    deadline = time.monotonic() + wait
+    while wait > 0 and time.monotonic() < deadline:
+        result = {"hash": tx_hash, **request_json("GET", f"{base}/v1/txs/{tx_hash}")}
+        if result["status"] in ("committed", "rejected"):
+            break
+        time.sleep(0.1)
+    return result
+
+
+def submit(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: float
+) -> dict[str, Any]:
+    """Submit, print the outcome; exit 1 when the ledger rejected the transaction."""
+    try:
+        result = submit_signed(api, key_file, tx_type, body, wait=wait)
+    except ClientError as exc:
+        fail(str(exc))
+    echo(result)
+    inner = result.get("result") or {}
+    if result["status"] == "rejected" or inner.get("status") == "rejected":
+        sys.exit(1)
+    return result
