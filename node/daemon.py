@@ -354,9 +354,9 @@ class Node:
         self._admit(tx)
         return tx.hash
 
-    def _admit(self, tx: Tx) -> bool:
+    def _admit(self, tx: Tx, *, gossip: bool = True) -> bool:
         try:
-            new = self.mempool.add(tx, self.clock())
+            new = self.mempool.add(tx, self.clock(), gossip=gossip)
         except MempoolError as err:
             raise ApiError(err.http_status, err.code, err.message) from None
         if new:
@@ -368,6 +368,9 @@ class Node:
     async def _on_gossiped_txs(self, peer: bytes, wires: list[bytes]) -> None:
         fresh: list[Tx] = []
         for wire in wires:
+            known = self.rules.cache.get(wire)  # a copy we decoded before: no work
+            if known is not None and known[0].hash in self.mempool:
+                continue
             try:
                 tx = decode_tx(wire, chain_id=self.chain_id, max_bytes=self._max_tx)
                 if tx.hash in self.mempool:
@@ -385,7 +388,10 @@ class Node:
                 self.transport.penalise(peer, "gossiped a badly signed transaction")
                 continue
             with contextlib.suppress(ApiError):  # full, replay: dropping gossip is fine
-                self._admit(tx)
+                # validators are a full mesh and the origin sends to each of them:
+                # passing a validator's gossip on would only triple the traffic;
+                # what a non-validator peer sends is passed on
+                self._admit(tx, gossip=peer not in self.validator_ids)
 
     async def _gossip_loop(self) -> None:
         while True:

@@ -82,19 +82,20 @@ class Mempool:
             return now_ms - entry.arrived_ms
         return 0
 
-    def add(self, tx: MempoolTx, now_ms: int) -> bool:
+    def add(self, tx: MempoolTx, now_ms: int, *, gossip: bool = True) -> bool:
         """Admit a decoded, signature-checked transaction.
 
         Returns True when newly admitted, False when it was already here;
-        raises ``MempoolError`` otherwise.
+        raises ``MempoolError`` otherwise. ``gossip=False``: admit without
+        queueing it for gossip (the peer it came from already sends it on).
         """
         try:
-            return self._add(tx, now_ms)
+            return self._add(tx, now_ms, gossip)
         except MempoolError as err:
             self.rejected[err.code] = self.rejected.get(err.code, 0) + 1
             raise
 
-    def _add(self, tx: MempoolTx, now_ms: int) -> bool:
+    def _add(self, tx: MempoolTx, now_ms: int, gossip: bool) -> bool:
         lim = self.limits
         size = len(tx.wire)
         if size > lim.max_tx_bytes:
@@ -113,7 +114,8 @@ class Mempool:
         self._entries[tx.hash] = _Entry(tx, now_ms)
         self._per_signer[tx.signer] = held + 1
         self._bytes += size
-        self._gossip.append(tx)
+        if gossip:
+            self._gossip.append(tx)
         return True
 
     def get(self, tx_hash: str) -> MempoolTx | None:

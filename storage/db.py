@@ -315,6 +315,9 @@ def _check_schema(db: Database) -> None:
         )
 
 
+WRITE_BUFFER_BYTES = 64 << 20
+
+
 def open_database(path: str | os.PathLike[str]) -> Database:
     """Open (creating if needed) the node database in directory ``path``."""
     where = Path(path).absolute()
@@ -328,6 +331,9 @@ def open_database(path: str | os.PathLike[str]) -> Database:
             create_if_missing=True,
             paranoid_checks=True,
             bloom_filter_bits=10,
+            # fewer, larger level-0 files: the default 4 MiB buffer made compaction
+            # rewrite most of level 1-2 over and over under load (docs/benchmarks.md)
+            write_buffer_size=WRITE_BUFFER_BYTES,
         )
     except plyvel.Error as exc:
         raise translate_error(where, exc) from exc
