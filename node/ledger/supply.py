@@ -131,24 +131,25 @@ def day_of(time_ms: int) -> int:
     return d.year * 10000 + d.month * 100 + d.day
 
 
-class Gtin(Str):
-    def __init__(self, optional: bool = False) -> None:
-        super().__init__(max_len=14, min_len=14, pattern=GTIN_RE, optional=optional)
+class Gs1Key(Str):
+    """A GS1 identification key of fixed length whose last digit is a check digit."""
+
+    def __init__(self, length: int, pattern: re.Pattern[str], name: str, optional: bool) -> None:
+        super().__init__(max_len=length, min_len=length, pattern=pattern, optional=optional)
+        self.name = name
 
     def check(self, value: Any, path: str) -> None:
         super().check(value, path)
         if not gs1_check_digit_ok(value):
-            raise malformed(path, "GTIN check digit is wrong")
+            raise malformed(path, f"{self.name} check digit is wrong")
 
 
-class Sscc(Str):
-    def __init__(self, optional: bool = False) -> None:
-        super().__init__(max_len=18, min_len=18, pattern=SSCC_RE, optional=optional)
+def Gtin(optional: bool = False) -> Gs1Key:
+    return Gs1Key(14, GTIN_RE, "GTIN", optional)
 
-    def check(self, value: Any, path: str) -> None:
-        super().check(value, path)
-        if not gs1_check_digit_ok(value):
-            raise malformed(path, "SSCC check digit is wrong")
+
+def Sscc(optional: bool = False) -> Gs1Key:
+    return Gs1Key(18, SSCC_RE, "SSCC", optional)
 
 
 class Expiry(Str):
