@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,7 @@ import aiohttp
 import nacl.signing
 
 from node import testnet
+from node.config import load_config
 from node.keys import load_key
 from node.tx import Tx, build_tx
 
@@ -241,6 +242,33 @@ class HttpClient:
         self._conns.clear()
 
 
+# ------------------------------------------------------------------ config
+def configure_home(home: Path, settings: Mapping[str, str]) -> None:
+    """Set keys of ``home/config.toml``, e.g. ``{"admin.enable_mutations": "true"}``.
+
+    Values are TOML literals (``'"127.0.0.1:9"'`` for a string). In the key's
+    ``[section]`` its line, set or commented out (``# key = default``, as every
+    generated config.toml has), is replaced; the result must load.
+    """
+    path = home / "config.toml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for dotted, value in settings.items():
+        section, _, key = dotted.partition(".")
+        current, done = "", False
+        for n, line in enumerate(lines):
+            text = line.strip()
+            if text.startswith("[") and text.endswith("]"):
+                current = text[1:-1].strip()
+            elif current == section and text.lstrip("# ").split("=")[0].strip() == key:
+                lines[n] = f"{key} = {value}"
+                done = True
+                break
+        if not done:
+            raise FrameworkError(f"{path}: no line for [{section}] {key} to set")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load_config(home, env={})  # a bad value fails here, not in the node
+
+
 # ------------------------------------------------------------------ nodes
 @dataclass
 class NodeProcess:
@@ -304,8 +332,15 @@ class TestNetwork:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, validators: int = 4, *, name: str = "net") -> None:
+    def __init__(
+        self,
+        validators: int = 4,
+        *,
+        name: str = "net",
+        settings: Mapping[int, Mapping[str, str]] | None = None,
+    ) -> None:
         self.n = validators
+        self.settings = dict(settings or {})  # node index -> configure_home settings
         self.dir = Path(tempfile.mkdtemp(prefix=f"hygeia-func-{name}-"))
         self.nodes: list[NodeProcess] = []
         self.chain_id = CHAIN_ID
@@ -354,6 +389,8 @@ class TestNetwork:
                     member_key=load_key(home / testnet.MEMBER_KEY_FILE),
                 )
             )
+        for i, settings in self.settings.items():
+            configure_home(self.nodes[i].home, settings)
         self.log(f"testnet of {self.n} validators in {self.dir}, base port {base}")
         for i in range(self.n):
             self.start(i)
@@ -460,6 +497,24 @@ class TestNetwork:
         self.start(i)
         self.wait_ready(i)
         self.wait_connected()
+
+    def move_home(self, i: int, home: Path) -> None:
+        """From now on run node ``i`` (stopped) from ``home`` (e.g. a restored backup):
+        its config.toml gets node ``i``'s listen ports; its admin token is used."""
+        node = self.nodes[i]
+        if node.running:
+            raise FrameworkError(f"{node.name} is running; stop it before moving its home")
+        configure_home(
+            home,
+            {
+                "p2p.listen": f'"{HOST}:{node.p2p}"',
+                "api.listen": f'"{HOST}:{node.api}"',
+                "admin.listen": f'"{HOST}:{node.admin}"',
+            },
+        )
+        node.home = home
+        node.token_file = load_config(home, env={}).admin_token_path
+        self.log(f"{node.name} now runs from {home}")
 
     def kill(self, i: int) -> None:
         """SIGKILL node ``i`` (``kill -9``) and reap it."""
