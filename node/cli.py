@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from node import cli_node, cli_ops
+from node import cli_node, cli_ops, cli_status
 from node.bench.cli import bench
 from node.cli_client import COMMANDS as CLIENT_COMMANDS
 from node.cli_run import start
@@ -21,8 +21,8 @@ main.add_command(sim)
 main.add_command(start)
 main.add_command(bench)
 cli_node.register(main)  # init, keys, testnet (with `testnet start`), config
-for command in (*CLIENT_COMMANDS, *cli_ops.COMMANDS):  # client, proof, status; backup...
-    main.add_command(command)
+for command in (*CLIENT_COMMANDS, *cli_status.COMMANDS, *cli_ops.COMMANDS):  # client, proof;
+    main.add_command(command)  # status; backup, restore, export
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``hygeia client ...``, ``hygeia proof verify`` and ``hygeia status``.
+"""``hygeia client ...`` and ``hygeia proof verify`` (``hygeia status`` is node/cli_status.py).
 
 The client builds and signs transactions locally with a key file and submits
 them to a node's client API. A file to anchor is hashed locally: its bytes
@@ -151,44 +151,7 @@ def proof_verify(proof_file: Path, genesis_file: Path) -> None:
     click.echo(f"VALID: {result.statement()}")
 
 
-@click.command(name="status")
-@click.option("--admin", help="The node's admin API, e.g. http://127.0.0.1:26658.")
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The admin token file.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def status(admin: str | None, token_file: Path | None, as_json: bool) -> None:
-    """A node's status, human-readable."""
-    if not admin or not token_file:
-        _fail("give --admin URL and --token-file FILE")
-    token = token_file.read_text(encoding="utf-8").strip()
-    try:
-        st = request_json("GET", f"{_api(admin)}/status", token=token)
-    except ClientError as exc:
-        _fail(str(exc))
-    if as_json:
-        _echo_json(st)
-        return
-    for key in (
-        "name",
-        "node_id",
-        "chain_id",
-        "height",
-        "last_block_hash",
-        "view",
-        "primary",
-        "validators",
-        "peers",
-        "syncing",
-        "mempool_size",
-        "version",
-    ):
-        click.echo(f"{key:<16} {st.get(key)}")
-
-
 for _group in GROUPS:
     client.add_command(_group)
 
-COMMANDS = (client, proof, status)
+COMMANDS = (client, proof)

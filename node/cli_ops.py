@@ -23,10 +23,11 @@ from node.home import read_admin_token
 from node.httpclient import ClientError, request_json
 from storage.errors import StorageError
 
-__all__ = ["COMMANDS", "backup", "export", "restore"]
+__all__ = ["COMMANDS", "backup", "export", "local_url", "restore"]
 
 
-def _local_url(listen: str) -> str:
+def local_url(listen: str) -> str:
+    """The URL to reach a local listener (``host:port``; a wildcard host becomes loopback)."""
     host, port = parse_host_port(listen)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -73,7 +74,7 @@ def _describe(m: bk.Manifest) -> str:
 
 
 def _backup_through_node(cfg: NodeConfig, out: Path, include_node_key: bool) -> bk.Manifest:
-    url = _local_url(cfg.admin.listen) + "/admin/backup"
+    url = local_url(cfg.admin.listen) + "/admin/backup"
     token = read_admin_token(cfg.admin_token_path)
     body = ('{"include_node_key": %s}' % ("true" if include_node_key else "false")).encode()
     try:
@@ -200,7 +201,7 @@ def export(
         if home is None:
             raise click.UsageError("give --api URL or --home DIR")
         try:
-            api = _local_url(load_config(home).api.listen)
+            api = local_url(load_config(home).api.listen)
         except ConfigError as err:
             raise click.ClickException(str(err)) from None
     base = api.rstrip("/")
