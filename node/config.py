@@ -313,6 +313,11 @@ def _positive(value: int) -> None:
         raise _Invalid(f"must be a positive integer, got {value}")
 
 
+def _non_negative(value: int) -> None:
+    if value < 0:
+        raise _Invalid(f"must be 0 or a positive integer, got {value}")
+
+
 def _non_empty(value: str) -> None:
     if not value.strip():
         raise _Invalid("must not be empty")
@@ -479,6 +484,13 @@ class AdminSection:
         "Enable the admin endpoints that change the running node; the read-only "
         "endpoints are always on.",
         BOOLEAN,
+    )
+    health_min_free_disk_mib: int = _opt(
+        512,
+        "`GET /health` answers 503 `disk low` when the filesystem of `node.data_dir` has "
+        "less than this many MiB free (a full disk stops the node's writes). 0: no check.",
+        INTEGER,
+        _non_negative,
     )
 
 

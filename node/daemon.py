@@ -73,6 +73,41 @@ GOSSIP_BATCH = 256
 STALL_HEALTH_MS = 30_000
 
 
+def health_reasons(
+    *,
+    failed: BaseException | None,
+    validators: int,
+    peers: int,
+    syncing: bool,
+    pending_txs: int,
+    since_commit_ms: int,
+    disk_free_bytes: int,
+    min_free_disk_mib: int,
+) -> list[str]:
+    """Why ``GET /health`` answers 503 (empty: healthy).
+
+    - ``consensus stopped: ...``: the driver hit a bug or a storage failure;
+    - ``no peers``: not a single link, in a consortium of more than one validator;
+    - ``syncing``: catching up by block sync;
+    - ``height stalled for S s``: transactions wait and no block was committed for
+      ``STALL_HEALTH_MS`` (an idle chain with an empty mempool is healthy);
+    - ``disk low: M MiB free``: the data directory's filesystem has less than
+      ``[admin] health_min_free_disk_mib`` free (0 turns the check off).
+    """
+    reasons: list[str] = []
+    if failed is not None:
+        reasons.append(f"consensus stopped: {failed}")
+    if validators > 1 and peers == 0:
+        reasons.append("no peers")
+    if syncing:
+        reasons.append("syncing")
+    if pending_txs and since_commit_ms > STALL_HEALTH_MS:
+        reasons.append(f"height stalled for {since_commit_ms // 1000} s")
+    if disk_free_bytes < min_free_disk_mib << 20:
+        reasons.append(f"disk low: {disk_free_bytes >> 20} MiB free")
+    return reasons
+
+
 class Node:
     def __init__(self, cfg: NodeConfig, *, clock: Any = wall_clock_ms) -> None:
         self.cfg = cfg
@@ -480,19 +515,16 @@ class Node:
         }
 
     def health(self) -> tuple[bool, list[str]]:
-        reasons: list[str] = []
-        now = self.clock()
-        if self.failed is not None:
-            reasons.append(f"consensus stopped: {self.failed}")
-        if len(self.validator_ids) > 1 and not self.transport.connected():
-            reasons.append("no peers")
-        if self.sync.syncing:
-            reasons.append("syncing")
-        if len(self.mempool) and now - self.last_commit_ms > STALL_HEALTH_MS:
-            reasons.append(f"height stalled for {(now - self.last_commit_ms) // 1000} s")
-        disk = shutil.disk_usage(self.cfg.data_dir)
-        if disk.free < 512 << 20:
-            reasons.append(f"disk low: {disk.free >> 20} MiB free")
+        reasons = health_reasons(
+            failed=self.failed,
+            validators=len(self.validator_ids),
+            peers=len(self.transport.connected()),
+            syncing=self.sync.syncing,
+            pending_txs=len(self.mempool),
+            since_commit_ms=self.clock() - self.last_commit_ms,
+            disk_free_bytes=shutil.disk_usage(self.cfg.data_dir).free,
+            min_free_disk_mib=self.cfg.admin.health_min_free_disk_mib,
+        )
         return not reasons, reasons
 
     def peers_json(self) -> list[dict[str, Any]]:
