@@ -189,6 +189,7 @@ class Node:
                     send=self.transport.send,
                     on_block=self._on_block,
                     on_need_sync=self._on_need_sync,
+                    observer=self.metrics,
                 ),
                 self._db_exec,
                 clock=self.clock,
@@ -311,7 +312,7 @@ class Node:
             self.metrics.rejected_frames.labels("consensus-sender").inc()
             self.transport.penalise(peer, "consensus message not from the peer's validator index")
             return
-        self.metrics.consensus_in.labels(type(msg).__name__).inc()
+        self.metrics.message_in(type(msg).__name__)
         if self.driver is not None:
             self.driver.submit_message(msg)
 
@@ -360,7 +361,9 @@ class Node:
         logs.bind_height(block.height)
         if self.driver is not None:
             logs.bind_view(self.driver.replica.view)
-        self.metrics.on_block(block, outcome, now - block.header.timestamp)
+        self.metrics.on_block(
+            block, outcome, now - block.header.timestamp, observe_latency=not self.sync.syncing
+        )
         log.info(
             "block committed",
             height=block.height,

@@ -14,6 +14,10 @@ once and each input's actions are carried out completely before the next:
 - ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
   handed to callbacks (sync manager, logs, metrics).
 
+Messages sent, refusals, view changes and evidence are counted in ``stats``
+(the admin ``/consensus``) and told to the hooks' ``observer`` as they happen
+(the node's Prometheus counters).
+
 Time is the wall clock in integer milliseconds (block timestamps are wall
 time), read in one place: ``clock``.
 """
@@ -26,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -70,11 +74,37 @@ class DriverStats:
     divergence: list[dict[str, Any]] = field(default_factory=list)
 
 
+class DriverObserver(Protocol):
+    """Told of consensus events as they happen (``node.metrics.NodeMetrics``)."""
+
+    def message_out(self, kind: str, copies: int) -> None: ...
+    def rejected(self, reason: str) -> None: ...
+    def view_changed(self, view: int, cause: str) -> None: ...
+    def equivocation(self, validator: int, kind: str) -> None: ...
+
+
+class NullObserver:
+    """A ``DriverObserver`` that ignores everything."""
+
+    def message_out(self, kind: str, copies: int) -> None:
+        pass
+
+    def rejected(self, reason: str) -> None:
+        pass
+
+    def view_changed(self, view: int, cause: str) -> None:
+        pass
+
+    def equivocation(self, validator: int, kind: str) -> None:
+        pass
+
+
 @dataclass
 class DriverHooks:
     send: Callable[[bytes, bytes], bool]
     on_block: Callable[[Block, BlockOutcome], None]
     on_need_sync: Callable[[int, Sequence[int]], None]
+    observer: DriverObserver = field(default_factory=NullObserver)
 
 
 _Input = tuple[str, Any]
@@ -197,13 +227,16 @@ class ConsensusDriver:
                 self.hooks.on_need_sync(action.target_height, action.hints)
             elif isinstance(action, Rejected):
                 self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
+                self.hooks.observer.rejected(action.reason)
                 log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
             elif isinstance(action, ViewChanged):
                 self.stats.view_changes += 1
                 self.stats.last_view_change = {"view": action.view, "cause": action.cause}
+                self.hooks.observer.view_changed(action.view, action.cause)
                 log.info("view changed", view=action.view, cause=action.cause)
             elif isinstance(action, Evidence):
                 self.stats.evidence += 1
+                self.hooks.observer.equivocation(action.validator, type(action.first).__name__)
                 log.warning(
                     "equivocation evidence",
                     validator=action.validator,
@@ -232,6 +265,7 @@ class ConsensusDriver:
     def _count_out(self, msg: Message, copies: int) -> None:
         name = type(msg).__name__
         self.stats.messages_out[name] = self.stats.messages_out.get(name, 0) + copies
+        self.hooks.observer.message_out(name, copies)
 
     def _arm(self, at: int) -> None:
         if self._timer is not None:

@@ -1,71 +1,212 @@
 """Prometheus metrics of one node (``GET /metrics`` on the admin listener).
 
 One ``CollectorRegistry`` per node, so several nodes in one process (tests)
-never share counters. Counters move on events (a committed block, a frame);
-gauges are refreshed when scraped. Every name starts with ``hygeia_``.
+never share counters. Counters move on events: a committed block, a consensus
+message received or sent, an input the replica refused, a view change,
+equivocation evidence, a refused peer frame. Gauges (height, mempool, peers,
+sync lag, database size) are refreshed when scraped (``refresh``). Every name
+starts with ``hygeia_``; counters end in ``_total`` and units are in the names.
+
+Every metric is created through ``NodeMetrics._counter``/``_gauge``/
+``_histogram``, which also record a ``MetricDoc`` (exposed name, type, labels,
+meaning, when it moves). ``render_reference`` turns those into
+``docs/metrics.md`` (``python -m node.metrics > docs/metrics.md``), and
+tests/unit/test_metrics.py keeps the file equal to it and checks it against
+``registry.collect()``, so the reference cannot drift from what is exposed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from node.block import Block
 from node.ledger.executor import BlockOutcome
 
+LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class MetricDoc:
+    """The reference entry of one metric."""
+
+    name: str  # as exposed: counters end in _total, histograms add _bucket/_sum/_count
+    kind: str  # counter, gauge or histogram
+    labels: tuple[str, ...]
+    meaning: str  # also the metric's HELP text
+    moves: str
+
 
 class NodeMetrics:
-    def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
-        self.height = Gauge("hygeia_height", "Height of the last committed block", registry=r)
-        self.view = Gauge("hygeia_view", "Current consensus view", registry=r)
-        self.blocks = Counter("hygeia_blocks_committed", "Blocks committed", registry=r)
-        self.txs = Counter("hygeia_txs_committed", "Transactions committed", registry=r)
-        self.ledger_rejections = Counter(
-            "hygeia_ledger_rejections",
-            "Committed transactions the ledger rejected",
-            ["type", "code"],
-            registry=r,
-        )
-        self.commit_latency = Histogram(
-            "hygeia_block_commit_latency_seconds",
-            "From the proposal's timestamp to the block being durably written here",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
-        )
-        self.mempool_size = Gauge("hygeia_mempool_size", "Transactions in the mempool", registry=r)
-        self.mempool_bytes = Gauge("hygeia_mempool_bytes", "Bytes in the mempool", registry=r)
-        self.peers = Gauge("hygeia_peers_connected", "Connected peers", registry=r)
-        self.sync_lag = Gauge(
-            "hygeia_sync_lag", "Best peer height minus ours (0 when caught up)", registry=r
-        )
-        self.view_changes = Gauge(
-            "hygeia_view_changes", "View changes seen since start", registry=r
-        )
-        self.evidence = Gauge(
-            "hygeia_equivocation_evidence", "Equivocation evidence since start", registry=r
-        )
-        self.consensus_in = Counter(
-            "hygeia_consensus_messages_in", "Consensus messages received", ["type"], registry=r
-        )
-        self.consensus_out = Gauge(
-            "hygeia_consensus_messages_out", "Consensus messages sent", ["type"], registry=r
-        )
-        self.rejected_frames = Counter(
-            "hygeia_rejected_frames", "Peer frames refused, by reason", ["reason"], registry=r
-        )
-        self.db_size = Gauge("hygeia_database_bytes", "On-disk size of LevelDB", registry=r)
+    """The metrics of one node; also the consensus driver's ``DriverObserver``."""
 
-    def on_block(self, block: Block, outcome: BlockOutcome, latency_ms: int) -> None:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.documented: list[MetricDoc] = []
+        # ---- chain
+        self.height = self._gauge(
+            "hygeia_height",
+            "Height of the last committed block",
+            "On every committed block, and at scrape.",
+        )
+        self.view = self._gauge(
+            "hygeia_view",
+            "Current consensus view of this validator (0 on a non-validator)",
+            "At scrape.",
+        )
+        self.blocks = self._counter(
+            "hygeia_blocks_committed_total",
+            "Blocks committed (written to this node's database)",
+            "+1 per block written, whether agreed here or fetched by block sync.",
+        )
+        self.txs = self._counter(
+            "hygeia_txs_committed_total",
+            "Transactions in committed blocks, including those the ledger rejected",
+            "+ the block's transaction count, per block written.",
+        )
+        self.ledger_rejections = self._counter(
+            "hygeia_ledger_rejections_total",
+            "Committed transactions the ledger rejected, by transaction type and rejection code",
+            "+1 per transaction of a written block whose result is `rejected`.",
+            ("type", "code"),
+        )
+        self.commit_latency = self._histogram(
+            "hygeia_block_commit_latency_seconds",
+            "From the block's proposal timestamp to the block being durably written here",
+            "One observation per block written while not catching up by block sync "
+            "(a synced block's age is not a commit latency).",
+            LATENCY_BUCKETS,
+        )
+        # ---- mempool, network, storage
+        self.mempool_size = self._gauge(
+            "hygeia_mempool_size",
+            "Transactions admitted and not yet committed",
+            "At scrape.",
+        )
+        self.mempool_bytes = self._gauge(
+            "hygeia_mempool_bytes",
+            "Wire bytes of the transactions in the mempool",
+            "At scrape.",
+        )
+        self.peers = self._gauge(
+            "hygeia_peers_connected",
+            "Peers with an authenticated link (validators and configured peers)",
+            "At scrape.",
+        )
+        self.sync_lag = self._gauge(
+            "hygeia_sync_lag_blocks",
+            "Highest height a peer reports minus ours (0 when caught up)",
+            "At scrape; peers report their height every second.",
+        )
+        self.db_size = self._gauge(
+            "hygeia_database_bytes",
+            "Bytes of the node's LevelDB directory on disk",
+            "At scrape.",
+        )
+        self.rejected_frames = self._counter(
+            "hygeia_rejected_frames_total",
+            "Peer frames refused before reaching consensus, by reason",
+            "+1 per refused frame: `malformed` (undecodable), `consensus-sender` (a "
+            "consensus message whose sender is not the sending peer's validator index).",
+            ("reason",),
+        )
+        # ---- consensus
+        self.consensus_in = self._counter(
+            "hygeia_consensus_messages_in_total",
+            "Consensus messages received from validators and passed to the replica, by type",
+            "+1 per message received (types: `PrePrepare`, `Prepare`, `Commit`, "
+            "`Checkpoint`, `ViewChange`, `NewView`, `NewViewRequest`).",
+            ("type",),
+        )
+        self.consensus_out = self._counter(
+            "hygeia_consensus_messages_out_total",
+            "Consensus messages sent to other validators, by type (one per recipient)",
+            "+ the number of recipients, per message the replica sends or broadcasts.",
+            ("type",),
+        )
+        self.consensus_rejected = self._counter(
+            "hygeia_consensus_messages_rejected_total",
+            "Inputs the consensus replica refused, by reason code",
+            "+1 per refusal (`bad-signature`, `unknown-sender`, `prepare-from-primary`, "
+            "`pre-prepare-not-from-primary`, `view-change-too-far`, ...); the detail after "
+            "a `:` is dropped from the label (it is in the debug log and `/consensus`).",
+            ("reason",),
+        )
+        self.view_changes = self._counter(
+            "hygeia_view_changes_total",
+            "View-change events of this replica, by cause",
+            "+1 when the replica starts a view change (cause `progress timeout`, "
+            "`request timeout`, `new-view timeout`, `joined f+1 view changes`) and when "
+            "it enters the new view (cause `new view`).",
+            ("cause",),
+        )
+        self.evidence = self._counter(
+            "hygeia_equivocation_evidence_total",
+            "Equivocation evidence: two conflicting signed messages from one validator, "
+            "by its index and the message type",
+            "+1 per pair of conflicting messages detected (also logged as a warning).",
+            ("validator", "type"),
+        )
+        # children of labelled counters on the hot path, looked up once per label value
+        self._in: dict[str, Any] = {}
+        self._out: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ creation
+    def _counter(
+        self, name: str, meaning: str, moves: str, labels: tuple[str, ...] = ()
+    ) -> Counter:
+        assert name.endswith("_total"), f"counter {name} must end in _total"
+        self.documented.append(MetricDoc(name, "counter", labels, meaning, moves))
+        return Counter(name, meaning, labels, registry=self.registry)
+
+    def _gauge(self, name: str, meaning: str, moves: str) -> Gauge:
+        self.documented.append(MetricDoc(name, "gauge", (), meaning, moves))
+        return Gauge(name, meaning, registry=self.registry)
+
+    def _histogram(
+        self, name: str, meaning: str, moves: str, buckets: tuple[float, ...]
+    ) -> Histogram:
+        self.documented.append(MetricDoc(name, "histogram", (), meaning, moves))
+        return Histogram(name, meaning, buckets=buckets, registry=self.registry)
+
+    # ------------------------------------------------------------ events
+    def on_block(
+        self, block: Block, outcome: BlockOutcome, latency_ms: int, *, observe_latency: bool = True
+    ) -> None:
         self.blocks.inc()
         self.txs.inc(len(block.txs))
         self.height.set(block.height)
-        self.commit_latency.observe(max(latency_ms, 0) / 1000)
+        if observe_latency:
+            self.commit_latency.observe(max(latency_ms, 0) / 1000)
         for tx_wire, result in zip(block.txs, outcome.results, strict=False):
             if result.status == "rejected":
                 self.ledger_rejections.labels(_tx_type(tx_wire), result.code).inc()
 
+    def message_in(self, kind: str) -> None:
+        child = self._in.get(kind)
+        if child is None:
+            child = self._in[kind] = self.consensus_in.labels(kind)
+        child.inc()
+
+    # the DriverObserver protocol (node/driver.py)
+    def message_out(self, kind: str, copies: int) -> None:
+        child = self._out.get(kind)
+        if child is None:
+            child = self._out[kind] = self.consensus_out.labels(kind)
+        child.inc(copies)
+
+    def rejected(self, reason: str) -> None:
+        self.consensus_rejected.labels(reason.partition(":")[0].strip()).inc()
+
+    def view_changed(self, view: int, cause: str) -> None:
+        self.view_changes.labels(cause).inc()
+
+    def equivocation(self, validator: int, kind: str) -> None:
+        self.evidence.labels(str(validator), kind).inc()
+
+    # ------------------------------------------------------------ scrape
     def refresh(self, node: Any) -> None:
         self.mempool_size.set(len(node.mempool))
         self.mempool_bytes.set(node.mempool.total_bytes)
@@ -75,11 +216,6 @@ class NodeMetrics:
         self.height.set(node.applier.tip.height)
         if node.driver is not None:
             self.view.set(node.driver.replica.view)
-            stats = node.driver.stats
-            self.view_changes.set(stats.view_changes)
-            self.evidence.set(stats.evidence)
-            for name, count in sorted(stats.messages_out.items()):
-                self.consensus_out.labels(name).set(count)
         self.db_size.set(node.store.approximate_size())
 
     def render(self) -> bytes:
@@ -93,3 +229,115 @@ def _tx_type(wire: bytes) -> str:
         return "unknown"
     end = wire.find(b'"', start + 8)
     return wire[start + 8 : end].decode("ascii", "replace")
+
+
+# ------------------------------------------------------------------ the reference
+_QUERIES: Final = """\
+## Example queries
+
+```promql
+# blocks and transactions committed per second (5-minute average)
+rate(hygeia_blocks_committed_total[5m])
+rate(hygeia_txs_committed_total[5m])
+
+# p99 block-commit latency over 5 minutes
+histogram_quantile(0.99, sum by (le) (rate(hygeia_block_commit_latency_seconds_bucket[5m])))
+
+# mean commit latency
+rate(hygeia_block_commit_latency_seconds_sum[5m])
+  / rate(hygeia_block_commit_latency_seconds_count[5m])
+
+# consensus traffic by message type, and what the replica refuses
+sum by (type) (rate(hygeia_consensus_messages_out_total[5m]))
+sum by (reason) (rate(hygeia_consensus_messages_rejected_total[5m]))
+
+# ledger rejections by type and code over the last hour
+sum by (type, code) (increase(hygeia_ledger_rejections_total[1h]))
+```
+
+## Example alerts
+
+```yaml
+groups:
+  - name: hygeia
+    rules:
+      - alert: HygeiaHeightStalled  # transactions wait but no block for 2 minutes
+        expr: changes(hygeia_height[2m]) == 0 and hygeia_mempool_size > 0
+        for: 1m
+      - alert: HygeiaSyncLag  # more than 10 blocks behind the best peer for 5 minutes
+        expr: hygeia_sync_lag_blocks > 10
+        for: 5m
+      - alert: HygeiaPeersMissing  # 3: the other validators of a 4-validator consortium
+        expr: hygeia_peers_connected < 3
+        for: 5m
+      - alert: HygeiaSlowCommits  # p99 commit latency above 2 s
+        expr: >
+          histogram_quantile(0.99,
+            sum by (instance, le) (rate(hygeia_block_commit_latency_seconds_bucket[10m]))) > 2
+        for: 10m
+      - alert: HygeiaViewChanges  # the primary keeps being replaced
+        expr: increase(hygeia_view_changes_total{cause="new view"}[15m]) > 3
+      - alert: HygeiaEquivocation  # a validator signed two conflicting messages
+        expr: increase(hygeia_equivocation_evidence_total[1h]) > 0
+      - alert: HygeiaDown
+        expr: up{job="hygeia"} == 0
+        for: 2m
+```
+
+`GET /health` answers 503 with its reasons (`no peers`, `syncing`, `height
+stalled for S s`, `disk low: M MiB free`, `consensus stopped: ...`); alert on it
+too (for example with the Prometheus blackbox exporter), for the disk.
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_reference() -> str:
+    """``docs/metrics.md``: every metric of ``NodeMetrics``, then example queries."""
+    out = [
+        "# Metrics reference",
+        "",
+        "<!-- Generated from node/metrics.py by",
+        "     `.venv/bin/python -m node.metrics > docs/metrics.md`; do not edit by hand.",
+        "     tests/unit/test_metrics.py fails when this file and the code disagree. -->",
+        "",
+        "`GET /metrics` on the admin listener (default `127.0.0.1:26658`, bearer token",
+        "of `<home>/admin_token`) serves the node's metrics in the Prometheus text",
+        "format. Every name starts with `hygeia_`; counters end in `_total` and count",
+        "since the node started (they restart at 0 with the process: use `rate()` and",
+        "`increase()`); gauges are read when scraped. Scrape it with the token:",
+        "",
+        "```yaml",
+        "- job_name: hygeia",
+        "  authorization: {type: Bearer, credentials_file: /etc/prometheus/hygeia_token}",
+        '  static_configs: [{targets: ["127.0.0.1:26658"]}]',
+        "```",
+        "",
+        "## Metrics",
+        "",
+        "A histogram `NAME` is exposed as `NAME_bucket{le=...}`, `NAME_sum` and",
+        "`NAME_count`; each counter also has a `NAME_created` sample (start time).",
+        "",
+        "| name | type | labels | meaning | moves |",
+        "|---|---|---|---|---|",
+    ]
+    for doc in NodeMetrics().documented:
+        labels = ", ".join(f"`{label}`" for label in doc.labels) or "—"
+        out.append(
+            f"| `{doc.name}` | {doc.kind} | {labels} | {_cell(doc.meaning)} | {_cell(doc.moves)} |"
+        )
+    buckets = ", ".join(f"{b:g}" for b in LATENCY_BUCKETS)
+    out += [
+        "",
+        f"Latency buckets (seconds): {buckets}.",
+        "",
+        _QUERIES.rstrip(),
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_reference(), end="")
