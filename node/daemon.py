@@ -631,3 +631,24 @@ class Node:
         assert self.store is not None
         self.metrics.refresh(self)
         return self.metrics.render()
+
+    def recent_blocks_json(self, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` committed blocks, newest first, in brief (``GET /blocks/recent``)."""
+        top = self.applier.tip.height
+        out: list[dict[str, Any]] = []
+        for h in range(top, max(top - limit, 0), -1):
+            block = self._block(h)
+            if block is None:
+                break
+            hd = block.header
+            out.append(
+                {
+                    "height": h,
+                    "hash": block.hash,
+                    "time": hd.timestamp,
+                    "view": hd.view,
+                    "proposer": hd.proposer,
+                    "txs": len(block.tx_hashes),
+                }
+            )
+        return out

@@ -2,7 +2,13 @@
 
 Every route needs ``Authorization: Bearer <token>`` (the token file is made
 at init, mode 0600); without it the answer is 401. ``/health`` is 200 when
-the node is healthy and 503 with the reasons otherwise.
+the node is healthy and 503 with the reasons otherwise. ``/blocks/recent``
+summarises the last committed blocks (for the dashboard).
+
+The one exception is the operator dashboard, ``GET /ui`` and its assets
+(``UI_PATHS``): static files that hold no data and no secret. The page takes
+the token from its URL fragment (``/ui#token=...``, never sent to the server)
+or a form, and calls the JSON routes above with it (``docs/dashboard.md``).
 
 Mutating routes exist only when ``[admin] enable_mutations = true`` (otherwise
 they are not registered at all, so they answer 404):
@@ -20,6 +26,7 @@ import hmac
 import json
 import re
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,10 +52,38 @@ class Mutations(Protocol):
 
 MUT_KEY: web.AppKey[Mutations] = web.AppKey("admin-mutations", Mutations)
 BACKUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RECENT_BLOCKS_DEFAULT = 20
+RECENT_BLOCKS_MAX = 100
+
+# The dashboard: URL path -> (file in node/api/ui, content type). Served without
+# the token; every other path goes through bearer_auth.
+UI_FILES: dict[str, tuple[str, str]] = {
+    "/ui": ("index.html", "text/html"),
+    "/ui/app.js": ("app.js", "text/javascript"),
+    "/ui/style.css": ("style.css", "text/css"),
+}
+UI_PATHS = frozenset([*UI_FILES, "/ui/"])
+# The page loads only its own files and calls only this listener.
+UI_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def ui_asset(name: str) -> bytes:
+    """One dashboard file shipped as package data (``node/api/ui/<name>``)."""
+    return resources.files("node.api").joinpath("ui", name).read_bytes()
 
 
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in ("GET", "HEAD") and request.path in UI_PATHS:
+        return await handler(request)  # static, no data: the page sends the token itself
     want = request.app[TOKEN_KEY]
     got = request.headers.get("Authorization", "")
     if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip(), want)):
@@ -88,6 +123,29 @@ async def validators(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = _node(request).metrics_text()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def recent_blocks(request: web.Request) -> web.Response:
+    raw = request.query.get("limit", str(RECENT_BLOCKS_DEFAULT))
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= RECENT_BLOCKS_MAX:
+        return error_response(
+            400, "malformed", f"query limit must be an integer 1..{RECENT_BLOCKS_MAX}, got {raw!r}"
+        )
+    return web.json_response({"blocks": _node(request).recent_blocks_json(int(raw))})
+
+
+def _ui_handler(body: bytes, content_type: str) -> Handler:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=body, content_type=content_type, charset="utf-8", headers=UI_HEADERS
+        )
+
+    return serve
+
+
+async def ui_slash(request: web.Request) -> web.StreamResponse:
+    # the page's links are relative to /ui; the fragment (token) survives a redirect
+    raise web.HTTPPermanentRedirect(location="../ui")
 
 
 async def post_backup(request: web.Request) -> web.Response:
@@ -132,6 +190,10 @@ def admin_app(node: NodeFacade, token: str, mutations: Mutations | None = None) 
     app.router.add_get("/mempool", mempool)
     app.router.add_get("/validators", validators)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/blocks/recent", recent_blocks)
+    for path, (name, content_type) in UI_FILES.items():
+        app.router.add_get(path, _ui_handler(ui_asset(name), content_type))
+    app.router.add_get("/ui/", ui_slash)
     if mutations is not None:  # [admin] enable_mutations
         app[MUT_KEY] = mutations
         app.router.add_post("/admin/backup", post_backup)
