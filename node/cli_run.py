@@ -31,7 +31,7 @@ from node import logs, notify
 from node.cli_node import _SET_OPTION, _home_option, _user_errors, testnet
 from node.config import ConfigError, load_config, parse_overrides
 from node.daemon import Node
-from node.home import HomeError, check_home
+from node.home import HomeError, check_home, read_admin_token
 from storage.errors import StorageError
 
 
@@ -143,6 +143,9 @@ def print_testnet_banner(meta: dict[str, Any]) -> None:
     for n in meta["nodes"]:
         click.echo(
             f"  {n['name']:<8} api {n['api']}  admin {n['admin']}  (token: {n['admin_token_file']})"
+        )
+        click.echo(
+            f"           dashboard {n['admin']}/ui#token={read_admin_token(n['admin_token_file'])}"
         )
     first = meta["nodes"][0]
     member_key = Path(first["home"]) / "member_key.json"
