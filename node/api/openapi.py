@@ -177,6 +177,7 @@ def openapi_document() -> dict[str, Any]:
             "/consensus": _admin("view, primary, in-flight heights, last view change"),
             "/mempool": _admin("size, bytes, age of the oldest transaction"),
             "/validators": _admin("the validator set"),
+            "/blocks/recent": _admin("the newest blocks in brief, ?limit=1..100"),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics (text format)",
