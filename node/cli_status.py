@@ -336,13 +336,20 @@ def _print_table(
         for line in plain_table(header, rows):
             click.echo(line)
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_header=header is not None, title_justify="left")
-    for name in header or ("field", "value"):
-        table.add_column(name, style="bold" if header is None and name == "field" else None)
+    if header is None:  # (field, value) pairs: no frame, so a 64-hex node id fits 80 columns
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+    else:
+        table = Table(box=box.HEAVY_HEAD)
+        for name in header:
+            table.add_column(name, overflow="fold")
+    table.title, table.title_justify = title, "left"
     for row in rows:
         cells = [Text(c) for c in row]  # Text: a "[...]" in an error message is no markup
         if header is None:
@@ -446,9 +453,10 @@ def _sync_display(label: str) -> Iterator[Show]:
                 bar.update(task, description=name, detail=f"not answering ({error})")
                 return
             total = None if state.best is None else max(state.best, state.height, 1)
-            detail = "syncing" if state.syncing else "waiting for peer heights"
-            if state.best is not None and not state.syncing:
-                detail = "catching up"
+            if state.caught_up or state.syncing:
+                detail = "caught up" if state.caught_up else "syncing"
+            else:
+                detail = "waiting for peer heights" if state.best is None else "behind"
             bar.update(task, description=name, completed=state.height, total=total, detail=detail)
 
         yield show
@@ -594,7 +602,7 @@ def status(
     if as_json:
         _echo_json(report.to_json())
     elif report.up:
-        _print_table(None, node_rows(report), title=report.name)
+        _print_table(None, node_rows(report))
     else:
         raise click.ClickException(_health_text(report))
     ctx.exit(0 if report.healthy else 1)

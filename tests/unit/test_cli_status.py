@@ -253,10 +253,10 @@ def test_rich_table_on_a_terminal(
 ) -> None:
     fake = serve(FakeNode(_status("node0"), health=(False, ["consensus stopped: [boom]"])))
     monkeypatch.setattr(cli_status, "_is_tty", lambda stream: True)
-    result = run("--admin", fake.url, "--token-file", str(token_file))
+    args = ["status", "--admin", fake.url, "--token-file", str(token_file)]
+    result = CliRunner().invoke(main, args, env={"HYGEIA_HOME": None, "FORCE_COLOR": "1"})
     assert result.exit_code == 1
-    assert "┃" in result.output or "│" in result.output  # box drawing: a rich table
-    assert "consensus stopped: [boom]" in result.output  # no markup eaten
+    assert "\x1b[31mconsensus stopped: [boom]" in result.output  # red, and no markup eaten
     assert "syncing" in result.output and "0123456789abcdef" in result.output
 
 
@@ -341,6 +341,7 @@ def test_testnet_rich_table_on_a_terminal(
     result = run("--testnet", str(out))
     assert result.exit_code == 1
     assert "1 of 2 nodes healthy" in result.output
+    assert "┃ name" in result.output  # a rich table's heavy header
     assert "down" in result.output and "node1" in result.output
 
 
