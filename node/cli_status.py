@@ -8,7 +8,8 @@ are drawn with rich; otherwise they are plain aligned columns (stable for grep a
 scripts). ``--json`` prints the same facts as JSON.
 
 Exit status: 0 when every node asked answered and is healthy, 1 otherwise; with
-``--wait-synced``, 0 once the node has caught up and 1 at the timeout.
+``--wait-synced``, 0 once the node has caught up and 1 at the timeout; 2 for wrong
+options.
 """
 
 from __future__ import annotations
@@ -545,8 +546,9 @@ def status(
     Exit status:
       0  every node asked answered and is healthy (GET /health 200);
          with --wait-synced: the node caught up
-      1  a node is down or unhealthy (its reasons are shown), or bad options;
-         with --wait-synced: the timeout passed first
+      1  a node is down or unhealthy (its reasons are shown), or a file given
+         cannot be used; with --wait-synced: the timeout passed first
+      2  wrong options
     """
     from_env = ctx.get_parameter_source("home") is ParameterSource.ENVIRONMENT
     if from_env and (admin or token_file or testnet_dir):
