@@ -7,8 +7,9 @@ Each line is one JSON object naming the transaction it comes from::
 so ``GET /v1/proofs/<tx>`` (``hygeia client proof <tx>``) fetches its
 inclusion proof, verifiable offline against genesis. Kinds: ``disclosure``
 (a patient's accounting of disclosures), ``custody`` (a drug serial's custody
-history, commissioning first), ``trial`` (the events of a trial's audit
-report: timeline, amendments, data commitments) and ``tx`` (every
+history, commissioning first), ``trial`` (a trial's audit report: its
+timeline, with amendments, then its findings, then its data commitments;
+``record.section`` is ``timeline``, ``flag`` or ``data``) and ``tx`` (every
 transaction of a height range).
 
 ``Fetch`` is a GET of a client-API path returning JSON (``None`` for 404), so
@@ -60,19 +61,38 @@ def disclosures(fetch: Fetch, patient: str) -> Iterator[Line]:
         for d in fresh:
             seen.add(f"{d['tx']}/{d.get('height')}")
             yield _located(fetch, "disclosure", d)
-        if len(items) < PAGE or not fresh:
+        if len(items) < PAGE:
             return
+        if not fresh:  # a full page of one height: the API cannot page inside a height
+            raise ExportError(
+                f"patient {patient}: {PAGE} or more disclosures at height {from_height}; "
+                "the client API cannot page within one height, so the export would be "
+                "incomplete"
+            )
         from_height = int(items[-1]["height"])
 
 
-def _commissioning_tx(fetch: Fetch, gtin: str, serial: str, height: int) -> tuple[str, int] | None:
-    block = fetch(f"/v1/blocks/{height}")
+def _commissioning_tx(
+    fetch: Fetch, gtin: str, serial: str, entry: dict[str, Any]
+) -> tuple[str, int] | None:
+    """The ``drug.commission`` that made the serial: in the block at the entry's height,
+    of its lot and expiry, and accepted. A block may also hold commissions of the same
+    serial that were rejected (e.g. not signed by a manufacturer) or refused (a duplicate),
+    earlier or later in the block: they are not the commissioning."""
+    block = fetch(f"/v1/blocks/{int(entry['height'])}")
     if block is None:
         return None
     for index, (tx, h) in enumerate(zip(block["txs"], block["tx_hashes"], strict=True)):
         body = tx.get("body", {})
-        commissions = tx.get("type") == "drug.commission" and body.get("gtin") == gtin
-        if commissions and serial in body.get("serials", []):
+        if (
+            tx.get("type") != "drug.commission"
+            or body.get("gtin") != gtin
+            or serial not in body.get("serials", [])
+            or (body.get("lot"), body.get("expiry")) != (entry.get("lot"), entry.get("expiry"))
+        ):
+            continue
+        result = (fetch(f"/v1/txs/{h}") or {}).get("result") or {}
+        if result.get("status") == "ok" and result.get("data", {}).get("outcome") == "accepted":
             return h, index
     return None
 
@@ -85,7 +105,7 @@ def custody(fetch: Fetch, gtin: str, serial: str) -> Iterator[Line]:
         raise ExportError(f"serial {serial} of GTIN {gtin} was never commissioned")
     for event in pack["history"]:
         if "tx" not in event:  # the commissioning entry: find its transaction
-            found = _commissioning_tx(fetch, gtin, serial, int(event["height"]))
+            found = _commissioning_tx(fetch, gtin, serial, event)
             if found is None:
                 raise ExportError(
                     f"no drug.commission of {gtin}/{serial} at height {event['height']}"
@@ -95,7 +115,9 @@ def custody(fetch: Fetch, gtin: str, serial: str) -> Iterator[Line]:
 
 
 def trial(fetch: Fetch, trial_id: str) -> Iterator[Line]:
-    """The events of a trial's audit report (timeline, then data commitments)."""
+    """The events of a trial's audit report: the timeline, then the findings (``flag``:
+    outcomes changed after enrolment, outcome switching in the results, each naming the
+    transaction that raised it), then the data commitments."""
     after = 0
     first = True
     while True:
@@ -105,6 +127,8 @@ def trial(fetch: Fetch, trial_id: str) -> Iterator[Line]:
         if first:
             for event in report["timeline"]:
                 yield _located(fetch, "trial", {"section": "timeline", **event})
+            for flag in report["flags"]:
+                yield _located(fetch, "trial", {"section": "flag", **flag})
             first = False
         batches = report["data"]["commitments"]
         for batch in batches:
@@ -116,10 +140,14 @@ def trial(fetch: Fetch, trial_id: str) -> Iterator[Line]:
 
 
 def blocks(fetch: Fetch, start: int, end: int | None) -> Iterator[Line]:
-    """Every transaction of heights ``start..end`` (``end`` None: up to the tip)."""
+    """Every transaction of heights ``start..end`` (``end`` None: up to the tip, so a
+    ``start`` past the tip gives nothing; an ``end`` past the tip is an error)."""
+    latest = fetch("/v1/blocks/latest")
+    tip = int(latest["header"]["height"]) if latest else 0
     if end is None:
-        latest = fetch("/v1/blocks/latest")
-        end = int(latest["header"]["height"]) if latest else 0
+        end = tip
+    elif end > tip:
+        raise ExportError(f"--blocks '{start}:{end}': the chain ends at height {tip}")
     for height in range(start, end + 1):
         block = fetch(f"/v1/blocks/{height}")
         if block is None:
