@@ -313,6 +313,35 @@ def _namespace_of(key: bytes) -> tuple[Namespace, bytes]:
     raise BackupError(f"backup holds a key outside every namespace: {key[:40]!r}")
 
 
+def _refuse_used_home(target: Path, genesis_hash: str) -> None:
+    """Refuse, before anything is written, a home that already has a node key (an identity
+    that a restore must never replace, with or without ``--restore-node-key``), a database,
+    or another chain's genesis.json. A home holding only config.toml (and this chain's
+    genesis) is fine: ports and peers can be set before restoring."""
+    from node.config import ConfigError, load_config
+
+    if target.exists() and not target.is_dir():
+        raise BackupError(f"{target} exists and is not a directory")
+    try:
+        cfg = load_config(target, env={}, require_file=False)
+    except ConfigError as exc:
+        raise BackupError(str(exc)) from None
+    if cfg.node_key_path.exists() or cfg.node_key_path.is_symlink():
+        raise BackupError(
+            f"{target} already has a node key ({cfg.node_key_path}); a restore never "
+            "replaces a node's identity: restore into a new home"
+        )
+    if cfg.data_dir.is_dir() and any(cfg.data_dir.iterdir()):
+        raise BackupError(f"{cfg.data_dir} already holds a database; restore into a new home")
+    if cfg.genesis_path.exists():
+        try:
+            existing = parse_genesis(json.loads(cfg.genesis_path.read_bytes()))
+        except ValueError as exc:  # not JSON, or not a valid genesis
+            raise BackupError(f"{cfg.genesis_path}: not a valid genesis.json ({exc})") from None
+        if existing.genesis_hash_hex() != genesis_hash:
+            raise BackupError(f"{cfg.genesis_path} exists and is another chain's genesis")
+
+
 @dataclass(frozen=True)
 class Restored:
     home: Path
@@ -331,8 +360,9 @@ def restore_backup(
 ) -> Restored:
     """Verify ``path``, then make ``home`` a node home holding its database.
 
-    Refuses a home whose database already holds data. The checksum is checked in
-    a first pass before anything is created, and again while writing.
+    Refuses, before writing anything, a home that already has a node key, a database
+    or another chain's genesis. The checksum is checked in a first pass before
+    anything is created, and again while writing.
     """
     manifest = verify_backup(path)
     if manifest.schema_version != SCHEMA_VERSION:
@@ -348,13 +378,10 @@ def restore_backup(
     target = Path(home).expanduser().absolute()
     from node.config import load_config  # late: config imports are heavy
 
-    node_id = init_home(target, name=name, force=restore_node_key)
+    _refuse_used_home(target, manifest.genesis_hash)
+    node_id = init_home(target, name=name)
     cfg = load_config(target, env={})
-    if cfg.genesis_path.exists() and cfg.genesis_path.read_bytes() != genesis.dumps():
-        existing = parse_genesis(json.loads(cfg.genesis_path.read_bytes()))
-        if existing.genesis_hash_hex() != manifest.genesis_hash:
-            raise BackupError(f"{cfg.genesis_path} exists and is another chain's genesis")
-    else:
+    if not cfg.genesis_path.exists():
         cfg.genesis_path.write_bytes(genesis.dumps())
     if restore_node_key:
         assert manifest.node_key is not None

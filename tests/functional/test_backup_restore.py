@@ -57,7 +57,8 @@ def tip_of(home: Path) -> int:
 
 def test_backup_running_and_stopped_validator_restore_catches_up(tmp_path: Path) -> None:
     """4 validators commit; node 3 is backed up while it runs (through its admin API) with
-    its key; more blocks are committed; a corrupted copy is refused; node 3 is stopped for
+    its key; more blocks are committed; a corrupted copy is refused, and so is a restore over
+    a live validator's home (which is left untouched); node 3 is stopped for
     good and the backup restored with its key into a new home, which starts in its place,
     catches up with block sync and keeps committing, every block hash equal on every node.
     Then the restored node is stopped, backed up directly (database opened by the command),
@@ -101,6 +102,14 @@ def test_backup_running_and_stopped_validator_restore_catches_up(tmp_path: Path)
         assert refused.stderr.startswith("Error: ") and refused.stderr.count("\n") == 1
         assert "checksum mismatch" in refused.stderr and str(bad) in refused.stderr
         assert not (tmp_path / "never").exists()
+
+        # ---- restoring over a live validator's home is refused, and changes nothing there
+        n0 = net.nodes[0]
+        kept = {f: (n0.home / f).read_bytes() for f in ("node_key.json", "admin_token")}
+        refused = hy("restore", out, "--home", n0.home, "--restore-node-key", ok=False)
+        assert refused.returncode == 1
+        assert "already has a node key" in refused.stderr, refused.stderr
+        assert {f: (n0.home / f).read_bytes() for f in kept} == kept
 
         # ---- node 3 stops for good; the backup, with its key, takes its place
         net.stop(3)
