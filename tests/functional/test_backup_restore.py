@@ -137,6 +137,7 @@ def test_backup_running_and_stopped_validator_restore_catches_up(tmp_path: Path)
         r = hy("backup", "--home", restored, "--out", out2, "--include-node-key")
         assert "(database opened directly (node stopped))" in r.stdout, r.stdout
         manifest2 = bk.read_manifest(out2)
+        assert out2.stat().st_mode & 0o077 == 0
         assert manifest2.height == stopped_at >= height
         assert payload_sha256(out2, manifest2) == manifest2.payload_sha256
         again = tmp_path / "node3-restored-again"
