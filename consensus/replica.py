@@ -68,10 +68,11 @@ an old request (censorship). Both are ``base * 2^k`` where k counts
 consecutive view changes without a delivery; k resets on progress. The
 progress clock starts when the replica starts waiting, not at its last
 delivery, so an idle network never times out. Before blaming the primary a
-replica repeats its own votes for stalled heights every half timeout (lost
-messages on lossy links), and while it is syncing (others committed heights
-it never saw) a view change waits two more timeouts: the primary is not the
-one behind.
+replica repeats its own votes for stalled heights once no height was delivered
+for a resend interval (at most half a timeout), and again every such interval
+while the stall lasts (lost messages on lossy links). While it is syncing
+(others committed heights it never saw) a view change waits two more
+timeouts: the primary is not the one behind.
 
 On expiry in view v the replica persists view v+1 and broadcasts
 VIEW-CHANGE(v+1, stable checkpoint + proof, its prepared certificates above
@@ -191,6 +192,15 @@ class SlotRecord(msgspec.Struct, frozen=True, array_like=True):
     accepted: PrePrepare | None
     prepared: PreparedCert | None
     commit_view: int
+    # True: ``accepted`` is ``prepared.pre_prepare`` and was left out, so the
+    # payload is stored once (records written before this field decode as False)
+    accepted_in_prepared: bool = False
+
+    def accepted_pre_prepare(self) -> PrePrepare | None:
+        """The pre-prepare voted for in ``accepted_view``, wherever it was stored."""
+        if self.accepted_in_prepared and self.prepared is not None:
+            return self.prepared.pre_prepare
+        return self.accepted
 
 
 class StableRecord(msgspec.Struct, frozen=True, array_like=True):
@@ -237,6 +247,8 @@ class Slot:
     committed: CommittedBlock | None = None
 
     def record(self) -> SlotRecord:
+        if self.prepared is not None and self.prepared.pre_prepare is self.accepted:
+            return SlotRecord(self.accepted_view, None, self.prepared, self.commit_view, True)
         return SlotRecord(self.accepted_view, self.accepted, self.prepared, self.commit_view)
 
 
@@ -381,10 +393,11 @@ class Replica:
                 continue
             rec = _slot_decoder.decode(records[key])
             slot = self._slot(h)
-            slot.accepted_view, slot.accepted = rec.accepted_view, rec.accepted
+            accepted = rec.accepted_pre_prepare()
+            slot.accepted_view, slot.accepted = rec.accepted_view, accepted
             slot.prepared, slot.commit_view = rec.prepared, rec.commit_view
-            if rec.accepted is not None:
-                slot.payloads[rec.accepted.proposal.digest()] = rec.accepted
+            if accepted is not None:
+                slot.payloads[accepted.proposal.digest()] = accepted
                 if rec.accepted_view == self._view:
                     self._last_proposed = max(self._last_proposed, h)
                     slot.prepare_sent_view = rec.accepted_view
@@ -875,6 +888,10 @@ class Replica:
             self._last_proposed = max(self._last_proposed, h)
             self._last_proposed_ts = max(self._last_proposed_ts, block.proposal.timestamp)
             self._last_progress = now
+            # votes are repeated only after a resend interval WITHOUT a delivery:
+            # a node that is always busy is always "waiting", and repeating every
+            # vote in flight each interval while blocks commit is pure load
+            self._retransmit_at = now + self._retransmit_interval()
             self._backoff = 0
             for req in block.payload:
                 rid = self._rules.request_id(req)

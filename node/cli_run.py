@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -52,6 +53,10 @@ async def _run_node(node: Node, timeout_ms: int) -> int:
         log.error("cannot start", error=str(exc))
         await _stop_quietly(node, timeout_ms)
         return 1
+    # what start-up allocated (modules, config, genesis, the replica's restored
+    # state) lives as long as the process: keep it out of every later full
+    # garbage collection, whose pauses stall consensus on a busy node
+    gc.freeze()
     notify.ready(f"serving at height {node.applier.tip.height}")
     waiter = asyncio.create_task(stop.wait())
     fatal = asyncio.create_task(_watch_fatal(node))

@@ -1,15 +1,24 @@
-"""Drives the sans-IO replica inside the daemon: one input at a time, actions in order.
+"""Drives the sans-IO replica inside the daemon: inputs in order, actions in order.
 
-Inputs (consensus messages, client requests, timer firings, synced blocks)
-go through one queue and one task, so the replica never sees two inputs at
-once and each input's actions are carried out completely before the next:
+Inputs (consensus messages, client requests, timer firings, synced blocks,
+executed blocks) go through one queue and one task, so the replica never sees
+two inputs at once. The task takes every input already waiting (up to
+``MAX_INPUTS_PER_ROUND``), hands them to the replica one by one, and carries
+out all the actions they produced, in order, as one *round*:
 
-- ``Persist``: a synced LevelDB batch in the storage thread, awaited before
-  anything later in the list is sent (votes are durable before they leave);
-- ``Send``/``Broadcast``: encoded once, handed to the transport's per-peer queues;
-- ``Deliver``: the block applier executes and writes the block (synced), then
-  ``on_executed`` feeds the state root back and its actions run too;
-- ``Relay``: overdue client requests handed to the primary as gossip;
+- ``Persist``: the records of every ``Persist`` in the round go into ONE synced
+  LevelDB batch (group commit), written in the storage thread before anything
+  that followed them is sent: a vote is durable before it leaves, as the
+  replica requires, but a busy node pays one fsync per round instead of one per
+  input. Later records of the same key overwrite earlier ones, exactly as
+  separate writes in that order would;
+- ``Send``/``Broadcast``/``Relay``: encoded once and handed to the transport's
+  per-peer queues; once one of them has to wait for a ``Persist``, every later
+  one waits too, so messages leave in the order the replica produced them;
+- ``Deliver``: the block goes to the apply task, which executes and writes
+  blocks one at a time in height order (one synced batch each) while the
+  replica goes on voting for later heights; after each block, ``on_block``
+  runs and ``on_executed`` comes back to the replica as an input;
 - ``SetTimer``: one asyncio timer, replaced on every new deadline;
 - ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
   handed to callbacks (sync manager, logs, metrics).
@@ -26,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -54,9 +62,12 @@ from node.applier import BlockApplier
 from node.block import Block
 from node.ledger.executor import BlockOutcome
 from node.wire import ConsensusFrame, TxsFrame, encode_frame
-from storage.base import ChainStorage
+from storage.base import ChainStorage, Write
 
 log = structlog.get_logger("hygeia.consensus")
+
+# inputs handed to the replica before their actions are carried out together
+MAX_INPUTS_PER_ROUND = 512
 
 
 def wall_clock_ms() -> int:
@@ -133,6 +144,8 @@ class ConsensusDriver:
         self._inputs: asyncio.Queue[_Input] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._apply_task: asyncio.Task[None] | None = None
+        self._blocks: asyncio.Queue[CommittedBlock | None] = asyncio.Queue()
         self._stopping = False
         self.fatal: BaseException | None = None
 
@@ -154,108 +167,159 @@ class ConsensusDriver:
 
     # ---------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        actions = self.replica.start(self._clock())
-        await self._run(actions)
+        self._apply_task = asyncio.create_task(self._apply_loop(), name="consensus-apply")
+        await self._run(self.replica.start(self._clock()))
         self._task = asyncio.create_task(self._loop(), name="consensus-driver")
 
     async def stop(self) -> None:
-        """Finish the input being processed (a block being written), then stop."""
+        """Finish the round being carried out and the blocks already delivered
+        (each written whole or not at all), then stop."""
         self._stopping = True
         if self._timer is not None:
             self._timer.cancel()
         if self._task is not None:
             self._inputs.put_nowait(("stop", None))
             await self._task
+        if self._apply_task is not None:
+            self._blocks.put_nowait(None)
+            await self._apply_task
+
+    def _fail(self, exc: BaseException) -> None:
+        """A bug or a storage failure: stop consensus, never skip a block."""
+        log.exception("consensus driver failed; stopping the node", error=str(exc))
+        if self.fatal is None:
+            self.fatal = exc
+        self._stopping = True
+        self._inputs.put_nowait(("stop", None))
+        self._blocks.put_nowait(None)
 
     async def _loop(self) -> None:
+        inputs = self._inputs
         while True:
-            kind, payload = await self._inputs.get()
-            if kind == "stop" or self._stopping:
-                return
-            now = self._clock()
+            batch = [await inputs.get()]
+            while len(batch) < MAX_INPUTS_PER_ROUND and not inputs.empty():
+                batch.append(inputs.get_nowait())
+            actions: list[Action] = []
+            stop = False
             try:
-                if kind == "msg":
-                    actions = self.replica.on_message(payload, now)
-                elif kind == "req":
-                    actions = self.replica.on_request(payload, now)
-                elif kind == "timer":
-                    actions = self.replica.on_timer(now)
-                else:
-                    actions = self.replica.on_committed_block(payload, now)
+                for kind, payload in batch:
+                    if kind == "stop" or self._stopping:
+                        stop = True
+                        break
+                    actions.extend(self._dispatch(kind, payload))
                 await self._run(actions)
-            except Exception as exc:  # a bug or a storage failure: stop, never skip a block
-                log.exception("consensus driver failed; stopping the node", error=str(exc))
-                self.fatal = exc
+            except Exception as exc:
+                self._fail(exc)
                 return
+            if stop:
+                return
+
+    def _dispatch(self, kind: str, payload: Any) -> list[Action]:
+        now = self._clock()
+        if kind == "msg":
+            return self.replica.on_message(payload, now)
+        if kind == "req":
+            return self.replica.on_request(payload, now)
+        if kind == "timer":
+            return self.replica.on_timer(now)
+        if kind == "executed":
+            height, state_root = payload
+            return self.replica.on_executed(height, state_root, now)
+        return self.replica.on_committed_block(payload, now)
+
+    async def _apply_loop(self) -> None:
+        """Apply delivered blocks one at a time, in the order they were delivered."""
+        loop = asyncio.get_running_loop()
+        while True:
+            committed = await self._blocks.get()
+            if committed is None or self.fatal is not None:
+                return
+            try:
+                block, outcome = await loop.run_in_executor(
+                    self._executor, self.applier.apply, committed
+                )
+                self.hooks.on_block(block, outcome)
+            except Exception as exc:
+                self._fail(exc)
+                return
+            self._inputs.put_nowait(("executed", (block.height, outcome.state_root)))
 
     # ------------------------------------------------------------ actions
     async def _run(self, actions: Sequence[Action]) -> None:
-        """Carry out ``actions`` in order. What ``on_executed`` returns after a
-        delivery goes to the END of the queue: blocks already listed are applied
-        first, so heights stay in order whatever the replica adds."""
-        loop = asyncio.get_running_loop()
-        queue = deque(actions)
-        while queue:
-            action = queue.popleft()
+        """Carry out one round's ``actions`` in order, with one synced write for
+        all its ``Persist`` records before any message that followed one leaves."""
+        records: dict[bytes, bytes | None] = {}  # key -> last value: what the batch leaves
+        waiting: list[Send | Broadcast | Relay] = []  # messages that follow a Persist
+        for action in actions:
             if isinstance(action, Persist):
-                await loop.run_in_executor(
-                    self._executor, self.store.persist_consensus, action.records
-                )
-            elif isinstance(action, Send):
-                self._send(action.to, action.message)
-            elif isinstance(action, Broadcast):
-                frame = encode_frame(ConsensusFrame(action.message))
-                self._count_out(action.message, len(self.validator_ids) - 1)
-                for i, peer in enumerate(self.validator_ids):
-                    if i != self.replica.me:
-                        self.hooks.send(peer, frame)
+                for key, value in action.records:
+                    records[key] = value
+            elif isinstance(action, (Send, Broadcast, Relay)):
+                if records or waiting:
+                    waiting.append(action)
+                else:
+                    self._transmit(action)
             elif isinstance(action, Deliver):
-                block, outcome = await loop.run_in_executor(
-                    self._executor, self.applier.apply, action.block
-                )
-                self.hooks.on_block(block, outcome)
-                queue.extend(
-                    self.replica.on_executed(block.height, outcome.state_root, self._clock())
-                )
-            elif isinstance(action, Relay):
-                if 0 <= action.to < len(self.validator_ids) and action.requests:
-                    frame = encode_frame(TxsFrame(list(action.requests)))
-                    self.hooks.send(self.validator_ids[action.to], frame)
-            elif isinstance(action, SetTimer):
-                self._arm(action.at)
-            elif isinstance(action, NeedSync):
-                self.hooks.on_need_sync(action.target_height, action.hints)
-            elif isinstance(action, Rejected):
-                self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
-                self.hooks.observer.rejected(action.reason)
-                log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
-            elif isinstance(action, ViewChanged):
-                self.stats.view_changes += 1
-                self.stats.last_view_change = {"view": action.view, "cause": action.cause}
-                self.hooks.observer.view_changed(action.view, action.cause)
-                log.info("view changed", view=action.view, cause=action.cause)
-            elif isinstance(action, Evidence):
-                self.stats.evidence += 1
-                self.hooks.observer.equivocation(action.validator, type(action.first).__name__)
-                log.warning(
-                    "equivocation evidence",
-                    validator=action.validator,
-                    kind=type(action.first).__name__,
-                )
-            elif isinstance(action, Divergence):
-                self.stats.divergence.append(
-                    {
-                        "height": action.height,
-                        "ours": action.ours.hex(),
-                        "stable": action.stable.hex(),
-                    }
-                )
-                log.error(
-                    "DIVERGENT EXECUTION: our state root differs from the stable checkpoint",
-                    height=action.height,
-                    ours=action.ours.hex(),
-                    stable=action.stable.hex(),
-                )
+                self._blocks.put_nowait(action.block)
+            else:
+                self._note(action)
+        if records:
+            loop = asyncio.get_running_loop()
+            batch: list[Write] = list(records.items())
+            await loop.run_in_executor(self._executor, self.store.persist_consensus, batch)
+        for message in waiting:
+            self._transmit(message)
+
+    def _transmit(self, action: Send | Broadcast | Relay) -> None:
+        if isinstance(action, Send):
+            self._send(action.to, action.message)
+        elif isinstance(action, Broadcast):
+            frame = encode_frame(ConsensusFrame(action.message))
+            self._count_out(action.message, len(self.validator_ids) - 1)
+            for i, peer in enumerate(self.validator_ids):
+                if i != self.replica.me:
+                    self.hooks.send(peer, frame)
+        elif 0 <= action.to < len(self.validator_ids) and action.requests:
+            frame = encode_frame(TxsFrame(list(action.requests)))
+            self.hooks.send(self.validator_ids[action.to], frame)
+
+    def _note(self, action: Action) -> None:
+        """The actions that neither persist nor send: timers, sync, logs, metrics."""
+        if isinstance(action, SetTimer):
+            self._arm(action.at)
+        elif isinstance(action, NeedSync):
+            self.hooks.on_need_sync(action.target_height, action.hints)
+        elif isinstance(action, Rejected):
+            self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
+            self.hooks.observer.rejected(action.reason)
+            log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
+        elif isinstance(action, ViewChanged):
+            self.stats.view_changes += 1
+            self.stats.last_view_change = {"view": action.view, "cause": action.cause}
+            self.hooks.observer.view_changed(action.view, action.cause)
+            log.info("view changed", view=action.view, cause=action.cause)
+        elif isinstance(action, Evidence):
+            self.stats.evidence += 1
+            self.hooks.observer.equivocation(action.validator, type(action.first).__name__)
+            log.warning(
+                "equivocation evidence",
+                validator=action.validator,
+                kind=type(action.first).__name__,
+            )
+        elif isinstance(action, Divergence):
+            self.stats.divergence.append(
+                {
+                    "height": action.height,
+                    "ours": action.ours.hex(),
+                    "stable": action.stable.hex(),
+                }
+            )
+            log.error(
+                "DIVERGENT EXECUTION: our state root differs from the stable checkpoint",
+                height=action.height,
+                ours=action.ours.hex(),
+                stable=action.stable.hex(),
+            )
 
     def _send(self, to: int, msg: Message) -> None:
         if 0 <= to < len(self.validator_ids) and to != self.replica.me:

@@ -349,17 +349,39 @@ def build_tx(
 class TxCache:
     """Bounded LRU of decoded transactions by wire bytes, remembering which
     have a verified signature. Thread-safe (the mempool may fill it from a
-    verification thread)."""
+    verification thread).
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    An entry only saves work between a transaction's admission and its
+    commit (gossip, proposal, block), so the cache needs to hold about a full
+    mempool and the blocks in flight, not history. It is bounded both by
+    entries and by an estimate of the memory the entries hold
+    (``entry_cost``: the wire bytes, the signing bytes and the decoded object),
+    so that large transactions cannot make it grow past ``max_bytes``. A
+    smaller cache also keeps the garbage collector's full passes short.
+    """
+
+    def __init__(self, max_entries: int = 32_768, max_bytes: int = 96 << 20) -> None:
         if max_entries < 1:
             raise ValueError("TxCache: max_entries must be >= 1")
+        if max_bytes < 1:
+            raise ValueError("TxCache: max_bytes must be >= 1")
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._entries: OrderedDict[bytes, tuple[Tx, bool]] = OrderedDict()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def entry_cost(wire: bytes) -> int:
+        """Estimated bytes one entry holds: wire and signing bytes, decoded JSON, overhead."""
+        return 3 * len(wire) + 1024
+
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def cost_bytes(self) -> int:
+        return self._bytes
 
     def get(self, wire: bytes) -> tuple[Tx, bool] | None:
         with self._lock:
@@ -372,10 +394,15 @@ class TxCache:
         """Remember ``tx`` (by its canonical wire bytes); ``verified`` never downgrades."""
         with self._lock:
             old = self._entries.get(tx.wire)
+            if old is None:
+                self._bytes += self.entry_cost(tx.wire)
             self._entries[tx.wire] = (tx, verified or (old is not None and old[1]))
             self._entries.move_to_end(tx.wire)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._max or self._bytes > self._max_bytes
+            ):
+                wire, _ = self._entries.popitem(last=False)
+                self._bytes -= self.entry_cost(wire)
 
 
 class TxPayloadRules:

@@ -1,10 +1,10 @@
 """Checkpoints: emission every K heights, stability, garbage collection,
-divergence and state-transfer requests."""
+divergence and state-transfer requests; repeating votes only on a stall."""
 
 from __future__ import annotations
 
 from consensus.actions import Broadcast, Deliver, Divergence, NeedSync, Persist
-from consensus.messages import Checkpoint, CommittedBlock
+from consensus.messages import Checkpoint, Commit, CommittedBlock, Message, Prepare
 from consensus.replica import KEY_STABLE, SLOT_PREFIX, slot_key
 from tests.unit.cluster import Cluster, Knobs, Solo, of_type, sent_messages, sha256
 
@@ -114,3 +114,41 @@ def test_bad_sync_block_is_rejected() -> None:
     out = s.block(short)
     assert not of_type(out, Deliver)
     assert s.replica.height == 0
+
+
+def test_votes_are_repeated_only_when_no_height_is_delivered() -> None:
+    """A backup that always has a height in flight but delivers one every 400 ms
+    (less than the resend interval) never repeats a vote; once deliveries stop,
+    it repeats its votes for the stalled height after one resend interval."""
+    s = Solo(4, 3, resend_interval_ms=1000, view_change_timeout_ms=4000)
+    c = s.craft
+    sent: list[Message] = []
+
+    def propose(h: int) -> None:
+        pp = c.pre_prepare(0, h, (b"tx:%d" % h,))
+        d = pp.proposal.digest()
+        sent.extend(sent_messages(s.feed(pp, c.prepare(0, h, d, 1), c.prepare(0, h, d, 2))))
+
+    def commit(h: int) -> None:
+        d = s.craft.pre_prepare(0, h, (b"tx:%d" % h,)).proposal.digest()
+        sent.extend(sent_messages(s.feed(*(c.commit(0, h, d, i) for i in (0, 1, 2)))))
+
+    propose(1)
+    for h in range(1, 12):
+        for _at, out in s.run_timers(until=s.now + 400):  # the clock moves 400 ms
+            sent.extend(sent_messages(out))
+        propose(h + 1)
+        commit(h)
+    assert s.replica.height == 11
+    votes = [(type(m).__name__, m.height) for m in sent if isinstance(m, Prepare | Commit)]
+    assert len(votes) == len(set(votes)), f"a vote was repeated while heights committed: {votes}"
+    stall_start = s.now
+    repeats = [
+        (at, m)
+        for at, out in s.run_timers(until=stall_start + 1500)
+        for m in sent_messages(out)
+        if isinstance(m, Prepare | Commit)
+    ]
+    assert repeats, "no vote repeated after a stall of a resend interval"
+    assert all(stall_start + 1000 <= at for at, _m in repeats)
+    assert {m.height for _at, m in repeats} == {12}

@@ -31,9 +31,10 @@ def justifies(records: dict[bytes, bytes], v: Vote) -> str | None:
         if cert.pre_prepare.view != v.view or cert.pre_prepare.proposal.digest() != d:
             return "prepared certificate of another view or digest"
     else:
-        if rec.accepted is None or rec.accepted_view != v.view:
+        accepted = rec.accepted_pre_prepare()
+        if accepted is None or rec.accepted_view != v.view:
             return f"accepted view {rec.accepted_view}"
-        if rec.accepted.proposal.digest() != d:
+        if accepted.proposal.digest() != d:
             return "accepted another digest"
     if v.view > 0:
         raw_view = records.get(KEY_VIEW)
@@ -171,6 +172,31 @@ def test_restart_resends_identical_votes() -> None:
     assert [type(v).__name__ for v in before] == ["Prepare", "Commit"]
     again = [v for a in s.restart(now=10) for v in votes_in(a)]
     assert again == before
+
+
+def test_prepared_slot_record_stores_the_payload_once() -> None:
+    """Once prepared, the slot record holds the pre-prepare (and its payload) only
+    inside the prepared certificate, not a second time as ``accepted``; restored,
+    it still yields the accepted pre-prepare. A record in the older layout (the
+    pre-prepare in both places, no flag) decodes the same way."""
+    s = Solo(4, 3)
+    c = s.craft
+    marker = b"tx:" + b"x" * 400  # a request the simulated payload rules accept
+    pp = c.pre_prepare(0, 1, (marker,))
+    s.feed(pp, c.prepare(0, 1, pp.proposal.digest(), 1))
+    raw = s.records[slot_key(1)]
+    assert raw.count(marker) == 1
+    rec = _slot.decode(raw)
+    assert rec.accepted is None and rec.accepted_in_prepared
+    assert rec.accepted_pre_prepare() == pp
+    old = msgspec.msgpack.encode(
+        (rec.accepted_view, pp, rec.prepared, rec.commit_view)  # no trailing flag
+    )
+    legacy = _slot.decode(old)
+    assert not legacy.accepted_in_prepared and legacy.accepted_pre_prepare() == pp
+    s.records[slot_key(1)] = old
+    again = [v for a in s.restart(now=10) for v in votes_in(a)]
+    assert [type(v).__name__ for v in again] == ["Prepare", "Commit"]
 
 
 def test_restarted_backup_refuses_a_conflicting_pre_prepare() -> None:

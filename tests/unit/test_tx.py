@@ -439,6 +439,23 @@ def test_tx_cache_is_bounded_lru() -> None:
     assert entry is not None and entry[1] is True  # never downgraded
 
 
+def test_tx_cache_is_bounded_by_estimated_bytes() -> None:
+    """Large transactions evict older entries once the byte estimate is over the
+    bound, whatever the entry count; the estimate goes back down on eviction."""
+    a, b, c = make(1), make(2), make(3)
+    cost = TxCache.entry_cost(a.wire)
+    cache = TxCache(max_entries=1000, max_bytes=2 * cost + cost // 2)
+    cache.add(a, verified=True)
+    cache.add(b, verified=True)
+    assert len(cache) == 2 and cache.cost_bytes == 2 * cost
+    cache.add(c, verified=True)
+    assert len(cache) == 2
+    assert cache.get(a.wire) is None  # the oldest went
+    assert cache.cost_bytes == TxCache.entry_cost(b.wire) + TxCache.entry_cost(c.wire)
+    cache.add(c, verified=False)  # re-adding an entry does not count it twice
+    assert cache.cost_bytes == TxCache.entry_cost(b.wire) + TxCache.entry_cost(c.wire)
+
+
 # ------------------------------------------------------------------ keys
 
 
