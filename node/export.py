@@ -23,6 +23,8 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from node.ledger.supply import MAX_EVENTS_PAGE
+
 Fetch = Callable[[str], Any]
 Line = dict[str, Any]
 PAGE = 1000
@@ -103,6 +105,11 @@ def custody(fetch: Fetch, gtin: str, serial: str) -> Iterator[Line]:
     pack = fetch(f"/v1/supply/packs?{q}")
     if pack is None:
         raise ExportError(f"serial {serial} of GTIN {gtin} was never commissioned")
+    if len(pack["history"]) > MAX_EVENTS_PAGE:  # the API lists at most this many
+        raise ExportError(
+            f"serial {serial} of GTIN {gtin} has more than {MAX_EVENTS_PAGE} custody "
+            "events; the client API lists only the first, so the export would be incomplete"
+        )
     for event in pack["history"]:
         if "tx" not in event:  # the commissioning entry: find its transaction
             found = _commissioning_tx(fetch, gtin, serial, event)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from node import export as ex
+from node.ledger.supply import MAX_EVENTS_PAGE
 
 GTIN = "00614141000036"
 
@@ -109,6 +110,17 @@ def test_commissioning_without_an_accepted_commission_is_an_error() -> None:
         list(ex.custody(api, GTIN, "S1"))
     api.history = None
     with pytest.raises(ex.ExportError, match="never commissioned"):
+        list(ex.custody(api, GTIN, "S1"))
+
+
+def test_a_custody_history_longer_than_the_api_lists_is_an_error() -> None:
+    """The pack query lists the commissioning and at most MAX_EVENTS_PAGE events: a
+    history cut there fails the export instead of writing an incomplete file."""
+    api = FakeApi()
+    api.history = [{"step": "commissioning", "lot": "L1", "expiry": "301231", "height": 7}] + [
+        {"step": "shipping", "height": 8 + i, "tx": f"t{i}"} for i in range(MAX_EVENTS_PAGE)
+    ]
+    with pytest.raises(ex.ExportError, match="export would be incomplete"):
         list(ex.custody(api, GTIN, "S1"))
 
 
