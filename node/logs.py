@@ -102,14 +102,19 @@ def _is_tty(stream: IO[str]) -> bool:
         return False
 
 
-def _formatter(console: bool, colors: bool) -> ProcessorFormatter:
-    foreign: list[Processor] = [
+def _enrich() -> list[Processor]:
+    """What every event gets, from structlog or a foreign ``logging`` record alike:
+    context, logger name, level and an ISO 8601 UTC timestamp."""
+    return [
         structlog.contextvars.merge_contextvars,
         _merge_live,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+
+
+def _formatter(console: bool, colors: bool) -> ProcessorFormatter:
     if console:
         render: list[Processor] = [
             ProcessorFormatter.remove_processors_meta,
@@ -121,7 +126,19 @@ def _formatter(console: bool, colors: bool) -> ProcessorFormatter:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ]
-    return ProcessorFormatter(processors=render, foreign_pre_chain=foreign)
+    return ProcessorFormatter(processors=render, foreign_pre_chain=_enrich())
+
+
+def _uninstall() -> None:
+    """Take back what the last ``configure`` installed: its handlers and module levels."""
+    root = logging.getLogger()
+    for handler in _handlers:
+        root.removeHandler(handler)
+        handler.close()
+    for name in _module_loggers:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _handlers.clear()
+    _module_loggers.clear()
 
 
 def configure(
@@ -158,12 +175,8 @@ def configure(
         file_handler.setFormatter(_formatter(fmt == "console", False))
         handlers.append(file_handler)
 
+    _uninstall()
     root = logging.getLogger()
-    for old in _handlers:
-        root.removeHandler(old)
-        old.close()
-    for name in _module_loggers:
-        logging.getLogger(name).setLevel(logging.NOTSET)
     root.setLevel(root_level)
     for name, lv in module_levels.items():
         logging.getLogger(name).setLevel(lv)
@@ -175,11 +188,7 @@ def configure(
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            structlog.contextvars.merge_contextvars,
-            _merge_live,
-            structlog.stdlib.add_logger_name,
-            structlog.stdlib.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *_enrich(),
             structlog.processors.StackInfoRenderer(),
             ProcessorFormatter.wrap_for_formatter,
         ],
@@ -204,15 +213,8 @@ def configure_from_config(cfg: NodeConfig, *, stream: IO[str] | None = None) -> 
 
 def reset() -> None:
     """Undo ``configure``: remove its handlers and levels, structlog's defaults (for tests)."""
-    root = logging.getLogger()
-    for handler in _handlers:
-        root.removeHandler(handler)
-        handler.close()
-    for name in _module_loggers:
-        logging.getLogger(name).setLevel(logging.NOTSET)
-    _handlers.clear()
-    _module_loggers.clear()
-    root.setLevel(logging.WARNING)
+    _uninstall()
+    logging.getLogger().setLevel(logging.WARNING)
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
 
