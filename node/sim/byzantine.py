@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -28,6 +28,8 @@ from consensus.config import ConsensusConfig
 from consensus.crypto import PayloadRules, Signer
 from consensus.messages import Commit, Message, Prepare, PrePrepare, Proposal
 from node.sim.scenario import ByzantineSpec
+
+_Vote = TypeVar("_Vote", PrePrepare, Prepare, Commit)
 
 
 class Outbox(Protocol):
@@ -90,13 +92,7 @@ class Signing(Behaviour):
         self.chain_id = config.chain_id
         self.signer = signer
 
-    def sign_pp(self, pp: PrePrepare) -> PrePrepare:
-        return msgspec.structs.replace(pp, sig=self.signer.sign(pp.signing_bytes(self.chain_id)))
-
-    def sign_prepare(self, m: Prepare) -> Prepare:
-        return msgspec.structs.replace(m, sig=self.signer.sign(m.signing_bytes(self.chain_id)))
-
-    def sign_commit(self, m: Commit) -> Commit:
+    def sign(self, m: _Vote) -> _Vote:
         return msgspec.structs.replace(m, sig=self.signer.sign(m.signing_bytes(self.chain_id)))
 
 
@@ -121,7 +117,7 @@ class Equivocate(Signing):
         proposal = Proposal(
             p.chain_id, p.height, p.timestamp + 1, p.proposer, self.rules.payload_root(payload)
         )
-        return self.sign_pp(PrePrepare(pp.view, proposal, payload, pp.sender))
+        return self.sign(PrePrepare(pp.view, proposal, payload, pp.sender))
 
     def transmit(self, out: Outbox, dsts: Sequence[int], msg: Message) -> None:
         if not (isinstance(msg, PrePrepare) and msg.sender == self.me and len(dsts) > 1):
@@ -142,8 +138,8 @@ class VoteAll(Signing):
         if not isinstance(msg, PrePrepare):
             return
         digest = msg.proposal.digest()
-        prepare = self.sign_prepare(Prepare(msg.view, msg.height, digest, self.me))
-        commit = self.sign_commit(Commit(msg.view, msg.height, digest, self.me))
+        prepare = self.sign(Prepare(msg.view, msg.height, digest, self.me))
+        commit = self.sign(Commit(msg.view, msg.height, digest, self.me))
         for d in peers:
             out.post(self.me, d, prepare, 0)
         for d in peers:
