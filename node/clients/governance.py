@@ -77,7 +77,7 @@ def _propose(
     wait: bool,
     timeout: float,
 ) -> None:
-    now = _get(api, "/v1/members").get("block_time_ms") or int(time.time() * 1000)
+    now = _get(api, "/members").get("block_time_ms") or int(time.time() * 1000)
     body: dict[str, Any] = {"action": action, "expires_ms": now + expires_in * HOUR_MS}
     if note:
         body["note"] = note
@@ -210,8 +210,8 @@ def rotate_key(new_key_file: Path, api: str, key_file: Path, wait: bool, timeout
         new_key = load_key(new_key_file)
     except KeyFileError as exc:
         _fail(str(exc))
-    chain_id = _get(api, "/v1/info")["chain_id"]
-    members = _get(api, "/v1/members")["members"]
+    chain_id = _get(api, "/info")["chain_id"]
+    members = _get(api, "/members")["members"]
     owner = next((m["id"] for m in members if old in m["keys"]), None)
     if owner is None:
         _fail("--key is not a key of any member")
@@ -233,7 +233,7 @@ def finish_rotation(api: str, key_file: Path, wait: bool, timeout: float) -> Non
 @click.option("--api", required=True, help="The node's client API.")
 def proposal(proposal_id: str, api: str) -> None:
     """Show a proposal: action, votes, tally and status."""
-    _echo(_get(api, f"/v1/proposals/{proposal_id}"))
+    _echo(_get(api, f"/proposals/{proposal_id}"))
 
 
 @group.command(name="proposals")
@@ -245,7 +245,7 @@ def proposal(proposal_id: str, api: str) -> None:
 @click.option("--api", required=True, help="The node's client API.")
 def proposals(status: str | None, api: str) -> None:
     """List proposals, newest first."""
-    _echo(_get(api, "/v1/proposals" + (f"?status={status}" if status else "")))
+    _echo(_get(api, "/proposals", {"status": status}))
 
 
 @group.command(name="members")
@@ -255,6 +255,6 @@ def proposals(status: str | None, api: str) -> None:
 def members(member_id: str | None, status: str | None, api: str) -> None:
     """List members (or show one): roles, keys, status, pending rotation."""
     if member_id:
-        _echo(_get(api, f"/v1/members/{member_id}"))
+        _echo(_get(api, f"/members/{member_id}"))
     else:
-        _echo(_get(api, "/v1/members" + (f"?status={status}" if status else "")))
+        _echo(_get(api, "/members", {"status": status}))

@@ -1,0 +1,146 @@
+"""``hygeia client ...`` against a fake node: the URLs asked, the transactions sent, the output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from node.cli_client import client
+from node.httpclient import ClientError
+from node.keys import generate_key, load_key, public_key_hex, save_key, verify
+from node.ledger.governance import rotation_proof_message
+
+API = "http://node.test:26657"
+TX_HASH = "ab" * 32
+BLOCK_TIME_MS = 1_700_000_000_000
+
+
+class FakeNode:
+    """Answers the client API's requests from canned data and records each one."""
+
+    def __init__(self, tx_status: str = "committed") -> None:
+        self.gets: list[str] = []
+        self.posted: list[dict[str, Any]] = []
+        self.tx_status = tx_status
+        self.routes: dict[str, Any] = {
+            "/v1/info": {"chain_id": "hygeia-test"},
+            "/v1/members": {"block_time_ms": BLOCK_TIME_MS, "members": []},
+        }
+
+    def __call__(self, method: str, url: str, body: bytes | None = None, **_: Any) -> Any:
+        assert url.startswith(API + "/"), url
+        path = url[len(API) :]
+        if method == "POST":
+            assert path == "/v1/txs" and body is not None
+            self.posted.append(json.loads(body))
+            return {"hash": TX_HASH}
+        self.gets.append(path)
+        if path == f"/v1/txs/{TX_HASH}":
+            result = {"status": self.tx_status}
+            return {"status": self.tx_status, "height": 1, "index": 0, "result": result}
+        if path.split("?")[0] in self.routes:
+            return self.routes[path.split("?")[0]]
+        raise ClientError(f"{url}: 404 not_found: no such thing", 404, "not_found")
+
+
+@pytest.fixture
+def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
+    fake = FakeNode()
+    monkeypatch.setattr("node.clients.common.request_json", fake)
+    monkeypatch.setattr("node.clients.ehr.request_json", fake)
+    monkeypatch.setattr("node.cli_client.request_json", fake)
+    return fake
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "member.json"
+    save_key(path, generate_key())
+    return path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(client, list(args), catch_exceptions=False)
+
+
+def test_gov_queries_ask_the_node_once_under_v1(node: FakeNode) -> None:
+    node.routes["/v1/proposals"] = {"proposals": []}
+    node.routes["/v1/members/clinic-9"] = {"id": "clinic-9"}
+    assert run("gov", "proposals", "--api", API, "--status", "open").exit_code == 0
+    assert run("gov", "members", "clinic-9", "--api", API).exit_code == 0
+    assert run("gov", "members", "--api", API).exit_code == 0
+    assert node.gets == ["/v1/proposals?status=open", "/v1/members/clinic-9", "/v1/members"]
+
+
+def test_gov_proposal_expires_after_the_latest_block_time(node: FakeNode, key_file: Path) -> None:
+    result = run("gov", "propose-suspend", "--id", "clinic-9", "--api", API, "--key", str(key_file))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"hash": TX_HASH, "status": "pending"}
+    (tx,) = node.posted
+    assert tx["type"] == "gov.propose"
+    assert tx["body"] == {
+        "action": {"type": "suspend-member", "id": "clinic-9"},
+        "expires_ms": BLOCK_TIME_MS + 72 * 3_600_000,
+    }
+
+
+def test_gov_rotate_key_proves_the_new_key_for_its_member(
+    node: FakeNode, key_file: Path, tmp_path: Path
+) -> None:
+    old = public_key_hex(load_key(key_file))
+    node.routes["/v1/members"] = {"members": [{"id": "clinic-9", "keys": [old]}]}
+    new_file = tmp_path / "new.json"
+    save_key(new_file, generate_key())
+    new = public_key_hex(load_key(new_file))
+    result = run(
+        "gov", "rotate-key", "--new-key", str(new_file), "--api", API, "--key", str(key_file)
+    )
+    assert result.exit_code == 0, result.output
+    (tx,) = node.posted
+    assert tx["type"] == "member.rotate_key" and tx["body"]["new_key"] == new
+    message = rotation_proof_message("hygeia-test", "clinic-9", old, new)
+    assert verify(bytes.fromhex(new), message, bytes.fromhex(tx["body"]["proof"]))
+
+
+def test_rejected_transaction_exits_1_with_its_status(node: FakeNode, key_file: Path) -> None:
+    node.tx_status = "rejected"
+    result = run("claims", "enroll", "--api", API, "--key", str(key_file), "--wait",
+                 "--coverage-id", "c1", "--patient", "aa" * 32, "--policy", "p1",
+                 "--start", "2026-01-01", "--end", "2026-12-31")  # fmt: skip
+    assert result.exit_code == 1
+    assert json.loads(result.output)["status"] == "rejected"
+    assert node.gets[-1] == f"/v1/txs/{TX_HASH}"
+
+
+def test_anchor_and_trial_documents_are_their_sha256(
+    node: FakeNode, key_file: Path, tmp_path: Path
+) -> None:
+    doc = tmp_path / "protocol.pdf"
+    doc.write_bytes(b"protocol v1\n" * 100_000)
+    digest = hashlib.sha256(doc.read_bytes()).hexdigest()
+    result = run("anchor", "--api", API, "--key", str(key_file), "--file", str(doc))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["digest"] == digest
+    outcome = "o1=" + "cd" * 32
+    result = run("trials", "register", "--api", API, "--key", str(key_file),
+                 "--trial-id", "NCT01234567", "--title", "T", "--protocol-file", str(doc),
+                 "--sap", "ef" * 32, "--primary", outcome)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    anchored, registered = (tx["body"] for tx in node.posted)
+    assert anchored["digest"] == registered["protocol_commitment"] == digest
+
+
+def test_tx_and_query_errors_are_one_line(node: FakeNode) -> None:
+    result = CliRunner().invoke(client, ["tx", "cd" * 32, "--api", API])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {API}/v1/txs/{'cd' * 32}: 404 not_found: no such thing"
+    ]
+    result = CliRunner().invoke(client, ["trials", "show", "--api", API, "--trial-id", "X"])
+    assert result.exit_code == 1
+    assert "404 not_found" in result.output
