@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from node.genesis import parse_genesis
-from node.home import init_home
+from node.config import ConfigError, load_config
+from node.genesis import parse_genesis, write_genesis
+from node.home import init_home, load_public_key
+from node.secretfile import SecretFileError, write_secret
 from storage.db import Database, DatabaseSnapshot, open_database
 from storage.errors import StorageError
 from storage.layout import META_HEIGHT, SCHEMA_VERSION, Namespace, decode_u64
@@ -318,8 +320,6 @@ def _refuse_used_home(target: Path, genesis_hash: str) -> None:
     that a restore must never replace, with or without ``--restore-node-key``), a database,
     or another chain's genesis.json. A home holding only config.toml (and this chain's
     genesis) is fine: ports and peers can be set before restoring."""
-    from node.config import ConfigError, load_config
-
     if target.exists() and not target.is_dir():
         raise BackupError(f"{target} exists and is not a directory")
     try:
@@ -376,20 +376,23 @@ def restore_backup(
     if genesis.genesis_hash_hex() != manifest.genesis_hash:
         raise BackupError("the genesis in the backup does not match its genesis hash")
     target = Path(home).expanduser().absolute()
-    from node.config import load_config  # late: config imports are heavy
-
     _refuse_used_home(target, manifest.genesis_hash)
     node_id = init_home(target, name=name)
     cfg = load_config(target, env={})
     if not cfg.genesis_path.exists():
-        cfg.genesis_path.write_bytes(genesis.dumps())
+        write_genesis(cfg.genesis_path, genesis)
     if restore_node_key:
         assert manifest.node_key is not None
-        fd = os.open(cfg.node_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest.node_key, f, indent=2)
-        from node.home import load_public_key
-
+        # replaces the key init_home just made: atomically, so a crash leaves one whole key
+        try:
+            write_secret(
+                cfg.node_key_path,
+                json.dumps(manifest.node_key, indent=2).encode(),
+                force=True,
+                what="node key",
+            )
+        except SecretFileError as exc:
+            raise BackupError(str(exc)) from None
         node_id = load_public_key(cfg.node_key_path)
     db = open_database(cfg.data_dir)
     try:
