@@ -18,8 +18,6 @@ import contextlib
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ import click
 from click.core import ParameterSource
 
 from node.cli_ops import local_url
+from node.clients.common import echo
 from node.config import ConfigError, load_config
 from node.home import HomeError, read_admin_token
 from node.httpclient import ClientError, request_json
@@ -114,24 +113,10 @@ class Report:
 
 # ------------------------------------------------------------------ asking the nodes
 def _health(base: str, token: str, timeout: float) -> tuple[bool, list[str]]:
-    """``GET /health``: 200 is healthy; 503 carries the reasons (request_json would
-    turn it into an error and drop them)."""
+    """``GET /health``: 200 is healthy; a 503 answer carries the reasons."""
     url = f"{base}/health"
-    req = urllib.request.Request(
-        url, headers={"Accept": "application/json", "Authorization": f"Bearer {token}"}
-    )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError as err:
-        if err.code != 503:
-            raise ClientError(f"{url}: HTTP {err.code} {err.reason}", err.code) from None
-        raw = err.read()
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise ClientError(f"{url}: cannot reach the node ({reason})") from None
-    try:
-        doc = json.loads(raw)
+        doc = request_json("GET", url, token=token, timeout=timeout, answer_statuses=(503,))
     except ValueError:
         raise ClientError(f"{url}: the answer is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
@@ -486,10 +471,6 @@ def wait_until_synced(target: Target, timeout: float) -> tuple[Report, SyncState
 
 
 # ------------------------------------------------------------------ the command
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
-
-
 @click.command(name="status")
 @click.option(
     "--home",
@@ -567,7 +548,7 @@ def status(
             )
         reports = fetch_all(testnet_targets(testnet_dir))
         if as_json:
-            _echo_json([r.to_json() for r in reports])
+            echo([r.to_json() for r in reports])
         else:
             healthy = sum(r.healthy for r in reports)
             _print_table(
@@ -591,7 +572,7 @@ def status(
     if wait_synced:
         report, state, waited = wait_until_synced(target, timeout)
         if as_json:
-            _echo_json(report.to_json())
+            echo(report.to_json())
         else:
             best = "-" if state.best is None else state.best
             click.echo(
@@ -602,7 +583,7 @@ def status(
 
     report = fetch(target)
     if as_json:
-        _echo_json(report.to_json())
+        echo(report.to_json())
     elif report.up:
         _print_table(None, node_rows(report))
     else:

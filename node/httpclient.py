@@ -26,7 +26,11 @@ def request_json(
     *,
     token: str | None = None,
     timeout: float = 10.0,
+    answer_statuses: tuple[int, ...] = (),
 ) -> Any:
+    """The JSON answer of ``url``. An HTTP error status raises ``ClientError``,
+    except the ``answer_statuses`` whose JSON body is an answer too (e.g. 503
+    from ``/health``, which carries the reasons)."""
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -38,6 +42,11 @@ def request_json(
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         raw = err.read()
+        if err.code in answer_statuses:
+            try:
+                return json.loads(raw or b"null")
+            except ValueError:
+                raise ClientError(f"{url}: the answer is not JSON", err.code) from None
         try:
             detail = json.loads(raw)["error"]
             raise ClientError(
