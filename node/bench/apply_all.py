@@ -7,11 +7,10 @@ execution alone (and per CPU second, which stays meaningful on a busy machine).
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
 from node.bench import apply_claims, apply_ehr, apply_supply, apply_trials
+from node.bench.apply_common import run_main
 
 
 def run(txs: int = 5000) -> dict[str, Any]:
@@ -24,10 +23,7 @@ def run(txs: int = 5000) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--txs", type=int, default=5000, help="transactions per type")
-    args = parser.parse_args()
-    print(json.dumps(run(args.txs), indent=2, sort_keys=True))
+    run_main(__doc__, run)
 
 
 if __name__ == "__main__":

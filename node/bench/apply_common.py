@@ -5,11 +5,14 @@ writes to a ``MemoryChainStore``, so what is timed is execution plus the
 in-memory commit, on one core, with signing done beforehand. ``measure``
 times one list of transactions and reports tx/s and how many were not
 accepted (a bench whose transactions get rejected measures the wrong thing).
+``run_main`` is the command line of a bench that takes only ``--txs``.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -107,3 +110,11 @@ class BenchChain:
             "tx_per_cpu_s": int(len(txs) / cpu) if cpu > 0 else 0,
             "not_accepted": self.rejected + self.refused - before,
         }
+
+
+def run_main(doc: str | None, run: Callable[[int], dict[str, Any]]) -> None:
+    """``python -m node.bench.apply_X [--txs N]``: print ``run(N)`` as JSON."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--txs", type=int, default=5000, help="transactions per type")
+    args = parser.parse_args()
+    print(json.dumps(run(args.txs), indent=2, sort_keys=True))

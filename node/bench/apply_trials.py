@@ -20,12 +20,10 @@ transactions that were rejected (it should be 0).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 from typing import Any
 
-from node.bench.apply_common import BenchChain
+from node.bench.apply_common import BenchChain, run_main
 from node.keys import key_from_seed, public_key_hex
 from node.tx import Tx, build_tx
 
@@ -179,10 +177,7 @@ def run(txs: int = 5000) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--txs", type=int, default=5000, help="transactions per type")
-    args = parser.parse_args()
-    print(json.dumps(run(args.txs), indent=2, sort_keys=True))
+    run_main(__doc__, run)
 
 
 if __name__ == "__main__":
