@@ -131,6 +131,22 @@ def conflicts(votes: Iterable[Vote]) -> list[tuple[Vote, Vote]]:
     return bad
 
 
+def persist(records: dict[bytes, bytes], action: Persist) -> None:
+    """Carry out ``action`` on a driver's record dict (``None`` deletes)."""
+    for key, value in action.records:
+        if value is None:
+            records.pop(key, None)
+        else:
+            records[key] = value
+
+
+def chain_tip(blocks: Sequence[CommittedBlock], roots: Sequence[bytes]) -> ChainTip | None:
+    """The ``ChainTip`` a restarted replica gets from an executed chain (None: empty)."""
+    if not blocks:
+        return None
+    return ChainTip(len(blocks), blocks[-1].proposal.timestamp, roots[-1])
+
+
 @dataclass(frozen=True)
 class Envelope:
     src: int
@@ -171,9 +187,7 @@ class Node:
     mempool: dict[bytes, None] = field(default_factory=dict)
 
     def tip(self) -> ChainTip | None:
-        if not self.blocks:
-            return None
-        return ChainTip(len(self.blocks), self.blocks[-1].proposal.timestamp, self.roots[-1])
+        return chain_tip(self.blocks, self.roots)
 
     def sent_of(self, kind: type) -> list[Message]:
         return [m for m in self.sent if isinstance(m, kind)]
@@ -250,11 +264,7 @@ class Cluster:
                 self._crash_budget[i] = budget - 1
             node.trace.append((call_id, a))
             if isinstance(a, Persist):
-                for key, value in a.records:
-                    if value is None:
-                        node.records.pop(key, None)
-                    else:
-                        node.records[key] = value
+                persist(node.records, a)
             elif isinstance(a, Broadcast):
                 node.votes.extend(votes_in(a, i))
                 node.sent.append(a.message)
@@ -569,9 +579,6 @@ class Solo:
         self.start()
 
     def _make(self) -> Replica:
-        tip = None
-        if self.blocks:
-            tip = ChainTip(len(self.blocks), self.blocks[-1].proposal.timestamp, self.roots[-1])
         return Replica(
             self.config,
             self.me,
@@ -579,7 +586,7 @@ class Solo:
             self.scheme.verifier(),
             SimPayloadRules(),
             records=dict(self.records),
-            tip=tip,
+            tip=chain_tip(self.blocks, self.roots),
         )
 
     def _run(self, actions: list[Action]) -> list[Action]:
@@ -587,11 +594,7 @@ class Solo:
         for a in actions:
             out.append(a)
             if isinstance(a, Persist):
-                for key, value in a.records:
-                    if value is None:
-                        self.records.pop(key, None)
-                    else:
-                        self.records[key] = value
+                persist(self.records, a)
             elif isinstance(a, Deliver):
                 h = a.block.height
                 assert h == len(self.blocks) + 1
