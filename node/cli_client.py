@@ -11,29 +11,17 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from node.clients import GROUPS
-from node.clients.common import submit_signed
+from node.clients.common import echo, fail, get, submit_signed, tx_options
 from node.genesis import GenesisError, load_genesis
-from node.httpclient import ClientError, request_json
+from node.httpclient import ClientError
 from node.proof import ProofError, verify_proof
 
 HEX = "0123456789abcdef"
-
-
-def _fail(message: str) -> NoReturn:
-    raise click.ClickException(message)
-
-
-def _api(api: str) -> str:
-    return api.rstrip("/")
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
 @click.group(name="client")
@@ -42,14 +30,7 @@ def client() -> None:
 
 
 @client.command(name="anchor")
-@click.option("--api", required=True, help="The node's client API, e.g. http://127.0.0.1:26657.")
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The member's signing key file.",
-)
+@tx_options()
 @click.option("--digest", help="The SHA-256 (64 lowercase hex) of the document.")
 @click.option(
     "--file",
@@ -58,8 +39,6 @@ def client() -> None:
     help="A document to hash locally (its bytes never leave this machine).",
 )
 @click.option("--kind", help="A short label, e.g. lab-report (no personal data).")
-@click.option("--wait", "wait", is_flag=True, help="Wait until the transaction is committed.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait with --wait.")
 def anchor(
     api: str,
     key_file: Path,
@@ -71,7 +50,7 @@ def anchor(
 ) -> None:
     """Anchor a document's SHA-256 digest (data.anchor)."""
     if (digest is None) == (file_ is None):
-        _fail("give exactly one of --digest HEX or --file PATH")
+        fail("give exactly one of --digest HEX or --file PATH")
     if file_ is not None:
         h = hashlib.sha256()
         with file_.open("rb") as fh:
@@ -80,15 +59,15 @@ def anchor(
         digest = h.hexdigest()
     assert digest is not None
     if len(digest) != 64 or any(c not in HEX for c in digest):
-        _fail("--digest must be 64 lowercase hex characters")
+        fail("--digest must be 64 lowercase hex characters")
     body: dict[str, Any] = {"digest": digest}
     if kind:
         body["kind"] = kind
     try:
         result = submit_signed(api, key_file, "data.anchor", body, wait=timeout if wait else 0)
     except ClientError as exc:
-        _fail(str(exc))
-    _echo_json({**result, "digest": digest})
+        fail(str(exc))
+    echo({**result, "digest": digest})
     if result["status"] == "rejected":
         sys.exit(1)
 
@@ -98,10 +77,7 @@ def anchor(
 @click.option("--api", required=True, help="The node's client API.")
 def tx_status(tx_hash: str, api: str) -> None:
     """Show a transaction's status and result."""
-    try:
-        _echo_json({"hash": tx_hash, **request_json("GET", f"{_api(api)}/v1/txs/{tx_hash}")})
-    except ClientError as exc:
-        _fail(str(exc))
+    echo({"hash": tx_hash, **get(api, f"/txs/{tx_hash}")})
 
 
 @client.command(name="proof")
@@ -110,11 +86,7 @@ def tx_status(tx_hash: str, api: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
 def proof_fetch(tx_hash: str, api: str, out: Path | None) -> None:
     """Fetch the inclusion proof of a committed transaction."""
-    try:
-        proof = request_json("GET", f"{_api(api)}/v1/proofs/{tx_hash}")
-    except ClientError as exc:
-        _fail(str(exc))
-    text = json.dumps(proof, indent=2, sort_keys=True)
+    text = json.dumps(get(api, f"/proofs/{tx_hash}"), indent=2, sort_keys=True)
     if out is None:
         click.echo(text)
     else:

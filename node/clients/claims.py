@@ -10,7 +10,6 @@ carry personal health data: patients are pseudonymous key hex, codes are codes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,8 @@ from node.clients import common
 from node.clients.common import fail as _fail
 
 
-def _submit(
-    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
-) -> None:
-    common.submit(api, key_file, tx_type, body, timeout if wait else 0)
-
-
 def _query(api: str, path: str) -> None:
     common.echo(common.get(api, path))
-
-
-def _tx_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--timeout", default=30.0, show_default=True, help="Seconds for --wait.")(fn)
-    fn = click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")(fn)
-    fn = click.option(
-        "--key",
-        "key_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The member's signing key file.",
-    )(fn)
-    return click.option("--api", required=True, help="The node's client API URL.")(fn)
 
 
 @click.group(name="claims")
@@ -49,7 +29,7 @@ def group() -> None:
 
 
 @group.command(name="publish-policy")
-@_tx_options
+@common.tx_options()
 @click.option(
     "--file",
     "file_",
@@ -65,11 +45,11 @@ def publish_policy(api: str, key_file: Path, wait: bool, timeout: float, file_: 
         _fail(f"{file_}: {exc}")
     if not isinstance(body, dict):
         _fail(f"{file_}: must hold a JSON object")
-    _submit(api, key_file, "policy.publish", body, wait, timeout)
+    common.submit_tx(api, key_file, "policy.publish", body, wait, timeout)
 
 
 @group.command(name="enroll")
-@_tx_options
+@common.tx_options()
 @click.option("--coverage-id", required=True)
 @click.option("--patient", required=True, help="The patient's public key (64 hex).")
 @click.option("--policy", "policy_id", required=True)
@@ -94,11 +74,11 @@ def enroll(
         "start": start,
         "end": end,
     }
-    _submit(api, key_file, "coverage.enroll", body, wait, timeout)
+    common.submit_tx(api, key_file, "coverage.enroll", body, wait, timeout)
 
 
 @group.command(name="preauth-request")
-@_tx_options
+@common.tx_options()
 @click.option("--preauth-id", required=True)
 @click.option("--patient", required=True, help="The patient's public key (64 hex).")
 @click.option("--insurer", required=True, help="The insurer's member id.")
@@ -124,11 +104,11 @@ def preauth_request(
     }
     if diagnosis:
         body["diagnosis"] = list(diagnosis)
-    _submit(api, key_file, "preauth.request", body, wait, timeout)
+    common.submit_tx(api, key_file, "preauth.request", body, wait, timeout)
 
 
 @group.command(name="preauth-decide")
-@_tx_options
+@common.tx_options()
 @click.option("--provider", required=True, help="The requesting provider's member id.")
 @click.option("--preauth-id", required=True)
 @click.option("--decision", type=click.Choice(["approved", "denied"]), required=True)
@@ -151,7 +131,7 @@ def preauth_decide(
         body["expires"] = expires
     if reason:
         body["reason"] = reason
-    _submit(api, key_file, "preauth.decide", body, wait, timeout)
+    common.submit_tx(api, key_file, "preauth.decide", body, wait, timeout)
 
 
 def _parse_item(spec: str) -> dict[str, Any]:
@@ -173,7 +153,7 @@ def _parse_item(spec: str) -> dict[str, Any]:
 
 
 @group.command(name="submit")
-@_tx_options
+@common.tx_options()
 @click.option("--claim-id", required=True)
 @click.option("--patient", required=True, help="The patient's public key (64 hex).")
 @click.option("--insurer", required=True, help="The insurer's member id.")
@@ -212,11 +192,11 @@ def submit(
         body["evidence"] = list(evidence)
     if preauth:
         body["preauth"] = preauth
-    _submit(api, key_file, "claim.submit", body, wait, timeout)
+    common.submit_tx(api, key_file, "claim.submit", body, wait, timeout)
 
 
 @group.command(name="settle")
-@_tx_options
+@common.tx_options()
 @click.option("--provider", required=True, help="The claiming provider's member id.")
 @click.option("--claim-id", required=True)
 @click.option("--payment-ref", required=True, help="The payment's reference (trace number).")
@@ -238,11 +218,11 @@ def settle(
         "payment_ref": payment_ref,
         "amount": amount,
     }
-    _submit(api, key_file, "claim.settle", body, wait, timeout)
+    common.submit_tx(api, key_file, "claim.settle", body, wait, timeout)
 
 
 @group.command(name="reverse")
-@_tx_options
+@common.tx_options()
 @click.option("--provider", required=True, help="The claiming provider's member id.")
 @click.option("--claim-id", required=True)
 @click.option("--payment-ref", help="Reverse this settlement; without it, the whole claim.")
@@ -261,7 +241,7 @@ def reverse(
     body: dict[str, Any] = {"provider": provider, "claim_id": claim_id, "reason": reason}
     if payment_ref:
         body["payment_ref"] = payment_ref
-    _submit(api, key_file, "claim.reverse", body, wait, timeout)
+    common.submit_tx(api, key_file, "claim.reverse", body, wait, timeout)
 
 
 @group.command(name="status")

@@ -41,10 +41,6 @@ _KEY = click.Path(dir_okay=False, path_type=Path)
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
-def _submit(api: str, key_file: Path, tx_type: str, body: dict[str, Any], timeout: float) -> None:
-    common.submit(api, key_file, tx_type, body, timeout)
-
-
 def _pubkey(hex_: str | None, key_file: Path | None, what: str) -> str:
     """A patient's public key from ``--patient HEX`` or ``--patient-key FILE``."""
     if (hex_ is None) == (key_file is None):
@@ -160,7 +156,7 @@ def enroll(
 ) -> None:
     """Enrol a patient's pseudonymous key (patient.enroll)."""
     body = {"patient": _pubkey(patient, patient_key, "patient")}
-    _submit(api, key_file, "patient.enroll", body, 0 if no_wait else timeout)
+    common.submit(api, key_file, "patient.enroll", body, 0 if no_wait else timeout)
 
 
 @group.command(name="record-anchor")
@@ -230,7 +226,7 @@ def record_anchor(
         body["replaces"] = replaces
     if salt_file is not None:
         click.echo(f"salt written to {salt_file} (keep it with the document)", err=True)
-    _submit(api, key_file, "record.anchor", body, 0 if no_wait else timeout)
+    common.submit(api, key_file, "record.anchor", body, 0 if no_wait else timeout)
 
 
 def _latest(api: str, record_id: str) -> dict[str, Any] | None:
@@ -288,7 +284,7 @@ def consent_grant(
         body["data"] = list(records)
     if types:
         body["class"] = list(types)
-    _submit(api, key_file, "consent.grant", body, 0 if no_wait else timeout)
+    common.submit(api, key_file, "consent.grant", body, 0 if no_wait else timeout)
 
 
 @group.command(name="consent-revoke")
@@ -301,7 +297,7 @@ def consent_revoke(
 ) -> None:
     """End a consent; it stays on record, marked revoked (consent.revoke)."""
     body = {"consent_id": consent_id}
-    _submit(api, key_file, "consent.revoke", body, 0 if no_wait else timeout)
+    common.submit(api, key_file, "consent.revoke", body, 0 if no_wait else timeout)
 
 
 @group.command(name="access")
@@ -322,7 +318,7 @@ def access(
 ) -> None:
     """Log an access under a consent; rejected with the reason if not covered (access.log)."""
     body = {"record_id": record_id, "purpose": purpose, "consent_id": consent_id}
-    _submit(api, key_file, "access.log", body, 0 if no_wait else timeout)
+    common.submit(api, key_file, "access.log", body, 0 if no_wait else timeout)
 
 
 @group.command(name="emergency")
@@ -343,7 +339,7 @@ def emergency(
 ) -> None:
     """Break-glass access without consent: flagged, seen by the patient (access.emergency)."""
     body = {"record_id": record_id, "reason": reason, "duration_ms": minutes * 60_000}
-    _submit(api, key_file, "access.emergency", body, 0 if no_wait else timeout)
+    common.submit(api, key_file, "access.emergency", body, 0 if no_wait else timeout)
 
 
 # ----------------------------------------------------------------- queries

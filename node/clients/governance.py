@@ -37,22 +37,7 @@ def _public_key(value: str) -> str:
         _fail(f"{value!r} is neither 64 lowercase hex nor a key file: {exc}")
 
 
-def _submit(api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: float) -> None:
-    common.submit(api, key_file, tx_type, body, wait)
-
-
-def _tx_options(fn: F) -> F:
-    fn = click.option("--timeout", default=30.0, show_default=True, help="Seconds for --wait.")(fn)
-    fn = click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")(fn)
-    fn = click.option(
-        "--key",
-        "key_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The signing key file of an active member.",
-    )(fn)
-    fn = click.option("--api", required=True, help="The node's client API, e.g. http://...")(fn)
-    return fn
+_tx_options = common.tx_options("The signing key file of an active member.")
 
 
 def _proposal_options(fn: F) -> F:
@@ -81,7 +66,7 @@ def _propose(
     body: dict[str, Any] = {"action": action, "expires_ms": now + expires_in * HOUR_MS}
     if note:
         body["note"] = note
-    _submit(api, key_file, "gov.propose", body, timeout if wait else 0)
+    common.submit_tx(api, key_file, "gov.propose", body, wait, timeout)
 
 
 @click.group(name="gov")
@@ -191,7 +176,7 @@ def vote(
 ) -> None:
     """Vote on an open proposal; a later vote of your member replaces this one (gov.vote)."""
     body = {"proposal": proposal_id, "approve": approve}
-    _submit(api, key_file, "gov.vote", body, timeout if wait else 0)
+    common.submit_tx(api, key_file, "gov.vote", body, wait, timeout)
 
 
 @group.command(name="rotate-key")
@@ -218,14 +203,14 @@ def rotate_key(new_key_file: Path, api: str, key_file: Path, wait: bool, timeout
     new_hex = public_key_hex(new_key)
     proof = sign(new_key, rotation_proof_message(chain_id, owner, old, new_hex)).hex()
     body = {"new_key": new_hex, "proof": proof}
-    _submit(api, key_file, "member.rotate_key", body, timeout if wait else 0)
+    common.submit_tx(api, key_file, "member.rotate_key", body, wait, timeout)
 
 
 @group.command(name="finish-rotation")
 @_tx_options
 def finish_rotation(api: str, key_file: Path, wait: bool, timeout: float) -> None:
     """Signed by the NEW key: retire the old key of your pending rotation."""
-    _submit(api, key_file, "member.finish_rotation", {}, timeout if wait else 0)
+    common.submit_tx(api, key_file, "member.finish_rotation", {}, wait, timeout)
 
 
 @group.command(name="proposal")

@@ -30,31 +30,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _tx_options(fn: F) -> F:
-    for deco in reversed(
-        [
-            click.option(
-                "--api", required=True, help="The node's client API, e.g. http://127.0.0.1:26657."
-            ),
-            click.option(
-                "--key",
-                "key_file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                required=True,
-                help="The member's signing key file.",
-            ),
-            click.option("--trial-id", required=True, help="NCT, EU CT, EudraCT or ISRCTN number."),
-            click.option("--wait", is_flag=True, help="Wait until the transaction is committed."),
-            click.option("--timeout", default=30.0, show_default=True, help="Seconds for --wait."),
-        ]
-    ):
-        fn = deco(fn)
-    return fn
-
-
-def _submit(
-    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
-) -> None:
-    common.submit(api, key_file, tx_type, body, timeout if wait else 0)
+    """``common.tx_options`` and the trial's ``--trial-id``."""
+    trial_id = click.option(
+        "--trial-id", required=True, help="NCT, EU CT, EudraCT or ISRCTN number."
+    )
+    return common.tx_options()(trial_id(fn))
 
 
 def _hex(value: str, name: str) -> str:
@@ -135,7 +115,7 @@ def register(
         "secondary_outcomes": _outcomes(secondary, "secondary"),
         "sites": list(site),
     }
-    _submit(api, key_file, "trial.register", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.register", body, wait, timeout)
 
 
 @group.command(name="amend")
@@ -189,7 +169,7 @@ def amend(
         body["sites"] = list(site)
     if protocol_version is not None:
         body["protocol_version"] = protocol_version
-    _submit(api, key_file, "trial.amend", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.amend", body, wait, timeout)
 
 
 @group.command(name="consent")
@@ -216,7 +196,7 @@ def consent(
         "participant": _hex(participant, "--participant"),
         "protocol_version": protocol_version,
     }
-    _submit(api, key_file, "trial.consent", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.consent", body, wait, timeout)
 
 
 @group.command(name="withdraw")
@@ -236,7 +216,7 @@ def withdraw(
     body = {"trial_id": trial_id, "participant": _hex(participant, "--participant")}
     if reason_code:
         body["reason_code"] = reason_code
-    _submit(api, key_file, "trial.withdraw", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.withdraw", body, wait, timeout)
 
 
 @group.command(name="enroll")
@@ -247,7 +227,7 @@ def enroll(
 ) -> None:
     """Enrol a participant consented to the current protocol (trial.enroll; signer: their site)."""
     body = {"trial_id": trial_id, "participant": _hex(participant, "--participant")}
-    _submit(api, key_file, "trial.enroll", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.enroll", body, wait, timeout)
 
 
 @group.command(name="data")
@@ -269,7 +249,7 @@ def data(
         "merkle_root": _hex(merkle_root, "--merkle-root"),
         "record_count": record_count,
     }
-    _submit(api, key_file, "trial.data", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.data", body, wait, timeout)
 
 
 @group.command(name="lock")
@@ -280,7 +260,7 @@ def lock(
 ) -> None:
     """Lock the trial database: no more data (trial.lock; signer: the sponsor)."""
     body = {"trial_id": trial_id, "lock_commitment": _hex(commitment, "--commitment")}
-    _submit(api, key_file, "trial.lock", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.lock", body, wait, timeout)
 
 
 @group.command(name="results")
@@ -305,7 +285,7 @@ def results(
         "secondary_outcomes": _outcomes(secondary, "secondary"),
         "results_commitment": _hex(results_commitment, "--results-commitment"),
     }
-    _submit(api, key_file, "trial.results", body, wait, timeout)
+    common.submit_tx(api, key_file, "trial.results", body, wait, timeout)
 
 
 @group.command(name="report")

@@ -53,7 +53,6 @@ def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
     fake = FakeNode()
     monkeypatch.setattr("node.clients.common.request_json", fake)
     monkeypatch.setattr("node.clients.ehr.request_json", fake)
-    monkeypatch.setattr("node.cli_client.request_json", fake)
     return fake
 
 
