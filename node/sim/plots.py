@@ -10,8 +10,25 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from node.sim.sweep import Combo
+
+
+def _finish(
+    fig: Figure, ax: Axes, path: Path, xlabel: str, ylabel: str, title: str, *, legend: bool
+) -> None:
+    """Label, grid and save one plot, then free the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def latency_cdf(path: Path, done: Sequence[Combo], vary: Sequence[str]) -> None:
@@ -22,15 +39,15 @@ def latency_cdf(path: Path, done: Sequence[Combo], vary: Sequence[str]) -> None:
             continue
         ys = [(i + 1) / len(lat) for i in range(len(lat))]
         ax.step(lat, ys, where="post", label=combo.label(vary))
-    ax.set_xlabel("commit latency (virtual ms, arrival to first honest commit)")
-    ax.set_ylabel("fraction of transactions")
-    ax.set_title("Commit latency CDF")
-    ax.grid(True, alpha=0.3)
-    if done:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(
+        fig,
+        ax,
+        path,
+        "commit latency (virtual ms, arrival to first honest commit)",
+        "fraction of transactions",
+        "Commit latency CDF",
+        legend=bool(done),
+    )
 
 
 def against_n(
@@ -49,15 +66,15 @@ def against_n(
     for key, points in lines.items():
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
-    ax.set_xlabel("validators (n)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} against n (median over seeds)")
-    ax.grid(True, alpha=0.3)
-    if lines:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(
+        fig,
+        ax,
+        path,
+        "validators (n)",
+        ylabel,
+        f"{ylabel} against n (median over seeds)",
+        legend=bool(lines),
+    )
 
 
 def draw_all(out: Path, done: Sequence[Combo], vary: Sequence[str]) -> list[Path]:
