@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from node.mempool import MempoolLimits
+from node.refdoc import generated_header, table_cell
 
 __all__ = [
     "CONFIG_FILE",
@@ -1074,22 +1075,19 @@ def render_default_toml(settings: Mapping[str, Any] | None = None) -> str:
 
 
 # ------------------------------------------------------------------ the reference
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_reference() -> str:
     """``docs/configuration.md``: the home layout, config.toml, genesis.json, testnet.json."""
     # imported here: genesis and testnet import this module
     from node import genesis, testnet
 
     out = [
-        "# Configuration reference",
-        "",
-        "<!-- Generated from node/config.py, node/genesis.py and node/testnet.py by",
-        "     `.venv/bin/python -m node.config > docs/configuration.md`; do not edit by hand.",
-        "     tests/unit/test_config.py fails when this file and the code disagree. -->",
-        "",
+        *generated_header(
+            "Configuration reference",
+            "node/config.py, node/genesis.py and node/testnet.py",
+            "node.config",
+            "docs/configuration.md",
+            "tests/unit/test_config.py",
+        ),
         "## The node home",
         "",
         "`hygeia init --home DIR` creates a node home; every path below is the default",
@@ -1161,8 +1159,8 @@ def render_reference() -> str:
         for key in keys.values():
             default = _toml_value(key.kind.to_plain(key.default))
             out.append(
-                f"| `{key.name}` | {_cell(key.kind.label)} | `{_cell(default)}` "
-                f"| `{key.env_var}` | {_cell(key.doc)} |"
+                f"| `{key.name}` | {table_cell(key.kind.label)} | `{table_cell(default)}` "
+                f"| `{key.env_var}` | {table_cell(key.doc)} |"
             )
     out += ["", genesis.render_reference().rstrip(), ""]
     out += [testnet.render_reference().rstrip(), ""]

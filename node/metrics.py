@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from node.block import Block
 from node.ledger.executor import BlockOutcome
+from node.refdoc import generated_header, table_cell
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -290,19 +291,16 @@ too (for example with the Prometheus blackbox exporter), for the disk.
 """
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_reference() -> str:
     """``docs/metrics.md``: every metric of ``NodeMetrics``, then example queries."""
     out = [
-        "# Metrics reference",
-        "",
-        "<!-- Generated from node/metrics.py by",
-        "     `.venv/bin/python -m node.metrics > docs/metrics.md`; do not edit by hand.",
-        "     tests/unit/test_metrics.py fails when this file and the code disagree. -->",
-        "",
+        *generated_header(
+            "Metrics reference",
+            "node/metrics.py",
+            "node.metrics",
+            "docs/metrics.md",
+            "tests/unit/test_metrics.py",
+        ),
         "`GET /metrics` on the admin listener (default `127.0.0.1:26658`, bearer token",
         "of `<home>/admin_token`) serves the node's metrics in the Prometheus text",
         "format. Every name starts with `hygeia_`; counters end in `_total` and count",
@@ -326,7 +324,8 @@ def render_reference() -> str:
     for doc in NodeMetrics().documented:
         labels = ", ".join(f"`{label}`" for label in doc.labels) or "—"
         out.append(
-            f"| `{doc.name}` | {doc.kind} | {labels} | {_cell(doc.meaning)} | {_cell(doc.moves)} |"
+            f"| `{doc.name}` | {doc.kind} | {labels} "
+            f"| {table_cell(doc.meaning)} | {table_cell(doc.moves)} |"
         )
     buckets = ", ".join(f"{b:g}" for b in LATENCY_BUCKETS)
     out += [
