@@ -7,7 +7,6 @@ never leave the machine, only the SHA-256 does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import click
 
 from node.clients import GROUPS
-from node.clients.common import echo, fail, get, submit_signed, tx_options
+from node.clients.common import echo, fail, get, sha256_file, submit_signed, tx_options
 from node.genesis import GenesisError, load_genesis
 from node.httpclient import ClientError
 from node.proof import ProofError, verify_proof
@@ -52,11 +51,7 @@ def anchor(
     if (digest is None) == (file_ is None):
         fail("give exactly one of --digest HEX or --file PATH")
     if file_ is not None:
-        h = hashlib.sha256()
-        with file_.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
+        digest = sha256_file(file_)
     assert digest is not None
     if len(digest) != 64 or any(c not in HEX for c in digest):
         fail("--digest must be 64 lowercase hex characters")

@@ -8,6 +8,7 @@ ledger rejected the transaction. Errors a user can fix are one line
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sys
@@ -34,6 +35,12 @@ def fail(message: str) -> NoReturn:
 
 def echo(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 (hex) of a local file, read in chunks: only this digest leaves the machine."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def get(api: str, path: str, params: Mapping[str, str | None] | None = None) -> Any:

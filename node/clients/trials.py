@@ -12,7 +12,6 @@ data: a participant is a 64-hex pseudonym commitment made by the site.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,11 +49,7 @@ def _commitment(
     if hex_value is not None and file_ is not None:
         _fail(f"give --{name} or --{name}-file, not both")
     if file_ is not None:
-        h = hashlib.sha256()
-        with file_.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
+        return common.sha256_file(file_)
     if hex_value is None:
         if required:
             _fail(f"give --{name} HEX or --{name}-file PATH")
