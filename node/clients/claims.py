@@ -19,8 +19,8 @@ from node.clients import common
 from node.clients.common import fail as _fail
 
 
-def _query(api: str, path: str) -> None:
-    common.echo(common.get(api, path))
+def _query(api: str, path: str, params: dict[str, str | None] | None = None) -> None:
+    common.echo(common.get(api, path, params))
 
 
 @click.group(name="claims")
@@ -262,10 +262,8 @@ def statement(api: str, provider: str | None, insurer: str | None, limit: int) -
     """Settlement statement (approved, paid, outstanding) of a provider or an insurer."""
     if (provider is None) == (insurer is None):
         _fail("give exactly one of --provider or --insurer")
-    if provider is not None:
-        _query(api, f"/claims-statements/providers/{provider}?limit={limit}")
-    else:
-        _query(api, f"/claims-statements/insurers/{insurer}?limit={limit}")
+    who = f"providers/{provider}" if provider is not None else f"insurers/{insurer}"
+    _query(api, f"/claims-statements/{who}", {"limit": str(limit)})
 
 
 @group.command(name="policy")

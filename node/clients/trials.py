@@ -289,7 +289,7 @@ def results(
 @click.option("--data-limit", type=int, default=100, show_default=True, help="Data batches listed.")
 def report(api: str, trial_id: str, data_limit: int) -> None:
     """A trial's audit report: timeline, amendments, counts, data commitments, flags."""
-    _echo(_get(api, f"/trials/{trial_id}/report?data_limit={data_limit}"))
+    _echo(_get(api, f"/trials/{trial_id}/report", {"data_limit": str(data_limit)}))
 
 
 @group.command(name="show")
@@ -305,4 +305,4 @@ def show(api: str, trial_id: str) -> None:
 @click.option("--sponsor", help="Only this sponsor member's trials.")
 def list_(api: str, sponsor: str | None) -> None:
     """Registered trials, all or by sponsor."""
-    _echo(_get(api, "/trials" + (f"?sponsor={sponsor}" if sponsor else "")))
+    _echo(_get(api, "/trials", {"sponsor": sponsor or None}))

@@ -143,3 +143,17 @@ def test_tx_and_query_errors_are_one_line(node: FakeNode) -> None:
     result = CliRunner().invoke(client, ["trials", "show", "--api", API, "--trial-id", "X"])
     assert result.exit_code == 1
     assert "404 not_found" in result.output
+
+
+def test_query_parameters_are_encoded(node: FakeNode) -> None:
+    node.routes["/v1/trials"] = {"trials": []}
+    node.routes["/v1/claims-statements/insurers/ins 1"] = {"claims": []}
+    assert run("trials", "list", "--api", API, "--sponsor", "a&b=c").exit_code == 0
+    assert run("trials", "list", "--api", API).exit_code == 0
+    result = run("claims", "statement", "--api", API, "--insurer", "ins 1", "--limit", "5")
+    assert result.exit_code == 0
+    assert node.gets == [
+        "/v1/trials?sponsor=a%26b%3Dc",
+        "/v1/trials",
+        "/v1/claims-statements/insurers/ins 1?limit=5",
+    ]
