@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import os
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from node.cli_node import _SET_OPTION, _home_option, _user_errors, testnet
 from node.config import ConfigError, load_config, parse_overrides
 from node.daemon import Node
 from node.home import HomeError, check_home, read_admin_token
+from node.testnet import read_testnet
 from storage.errors import StorageError
 
 
@@ -175,13 +175,7 @@ def print_testnet_banner(meta: dict[str, Any]) -> None:
 @_user_errors
 def testnet_start(directory: Path) -> None:
     """Run every node of a local testnet as its own process."""
-    meta_path = directory / "testnet.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.ClickException(f"{meta_path}: not found (run `hygeia testnet init`)") from None
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = read_testnet(directory, need=("name", "home", "api", "admin", "admin_token_file"))
     print_testnet_banner(meta)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     pumps: list[threading.Thread] = []

@@ -15,7 +15,6 @@ options.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +31,7 @@ from node.clients.common import echo
 from node.config import ConfigError, load_config
 from node.home import HomeError, read_admin_token
 from node.httpclient import ClientError, request_json
-from node.testnet import TESTNET_FILE
+from node.testnet import TESTNET_FILE, TestnetError, read_testnet
 
 __all__ = [
     "COMMANDS",
@@ -182,27 +181,12 @@ def testnet_targets(path: Path) -> list[Target]:
 
     A node whose token file cannot be read is a target with that error (its row
     says so); a missing or malformed ``testnet.json`` is a ``ClickException``."""
-    file = path / TESTNET_FILE if path.is_dir() else path
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.ClickException(
-            f"{file} not found (`hygeia testnet init --out DIR` writes DIR/{TESTNET_FILE})"
-        ) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{file} is not valid JSON ({exc})") from None
-    nodes = doc.get("nodes") if isinstance(doc, dict) else None
-    if not isinstance(nodes, list) or not nodes:
-        raise click.ClickException(f'{file}: "nodes" must be a non-empty list')
+        nodes = read_testnet(path, need=("name", "admin", "admin_token_file"))["nodes"]
+    except TestnetError as exc:
+        raise click.ClickException(str(exc)) from None
     targets = []
-    for i, entry in enumerate(nodes):
-        keys = ("name", "admin", "admin_token_file")
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in keys):
-            raise click.ClickException(
-                f'{file}: nodes[{i}] needs the strings "name", "admin" and "admin_token_file"'
-            )
+    for entry in nodes:
         try:
             token = read_admin_token(entry["admin_token_file"])
         except HomeError as exc:

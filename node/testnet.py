@@ -49,6 +49,7 @@ __all__ = [
     "TESTNET_FILE",
     "TestnetError",
     "node_ports",
+    "read_testnet",
     "render_reference",
     "testnet_init",
 ]
@@ -78,6 +79,30 @@ class TestnetError(Exception):
     """A testnet that cannot be created as asked; the message says why."""
 
     __test__ = False  # not a pytest test class
+
+
+def read_testnet(path: Path, need: tuple[str, ...] = ("name", "home")) -> dict[str, Any]:
+    """The ``testnet.json`` of a testnet directory (or that file given directly),
+    with a non-empty ``nodes`` list whose entries have the string fields ``need``;
+    ``TestnetError`` says what is wrong and where."""
+    file = path / TESTNET_FILE if path.is_dir() else path
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TestnetError(
+            f"{file} not found (`hygeia testnet init --out DIR` writes DIR/{TESTNET_FILE})"
+        ) from None
+    except OSError as exc:
+        raise TestnetError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TestnetError(f"{file} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
+        raise TestnetError(f'{file}: "nodes" must be a non-empty list')
+    for i, entry in enumerate(doc["nodes"]):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in need):
+            names = ", ".join(f'"{k}"' for k in need[:-1]) + f' and "{need[-1]}"'
+            raise TestnetError(f"{file}: nodes[{i}] needs the strings {names}")
+    return doc
 
 
 def node_ports(base_port: int, index: int) -> tuple[int, int, int]:

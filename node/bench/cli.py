@@ -17,6 +17,7 @@ from node.bench.load import LoadConfig, NodeTarget, load_testnet, run_load
 from node.bench.progress import make_progress
 from node.httpclient import ClientError, request_json
 from node.keys import KeyFileError
+from node.testnet import TestnetError
 
 __all__ = ["bench"]
 
@@ -113,7 +114,7 @@ def bench(
     if testnet_dir is not None:
         try:
             chain_id, targets, key_files = load_testnet(testnet_dir)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TestnetError) as exc:
             raise click.ClickException(f"{testnet_dir}: not a usable testnet ({exc})") from None
         key_paths = list(keys) or key_files
     else:

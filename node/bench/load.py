@@ -56,6 +56,7 @@ import nacl.signing
 
 from node.bench import procs
 from node.keys import load_key
+from node.testnet import TestnetError, read_testnet
 from node.tx import build_tx
 
 __all__ = [
@@ -136,8 +137,9 @@ class LoadConfig:
 
 def load_testnet(directory: str | os.PathLike[str]) -> tuple[str, list[NodeTarget], list[Path]]:
     """``(chain_id, targets, member key files)`` of a ``hygeia testnet init`` directory."""
-    meta_path = Path(directory) / "testnet.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = read_testnet(Path(directory), need=("name", "api", "home"))
+    if not isinstance(meta.get("chain_id"), str):
+        raise TestnetError(f'{directory}: testnet.json has no string "chain_id"')
     targets: list[NodeTarget] = []
     keys: list[Path] = []
     for n in meta["nodes"]:
