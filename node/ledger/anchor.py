@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query
+from node.ledger.domain import Domain, Query, hex64_param
 from node.ledger.members import require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import HEX64, Hex64, Obj, Str
+from node.ledger.schema import Hex64, Obj, Str
 from node.ledger.state import BlockState
 
 KIND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
@@ -56,10 +56,7 @@ def _apply(ctx: ExecContext) -> dict[str, Any]:
 def _query_anchor(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
-    digest = path["digest"]
-    if not HEX64.fullmatch(digest):
-        raise Rejection("malformed", "digest must be 64 lowercase hex characters")
-    found: dict[str, Any] | None = state.get(anchor_key(digest))
+    found: dict[str, Any] | None = state.get(anchor_key(hex64_param(path["digest"], "digest")))
     return found
 
 

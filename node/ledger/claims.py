@@ -45,7 +45,7 @@ from typing import Any
 from node.codec import parse_json
 from node.ledger import ehr, supply
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query
+from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
 from node.ledger.members import member_key, require_member, signer_key
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -815,16 +815,11 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ queries
 def _id_param(value: str, name: str) -> str:
-    if not ID.fullmatch(value):
-        raise Rejection("malformed", f"{name} must match {ID.pattern}")
-    return value
+    return pattern_param(value, name, ID)
 
 
 def _limit(query: Mapping[str, str]) -> int:
-    raw = query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise Rejection("malformed", "limit must be an integer in 1..1000")
-    return int(raw)
+    return int_param(query, "limit", 100, 1, 1000)
 
 
 def _claim_view(state: BlockState, provider: str, claim_id: str) -> dict[str, Any] | None:
@@ -930,9 +925,8 @@ def _q_coverage(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
     insurer = _id_param(path["insurer"], "insurer")
-    if not re.fullmatch(r"[0-9a-f]{64}", path["patient"]):
-        raise Rejection("malformed", "patient must be 64 lowercase hex characters")
-    found: dict[str, Any] | None = state.get(coverage_key(insurer, path["patient"]))
+    patient = hex64_param(path["patient"], "patient")
+    found: dict[str, Any] | None = state.get(coverage_key(insurer, patient))
     return found
 
 

@@ -7,16 +7,21 @@ domain's queries under ``/v1`` (and lists them in the OpenAPI document).
 
 A query function gets a read-only ``BlockState`` over the committed state,
 the path parameters and the query-string parameters, and returns JSON data,
-or None for 404. It raises ``Rejection`` for a bad parameter (400).
+or None for 404. It raises ``Rejection`` for a bad parameter (400); the
+``*_param`` helpers below check the common kinds of parameter with one message
+each, so every domain words the same mistake the same way.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from node.ledger.registry import TxType
+from node.ledger.result import Rejection
+from node.ledger.schema import HEX64
 from node.ledger.state import BlockState
 
 QueryFn = Callable[[BlockState, Mapping[str, str], Mapping[str, str]], Any]
@@ -35,3 +40,27 @@ class Domain:
     name: str
     tx_types: tuple[TxType, ...]
     queries: tuple[Query, ...] = field(default=())
+
+
+def int_param(query: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """The query-string integer ``name`` in ``lo..hi``, or ``default`` when absent."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise Rejection("malformed", f"{name} must be an integer in {lo}..{hi}")
+    return int(raw)
+
+
+def hex64_param(value: str, name: str) -> str:
+    """A parameter that is a SHA-256 digest or a public key (64 lowercase hex)."""
+    if not HEX64.fullmatch(value):
+        raise Rejection("malformed", f"{name} must be 64 lowercase hex characters")
+    return value
+
+
+def pattern_param(value: str, name: str, pattern: re.Pattern[str]) -> str:
+    """A parameter that must match ``pattern`` whole (an id, a code)."""
+    if not pattern.fullmatch(value):
+        raise Rejection("malformed", f"{name} must match {pattern.pattern}")
+    return value

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query
+from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
 from node.ledger.members import member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -400,10 +400,7 @@ def _apply_emergency(ctx: ExecContext) -> dict[str, Any]:
 
 # ----------------------------------------------------------------- queries
 def _limit(query: Mapping[str, str]) -> int:
-    raw = query.get("limit", str(DEFAULT_QUERY_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_QUERY_LIMIT:
-        raise Rejection("malformed", f"limit must be an integer in 1..{MAX_QUERY_LIMIT}")
-    return int(raw)
+    return int_param(query, "limit", DEFAULT_QUERY_LIMIT, 1, MAX_QUERY_LIMIT)
 
 
 def _from_height(query: Mapping[str, str]) -> int:
@@ -413,16 +410,8 @@ def _from_height(query: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def _hex_param(value: str, name: str) -> str:
-    if not HEX64.fullmatch(value):
-        raise Rejection("malformed", f"{name} must be 64 lowercase hex characters")
-    return value
-
-
 def _record_param(value: str) -> str:
-    if not RECORD_ID.fullmatch(value):
-        raise Rejection("malformed", "record_id must match " + RECORD_ID.pattern)
-    return value
+    return pattern_param(value, "record_id", RECORD_ID)
 
 
 def _page(items: Iterator[tuple[bytes, Any]], query: Mapping[str, str]) -> list[Any]:
@@ -450,7 +439,7 @@ def _q_history(state: BlockState, path: Mapping[str, str], query: Mapping[str, s
 
 
 def _q_verify(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
-    commitment = _hex_param(path["commitment"], "commitment")
+    commitment = hex64_param(path["commitment"], "commitment")
     where = state.get(commitment_key(commitment))
     if where is None:
         return None
@@ -483,7 +472,7 @@ def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str
     wanted = query.get("consent_id")
     candidates: list[str] = []
     if wanted is not None:
-        candidates = [_hex_param(wanted, "consent_id")]
+        candidates = [hex64_param(wanted, "consent_id")]
     else:
         for _, cid in state.iter_prefix(patient_consents_prefix(record["patient"])):
             candidates.append(cid)
@@ -498,7 +487,7 @@ def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str
 
 
 def _q_patient(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
-    return patient_info(state, _hex_param(path["key"], "key"))
+    return patient_info(state, hex64_param(path["key"], "key"))
 
 
 def _consent_status(consent: dict[str, Any], now: int) -> str:
@@ -512,7 +501,7 @@ def _consent_status(consent: dict[str, Any], now: int) -> str:
 
 
 def _q_consents(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
-    key = _hex_param(path["key"], "key")
+    key = hex64_param(path["key"], "key")
     if state.get(patient_key(key)) is None:
         return None
     limit, from_height = _limit(query), _from_height(query)
@@ -529,7 +518,7 @@ def _q_consents(state: BlockState, path: Mapping[str, str], query: Mapping[str, 
 
 
 def _q_disclosures(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
-    key = _hex_param(path["key"], "key")
+    key = hex64_param(path["key"], "key")
     if state.get(patient_key(key)) is None:
         return None
     return {"patient": key, "disclosures": _page(state.iter_prefix(disclosures_prefix(key)), query)}

@@ -52,7 +52,7 @@ from typing import Any
 from node.codec import canonical_json
 from node.keys import verify
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query
+from node.ledger.domain import Domain, Query, hex64_param, pattern_param
 from node.ledger.members import (
     ROLES,
     member_key,
@@ -62,7 +62,7 @@ from node.ledger.members import (
 )
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import HEX64, Bool, Check, Hex64, Int, List, Obj, Str, malformed
+from node.ledger.schema import Bool, Check, Hex64, Int, List, Obj, Str, malformed
 from node.ledger.state import BlockState
 
 DAY_MS = 86_400_000
@@ -437,17 +437,13 @@ def _q_members(
 def _q_member(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
-    if not MEMBER_ID.fullmatch(path["member_id"]):
-        raise Rejection("malformed", "member id must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-    return _member(state, path["member_id"])
+    return _member(state, pattern_param(path["member_id"], "member id", MEMBER_ID))
 
 
 def _q_proposal(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
-    if not HEX64.fullmatch(path["proposal_id"]):
-        raise Rejection("malformed", "proposal id must be 64 lowercase hex characters")
-    proposal = state.get(proposal_key(path["proposal_id"]))
+    proposal = state.get(proposal_key(hex64_param(path["proposal_id"], "proposal id")))
     return None if proposal is None else _view(state, proposal)
 
 

@@ -39,11 +39,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query
+from node.ledger.domain import Domain, Query, hex64_param, int_param
 from node.ledger.members import member_key, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
+from node.ledger.schema import Hex64, Int, List, Obj, Str
 from node.ledger.state import BlockState
 
 # ------------------------------------------------------------------ limits and patterns
@@ -625,15 +625,6 @@ def _trial_id_param(path: Mapping[str, str]) -> str:
     return trial_id
 
 
-def _int_param(query: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise Rejection("malformed", f"{name} must be an integer in {lo}..{hi}")
-    return int(raw)
-
-
 def _query_trial(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
@@ -645,9 +636,8 @@ def _query_participant(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
     trial_id = _trial_id_param(path)
-    if not HEX64.fullmatch(path["participant"]):
-        raise Rejection("malformed", "participant must be 64 lowercase hex characters")
-    found: dict[str, Any] | None = state.get(subject_key(trial_id, path["participant"]))
+    participant = hex64_param(path["participant"], "participant")
+    found: dict[str, Any] | None = state.get(subject_key(trial_id, participant))
     return found
 
 
@@ -716,8 +706,8 @@ def _query_report(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any] | None:
     trial_id = _trial_id_param(path)
-    limit = _int_param(query, "data_limit", 100, 0, MAX_LIST)
-    after = _int_param(query, "data_after", 0, 0, 9_999_999_999)
+    limit = int_param(query, "data_limit", 100, 0, MAX_LIST)
+    after = int_param(query, "data_after", 0, 0, 9_999_999_999)
     return audit_report(state, trial_id, limit, after)
 
 
@@ -735,7 +725,7 @@ def _summary(trial: Mapping[str, Any]) -> dict[str, Any]:
 def _query_list(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any]:
-    limit = _int_param(query, "limit", 100, 1, MAX_LIST)
+    limit = int_param(query, "limit", 100, 1, MAX_LIST)
     after = query.get("after", "")
     sponsor = query.get("sponsor")
     trials: list[dict[str, Any]] = []
