@@ -55,6 +55,16 @@ def get(api: str, path: str, params: Mapping[str, str | None] | None = None) -> 
         fail(str(exc))
 
 
+def find(api: str, path: str) -> Any | None:
+    """``get``, but None when the node answers 404 (there is no such thing)."""
+    try:
+        return request_json("GET", api.rstrip("/") + "/v1" + path)
+    except ClientError as exc:
+        if exc.status == 404:
+            return None
+        fail(str(exc))
+
+
 def submit_signed(
     api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
 ) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from node.clients.common import echo as _echo
 from node.clients.common import fail as _fail
 from node.clients.common import get as _get
 from node.codec import CodecError, canonical_json, parse_json
-from node.httpclient import ClientError, request_json
 from node.keys import KeyFileError, generate_key, load_key, public_key_hex, save_key
 from node.ledger.ehr import EMERGENCY_REASONS, PURPOSES
 from node.secretfile import SecretFileError, write_secret
@@ -211,7 +210,7 @@ def record_anchor(
     if not type_:
         _fail("give --type (a FHIR resource type or a LOINC code)")
     if version is None:
-        latest = _latest(api, record_id)
+        latest = common.find(api, f"/ehr/records/{_rid(record_id)}")
         version = 1 if latest is None else int(latest["version"]) + 1
         if replaces is None and latest is not None:
             replaces = str(latest["version_id"])
@@ -227,17 +226,6 @@ def record_anchor(
     if salt_file is not None:
         click.echo(f"salt written to {salt_file} (keep it with the document)", err=True)
     common.submit(api, key_file, "record.anchor", body, 0 if no_wait else timeout)
-
-
-def _latest(api: str, record_id: str) -> dict[str, Any] | None:
-    url = f"{api.rstrip('/')}/v1/ehr/records/{quote(record_id, safe='')}"
-    try:
-        found: dict[str, Any] = request_json("GET", url)
-    except ClientError as exc:
-        if exc.status == 404:
-            return None
-        _fail(str(exc))
-    return found
 
 
 @group.command(name="consent-grant")
@@ -386,14 +374,10 @@ def verify(
     if commitment is None:
         doc, data, _ = _document(fhir, file_)
         commitment = commitment_of(read_salt(salt_file or salt_path(doc)), data)
-    url = f"{api.rstrip('/')}/v1/ehr/commitments/{quote(commitment, safe='')}"
-    try:
-        found = request_json("GET", url)
-    except ClientError as exc:
-        if exc.status == 404:
-            _echo({"commitment": commitment, "anchored": False})
-            sys.exit(1)
-        _fail(str(exc))
+    found = common.find(api, f"/ehr/commitments/{quote(commitment, safe='')}")
+    if found is None:
+        _echo({"commitment": commitment, "anchored": False})
+        sys.exit(1)
     _echo({"commitment": commitment, "anchored": True, **found})
 
 

@@ -52,7 +52,6 @@ class FakeNode:
 def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
     fake = FakeNode()
     monkeypatch.setattr("node.clients.common.request_json", fake)
-    monkeypatch.setattr("node.clients.ehr.request_json", fake)
     return fake
 
 
@@ -157,3 +156,27 @@ def test_query_parameters_are_encoded(node: FakeNode) -> None:
         "/v1/trials",
         "/v1/claims-statements/insurers/ins 1?limit=5",
     ]
+
+
+def test_ehr_anchor_versions_follow_the_latest_and_verify_exits_1_if_unanchored(
+    node: FakeNode, key_file: Path
+) -> None:
+    args = ["ehr", "record-anchor", "--api", API, "--key", str(key_file), "--record-id", "r/1",
+            "--patient", "aa" * 32, "--type", "Observation", "--commitment", "bb" * 32]  # fmt: skip
+    assert run(*args, "--no-wait").exit_code == 0
+    node.routes["/v1/ehr/records/r%2F1"] = {"version": 3, "version_id": "v3"}
+    assert run(*args, "--no-wait").exit_code == 0
+    first, second = (tx["body"] for tx in node.posted)
+    assert first["version"] == 1 and "replaces" not in first
+    assert second["version"] == 4 and second["replaces"] == "v3"
+    result = run("ehr", "verify", "--api", API, "--commitment", "cc" * 32)
+    assert result.exit_code == 1
+    assert json.loads(result.output) == {"commitment": "cc" * 32, "anchored": False}
+    node.routes["/v1/ehr/commitments/" + "bb" * 32] = {"record_id": "r/1"}
+    result = run("ehr", "verify", "--api", API, "--commitment", "bb" * 32)
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {
+        "commitment": "bb" * 32,
+        "anchored": True,
+        "record_id": "r/1",
+    }
