@@ -504,16 +504,10 @@ def _q_consents(state: BlockState, path: Mapping[str, str], query: Mapping[str, 
     key = hex64_param(path["key"], "key")
     if state.get(patient_key(key)) is None:
         return None
-    limit, from_height = _limit(query), _from_height(query)
     now = int(state.get(TIME_KEY) or 0)
-    consents: list[dict[str, Any]] = []
-    for _, cid in state.iter_prefix(patient_consents_prefix(key)):
-        c = state.get(consent_key(cid))
-        if c["height"] < from_height:
-            continue
-        consents.append({**c, "status": _consent_status(c, now)})
-        if len(consents) >= limit:
-            break
+    index = state.iter_prefix(patient_consents_prefix(key))
+    page = _page(((k, state.get(consent_key(cid))) for k, cid in index), query)
+    consents = [{**c, "status": _consent_status(c, now)} for c in page]
     return {"patient": key, "time": now, "consents": consents}
 
 
