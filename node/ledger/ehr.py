@@ -43,7 +43,7 @@ from node.ledger.members import member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
-from node.ledger.state import BlockState
+from node.ledger.state import BlockState, block_time
 
 # ----------------------------------------------------------------- vocabulary
 ENROLLER_ROLES = ("hospital", "clinic")
@@ -120,7 +120,6 @@ def disclosures_prefix(pubhex: str) -> bytes:
 
 
 EMERGENCY_PREFIX = b"ehr/emergency/"
-TIME_KEY = b"meta/time"  # the executor's latest block time
 
 
 # ----------------------------------------------------------------- exports
@@ -456,7 +455,7 @@ def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str
         raise Rejection("malformed", "member (a member id) is required")
     if purpose not in PURPOSES:
         raise Rejection("malformed", f"purpose must be one of {', '.join(PURPOSES)}")
-    now = int(state.get(TIME_KEY) or 0)
+    now = block_time(state)
     record = state.get(record_key(record_id))
     answer: dict[str, Any] = {
         "record_id": record_id,
@@ -504,7 +503,7 @@ def _q_consents(state: BlockState, path: Mapping[str, str], query: Mapping[str, 
     key = hex64_param(path["key"], "key")
     if state.get(patient_key(key)) is None:
         return None
-    now = int(state.get(TIME_KEY) or 0)
+    now = block_time(state)
     index = state.iter_prefix(patient_consents_prefix(key))
     page = _page(((k, state.get(consent_key(cid))) for k, cid in index), query)
     consents = [{**c, "status": _consent_status(c, now)} for c in page]

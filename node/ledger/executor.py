@@ -19,7 +19,13 @@ from node.ledger.domains import DOMAINS
 from node.ledger.members import put_member
 from node.ledger.registry import Registry
 from node.ledger.result import Rejection, TxResult
-from node.ledger.state import BlockState, StateReader, next_state_root
+from node.ledger.state import (
+    TIME_KEY,
+    BlockState,
+    StateReader,
+    block_time,
+    next_state_root,
+)
 
 
 def default_registry() -> Registry:
@@ -28,9 +34,6 @@ def default_registry() -> Registry:
         for tx_type in domain.tx_types:
             reg.register(tx_type)
     return reg
-
-
-TIME_KEY = b"meta/time"
 
 
 def result_key(tx_hash: str) -> bytes:
@@ -57,7 +60,7 @@ class Ledger:
         """Block time never goes backwards: the later of the certified timestamp and
         the previous block's time (a Byzantine primary may skew a timestamp within
         the allowed clock drift; consent periods must not be reopened by it)."""
-        prev = state.get(TIME_KEY) or 0
+        prev = block_time(state)
         if block.time_ms <= prev:
             return replace(block, time_ms=prev)
         state.put(TIME_KEY, block.time_ms)

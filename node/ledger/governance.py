@@ -63,7 +63,7 @@ from node.ledger.members import (
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import Bool, Check, Hex64, Int, List, Obj, Str, malformed
-from node.ledger.state import BlockState
+from node.ledger.state import BlockState, block_time
 
 DAY_MS = 86_400_000
 MAX_PROPOSAL_TTL_MS = 30 * DAY_MS
@@ -74,7 +74,6 @@ MAX_LIST = 500
 MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 HEX128 = re.compile(r"[0-9a-f]{128}")
 NOTE = re.compile(r"[A-Za-z0-9 .,:;()/#_+-]*")
-TIME_KEY = b"meta/time"  # the executor's current block time (see executor.TIME_KEY)
 
 STATUSES = ("open", "executed", "defeated", "failed", "expired")
 ACTIONS = ("add-member", "suspend-member", "reactivate-member", "rotate-keys")
@@ -411,14 +410,9 @@ def _apply_finish(ctx: ExecContext) -> dict[str, Any]:
 # ------------------------------------------------------------------ queries
 
 
-def _now(state: BlockState) -> int:
-    t: int = state.get(TIME_KEY) or 0
-    return t
-
-
 def _view(state: BlockState, proposal: dict[str, Any]) -> dict[str, Any]:
     out = dict(proposal)
-    if out["status"] == "open" and _now(state) > out["expires_ms"]:
+    if out["status"] == "open" and block_time(state) > out["expires_ms"]:
         out["status"] = "expired"
     out["tally"] = _tally(state, proposal)
     return out
@@ -431,7 +425,7 @@ def _q_members(
     if status is not None and status not in ("active", "suspended"):
         raise Rejection("malformed", "status must be active or suspended")
     members = [m for m in _members(state) if status is None or m.get("status") == status]
-    return {"block_time_ms": _now(state), "members": members}
+    return {"block_time_ms": block_time(state), "members": members}
 
 
 def _q_member(
@@ -463,7 +457,7 @@ def _q_proposals(
     views = [_view(state, p) for p in found]
     views = [v for v in views if status is None or v["status"] == status]
     views.sort(key=lambda v: (-v["created_height"], v["id"]))
-    return {"block_time_ms": _now(state), "proposals": views[:MAX_LIST]}
+    return {"block_time_ms": block_time(state), "proposals": views[:MAX_LIST]}
 
 
 # ------------------------------------------------------------------ domain

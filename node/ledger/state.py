@@ -17,6 +17,8 @@ from node.codec import canonical_json, parse_json
 
 _DELETED = None
 
+TIME_KEY = b"meta/time"  # the latest block time (ms), written by the executor
+
 
 class StateReader(Protocol):
     def state_get(self, key: bytes) -> bytes | None: ...
@@ -82,6 +84,12 @@ class BlockState:
 
     def writes(self) -> list[tuple[bytes, bytes | None]]:
         return [(k, self._overlay[k]) for k in sorted(self._overlay)]
+
+
+def block_time(state: BlockState) -> int:
+    """The latest block time in ms (0 before the first block): what queries call now."""
+    t: int = state.get(TIME_KEY) or 0
+    return t
 
 
 def next_state_root(

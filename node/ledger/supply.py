@@ -46,7 +46,7 @@ from node.ledger.members import member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import List, Obj, Str, malformed
-from node.ledger.state import BlockState
+from node.ledger.state import BlockState, block_time
 
 MAX_SERIALS = 1000  # per transaction (a commission, a shipment ...)
 MAX_EVENTS_PAGE = 1000
@@ -675,8 +675,7 @@ def verify(state: BlockState, gtin: str, serial: str, lot: str, expiry: str) -> 
             reasons.append("recalled")
         if info["suspect"]:
             reasons.append("suspect")
-        now = state.get(b"meta/time")
-        if isinstance(now, int) and expiry_yyyymmdd(info["expiry"]) < day_of(now):
+        if expiry_yyyymmdd(info["expiry"]) < day_of(block_time(state)):
             reasons.append("expired")
     return {
         "verified": not reasons,
