@@ -93,20 +93,18 @@ REASONS = (
 
 
 # ------------------------------------------------------------------ identifiers
-def gs1_check_digit_ok(digits: str) -> bool:
-    """GS1 mod-10: weights 3,1,3,... from the digit left of the check digit."""
-    total = 0
-    for i, ch in enumerate(reversed(digits[:-1])):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
-    return (10 - total % 10) % 10 == int(digits[-1])
-
-
 def with_check_digit(body: str) -> str:
-    """``body`` (13 digits for a GTIN-14, 17 for an SSCC) plus its check digit."""
+    """``body`` (13 digits for a GTIN-14, 17 for an SSCC) plus its check digit
+    (GS1 mod-10: weights 3,1,3,... from the rightmost digit of ``body``)."""
     total = 0
     for i, ch in enumerate(reversed(body)):
         total += int(ch) * (3 if i % 2 == 0 else 1)
     return body + str((10 - total % 10) % 10)
+
+
+def gs1_check_digit_ok(digits: str) -> bool:
+    """Is the last digit the GS1 check digit of the others?"""
+    return with_check_digit(digits[:-1]) == digits
 
 
 def expiry_ok(value: str) -> bool:
