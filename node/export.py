@@ -105,7 +105,7 @@ def custody(fetch: Fetch, gtin: str, serial: str) -> Iterator[Line]:
     pack = fetch(f"/v1/supply/packs?{q}")
     if pack is None:
         raise ExportError(f"serial {serial} of GTIN {gtin} was never commissioned")
-    if len(pack["history"]) > MAX_EVENTS_PAGE:  # the API lists at most this many
+    if pack.get("history_truncated"):  # the API lists at most MAX_EVENTS_PAGE events
         raise ExportError(
             f"serial {serial} of GTIN {gtin} has more than {MAX_EVENTS_PAGE} custody "
             "events; the client API lists only the first, so the export would be incomplete"

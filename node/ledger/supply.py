@@ -35,6 +35,7 @@ recipient, a GTIN owned by another manufacturer, a recall of an unknown lot.
 from __future__ import annotations
 
 import calendar
+import itertools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -646,8 +647,9 @@ def history(state: BlockState, gtin: str, serial: str) -> list[dict[str, Any]] |
             "time": rec["c"][1],
         }
     ]
-    out.extend(v for _, v in state.iter_prefix(event_prefix(gtin, serial)))
-    return out[: MAX_EVENTS_PAGE + 1]
+    events = state.iter_prefix(event_prefix(gtin, serial))
+    out.extend(v for _, v in itertools.islice(events, MAX_EVENTS_PAGE))
+    return out
 
 
 def verify(state: BlockState, gtin: str, serial: str, lot: str, expiry: str) -> dict[str, Any]:
@@ -710,7 +712,13 @@ def _q_pack(
     info = serial_info(state, gtin, serial)
     if info is None:
         return None
-    return {**info, "history": history(state, gtin, serial)}
+    events = state.get(serial_key(gtin, serial))["n"]
+    # the history lists at most MAX_EVENTS_PAGE custody events after the commissioning
+    return {
+        **info,
+        "history": history(state, gtin, serial),
+        "history_truncated": events > MAX_EVENTS_PAGE,
+    }
 
 
 def list_alerts(

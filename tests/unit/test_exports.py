@@ -25,6 +25,7 @@ class FakeApi:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.txs: dict[str, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] | None = None
+        self.history_truncated = False
         self.report: dict[str, Any] | None = None
         self.calls: list[str] = []
 
@@ -45,7 +46,9 @@ class FakeApi:
         if parts[:2] == ["v1", "txs"]:
             return self.txs.get(parts[2])
         if parts == ["v1", "supply", "packs"]:
-            return None if self.history is None else {"history": self.history}
+            if self.history is None:
+                return None
+            return {"history": self.history, "history_truncated": self.history_truncated}
         if parts[:2] == ["v1", "trials"] and self.report is not None:
             after, limit = int(q["data_after"]), int(q["data_limit"])
             batches = [b for b in self.report["batches"] if b["seq"] > after][:limit]
@@ -113,13 +116,19 @@ def test_commissioning_without_an_accepted_commission_is_an_error() -> None:
         list(ex.custody(api, GTIN, "S1"))
 
 
-def test_a_custody_history_longer_than_the_api_lists_is_an_error() -> None:
-    """The pack query lists the commissioning and at most MAX_EVENTS_PAGE events: a
-    history cut there fails the export instead of writing an incomplete file."""
+def test_a_custody_history_cut_by_the_api_is_an_error() -> None:
+    """The pack query lists at most MAX_EVENTS_PAGE events after the commissioning and
+    says when it cut the list: then the export fails instead of writing an incomplete
+    file; a history of exactly MAX_EVENTS_PAGE events is complete and exported."""
     api = FakeApi()
+    api.block(7, [("t-real", commission(), ACCEPTED)])
     api.history = [{"step": "commissioning", "lot": "L1", "expiry": "301231", "height": 7}] + [
         {"step": "shipping", "height": 8 + i, "tx": f"t{i}"} for i in range(MAX_EVENTS_PAGE)
     ]
+    for i in range(MAX_EVENTS_PAGE):
+        api.txs[f"t{i}"] = {"status": "committed", "height": 8 + i, "index": 0, "result": ACCEPTED}
+    assert len(list(ex.custody(api, GTIN, "S1"))) == MAX_EVENTS_PAGE + 1
+    api.history_truncated = True
     with pytest.raises(ex.ExportError, match="export would be incomplete"):
         list(ex.custody(api, GTIN, "S1"))
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from node.keys import key_from_seed, public_key_hex
+from node.ledger import supply
 from node.ledger.context import BlockInfo
 from node.ledger.executor import Ledger
 from node.ledger.result import Rejection, TxResult
@@ -615,6 +616,21 @@ def test_queries_are_registered_and_check_their_parameters() -> None:
     assert q["/supply/packs"](st, {}, {"gtin": GTIN, "serial": "S2"}) is None
     with pytest.raises(Rejection):
         q["/supply/alerts"](st, {}, {"limit": "0"})
+
+
+def test_pack_history_says_when_it_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packs query lists at most MAX_EVENTS_PAGE custody events after the
+    commissioning and says whether there are more: exactly that many is complete."""
+    net = Net()
+    net.at_pharmacy("S1")  # two custody events: shipping, receiving
+    q = {query.path: query.fn for query in DOMAIN.queries}
+    monkeypatch.setattr(supply, "MAX_EVENTS_PAGE", 2)
+    pack = q["/supply/packs"](net.state, {}, {"gtin": GTIN, "serial": "S1"})
+    assert len(pack["history"]) == 3 and pack["history_truncated"] is False
+    monkeypatch.setattr(supply, "MAX_EVENTS_PAGE", 1)
+    pack = q["/supply/packs"](net.state, {}, {"gtin": GTIN, "serial": "S1"})
+    assert [e["step"] for e in pack["history"]] == ["commissioning", "shipping"]
+    assert pack["history_truncated"] is True
 
 
 def test_alerts_filter_by_gtin_and_manufacturer_and_page() -> None:
