@@ -26,12 +26,16 @@ In the style of Bitcoin Core's ``test/functional``: a test builds a
 
 Node processes must be started from the thread that created the network (the
 main thread): Linux delivers the parent-death signal when that *thread* ends.
+
+The story tests, which drive a network only through the ``hygeia`` command as an
+operator would, run it with ``hygeia testnet start`` instead: ``cli_testnet``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.client
 import itertools
 import json
@@ -56,6 +60,7 @@ import nacl.signing
 
 from node import testnet
 from node.config import load_config
+from node.httpclient import ClientError, request_json
 from node.keys import load_key
 from node.tx import Tx, build_tx
 
@@ -772,6 +777,100 @@ class TestNetwork:
             yield loader
         finally:
             loader.finish()
+
+
+# ------------------------------------------------------------------ CLI-run testnet
+def hygeia_args(*args: str) -> list[str]:
+    """The argv of ``hygeia ARGS`` (``python -m node.cli``)."""
+    return [sys.executable, "-m", "node.cli", *args]
+
+
+@contextlib.contextmanager
+def cli_testnet(
+    tmp: Path,
+    validators: int = 4,
+    *,
+    edit_genesis: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """A testnet run as an operator runs one, for the story tests: ``hygeia testnet
+    init`` in ``tmp/net`` on a reserved base port (``reserve_base_port``), then
+    ``hygeia testnet start`` (one process, a child per node, log in
+    ``tmp/testnet.log``) until every node's client API answers ``/v1/info``; at the
+    end SIGINT (what Ctrl-C sends), SIGKILL of its session if it hangs.
+
+    ``edit_genesis`` changes the genesis before the first start, written the same to
+    every home (the genesis must be the same everywhere). Yields the content of
+    ``testnet.json`` plus ``dir``, the testnet directory. On failure prints the tail
+    of the log.
+    """
+    out = tmp / "net"
+    log_path = tmp / "testnet.log"
+    ports = reserve_base_port(validators)
+    try:
+        init = subprocess.run(
+            hygeia_args("testnet", "init", "--validators", str(validators), "--out", str(out),
+                        "--base-port", str(ports.base)),
+            capture_output=True, text=True, env=_child_env(), timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        if init.returncode != 0:
+            raise FrameworkError(f"hygeia testnet init exited {init.returncode}: {init.stderr}")
+        meta: dict[str, Any] = json.loads((out / testnet.TESTNET_FILE).read_text("utf-8"))
+        if edit_genesis is not None:
+            homes = [Path(n["home"]) for n in meta["nodes"]]
+            genesis = json.loads((homes[0] / "genesis.json").read_text("utf-8"))
+            edit_genesis(genesis)
+            text = json.dumps(genesis, indent=2, sort_keys=True) + "\n"
+            for home in homes:
+                (home / "genesis.json").write_text(text, encoding="utf-8")
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                hygeia_args("testnet", "start", "--dir", str(out)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=_child_env(),
+                start_new_session=True,
+            )
+
+        def tail() -> str:
+            lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            return "\n".join(lines[-LOG_TAIL_LINES:])
+
+        def alive() -> None:
+            if proc.poll() is not None:
+                raise FrameworkError(f"testnet start exited {proc.returncode}:\n{tail()}")
+
+        try:
+            for node in meta["nodes"]:
+                wait_until(
+                    f"{node['name']}'s client API to answer /v1/info",
+                    functools.partial(_answers, f"{node['api']}/v1/info"),
+                    lambda answer: answer == "ok",
+                    check=alive,
+                )
+            meta["dir"] = out
+            yield meta
+        except BaseException:
+            print(f"\n=== story test failed: testnet in {out}, last lines of {log_path}:\n{tail()}")
+            raise
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    finally:
+        ports.release()
+
+
+def _answers(url: str) -> str:
+    """``ok`` if ``GET url`` answers, else why not."""
+    try:
+        request_json("GET", url, timeout=2)
+    except ClientError as exc:
+        return str(exc)
+    return "ok"
 
 
 @dataclass

@@ -8,43 +8,19 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from node import testnet
-from node.httpclient import ClientError, request_json
+from tests.functional.framework import cli_testnet, wait_until
 
 HYGEIA = [sys.executable, "-m", "node.cli"]
-TIMEOUT = 60.0
-
-
-def _free_base_port() -> int:
-    for _ in range(200):
-        base = 20000 + secrets.randbelow(1100) * 10
-        ports = [p for i in range(4) for p in testnet.node_ports(base, i)]
-        socks: list[socket.socket] = []
-        try:
-            for port in ports:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def _hygeia(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -58,50 +34,10 @@ def _json(*args: str) -> Any:
     return json.loads(_hygeia(*args).stdout)
 
 
-def _until(what: str, probe: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    state: Any = None
-    while time.monotonic() < deadline:
-        try:
-            state = probe()
-        except (ClientError, AssertionError, json.JSONDecodeError) as exc:
-            state = exc
-        if not isinstance(state, Exception) and done(state):
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {state!r}")
-
-
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    out = tmp_path / "net"
-    base = _free_base_port()
-    _hygeia("testnet", "init", "--validators", "4", "--out", str(out), "--base-port", str(base))
-    doc = json.loads((out / testnet.TESTNET_FILE).read_text(encoding="utf-8"))
-    log = (tmp_path / "testnet.log").open("wb")
-    proc = subprocess.Popen(
-        [*HYGEIA, "testnet", "start", "--dir", str(out)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        for node in doc["nodes"]:
-            api = str(node["api"])
-
-            def info(api: str = api) -> Any:
-                return request_json("GET", api + "/v1/info")
-
-            _until(f"{node['name']} API", info, lambda b: b is not None)
-        yield doc
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    with cli_testnet(tmp_path) as meta:
+        yield meta
 
 
 def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
@@ -164,7 +100,7 @@ def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
     assert settled["status"] == "committed", settled
     assert settled["result"]["data"]["outstanding"] == 0
 
-    statement = _until(
+    statement = wait_until(
         "the hospital's statement on node1 to show the payment",
         lambda: _json(
             "client", "claims", "statement", "--api", nodes[1]["api"], "--provider", "hospital-0"

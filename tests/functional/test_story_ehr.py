@@ -5,47 +5,23 @@ node i's member the role ``MEMBER_ROLES[i]`` (hospital, manufacturer,
 pharmacy, insurer). Before the first start, the test rewrites the genesis of
 every home identically so that node1's member becomes a clinic, ``clinic-1``
 ("hospital B"); node0's member ``hospital-0`` is hospital A. The network then
-runs under ``hygeia testnet start --dir`` and every step is a ``hygeia client``
-command, as a hospital's operator would type it.
+runs under ``hygeia testnet start --dir`` (``cli_testnet``) and every step is a
+``hygeia client`` command, as a hospital's operator would type it.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.functional.framework import cli_testnet, wait_until
+
 HYGEIA = [sys.executable, "-m", "node.cli"]
 TIMEOUT = 60.0
-
-
-def _free(base: int) -> bool:
-    for i in range(4):
-        for off in range(3):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", base + 10 * i + off))
-                except OSError:
-                    return False
-    return True
-
-
-def _base_port() -> int:
-    """A base port in 12000..19999 whose 12 ports are free, away from other lanes."""
-    start = 12000 + (os.getpid() * 97) % 7900
-    for k in range(200):
-        base = 12000 + (start - 12000 + 40 * k) % 7960
-        if _free(base):
-            return base
-    raise RuntimeError("no free ports for the testnet")
 
 
 def hy(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -61,49 +37,10 @@ def hy_json(*args: str | Path, ok: bool = True) -> Any:
     return json.loads(hy(*args, ok=ok).stdout)
 
 
-def make_b_a_clinic(testnet: Path) -> None:
-    """Node1's member becomes clinic-1 in every home's genesis.json (all stay identical)."""
-    homes = sorted(testnet.glob("node*"))
-    genesis = json.loads((homes[0] / "genesis.json").read_text())
+def make_b_a_clinic(genesis: dict[str, Any]) -> None:
+    """Node1's member becomes clinic-1."""
     member = genesis["members"][1]
     member.update({"id": "clinic-1", "name": "Clinic 1", "roles": ["clinic"]})
-    text = json.dumps(genesis, indent=2, sort_keys=True) + "\n"
-    for home in homes:
-        (home / "genesis.json").write_text(text)
-
-
-@contextlib.contextmanager
-def running_testnet(tmp: Path) -> Iterator[list[dict[str, Any]]]:
-    testnet = tmp / "testnet"
-    hy("testnet", "init", "--validators", "4", "--out", testnet, "--base-port", str(_base_port()))
-    make_b_a_clinic(testnet)
-    nodes: list[dict[str, Any]] = json.loads((testnet / "testnet.json").read_text())["nodes"]
-    log = (tmp / "testnet.log").open("wb")
-    proc = subprocess.Popen(
-        [*HYGEIA, "testnet", "start", "--dir", str(testnet)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:  # every node answers /v1/info and the chain grows
-            assert proc.poll() is None, (tmp / "testnet.log").read_text()[-4000:]
-            ready = [hy("client", "tx", "0" * 64, "--api", n["api"], ok=False) for n in nodes]
-            if all(r.returncode == 0 for r in ready):
-                break
-            assert time.monotonic() < deadline, "testnet did not come up"
-            time.sleep(0.5)
-        yield nodes
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_health_records_story(tmp_path: Path) -> None:
@@ -113,7 +50,8 @@ def test_health_records_story(tmp_path: Path) -> None:
     B breaks the glass and that access is flagged; the patient's accounting of
     disclosures lists both accesses; the FHIR resource verifies against its anchor;
     every node answers the same; the first anchor's inclusion proof verifies offline."""
-    with running_testnet(tmp_path) as nodes:
+    with cli_testnet(tmp_path, edit_genesis=make_b_a_clinic) as meta:
+        nodes = meta["nodes"]
         api_a, api_b = nodes[0]["api"], nodes[1]["api"]
         key_a = Path(nodes[0]["home"]) / "member_key.json"
         key_b = Path(nodes[1]["home"]) / "member_key.json"
@@ -270,12 +208,11 @@ def test_health_records_story(tmp_path: Path) -> None:
             ("emergency", True, "dis-001", "clinic-1", "ETREAT", None),
         ]
         for node in nodes:
-            deadline = time.monotonic() + TIMEOUT
-            while (
-                hy_json("client", "tx", em["hash"], "--api", node["api"])["status"] != "committed"
-            ):
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+            wait_until(
+                f"the emergency access committed on {node['name']}",
+                functools.partial(hy_json, "client", "tx", em["hash"], "--api", node["api"]),
+                lambda st: st["status"] == "committed",
+            )
             d = hy_json(
                 "client", "ehr", "disclosures", "--api", node["api"], "--patient-key", patient_key
             )["disclosures"]

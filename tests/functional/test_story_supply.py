@@ -10,51 +10,21 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from node.httpclient import ClientError, request_json
 from node.ledger.supply import with_check_digit
-from node.testnet import node_ports
+from tests.functional.framework import cli_testnet
 
 HYGEIA = [sys.executable, "-m", "node.cli"]
 GTIN = with_check_digit("0061414177777")
 LOT, EXP = "LOT-F1", "301231"
 SSCC = with_check_digit("10614141" + "000000042")
-
-
-def _free(base: int) -> bool:
-    socks = []
-    try:
-        for i in range(4):
-            for port in node_ports(base, i):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _base_port() -> int:
-    rng = random.Random(os.getpid() * 7919 + time.monotonic_ns())
-    for _ in range(200):
-        base = 20000 + 40 * rng.randrange(300)
-        if _free(base):
-            return base
-    raise RuntimeError("no free ports for a testnet")
 
 
 def _env() -> dict[str, str]:
@@ -63,54 +33,8 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture
 def testnet(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    out = tmp_path / "net"
-    subprocess.run(
-        [
-            *HYGEIA,
-            "testnet",
-            "init",
-            "--validators",
-            "4",
-            "--out",
-            str(out),
-            "--base-port",
-            str(_base_port()),
-        ],
-        check=True,
-        env=_env(),
-        capture_output=True,
-    )
-    meta: dict[str, Any] = json.loads((out / "testnet.json").read_text())
-    log = (tmp_path / "testnet.log").open("wb")
-    proc = subprocess.Popen(
-        [*HYGEIA, "testnet", "start", "--dir", str(out)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=_env(),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        for node in meta["nodes"]:
-            while True:
-                assert proc.poll() is None, "testnet start exited"
-                try:
-                    request_json("GET", node["api"] + "/v1/info", timeout=2)
-                    break
-                except ClientError:
-                    assert time.monotonic() < deadline, "nodes did not come up"
-                    time.sleep(0.2)
-        meta["dir"] = out
+    with cli_testnet(tmp_path) as meta:
         yield meta
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        if proc.returncode not in (0, -signal.SIGINT):
-            print((tmp_path / "testnet.log").read_text(errors="replace")[-4000:])
 
 
 def client(meta: dict[str, Any], node: int, *args: str, key: bool = True) -> tuple[int, Any]:

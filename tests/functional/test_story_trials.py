@@ -9,60 +9,30 @@ home identically so that node1's member (``manufacturer-1``) also has the role
 be byte-for-byte the same on every node, hence one edit written to all four.
 node0's member (``hospital-0``) is the trial site. Transactions and queries
 go to different nodes on purpose: any node serves them once committed.
-(Written against the CLI with subprocess; the shared functional framework
-had not landed when this story was written.)
+The network runs under ``cli_testnet`` of the functional framework.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from node import testnet
+from tests.functional.framework import cli_testnet
 
 NCT = "NCT04000001"
-STARTUP_TIMEOUT = 60.0
 
 
 def h(label: str) -> str:
     return hashlib.sha256(label.encode()).hexdigest()
-
-
-def _free(ports: list[int]) -> bool:
-    socks = []
-    try:
-        for p in ports:
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _base_port() -> int:
-    stride = testnet.PORT_STRIDE * 4
-    slots = (32000 - 20000) // stride
-    start = (os.getpid() * 7919 + int(time.time())) % slots
-    for k in range(slots):
-        base = 20000 + ((start + k) % slots) * stride
-        if _free([p for i in range(4) for p in testnet.node_ports(base, i)]):
-            return base
-    raise RuntimeError("no free ports")
 
 
 def hygeia(*args: str, ok: bool = True) -> tuple[int, Any]:
@@ -81,81 +51,18 @@ def hygeia(*args: str, ok: bool = True) -> tuple[int, Any]:
         return proc.returncode, proc.stdout + proc.stderr
 
 
+def add_sponsor_role(genesis: dict[str, Any]) -> None:
+    """node1's member (manufacturer-1) is also a sponsor."""
+    member = genesis["members"][1]
+    assert member["id"] == "manufacturer-1", member
+    member["roles"] = ["manufacturer", "sponsor"]
+
+
+@dataclass
 class Net:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = root / "testnet.log"
-        self.meta: dict[str, Any] = {}
+    """The running testnet (``testnet.json``): each node's client API and member key."""
 
-    def init(self) -> None:
-        out = self.root / "net"
-        hygeia(
-            "testnet",
-            "init",
-            "--validators",
-            "4",
-            "--out",
-            str(out),
-            "--base-port",
-            str(_base_port()),
-        )
-        self.meta = json.loads((out / "testnet.json").read_text())
-        # give node1's member the sponsor role too, in every home's genesis.json
-        for node in self.meta["nodes"]:
-            path = Path(node["home"]) / "genesis.json"
-            genesis = json.loads(path.read_text())
-            member = genesis["members"][1]
-            assert member["id"] == "manufacturer-1", member
-            member["roles"] = ["manufacturer", "sponsor"]
-            path.write_text(json.dumps(genesis, indent=2) + "\n")
-
-    def start(self) -> None:
-        with self.log.open("wb") as fh:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "node.cli",
-                    "testnet",
-                    "start",
-                    "--dir",
-                    str(self.root / "net"),
-                ],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        for i in range(4):
-            while True:
-                assert self.proc.poll() is None, self.tail()
-                try:
-                    with urllib.request.urlopen(self.api(i) + "/v1/info", timeout=2) as resp:
-                        json.loads(resp.read())
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"node{i} API not up\n{self.tail()}") from None
-                    time.sleep(0.2)
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            return ""
+    meta: dict[str, Any]
 
     def api(self, i: int) -> str:
         return str(self.meta["nodes"][i]["api"])
@@ -165,17 +72,9 @@ class Net:
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> Any:
-    n = Net(tmp_path)
-    n.init()
-    n.start()
-    try:
-        yield n
-    except BaseException:
-        print(n.tail())
-        raise
-    finally:
-        n.stop()
+def net(tmp_path: Path) -> Iterator[Net]:
+    with cli_testnet(tmp_path, edit_genesis=add_sponsor_role) as meta:
+        yield Net(meta)
 
 
 def tx(net: Net, cmd: str, node: int, signer: int, *args: str, ok: bool = True) -> dict[str, Any]:
