@@ -308,11 +308,11 @@ def tx_from_json_obj(
     """Validate an already-parsed JSON object (e.g. from a proof) as a transaction."""
     _check_keys(obj)
     try:
-        canonical_json(obj, max_depth=max_depth + 1)
+        checked = canonical_json(obj, max_depth=max_depth + 1)
     except CodecError as e:
         raise _codec_error(e) from None
-    # keep a private copy: the caller's object may change after this returns
-    tx = _make(json.loads(canonical_json_unchecked(obj)))
+    # decode the checked bytes: a private copy (the caller's object may change later)
+    tx = _make(json.loads(checked))
     if len(tx.wire) > max_bytes:
         raise TxError("too_large", f"transaction is {len(tx.wire)} bytes, the limit is {max_bytes}")
     return _check_chain(tx, chain_id)
