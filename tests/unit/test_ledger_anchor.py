@@ -14,6 +14,7 @@ from node.ledger.executor import Ledger, result_key
 from node.ledger.result import Rejection
 from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
+from tests.unit.ledger_helpers import execute_and_commit
 
 CHAIN = "test-chain"
 MEMBER_KEY = key_from_seed(b"\x01" * 32)
@@ -37,23 +38,8 @@ def digest(i: int) -> str:
 
 
 def run_block(store: MemoryChainStore, height: int, txs: list[Tx], prev: bytes = b"\0" * 32):
-    ledger = Ledger()
-    outcome = ledger.execute_block(
-        store,
-        BlockInfo(CHAIN, height, 1_000 * height, 0),
-        txs,
-        prev,
-        lambda h: store.tx_location(bytes.fromhex(h)) is not None,
-        genesis_members=MEMBERS if height == 1 else (),
-    )
-    store.commit_block(
-        height,
-        hashlib.sha256(str(height).encode()).digest(),
-        b"block",
-        [tx.hash_bytes for tx in txs],
-        outcome.writes,
-    )
-    return outcome
+    block = BlockInfo(CHAIN, height, 1_000 * height, 0)
+    return execute_and_commit(store, Ledger(), block, txs, prev, MEMBERS)
 
 
 def test_member_anchor_is_ok_and_queryable() -> None:

@@ -15,6 +15,7 @@ from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
 from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
+from tests.unit.ledger_helpers import execute_and_commit
 
 CHAIN = "test-chain"
 T0 = 1_740_787_200_000  # 2025-03-01T00:00:00Z
@@ -52,21 +53,8 @@ class Chain:
 
     def run(self, *txs: Tx) -> list[TxResult]:
         self.height += 1
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, self.height, T0 + 1000 * self.height, 0),
-            list(txs),
-            self.root,
-            lambda h: self.store.tx_location(bytes.fromhex(h)) is not None,
-            genesis_members=MEMBERS if self.height == 1 else (),
-        )
-        self.store.commit_block(
-            self.height,
-            hashlib.sha256(str(self.height).encode()).digest(),
-            b"block",
-            [tx.hash_bytes for tx in txs],
-            out.writes,
-        )
+        block = BlockInfo(CHAIN, self.height, T0 + 1000 * self.height, 0)
+        out = execute_and_commit(self.store, self.ledger, block, txs, self.root, MEMBERS)
         self.root = out.state_root
         return out.results
 

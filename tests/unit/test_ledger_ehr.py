@@ -16,6 +16,7 @@ from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
 from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
+from tests.unit.ledger_helpers import execute_and_commit, run_query
 
 CHAIN = "test-chain"
 HOSP_A = key_from_seed(b"\x01" * 32)
@@ -58,21 +59,8 @@ class Chain:
 
     def block(self, *txs: Tx) -> list[TxResult]:
         self.height += 1
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, self.height, self.time(self.height), 0),
-            list(txs),
-            self.root,
-            lambda h: self.store.tx_location(bytes.fromhex(h)) is not None,
-            genesis_members=MEMBERS if self.height == 1 else (),
-        )
-        self.store.commit_block(
-            self.height,
-            hashlib.sha256(str(self.height).encode()).digest(),
-            b"block",
-            [t.hash_bytes for t in txs],
-            out.writes,
-        )
+        block = BlockInfo(CHAIN, self.height, self.time(self.height), 0)
+        out = execute_and_commit(self.store, self.ledger, block, txs, self.root, MEMBERS)
         self.root = out.state_root
         self.roots.append(out.state_root)
         return out.results
@@ -89,10 +77,7 @@ class Chain:
         return BlockState(self.store)
 
     def query(self, path: str, params: dict[str, str] | None = None, **kw: str) -> Any:
-        for q in ehr.DOMAIN.queries:
-            if q.path == path:
-                return q.fn(self.state(), kw, params or {})
-        raise KeyError(path)
+        return run_query(ehr.DOMAIN, self.state(), path, kw, params)
 
 
 def enroll(key: str = P, by: Any = HOSP_A) -> Tx:

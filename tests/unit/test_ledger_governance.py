@@ -21,6 +21,7 @@ from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
 from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
+from tests.unit.ledger_helpers import execute_and_commit, run_query
 
 CHAIN = "gov-chain"
 T0 = 1_700_000_000_000
@@ -65,21 +66,8 @@ class Chain:
     def run(self, *txs: Tx, advance_ms: int = 1_000) -> list[TxResult]:
         self.height += 1
         self.time += advance_ms
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, self.height, self.time, 0),
-            list(txs),
-            self.root,
-            lambda h: self.store.tx_location(bytes.fromhex(h)) is not None,
-            genesis_members=self.members if self.height == 1 else (),
-        )
-        self.store.commit_block(
-            self.height,
-            hashlib.sha256(str(self.height).encode()).digest(),
-            b"block",
-            [t.hash_bytes for t in txs],
-            out.writes,
-        )
+        block = BlockInfo(CHAIN, self.height, self.time, 0)
+        out = execute_and_commit(self.store, self.ledger, block, txs, self.root, self.members)
         self.root = out.state_root
         return out.results
 
@@ -87,10 +75,7 @@ class Chain:
         return self.run(t, advance_ms=advance_ms)[0]
 
     def query(self, path: str, params: dict[str, str] | None = None, **match: str) -> Any:
-        for q in DOMAIN.queries:
-            if q.path == path:
-                return q.fn(BlockState(self.store), match, params or {})
-        raise KeyError(path)
+        return run_query(DOMAIN, BlockState(self.store), path, match, params)
 
     def member(self, member_id: str) -> Any:
         return self.query("/members/{member_id}", member_id=member_id)

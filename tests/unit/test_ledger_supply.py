@@ -3,7 +3,6 @@ every counterfeit rule (triggered and not), verification reason codes, alerts, e
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from node.ledger.supply import (
 )
 from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
+from tests.unit.ledger_helpers import execute_and_commit
 
 CHAIN = "test-chain"
 KEYS = {
@@ -67,22 +67,8 @@ class Net:
 
     def block(self, txs: list[Tx], time_ms: int | None = None) -> list[TxResult]:
         self.height += 1
-        h = self.height
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, h, time_ms or T0 + 1000 * h, 0),
-            txs,
-            self.root,
-            lambda x: self.store.tx_location(bytes.fromhex(x)) is not None,
-            genesis_members=MEMBERS if h == 1 else (),
-        )
-        self.store.commit_block(
-            h,
-            hashlib.sha256(str(h).encode()).digest(),
-            b"b",
-            [t.hash_bytes for t in txs],
-            out.writes,
-        )
+        block = BlockInfo(CHAIN, self.height, time_ms or T0 + 1000 * self.height, 0)
+        out = execute_and_commit(self.store, self.ledger, block, txs, self.root, MEMBERS)
         self.root = out.state_root
         return out.results
 

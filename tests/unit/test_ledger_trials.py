@@ -17,6 +17,7 @@ from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
 from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
+from tests.unit.ledger_helpers import execute_and_commit, run_query
 
 CHAIN = "test-chain"
 KEYS = {
@@ -104,21 +105,8 @@ class Chain:
 
     def block(self, *txs: Tx) -> list[TxResult]:
         self.height += 1
-        out = self.ledger.execute_block(
-            self.store,
-            BlockInfo(CHAIN, self.height, 1_000 * self.height, 0),
-            list(txs),
-            self.root,
-            lambda x: self.store.tx_location(bytes.fromhex(x)) is not None,
-            genesis_members=MEMBERS if self.height == 1 else (),
-        )
-        self.store.commit_block(
-            self.height,
-            hashlib.sha256(str(self.height).encode()).digest(),
-            b"block",
-            [t.hash_bytes for t in txs],
-            out.writes,
-        )
+        block = BlockInfo(CHAIN, self.height, 1_000 * self.height, 0)
+        out = execute_and_commit(self.store, self.ledger, block, txs, self.root, MEMBERS)
         self.root = out.state_root
         return out.results
 
@@ -145,10 +133,7 @@ class Chain:
         return rep
 
     def query(self, path: str, params: dict[str, str], query: dict[str, str] | None = None) -> Any:
-        for q in trials.DOMAIN.queries:
-            if q.path == path:
-                return q.fn(BlockState(self.store), params, query or {})
-        raise KeyError(path)
+        return run_query(trials.DOMAIN, BlockState(self.store), path, params, query)
 
 
 def registered() -> Chain:
