@@ -386,6 +386,24 @@ def _peer_info(node: Node, peer_id: bytes) -> dict[str, Any] | None:
     return None
 
 
+async def _dialer(c: Cluster, key: nacl.signing.SigningKey, target: Home) -> Transport:
+    """A started bare transport with ``key`` that dials ``target``'s p2p port (and
+    ignores what it receives): a hand-driven peer."""
+    dialer = Transport(
+        key,
+        c.chain_id,
+        HOST,
+        0,
+        allowed=lambda _peer: True,
+        on_frame=lambda _peer, _data: None,
+        backoff_base=0.05,
+        backoff_cap=0.5,
+    )
+    dialer.add_peer(target.node_id, f"{HOST}:{target.p2p}")
+    await dialer.start()
+    return dialer
+
+
 async def test_malformed_frame_from_authenticated_peer_is_dropped_and_penalised(
     make_cluster: Callable[..., Cluster], http: aiohttp.ClientSession
 ) -> None:
@@ -399,18 +417,7 @@ async def test_malformed_frame_from_authenticated_peer_is_dropped_and_penalised(
     target = c.homes[0]
     impostor_key = c.homes[3].node_key
     impostor_id = c.homes[3].node_id
-    attacker = Transport(
-        impostor_key,
-        c.chain_id,
-        HOST,
-        0,
-        allowed=lambda _peer: True,
-        on_frame=lambda _peer, _data: None,
-        backoff_base=0.05,
-        backoff_cap=0.5,
-    )
-    attacker.add_peer(target.node_id, f"{HOST}:{target.p2p}")
-    await attacker.start()
+    attacker = await _dialer(c, impostor_key, target)
     try:
         node0 = c.node(0)
         await wait_until(
@@ -466,18 +473,7 @@ async def test_handshake_with_unknown_key_is_refused(
     target = c.homes[0]
     stranger_key = nacl.signing.SigningKey.generate()
     stranger_id = bytes(stranger_key.verify_key)
-    stranger = Transport(
-        stranger_key,
-        c.chain_id,
-        HOST,
-        0,
-        allowed=lambda _peer: True,
-        on_frame=lambda _peer, _data: None,
-        backoff_base=0.05,
-        backoff_cap=0.5,
-    )
-    stranger.add_peer(target.node_id, f"{HOST}:{target.p2p}")
-    await stranger.start()
+    stranger = await _dialer(c, stranger_key, target)
     try:
         node0 = c.node(0)
         await wait_until(
