@@ -15,7 +15,7 @@ each, so every domain words the same mistake the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,15 @@ class Domain:
     name: str
     tx_types: tuple[TxType, ...]
     queries: tuple[Query, ...] = field(default=())
+
+
+def ids_after(state: BlockState, prefix: bytes, after: str) -> Iterator[tuple[str, Any]]:
+    """(id, value) of the keys under ``prefix`` in key order, those whose id (the key
+    after the prefix) sorts after ``after``: the ``after`` cursor of a paged list."""
+    for key, value in state.iter_prefix(prefix):
+        ident = key[len(prefix) :].decode()
+        if ident > after:
+            yield ident, value
 
 
 def int_param(query: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

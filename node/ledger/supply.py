@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query
+from node.ledger.domain import Domain, Query, ids_after
 from node.ledger.members import member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -737,10 +737,7 @@ def list_alerts(
     else:
         prefix = ALERT_PREFIX
     out: list[dict[str, Any]] = []
-    for key, value in state.iter_prefix(prefix):
-        aid = key[len(prefix) :].decode()
-        if aid <= after:
-            continue
+    for aid, value in ids_after(state, prefix, after):
         alert = value if prefix == ALERT_PREFIX else state.get(ALERT_PREFIX + aid.encode())
         if manufacturer is not None and alert["manufacturer"] != manufacturer:
             continue

@@ -34,12 +34,13 @@ and secondary).
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query, hex64_param, int_param
+from node.ledger.domain import Domain, Query, hex64_param, ids_after, int_param
 from node.ledger.members import member_key, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -728,26 +729,15 @@ def _query_list(
     limit = int_param(query, "limit", 100, 1, MAX_LIST)
     after = query.get("after", "")
     sponsor = query.get("sponsor")
-    trials: list[dict[str, Any]] = []
+    found: Iterator[dict[str, Any]]
     if sponsor is not None:
         if not MEMBER_ID.fullmatch(sponsor) or len(sponsor) > 64:
             raise Rejection("malformed", "sponsor must be a member id")
-        prefix = b"trialsponsor/" + sponsor.encode() + b"/"
-        for key, _ in state.iter_prefix(prefix):
-            trial_id = key[len(prefix) :].decode()
-            if trial_id <= after:
-                continue
-            if len(trials) >= limit:
-                break
-            trials.append(_summary(_load_trial(state, trial_id)))
+        index = ids_after(state, b"trialsponsor/" + sponsor.encode() + b"/", after)
+        found = (_load_trial(state, trial_id) for trial_id, _ in index)
     else:
-        for key, trial in state.iter_prefix(b"trial/"):
-            if key[len(b"trial/") :].decode() <= after:
-                continue
-            if len(trials) >= limit:
-                break
-            trials.append(_summary(trial))
-    return {"trials": trials}
+        found = (trial for _, trial in ids_after(state, b"trial/", after))
+    return {"trials": [_summary(trial) for trial in itertools.islice(found, limit)]}
 
 
 # ------------------------------------------------------------------ the domain
