@@ -134,21 +134,9 @@ def test_health_records_story(tmp_path: Path) -> None:
             "TREAT",
         )
         assert may["allowed"] is True and may["consent_id"] == consent
-        acc = hy_json(
-            "client",
-            "ehr",
-            "access",
-            "--api",
-            api_b,
-            "--key",
-            key_b,
-            "--record",
-            "rpt-001",
-            "--purpose",
-            "TREAT",
-            "--consent",
-            consent,
-        )
+        access = ("client", "ehr", "access", "--api", api_b, "--key", key_b,
+                  "--record", "rpt-001", "--purpose", "TREAT", "--consent", consent)  # fmt: skip
+        acc = hy_json(*access)
         assert acc["result"]["status"] == "ok", acc
 
         # the patient revokes; B's next access is rejected with the reason
@@ -164,22 +152,7 @@ def test_health_records_story(tmp_path: Path) -> None:
             consent,
         )
         assert rev["result"]["status"] == "ok", rev
-        denied = hy(
-            "client",
-            "ehr",
-            "access",
-            "--api",
-            api_b,
-            "--key",
-            key_b,
-            "--record",
-            "rpt-001",
-            "--purpose",
-            "TREAT",
-            "--consent",
-            consent,
-            ok=False,
-        )
+        denied = hy(*access, ok=False)  # the same access again
         assert denied.returncode == 1
         assert json.loads(denied.stdout)["result"]["code"] == "consent-revoked"
 
