@@ -22,6 +22,7 @@ import contextlib
 import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -420,7 +421,11 @@ class Node:
             fresh.append(tx)
         if not fresh:
             return
-        ok = verify_batch([tx.verify_item() for tx in fresh], executor=self._verify_exec)
+        # one frame's signatures in one verify thread (workers=1: verify_batch must not
+        # wait for chunks of the pool it runs in), not on the event loop
+        items = [tx.verify_item() for tx in fresh]
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._verify_exec, partial(verify_batch, items, workers=1))
         for tx, good in zip(fresh, ok, strict=True):
             if not good:
                 self.transport.penalise(peer, "gossiped a badly signed transaction")
