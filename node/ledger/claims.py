@@ -180,13 +180,6 @@ def _authorize_provider(ctx: ExecContext) -> None:
     _require(ctx, PROVIDER_ROLES)
 
 
-def _put(state: BlockState, key: bytes, value: Any) -> None:
-    """Store a value through the checked codec: running totals (a settlement row's
-    ``approved``) grow without bound, and a value past 64 bits must make this
-    transaction fail (``CodecError``, a rejection) rather than poison the row."""
-    state.put(key, value)
-
-
 _FROZEN: dict[bytes, Any] = {}
 
 
@@ -224,7 +217,9 @@ def _ledger_add(
     row["paid"] += paid
     row["outstanding"] = row["approved"] - row["paid"]
     row["claims"] += claims
-    _put(state, key, row)
+    # the totals grow without bound: one past 64 bits makes the codec refuse it
+    # (CodecError), and the executor rejects this transaction instead of the row
+    state.put(key, row)
 
 
 # ------------------------------------------------------------------ policy.publish
@@ -295,8 +290,8 @@ def _publish(ctx: ExecContext) -> dict[str, Any]:
         "evidence_required": body.get("evidence_required", False),
         "published": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
     }
-    _put(ctx.state, policy_key(body["policy_id"]), head)
-    _put(ctx.state, policy_version_key(body["policy_id"], version), record)
+    ctx.state.put(policy_key(body["policy_id"]), head)
+    ctx.state.put(policy_version_key(body["policy_id"], version), record)
     return {"policy_id": body["policy_id"], "version": version, "effective": effective}
 
 
@@ -326,7 +321,7 @@ def _enroll(ctx: ExecContext) -> dict[str, Any]:
             "height": ctx.block.height,
         }
     )
-    _put(ctx.state, key, entry)
+    ctx.state.put(key, entry)
     return {"coverage_id": body["coverage_id"], "policy_id": body["policy_id"]}
 
 
@@ -351,7 +346,7 @@ def _preauth_request(ctx: ExecContext) -> dict[str, Any]:
         "reason": None,
         "requested": {"height": ctx.block.height, "time": ctx.block.time_ms},
     }
-    _put(ctx.state, key, record)
+    ctx.state.put(key, record)
     return {"preauth_id": body["preauth_id"], "status": "requested"}
 
 
@@ -372,7 +367,7 @@ def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
     record["expires"] = body.get("expires")
     record["reason"] = body.get("reason")
     record["decided"] = {"height": ctx.block.height, "time": ctx.block.time_ms}
-    _put(ctx.state, key, record)
+    ctx.state.put(key, record)
     return {"preauth_id": body["preauth_id"], "status": record["status"]}
 
 
@@ -434,7 +429,7 @@ class _Adjudicator:
     def write_back(self) -> None:
         for policy_id, acc in self.accums.items():
             key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
-            _put(self.state, key, acc)
+            self.state.put(key, acc)
 
 
 def _price(item: dict[str, Any], policy: dict[str, Any], acc: dict[str, int]) -> dict[str, Any]:
@@ -627,8 +622,7 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
 
     adj.write_back()
     for dkey in dup_writes:
-        _put(
-            state,
+        state.put(
             dkey,
             {
                 "provider": provider,
@@ -674,9 +668,8 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         "flags": flags,
         "submitted": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
     }
-    _put(state, key, claim)
-    _put(
-        state,
+    state.put(key, claim)
+    state.put(
         claim_state_key(provider, body["claim_id"]),
         {
             "insurer": insurer,
@@ -686,7 +679,7 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
             "payments": [],
         },
     )
-    _put(state, insurer_index_key(insurer, provider, body["claim_id"]), decision)
+    state.put(insurer_index_key(insurer, provider, body["claim_id"]), decision)
     _ledger_add(state, provider, insurer, totals["benefit"], 0, 1)
     return {
         "claim_id": body["claim_id"],
@@ -729,8 +722,7 @@ def _settle(ctx: ExecContext) -> dict[str, Any]:
     pkey = payment_key(insurer, body["payment_ref"])
     if ctx.state.exists(pkey):
         raise Rejection("payment-exists", f"payment {body['payment_ref']} already recorded")
-    _put(
-        ctx.state,
+    ctx.state.put(
         pkey,
         {
             "payment_ref": body["payment_ref"],
@@ -747,7 +739,7 @@ def _settle(ctx: ExecContext) -> dict[str, Any]:
     st["payments"].append(
         {"payment_ref": body["payment_ref"], "amount": body["amount"], "status": "paid"}
     )
-    _put(ctx.state, key, st)
+    ctx.state.put(key, st)
     _ledger_add(ctx.state, body["provider"], insurer, 0, body["amount"])
     return {
         "claim_id": body["claim_id"],
@@ -772,12 +764,12 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
             raise Rejection("already-reversed", f"payment {body['payment_ref']} is reversed")
         payment["status"] = "reversed"
         payment["reason"] = body["reason"]
-        _put(state, pkey, payment)
+        state.put(pkey, payment)
         st["paid"] -= payment["amount"]
         for p in st["payments"]:
             if p["payment_ref"] == body["payment_ref"]:
                 p["status"] = "reversed"
-        _put(state, key, st)
+        state.put(key, st)
         _ledger_add(state, body["provider"], insurer, 0, -payment["amount"])
         return {
             "claim_id": body["claim_id"],
@@ -795,7 +787,7 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
             acc = state.get(akey)
             acc["deductible_met"] -= item["deductible"]
             acc["benefit"] -= item["benefit"]
-            _put(state, akey, acc)
+            state.put(akey, acc)
         dkey = duplicate_key(
             claim["patient"], claim["provider"], item["service_code"], item["service_date"]
         )
@@ -807,8 +799,8 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
             state.delete(dkey)
     st["status"] = "reversed"
     st["reversal"] = {"reason": body["reason"], "height": ctx.block.height}
-    _put(state, key, st)
-    _put(state, insurer_index_key(insurer, claim["provider"], claim["claim_id"]), "reversed")
+    state.put(key, st)
+    state.put(insurer_index_key(insurer, claim["provider"], claim["claim_id"]), "reversed")
     _ledger_add(state, claim["provider"], insurer, -st["benefit"], 0)
     return {"claim_id": body["claim_id"], "status": "reversed"}
 
