@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from node.sim import report
+from node.sim.cli import replay_command
 from node.sim.engine import Simulation
 from node.sim.scenario import Scenario
 
@@ -20,7 +21,7 @@ def seed_count(default: int) -> int:
 
 def replay(path: Path, seed: int) -> str:
     rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    return f"hygeia sim run {rel} --seed {seed}"
+    return replay_command(str(rel), seed)
 
 
 def check_seeds(path: Path, scenario: Scenario, seeds: range) -> None:
