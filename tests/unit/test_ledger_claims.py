@@ -677,8 +677,6 @@ def test_drug_not_dispensed_by_the_provider_is_flagged(serial: str, why: str) ->
 def test_real_ehr_record_is_valid_evidence_and_another_patients_is_not() -> None:
     """With node.ledger.ehr's record.anchor: the provider's record of the patient passes,
     a record of another patient is flagged."""
-    if not hasattr(ehr, "record_info"):
-        pytest.skip("node.ledger.ehr.record_info has not landed")
     chain = setup()
     for patient, rid in ((PATIENT, "rec-a"), (PATIENT2, "rec-b")):
         chain.ok(tx("h1", "patient.enroll", {"patient": patient}))
@@ -703,8 +701,6 @@ def test_real_ehr_record_is_valid_evidence_and_another_patients_is_not() -> None
 def test_real_supply_dispense_is_claimable_only_by_the_dispenser() -> None:
     """With node.ledger.supply: the pharmacy that dispensed a pack may claim it; the hospital
     claiming the same serial is flagged."""
-    if not hasattr(supply, "serial_info"):
-        pytest.skip("node.ledger.supply.serial_info has not landed")
     chain = setup(copay_bp=0, copay_fixed=0)
     packs = {"gtin": GTIN, "serials": ["SN1"]}
     chain.ok(tx("m1", "drug.commission", {**packs, "lot": "L1", "expiry": "271231"}))
