@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -47,7 +47,7 @@ from node.ledger.domain import QueryFn
 from node.ledger.executor import BlockOutcome, Ledger, result_key
 from node.ledger.result import Rejection
 from node.ledger.state import BlockState
-from node.mempool import Mempool, MempoolError
+from node.mempool import Mempool, MempoolError, MempoolTx
 from node.metrics import NodeMetrics
 from node.net.codes import CloseCode
 from node.net.transport import Transport
@@ -107,6 +107,12 @@ def health_reasons(
     if disk_free_bytes < min_free_disk_mib << 20:
         reasons.append(f"disk low: {disk_free_bytes >> 20} MiB free")
     return reasons
+
+
+def _gossip_frames(txs: Sequence[MempoolTx]) -> Iterator[bytes]:
+    """``TxsFrame``s carrying ``txs`` in order, ``GOSSIP_BATCH`` transactions each."""
+    for i in range(0, len(txs), GOSSIP_BATCH):
+        yield encode_frame(TxsFrame([tx.wire for tx in txs[i : i + GOSSIP_BATCH]]))
 
 
 class Node:
@@ -276,10 +282,8 @@ class Node:
         """A new link: our height, and every pending transaction (gossip goes once
         per link, and this link did not exist when they were admitted)."""
         self.transport.send(peer, self._status_frame())
-        pending = self.mempool.pending()
-        for i in range(0, len(pending), GOSSIP_BATCH):
-            batch = pending[i : i + GOSSIP_BATCH]
-            self.transport.send(peer, encode_frame(TxsFrame([tx.wire for tx in batch])))
+        for frame in _gossip_frames(self.mempool.pending()):
+            self.transport.send(peer, frame)
 
     def _on_peer_down(self, peer: bytes) -> None:
         self.sync.on_peer_down(peer)
@@ -439,9 +443,7 @@ class Node:
     async def _gossip_loop(self) -> None:
         while True:
             await asyncio.sleep(GOSSIP_INTERVAL_S)
-            txs = self.mempool.take_gossip()
-            for i in range(0, len(txs), GOSSIP_BATCH):
-                frame = encode_frame(TxsFrame([tx.wire for tx in txs[i : i + GOSSIP_BATCH]]))
+            for frame in _gossip_frames(self.mempool.take_gossip()):
                 self.transport.broadcast(frame)
 
     async def _status_loop(self) -> None:
