@@ -21,7 +21,8 @@ commit (see ``replica.py``, design (a) of PITFALLS.md).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -202,3 +203,14 @@ def encode_block(block: CommittedBlock) -> bytes:
 
 def decode_block(data: bytes) -> CommittedBlock:
     return _block_decoder.decode(data)
+
+
+# the message types that carry a signature
+Signed = TypeVar(
+    "Signed", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest
+)
+
+
+def sign_message(msg: Signed, sign: Callable[[bytes], bytes], chain_id: str) -> Signed:
+    """``msg`` with ``sig`` set to ``sign`` over its signing bytes on ``chain_id``."""
+    return msgspec.structs.replace(msg, sig=sign(msg.signing_bytes(chain_id)))

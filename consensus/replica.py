@@ -122,7 +122,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -153,8 +153,10 @@ from consensus.messages import (
     PreparedCert,
     PrePrepare,
     Proposal,
+    Signed,
     ViewChange,
     canonical,
+    sign_message,
 )
 from consensus.quorum import (
     CertificateError,
@@ -164,8 +166,6 @@ from consensus.quorum import (
 )
 
 NEVER = 1 << 62
-
-M = TypeVar("M", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest)
 
 
 def _digest_of(msg: Message) -> bytes:
@@ -515,8 +515,8 @@ class Replica:
         return out
 
     # ---------------------------------------------------------------- helpers
-    def _sign(self, msg: M) -> M:
-        return msgspec.structs.replace(msg, sig=self._signer.sign(msg.signing_bytes(self._chain)))
+    def _sign(self, msg: Signed) -> Signed:
+        return sign_message(msg, self._signer.sign, self._chain)
 
     def _slot(self, h: int) -> Slot:
         s = self._slots.get(h)

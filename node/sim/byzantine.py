@@ -26,7 +26,7 @@ import msgspec
 
 from consensus.config import ConsensusConfig
 from consensus.crypto import PayloadRules, Signer
-from consensus.messages import Commit, Message, Prepare, PrePrepare, Proposal
+from consensus.messages import Commit, Message, Prepare, PrePrepare, Proposal, sign_message
 from node.sim.scenario import ByzantineSpec
 
 _Vote = TypeVar("_Vote", PrePrepare, Prepare, Commit)
@@ -93,7 +93,7 @@ class Signing(Behaviour):
         self.signer = signer
 
     def sign(self, m: _Vote) -> _Vote:
-        return msgspec.structs.replace(m, sig=self.signer.sign(m.signing_bytes(self.chain_id)))
+        return sign_message(m, self.signer.sign, self.chain_id)
 
 
 class Equivocate(Signing):

@@ -27,9 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict, TypeVar, Unpack
-
-import msgspec
+from typing import TypedDict, Unpack
 
 from consensus.actions import (
     Action,
@@ -52,7 +50,9 @@ from consensus.messages import (
     PreparedCert,
     PrePrepare,
     Proposal,
+    Signed,
     ViewChange,
+    sign_message,
 )
 from consensus.replica import ChainTip, Replica
 from node.sim.crypto import KeyedHashScheme, SimPayloadRules
@@ -61,7 +61,6 @@ CHAIN_ID = "hygeia-unit"
 GENESIS_ROOT = hashlib.sha256(b"hygeia-unit/genesis").digest()
 
 Vote = PrePrepare | Prepare | Commit
-M = TypeVar("M", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest)
 
 
 def sha256(data: bytes) -> bytes:
@@ -453,11 +452,10 @@ class Craft:
         self.scheme = scheme
         self.rules = SimPayloadRules()
 
-    def sign(self, msg: M, as_: int | None = None) -> M:
+    def sign(self, msg: Signed, as_: int | None = None) -> Signed:
         """Sign ``msg`` with its sender's key (or ``as_``'s key)."""
         signer = self.scheme.signer(msg.sender if as_ is None else as_)
-        sig = signer.sign(msg.signing_bytes(self.config.chain_id))
-        return msgspec.structs.replace(msg, sig=sig)
+        return sign_message(msg, signer.sign, self.config.chain_id)
 
     def proposal(
         self, height: int, payload: tuple[bytes, ...], *, ts: int, proposer: int
