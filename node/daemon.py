@@ -137,6 +137,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
         self._stopped = asyncio.Event()
+        self._gossip_queued = asyncio.Event()  # set when the mempool queues a tx for gossip
         self.store: ChainStore | None = None
         self.driver: ConsensusDriver | None = None
         self._observer_queue: asyncio.Queue[CommittedBlock] = asyncio.Queue()
@@ -403,6 +404,8 @@ class Node:
         except MempoolError as err:
             raise ApiError(err.http_status, err.code, err.message) from None
         if new:
+            if gossip:
+                self._gossip_queued.set()
             self.rules.remember_verified(tx)
             if self.driver is not None:
                 self.driver.submit_request(tx.wire)
@@ -441,8 +444,11 @@ class Node:
                 self._admit(tx, gossip=peer not in self.validator_ids)
 
     async def _gossip_loop(self) -> None:
+        """Once something is queued, wait ``GOSSIP_INTERVAL_S`` to gather a batch, send it."""
         while True:
+            await self._gossip_queued.wait()
             await asyncio.sleep(GOSSIP_INTERVAL_S)
+            self._gossip_queued.clear()
             for frame in _gossip_frames(self.mempool.take_gossip()):
                 self.transport.broadcast(frame)
 
