@@ -1,11 +1,12 @@
 """The mempool: admitted, not yet committed transactions.
 
-Admission checks, in order, each with a stable error code: size, chain id,
-known type and valid body (the ledger's stateless check), signature, replay
-(already committed), duplicate (already here: idempotent, not an error),
-capacity — count and bytes, answering ``mempool-full`` (HTTP 503) instead of
-growing without bound — and a per-signer share, so that one busy or hostile
-signer cannot crowd the others out (fairness across signers).
+The node decodes a transaction and checks its chain id, type and body (the
+ledger's stateless check) and signature before it gets here (``node.daemon``).
+The mempool's own admission checks, in order, each with a stable error code:
+size, duplicate (already here: idempotent, not an error), replay (already
+committed), capacity — count and bytes, answering ``mempool-full`` (HTTP 503)
+instead of growing without bound — and a per-signer share, so that one busy
+or hostile signer cannot crowd the others out (fairness across signers).
 
 Transactions leave when committed (``remove_committed``). Each admitted
 transaction is queued once for gossip (``take_gossip``); the network layer
@@ -118,10 +119,6 @@ class Mempool:
             self._gossip.append(tx)
         return True
 
-    def get(self, tx_hash: str) -> MempoolTx | None:
-        entry = self._entries.get(tx_hash)
-        return entry.tx if entry else None
-
     def take_gossip(self) -> list[MempoolTx]:
         out, self._gossip = self._gossip, []
         return [tx for tx in out if tx.hash in self._entries]
@@ -143,5 +140,5 @@ class Mempool:
         return removed
 
     def pending(self) -> list[MempoolTx]:
-        """Oldest first (for re-feeding a restarted replica)."""
+        """Oldest first (gossiped to a peer when its link comes up)."""
         return [e.tx for e in self._entries.values()]
