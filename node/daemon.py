@@ -395,21 +395,21 @@ class Node:
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(self._verify_exec, tx.verify_signature):
             raise ApiError(400, "bad_signature", "signature does not verify for the signer")
-        self._admit(tx)
-        return tx.hash
-
-    def _admit(self, tx: Tx, *, gossip: bool = True) -> bool:
         try:
-            new = self.mempool.add(tx, self.clock(), gossip=gossip)
+            self._admit(tx)
         except MempoolError as err:
             raise ApiError(err.http_status, err.code, err.message) from None
-        if new:
-            if gossip:
-                self._gossip_queued.set()
-            self.rules.remember_verified(tx)
-            if self.driver is not None:
-                self.driver.submit_request(tx.wire)
-        return new
+        return tx.hash
+
+    def _admit(self, tx: Tx, *, gossip: bool = True) -> None:
+        """Into the mempool and the replica's queue (once); ``MempoolError`` if refused."""
+        if not self.mempool.add(tx, self.clock(), gossip=gossip):
+            return  # already here
+        if gossip:
+            self._gossip_queued.set()
+        self.rules.remember_verified(tx)
+        if self.driver is not None:
+            self.driver.submit_request(tx.wire)
 
     async def _on_gossiped_txs(self, peer: bytes, wires: list[bytes]) -> None:
         fresh: list[Tx] = []
@@ -437,7 +437,7 @@ class Node:
             if not good:
                 self.transport.penalise(peer, "gossiped a badly signed transaction")
                 continue
-            with contextlib.suppress(ApiError):  # full, replay: dropping gossip is fine
+            with contextlib.suppress(MempoolError):  # full, replay: dropping gossip is fine
                 # validators are a full mesh and the origin sends to each of them:
                 # passing a validator's gossip on would only triple the traffic;
                 # what a non-validator peer sends is passed on
