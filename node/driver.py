@@ -23,7 +23,7 @@ out all the actions they produced, in order, as one *round*:
 - ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
   handed to callbacks (sync manager, logs, metrics).
 
-Messages sent, refusals, view changes and evidence are counted in ``stats``
+Messages received and sent, refusals, view changes and evidence are counted in ``stats``
 (the admin ``/consensus``) and told to the hooks' ``observer`` as they happen
 (the node's Prometheus counters).
 
@@ -88,6 +88,7 @@ class DriverStats:
 class DriverObserver(Protocol):
     """Told of consensus events as they happen (``node.metrics.NodeMetrics``)."""
 
+    def message_in(self, kind: str) -> None: ...
     def message_out(self, kind: str, copies: int) -> None: ...
     def rejected(self, reason: str) -> None: ...
     def view_changed(self, view: int, cause: str) -> None: ...
@@ -96,6 +97,9 @@ class DriverObserver(Protocol):
 
 class NullObserver:
     """A ``DriverObserver`` that ignores everything."""
+
+    def message_in(self, kind: str) -> None:
+        pass
 
     def message_out(self, kind: str, copies: int) -> None:
         pass
@@ -153,6 +157,7 @@ class ConsensusDriver:
     def submit_message(self, msg: Message) -> None:
         name = type(msg).__name__
         self.stats.messages_in[name] = self.stats.messages_in.get(name, 0) + 1
+        self.hooks.observer.message_in(name)
         self._inputs.put_nowait(("msg", msg))
 
     def submit_request(self, wire: bytes) -> None:

@@ -185,13 +185,13 @@ class NodeMetrics:
             if result.status == "rejected":
                 self.ledger_rejections.labels(_tx_type(tx_wire), result.code).inc()
 
+    # the DriverObserver protocol (node/driver.py)
     def message_in(self, kind: str) -> None:
         child = self._in.get(kind)
         if child is None:
             child = self._in[kind] = self.consensus_in.labels(kind)
         child.inc()
 
-    # the DriverObserver protocol (node/driver.py)
     def message_out(self, kind: str, copies: int) -> None:
         child = self._out.get(kind)
         if child is None:
