@@ -315,7 +315,11 @@ def _check_schema(db: Database) -> None:
         )
 
 
-WRITE_BUFFER_BYTES = 64 << 20
+# LevelDB's memtable size. 4 MiB (the default) made compaction rewrite levels 1-2
+# over and over under load; 64 MiB (two of them while one flushes) pushed a busy
+# node's peak RSS past 300 MB once (330 MB); 32 MiB kept every node under 252 MB
+# at the same throughput (docs/benchmarks.md)
+WRITE_BUFFER_BYTES = 32 << 20
 
 
 def open_database(path: str | os.PathLike[str]) -> Database:
@@ -331,8 +335,6 @@ def open_database(path: str | os.PathLike[str]) -> Database:
             create_if_missing=True,
             paranoid_checks=True,
             bloom_filter_bits=10,
-            # fewer, larger level-0 files: the default 4 MiB buffer made compaction
-            # rewrite most of level 1-2 over and over under load (docs/benchmarks.md)
             write_buffer_size=WRITE_BUFFER_BYTES,
             # no Snappy: flushing a full 64 MiB memtable took ~2.7 s of a busy
             # core with it and ~0.5 s without, and that stall was the deepest dip
