@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from consensus import sizes
+
 
 @dataclass(frozen=True)
 class ConsensusConfig:
@@ -33,6 +35,10 @@ class ConsensusConfig:
     future_buffer_limit: int = 256
     # minimum spacing of NEW-VIEW pushes / requests to one peer
     resend_interval_ms: int = 1_000
+    # every replica tells the others its height this often (quiet networks)
+    status_interval_ms: int = 2_000
+    # no message the replica sends may be larger (the peer frame limit less headroom)
+    max_message_bytes: int = (4 << 20) - (64 << 10)
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -48,6 +54,26 @@ class ConsensusConfig:
             raise ValueError("consensus: pipeline_window must be in [1, watermark_window]")
         if self.batch_max_count < 1 or self.batch_max_bytes < 1:
             raise ValueError("consensus: batch limits must be positive")
+        if self.resend_interval_ms < 1 or self.status_interval_ms < 1:
+            raise ValueError("consensus: resend and status intervals must be positive")
+        self._check_message_sizes()
+
+    def _check_message_sizes(self) -> None:
+        """Refuse a configuration whose largest messages could not be sent."""
+        limit = self.max_message_bytes
+        pp = sizes.pre_prepare_bytes(self.chain_id, self.batch_max_count, self.batch_max_bytes)
+        if pp > limit:
+            raise ValueError(
+                f"consensus: a full batch makes a {pp}-byte PRE-PREPARE, above the "
+                f"{limit}-byte message limit: lower batch_max_bytes or raise the frame limit"
+            )
+        nv = sizes.new_view_bytes(self.chain_id, self.n, self.watermark_window)
+        if nv > limit:
+            raise ValueError(
+                f"consensus: with n = {self.n} and watermark_window = {self.watermark_window} "
+                f"a NEW-VIEW can reach {nv} bytes, above the {limit}-byte message limit: "
+                "lower watermark_window or raise the frame limit"
+            )
 
     @property
     def f(self) -> int:

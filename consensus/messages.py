@@ -67,6 +67,14 @@ class PrePrepare(msgspec.Struct, frozen=True, array_like=True, tag="pp"):
     def signing_bytes(self, chain_id: str) -> bytes:
         return canonical((DOMAIN, chain_id, "pp", self.view, self.proposal.digest(), self.sender))
 
+    def stripped(self) -> PrePrepare:
+        """The same signed pre-prepare without its payload (the signature does not
+        cover the payload; anyone re-attaches one that matches the payload root)."""
+        return msgspec.structs.replace(self, payload=())
+
+    def with_payload(self, payload: tuple[bytes, ...]) -> PrePrepare:
+        return msgspec.structs.replace(self, payload=payload)
+
 
 class Prepare(msgspec.Struct, frozen=True, array_like=True, tag="prepare"):
     view: int
@@ -109,13 +117,28 @@ class Checkpoint(msgspec.Struct, frozen=True, array_like=True, tag="checkpoint")
 
 
 class PreparedCert(msgspec.Struct, frozen=True, array_like=True):
-    """A pre-prepare and 2f matching prepares from distinct other replicas."""
+    """A pre-prepare and 2f matching prepares from distinct other replicas.
+
+    Inside a VIEW-CHANGE the pre-prepare is *stripped* (``payload == ()``): its
+    signature covers the proposal digest, not the payload, so the certificate
+    still proves what prepared while the message stays small.
+    """
 
     pre_prepare: PrePrepare
     prepares: tuple[Prepare, ...]
 
+    def stripped(self) -> PreparedCert:
+        if not self.pre_prepare.payload:
+            return self
+        return PreparedCert(self.pre_prepare.stripped(), self.prepares)
+
 
 class ViewChange(msgspec.Struct, frozen=True, array_like=True, tag="view_change"):
+    """A replica's vote to move to ``new_view``: its stable checkpoint with the
+    quorum proof, and its prepared certificates above it (pre-prepares stripped
+    of their payloads, exactly quorum-1 prepares each), so its size is bounded
+    by n and the watermark window whatever the transactions weigh."""
+
     new_view: int
     stable_height: int
     stable_root: bytes
@@ -137,6 +160,10 @@ class ViewChange(msgspec.Struct, frozen=True, array_like=True, tag="view_change"
 
 
 class NewView(msgspec.Struct, frozen=True, array_like=True, tag="new_view"):
+    """The new primary's proof of the view change (a quorum of VIEW-CHANGEs) and
+    its re-proposals, stripped of payloads (replicas fetch a missing payload
+    with ``PayloadRequest``)."""
+
     view: int
     view_changes: tuple[ViewChange, ...]
     pre_prepares: tuple[PrePrepare, ...]
@@ -159,7 +186,69 @@ class NewViewRequest(msgspec.Struct, frozen=True, array_like=True, tag="nv_reque
         return canonical((DOMAIN, chain_id, "nv_request", self.view, self.sender))
 
 
-Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | NewViewRequest
+class Status(msgspec.Struct, frozen=True, array_like=True, tag="status"):
+    """A replica's heartbeat: its view and the last height it delivered.
+
+    Sent every ``status_interval_ms`` and in answer to a peer that is behind,
+    so a replica that missed the last commits of a quiet network learns that
+    f+1 others are ahead and fetches the blocks (one of them is honest).
+    """
+
+    view: int
+    height: int
+    low: int
+    sender: int
+    sig: bytes = b""
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return canonical(
+            (DOMAIN, chain_id, "status", self.view, self.height, self.low, self.sender)
+        )
+
+
+class PayloadRequest(msgspec.Struct, frozen=True, array_like=True, tag="payload_req"):
+    """Ask a peer for the payload of the proposal with ``digest`` at ``height``
+    (NEW-VIEW re-proposals travel without their payloads)."""
+
+    height: int
+    digest: bytes
+    sender: int
+    sig: bytes = b""
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return canonical((DOMAIN, chain_id, "payload_req", self.height, self.digest, self.sender))
+
+
+class PayloadReply(msgspec.Struct, frozen=True, array_like=True, tag="payload"):
+    """A proposal and its payload. Self-certifying: the receiver checks the
+    proposal's digest against the one it asked for and the payload against
+    the proposal's payload root, so the signature only names the sender."""
+
+    proposal: Proposal
+    payload: tuple[bytes, ...]
+    sender: int
+    sig: bytes = b""
+
+    @property
+    def height(self) -> int:
+        return self.proposal.height
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return canonical((DOMAIN, chain_id, "payload", self.proposal.digest(), self.sender))
+
+
+Message = (
+    PrePrepare
+    | Prepare
+    | Commit
+    | Checkpoint
+    | ViewChange
+    | NewView
+    | NewViewRequest
+    | Status
+    | PayloadRequest
+    | PayloadReply
+)
 
 SIGNED_TYPES: tuple[type, ...] = (
     PrePrepare,
@@ -169,6 +258,9 @@ SIGNED_TYPES: tuple[type, ...] = (
     ViewChange,
     NewView,
     NewViewRequest,
+    Status,
+    PayloadRequest,
+    PayloadReply,
 )
 
 
@@ -207,7 +299,17 @@ def decode_block(data: bytes) -> CommittedBlock:
 
 # the message types that carry a signature
 Signed = TypeVar(
-    "Signed", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest
+    "Signed",
+    PrePrepare,
+    Prepare,
+    Commit,
+    Checkpoint,
+    ViewChange,
+    NewView,
+    NewViewRequest,
+    Status,
+    PayloadRequest,
+    PayloadReply,
 )
 
 

@@ -61,7 +61,8 @@ def verify_prepared_cert(
         raise CertificateError(f"{what}: proposal of another chain")
     if not verifier.verify(pp.sender, pp.signing_bytes(config.chain_id), pp.sig):
         raise CertificateError(f"{what}: bad pre-prepare signature")
-    if rules.payload_root(pp.payload) != pp.proposal.payload_root:
+    # a stripped pre-prepare (payload ()) proves the digest; a full one must match it
+    if pp.payload and rules.payload_root(pp.payload) != pp.proposal.payload_root:
         raise CertificateError(f"{what}: payload does not match its root")
     need = config.quorum - 1
     if len(cert.prepares) < need:
