@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from consensus import sizes
 
 
+# knobs each node chooses for itself: not part of genesis.json, not agreed on
+NODE_LOCAL_FIELDS = ("status_interval_ms", "max_message_bytes")
+
+
 @dataclass(frozen=True)
 class ConsensusConfig:
     chain_id: str
@@ -37,8 +41,9 @@ class ConsensusConfig:
     resend_interval_ms: int = 1_000
     # every replica tells the others its height this often (quiet networks)
     status_interval_ms: int = 2_000
-    # no message the replica sends may be larger (the peer frame limit less headroom)
-    max_message_bytes: int = (4 << 20) - (64 << 10)
+    # no message the replica sends may be larger: the peer frame limit less the
+    # frame's own overhead, set by the daemon and the simulator (0: not checked)
+    max_message_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -61,6 +66,8 @@ class ConsensusConfig:
     def _check_message_sizes(self) -> None:
         """Refuse a configuration whose largest messages could not be sent."""
         limit = self.max_message_bytes
+        if limit <= 0:
+            return
         pp = sizes.pre_prepare_bytes(self.chain_id, self.batch_max_count, self.batch_max_bytes)
         if pp > limit:
             raise ValueError(

@@ -8,6 +8,7 @@ simulator may pass a cheap keyed-hash stand-in so that large clusters run fast.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 
@@ -35,3 +36,31 @@ class PayloadRules(Protocol):
     def payload_valid(self, payload: tuple[bytes, ...]) -> bool:
         """False when a proposed payload holds a request no honest primary would propose."""
         ...
+
+
+class CachingVerifier:
+    """A ``Verifier`` that remembers signatures that checked out.
+
+    A replayed message, or a certificate seen again inside a VIEW-CHANGE or
+    NEW-VIEW, then costs a hash and a dict lookup instead of a signature
+    check. Only successes are kept (a flood of bad signatures cannot evict
+    good ones faster than the daemon disconnects its sender), at most
+    ``size`` of them, the oldest forgotten first. The key binds the validator,
+    the SHA-256 of the signed bytes and the signature.
+    """
+
+    def __init__(self, inner: Verifier, size: int = 16_384) -> None:
+        self._inner = inner
+        self._size = size
+        self._ok: dict[tuple[int, bytes, bytes], None] = {}
+
+    def verify(self, validator: int, data: bytes, sig: bytes) -> bool:
+        key = (validator, hashlib.sha256(data).digest(), sig)
+        if key in self._ok:
+            return True
+        if not self._inner.verify(validator, data, sig):
+            return False
+        self._ok[key] = None
+        if len(self._ok) > self._size:
+            del self._ok[next(iter(self._ok))]
+        return True

@@ -120,6 +120,8 @@ the same height and view with different digests are reported once as
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,7 +143,7 @@ from consensus.actions import (
     ViewChanged,
 )
 from consensus.config import ConsensusConfig
-from consensus.crypto import PayloadRules, Signer, Verifier
+from consensus.crypto import CachingVerifier, PayloadRules, Signer, Verifier
 from consensus.messages import (
     Checkpoint,
     Commit,
@@ -149,11 +151,14 @@ from consensus.messages import (
     Message,
     NewView,
     NewViewRequest,
+    PayloadReply,
+    PayloadRequest,
     Prepare,
     PreparedCert,
     PrePrepare,
     Proposal,
     Signed,
+    Status,
     ViewChange,
     canonical,
     sign_message,
@@ -166,6 +171,12 @@ from consensus.quorum import (
 )
 
 NEVER = 1 << 62
+# views remembered per (vote kind, sender) at one height; older ones are forgotten
+MAX_VOTE_VIEWS = 4
+# fully checked VIEW-CHANGEs remembered (a replayed one is not checked again)
+CHECKED_VIEW_CHANGES = 1_024
+# VIEW-CHANGEs for views below ours kept ready for peers still asking for them
+LOWER_VIEW_CHANGES = 4
 
 
 def _digest_of(msg: Message) -> bytes:
@@ -212,19 +223,34 @@ class StableRecord(msgspec.Struct, frozen=True, array_like=True):
 class ViewRecord(msgspec.Struct, frozen=True, array_like=True):
     view: int
     in_view_change: bool
+    # the last view the replica was in normally (records before this field: -1)
+    normal_view: int = -1
 
 
 _slot_decoder = msgspec.msgpack.Decoder(SlotRecord)
 _stable_decoder = msgspec.msgpack.Decoder(StableRecord)
 _view_decoder = msgspec.msgpack.Decoder(ViewRecord)
+_checkpoint_decoder = msgspec.msgpack.Decoder(Checkpoint)
 
 KEY_VIEW = b"view"
 KEY_STABLE = b"stable"
 SLOT_PREFIX = b"slot/"
+CHECKPOINT_PREFIX = b"ckpt/"
 
 
 def slot_key(height: int) -> bytes:
     return SLOT_PREFIX + height.to_bytes(8, "big")
+
+
+def checkpoint_key(height: int) -> bytes:
+    return CHECKPOINT_PREFIX + height.to_bytes(8, "big")
+
+
+def _weight(msg: Message) -> int:
+    """Rough bytes a buffered message holds (its payload plus the envelope)."""
+    if isinstance(msg, PrePrepare):
+        return 256 + sum(map(len, msg.payload))
+    return 256
 
 
 @dataclass
@@ -240,11 +266,18 @@ class Slot:
     # tallies: (view, digest) -> sender -> vote; any view (commits deliver passively)
     prepares: dict[tuple[int, bytes], dict[int, Prepare]] = field(default_factory=dict)
     commits: dict[tuple[int, bytes], dict[int, Commit]] = field(default_factory=dict)
-    # first vote per (kind, view, sender), for equivocation evidence
+    # first vote per (kind, view, sender), for equivocation evidence (pre-prepares
+    # stripped), and the views remembered per (kind, sender): at most MAX_VOTE_VIEWS
     first_votes: dict[tuple[str, int, int], Message] = field(default_factory=dict)
-    # payload candidates by digest (from pre-prepares of any view)
-    payloads: dict[bytes, PrePrepare] = field(default_factory=dict)
+    vote_views: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # full payloads by proposal digest: of the accepted, prepared or committed
+    # proposal, or of one f+1 replicas committed (never an unvoted one)
+    payloads: dict[bytes, tuple[Proposal, tuple[bytes, ...]]] = field(default_factory=dict)
     committed: CommittedBlock | None = None
+    # who may hold a payload we lack, and when we last asked
+    payload_hints: tuple[int, ...] = ()
+    payload_asked_at: int = -NEVER
+    payload_tries: int = 0
 
     def record(self) -> SlotRecord:
         if self.prepared is not None and self.prepared.pre_prepare is self.accepted:
@@ -271,13 +304,16 @@ class Replica:
         self.config = config
         self.me = me
         self._signer = signer
-        self._verifier = verifier
+        self._verifier = CachingVerifier(verifier)
         self._rules = rules
         self._chain = config.chain_id
+        self._empty_root = rules.payload_root(())
+        self._future_byte_limit = (config.pipeline_window + 1) * config.batch_max_bytes
         tip = tip or ChainTip(0, 0, b"")
 
         self._view = 0
         self._in_vc = False
+        self._normal_view = 0  # the last view we were in normally (not changing view)
         self._delivered = tip.height  # last height handed to the driver
         self._delivered_ts = tip.timestamp
         self._executed = tip.height
@@ -288,7 +324,9 @@ class Replica:
         self._slots: dict[int, Slot] = {}
         self._sync_blocks: dict[int, CommittedBlock] = {}
         self._checkpoints: dict[int, dict[int, Checkpoint]] = {}
+        self._own_checkpoints: dict[int, Checkpoint] = {}  # persisted, heights >= low
         self._future: dict[int, list[Message]] = {}
+        self._future_bytes: dict[int, int] = {}
         # requests
         # every known uncommitted request, oldest first, and those of them in no
         # proposal accepted in the current view (what a primary may batch)
@@ -313,6 +351,12 @@ class Replica:
         self._last_push: dict[int, int] = {}
         self._last_request: dict[int, int] = {}
         self._evidence_seen: dict[tuple[str, int, int, int], None] = {}
+        self._checked_vcs: dict[bytes, None] = {}
+        self._lower_vcs: dict[int, ViewChange] = {}
+        # peers' delivered heights (their Status); answers rate-limited per peer
+        self._peer_heights: dict[int, int] = {}
+        self._answered: dict[tuple[str, int, int], int] = {}
+        self._status_at = NEVER
         self._sync_target = 0
         self._sync_hints: tuple[int, ...] = ()
         self._sync_since = 0
@@ -381,11 +425,18 @@ class Replica:
         if raw is not None:
             vr = _view_decoder.decode(raw)
             self._view, self._in_vc = vr.view, vr.in_view_change
+            self._normal_view = vr.normal_view if vr.in_view_change else vr.view
         raw = records.get(KEY_STABLE)
         if raw is not None:
             st = _stable_decoder.decode(raw)
             self._low, self._stable_root, self._stable_proof = st.height, st.state_root, st.proof
         for key in sorted(records):
+            if key.startswith(CHECKPOINT_PREFIX):
+                cp = _checkpoint_decoder.decode(records[key])
+                if cp.height >= self._low and cp.sender == self.me:
+                    self._own_checkpoints[cp.height] = cp
+                    self._own_roots[cp.height] = cp.state_root
+                continue
             if not key.startswith(SLOT_PREFIX):
                 continue
             h = int.from_bytes(key[len(SLOT_PREFIX) :], "big")
@@ -397,13 +448,12 @@ class Replica:
             slot.accepted_view, slot.accepted = rec.accepted_view, accepted
             slot.prepared, slot.commit_view = rec.prepared, rec.commit_view
             if accepted is not None:
-                slot.payloads[accepted.proposal.digest()] = accepted
+                self._keep_payload(slot, accepted)
                 if rec.accepted_view == self._view:
                     self._last_proposed = max(self._last_proposed, h)
                     slot.prepare_sent_view = rec.accepted_view
             if rec.prepared is not None:
-                pp = rec.prepared.pre_prepare
-                slot.payloads.setdefault(pp.proposal.digest(), pp)
+                self._keep_payload(slot, rec.prepared.pre_prepare)
 
     # ------------------------------------------------------------ entry points
     def start(self, now: int) -> list[Action]:
@@ -411,14 +461,17 @@ class Replica:
         out: list[Action] = []
         self._view_entered_at = now
         self._last_progress = now
+        # tell the others where we are: those ahead answer, and we sync if f+1 are
+        self._broadcast_status(now, out)
         if self._in_vc:
             self._own_vc = self._make_view_change(self._view)
             self._vcs.setdefault(self._view, {})[self.me] = self._own_vc
-            self._vc_resend_at = now + self.config.resend_interval_ms
+            self._vc_resend_at = now + self._retransmit_interval()
             out.append(Broadcast(self._own_vc))
         else:
             for h in sorted(self._slots):
-                out.extend(self._resend_votes(self._slots[h]))
+                out.extend(self._resend_votes(self._slots[h], now))
+        self._resend_checkpoints(out)
         if self._executed < self._low:
             out.extend(self._need_sync(self._low, (), now))
         self._finish(now, out)
@@ -441,13 +494,18 @@ class Replica:
     def on_timer(self, now: int) -> list[Action]:
         out: list[Action] = []
         cfg = self.config
+        if now >= self._status_at:
+            self._broadcast_status(now, out)
         if self._in_vc:
             if now >= self._vc_quorum_at + self._timeout():
                 self._backoff += 1
                 self._start_view_change(self._view + 1, "new-view timeout", now, out)
             elif now >= self._vc_resend_at and self._own_vc is not None:
-                self._vc_resend_at = now + cfg.resend_interval_ms
+                # repeated at most every half timeout, so a lost VIEW-CHANGE is
+                # sent again before this replica could escalate past its view
+                self._vc_resend_at = now + self._retransmit_interval()
                 out.append(Broadcast(self._own_vc))
+                self._resend_checkpoints(out)
         else:
             if now >= self._progress_deadline():
                 self._backoff += 1
@@ -462,7 +520,11 @@ class Replica:
                 # often completes it well before a view change would
                 self._retransmit_at = now + self._retransmit_interval()
                 for h in sorted(self._slots):
-                    out.extend(self._resend_votes(self._slots[h]))
+                    out.extend(self._resend_votes(self._slots[h], now))
+                # a lost checkpoint quorum stalls the window for good unless
+                # repeated; a lost commit is repaired by peers that are ahead
+                self._resend_checkpoints(out)
+                self._broadcast_status(now, out)
         sync_due = now >= self._sync_asked_at + cfg.resend_interval_ms
         if self._sync_target > self._delivered and sync_due:
             out.extend(self._need_sync(self._sync_target, (), now, force=True))
@@ -493,7 +555,10 @@ class Replica:
         if height == self._low and self._stable_root and state_root != self._stable_root:
             out.append(Divergence(height, state_root, self._stable_root))
         if height % K == 0:
+            # persisted so that it can be repeated after a restart until stable
             cp = self._sign(Checkpoint(height, state_root, self.me))
+            self._own_checkpoints[height] = cp
+            out.append(Persist(((checkpoint_key(height), canonical(cp)),)))
             out.append(Broadcast(cp))
             self._add_checkpoint(cp, now, out)
         self._finish(now, out)
@@ -503,7 +568,7 @@ class Replica:
         """A block fetched by sync: delivered once its certificate checks out."""
         out: list[Action] = []
         h = block.height
-        if h <= self._delivered or h > self._delivered + 4 * self.config.watermark_window:
+        if h <= self._delivered or h > self._delivered + self.config.watermark_window:
             return out
         try:
             self._check_block(block)
@@ -528,7 +593,44 @@ class Replica:
         out.append(Persist(((slot_key(slot.height), canonical(slot.record())),)))
 
     def _persist_view(self, out: list[Action]) -> None:
-        out.append(Persist(((KEY_VIEW, canonical(ViewRecord(self._view, self._in_vc))),)))
+        record = ViewRecord(self._view, self._in_vc, self._normal_view)
+        out.append(Persist(((KEY_VIEW, canonical(record)),)))
+
+    def _may_answer(self, kind: str, peer: int, now: int, height: int = 0) -> bool:
+        """At most one answer of ``kind`` (about ``height``) to ``peer`` per resend interval."""
+        key = (kind, peer, height)
+        if now < self._answered.get(key, -NEVER) + self.config.resend_interval_ms:
+            return False
+        self._answered[key] = now
+        return True
+
+    def _is_full(self, pp: PrePrepare) -> bool:
+        """True unless ``pp`` was stripped of a non-empty payload."""
+        return bool(pp.payload) or pp.proposal.payload_root == self._empty_root
+
+    def _keep_payload(self, slot: Slot, pp: PrePrepare) -> None:
+        if self._is_full(pp):
+            slot.payloads.setdefault(pp.proposal.digest(), (pp.proposal, pp.payload))
+
+    def _with_payload(self, slot: Slot, pp: PrePrepare) -> PrePrepare | None:
+        """``pp`` with its payload, when we hold it (signatures do not cover it)."""
+        if self._is_full(pp):
+            return pp
+        got = slot.payloads.get(pp.proposal.digest())
+        return pp.with_payload(got[1]) if got is not None else None
+
+    def _broadcast_status(self, now: int, out: list[Action]) -> None:
+        self._status_at = now + self.config.status_interval_ms
+        out.append(Broadcast(self._status()))
+
+    def _status(self) -> Status:
+        return self._sign(Status(self._view, self._delivered, self._low, self.me))
+
+    def _resend_checkpoints(self, out: list[Action]) -> None:
+        """Repeat our checkpoints that are not stable yet (identical messages)."""
+        for h in sorted(self._own_checkpoints):
+            if h > self._low:
+                out.append(Broadcast(self._own_checkpoints[h]))
 
     def _timeout(self) -> int:
         cfg = self.config
@@ -620,7 +722,7 @@ class Replica:
             self._retransmit_at = NEVER
         self._was_waiting = waiting
         if self._in_vc:
-            at = min(self._vc_quorum_at + self._timeout(), self._vc_resend_at)
+            at = min(self._vc_quorum_at + self._timeout(), self._vc_resend_at, self._status_at)
         else:
             at = min(
                 self._progress_deadline(),
@@ -628,6 +730,7 @@ class Replica:
                 self._batch_deadline(),
                 self._retransmit_at,
                 self._relay_deadline(),
+                self._status_at,
             )
         if self._sync_target > self._delivered:
             at = min(at, self._sync_asked_at + self.config.resend_interval_ms)
@@ -678,13 +781,12 @@ class Replica:
         h = pp.height
         slot = self._slot(h)
         digest = pp.proposal.digest()
+        pp = self._with_payload(slot, pp) or pp
         slot.accepted_view, slot.accepted = pp.view, pp
-        slot.payloads[digest] = pp
+        self._keep_payload(slot, pp)
         self._last_proposed = max(self._last_proposed, h)
         self._last_proposed_ts = max(self._last_proposed_ts, pp.proposal.timestamp)
-        for req in pp.payload:
-            if self._unproposed.pop(self._rules.request_id(req), None) is not None:
-                self._unproposed_bytes -= len(req)
+        self._forget_requests(pp.payload)
         self._persist_slot(slot, out)
         first_vote = slot.prepare_sent_view < pp.view
         slot.prepare_sent_view = pp.view
@@ -697,6 +799,12 @@ class Replica:
             self._tally_prepare(prep, now, out)
         self._check_prepared(slot, now, out)
         self._try_deliver(now, out)
+
+    def _forget_requests(self, payload: tuple[bytes, ...]) -> None:
+        """Requests in a proposal we vote for are no longer ours to propose."""
+        for req in payload:
+            if self._unproposed.pop(self._rules.request_id(req), None) is not None:
+                self._unproposed_bytes -= len(req)
 
     # --------------------------------------------------------------- handlers
     def _view_gate(self, msg: Message, view: int, now: int, out: list[Action]) -> bool:
@@ -720,13 +828,16 @@ class Replica:
         if h > self._low + self.config.watermark_window:
             self._buffer(pp)
             return
+        if pp.view > self._view or (pp.view == self._view and self._in_vc):
+            self._view_gate(pp, pp.view, now, out)  # buffered, replayed in its view
+            return
         digest = pp.proposal.digest()
         slot = self._slot(h)
-        if self._conflict(slot, "pp", pp.view, pp.sender, pp, digest, out):
+        if not self._admit_vote(slot, "pp", pp.view, pp.sender, pp, digest, out):
             return
-        if pp.view < self._view:
+        if pp.view < self._view and self._payload_wanted(slot, digest):
             # too old to vote on, still a payload source for a commit certificate
-            slot.payloads.setdefault(digest, pp)
+            self._keep_payload(slot, pp)
             self._try_deliver(now, out)
         if not self._view_gate(pp, pp.view, now, out) or slot.accepted_view == pp.view:
             return
@@ -763,7 +874,7 @@ class Replica:
             return False
         return True
 
-    def _conflict(
+    def _admit_vote(
         self,
         slot: Slot,
         kind: str,
@@ -773,19 +884,50 @@ class Replica:
         digest: bytes,
         out: list[Action],
     ) -> bool:
-        """Record the first vote of its kind; True (and evidence) if ``msg`` conflicts."""
+        """Record the first vote of its kind per view; False when ``msg`` conflicts
+        with it (reported once as evidence) or is older than every view we keep.
+
+        Per (kind, sender) a slot remembers MAX_VOTE_VIEWS views, the newest: a
+        validator sending votes for thousands of views at one height costs a
+        bounded amount of memory, and honest replicas never need more (a height
+        stuck across more view changes cannot complete in the oldest views).
+        """
         key = (kind, view, sender)
         first = slot.first_votes.get(key)
         if first is None:
-            slot.first_votes[key] = msg
-            return False
+            views = slot.vote_views.setdefault((kind, sender), [])
+            if len(views) >= MAX_VOTE_VIEWS:
+                if view < views[0]:
+                    return False
+                self._forget_vote(slot, kind, views.pop(0), sender)
+            bisect.insort(views, view)
+            slot.first_votes[key] = msg.stripped() if isinstance(msg, PrePrepare) else msg
+            return True
         if _digest_of(first) == digest:
-            return False
+            return True
         ekey = (kind, view, slot.height, sender)
         if ekey not in self._evidence_seen:
             self._evidence_seen[ekey] = None
             out.append(Evidence(sender, first, msg))
-        return True
+        return False
+
+    @staticmethod
+    def _forget_vote(slot: Slot, kind: str, view: int, sender: int) -> None:
+        slot.first_votes.pop((kind, view, sender), None)
+        tallies = slot.prepares if kind == "prepare" else slot.commits if kind == "commit" else {}
+        for key in [k for k in tallies if k[0] == view]:
+            tallies[key].pop(sender, None)
+            if not tallies[key]:
+                del tallies[key]
+
+    def _payload_wanted(self, slot: Slot, digest: bytes) -> bool:
+        """Only payloads of proposals someone honest may commit are kept."""
+        if slot.accepted is not None and slot.accepted.proposal.digest() == digest:
+            return True
+        if slot.prepared is not None and slot.prepared.pre_prepare.proposal.digest() == digest:
+            return True
+        weak = self.config.weak_quorum
+        return any(d == digest and len(v) >= weak for (_view, d), v in slot.commits.items())
 
     def _on_prepare(self, msg: Prepare, now: int, out: list[Action]) -> None:
         if not self._in_window(msg.height):
@@ -795,7 +937,7 @@ class Replica:
             out.append(Rejected(msg.sender, "prepare-from-primary"))
             return
         slot = self._slot(msg.height)
-        if self._conflict(slot, "prepare", msg.view, msg.sender, msg, msg.digest, out):
+        if not self._admit_vote(slot, "prepare", msg.view, msg.sender, msg, msg.digest, out):
             return
         if not self._view_gate(msg, msg.view, now, out):
             return
@@ -834,7 +976,7 @@ class Replica:
             self._outside_window(msg, h)
             return
         slot = self._slot(h)
-        if self._conflict(slot, "commit", msg.view, msg.sender, msg, msg.digest, out):
+        if not self._admit_vote(slot, "commit", msg.view, msg.sender, msg, msg.digest, out):
             return
         if msg.view > self._view:
             self._note_higher_view(msg.sender, msg.view, now, out)
@@ -849,13 +991,16 @@ class Replica:
         if len(votes) >= self.config.weak_quorum:  # one honest replica committed it
             self._max_commit_height = max(self._max_commit_height, msg.height)
         if slot.committed is None and len(votes) >= self.config.quorum:
-            pp = slot.payloads.get(msg.digest)
-            if pp is None:
-                # committed elsewhere, but we never saw the payload: fetch the block
+            got = slot.payloads.get(msg.digest)
+            if got is None:
+                # committed elsewhere, but we never saw the payload: ask a voter
+                # for it, and fetch the block if that does not help in time
+                slot.payload_hints = tuple(sorted(votes))
+                self._request_payload(slot, msg.digest, now, out)
                 out.extend(self._need_sync(msg.height, tuple(sorted(votes)), now, urgent=False))
                 return
             cert = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
-            slot.committed = CommittedBlock(pp.proposal, pp.payload, cert)
+            slot.committed = CommittedBlock(got[0], got[1], cert)
             self._try_deliver(now, out)
             if msg.height > self._delivered + 1 and self._gap_below(msg.height):
                 # the others committed past heights we never saw: fetch them
@@ -904,15 +1049,18 @@ class Replica:
     def _complete_from_payloads(self, slot: Slot) -> None:
         for (_view, digest), votes in slot.commits.items():
             if len(votes) >= self.config.quorum and digest in slot.payloads:
-                pp = slot.payloads[digest]
+                proposal, payload = slot.payloads[digest]
                 cert = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
-                slot.committed = CommittedBlock(pp.proposal, pp.payload, cert)
+                slot.committed = CommittedBlock(proposal, payload, cert)
                 return
 
     # ---------------------------------------------------------- checkpoints
     def _on_checkpoint(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
-        if cp.height <= self._low or cp.height % self.config.checkpoint_interval:
+        if cp.height % self.config.checkpoint_interval:
+            out.append(Rejected(cp.sender, "checkpoint-height-not-interval"))
             return
+        if cp.height <= self._low:
+            return  # (a peer that missed the quorum says so in its Status)
         base = max(self._low, self._executed)
         if cp.height > base + 4 * self.config.watermark_window + self.config.checkpoint_interval:
             # far ahead: keep only a note that we may be behind
@@ -929,6 +1077,11 @@ class Replica:
             target = heights[self.config.weak_quorum - 1]
             hints = tuple(sorted(s for s, h in self._ahead.items() if h >= target))
             out.extend(self._need_sync(target, hints, now))
+
+    def _answer_checkpoint(self, peer: int, now: int, out: list[Action]) -> None:
+        own = self._own_checkpoints.get(self._low)
+        if own is not None and self._may_answer("checkpoint", peer, now):
+            out.append(Send(peer, own))
 
     def _add_checkpoint(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
         by_height = self._checkpoints.setdefault(cp.height, {})
@@ -968,15 +1121,22 @@ class Replica:
             if sh <= h:
                 del self._slots[sh]
                 records.append((slot_key(sh), None))
-        out.append(Persist(tuple(records)))
         for ch in [c for c in self._checkpoints if c <= h]:
             del self._checkpoints[ch]
         for rh in [r for r in self._own_roots if r < h]:
             del self._own_roots[rh]
+        for oh in [o for o in self._own_checkpoints if o < h]:
+            del self._own_checkpoints[oh]
+            records.append((checkpoint_key(oh), None))
+        for ekey in [e for e in self._evidence_seen if e[2] <= h]:
+            del self._evidence_seen[ekey]
+        for akey in [a for a in self._answered if a[0] == "payload" and a[2] <= h]:
+            del self._answered[akey]
         horizon = h - self.config.watermark_window
         if horizon > 0:
             for rid in [r for r, rh in self._recent_ids.items() if rh <= horizon]:
                 del self._recent_ids[rid]
+        out.append(Persist(tuple(records)))
         self._ahead = {s: ah for s, ah in self._ahead.items() if ah > h}
         if self._last_proposed < h:
             self._last_proposed = h
@@ -987,9 +1147,15 @@ class Replica:
 
     # ----------------------------------------------------------- buffering
     def _buffer(self, msg: Message) -> None:
+        """Keep ``msg`` for when its view or window comes, bounded per sender in
+        count and bytes (an honest sender is at most a pipeline ahead)."""
         queue = self._future.setdefault(msg.sender, [])
-        if len(queue) < self.config.future_buffer_limit:
+        weight = _weight(msg)
+        used = self._future_bytes.get(msg.sender, 0)
+        limit = self._future_byte_limit
+        if len(queue) < self.config.future_buffer_limit and used + weight <= limit:
             queue.append(msg)
+            self._future_bytes[msg.sender] = used + weight
 
     def _outside_window(self, msg: Message, h: int) -> None:
         if h > self._low + self.config.watermark_window:
@@ -999,6 +1165,7 @@ class Replica:
         if not self._future:
             return
         future, self._future = self._future, {}
+        self._future_bytes = {}
         for sender in sorted(future):
             for msg in future[sender]:
                 _HANDLERS[type(msg)](self, msg, now, out)
@@ -1009,7 +1176,7 @@ class Replica:
         for h in sorted(self._slots):
             cert = self._slots[h].prepared
             if h > self._low and cert is not None:
-                certs.append(cert)
+                certs.append(cert.stripped())
         vc = ViewChange(
             new_view, self._low, self._stable_root, self._stable_proof, tuple(certs), self.me
         )
@@ -1034,7 +1201,10 @@ class Replica:
 
     def _on_view_change(self, vc: ViewChange, now: int, out: list[Action]) -> None:
         if vc.new_view < self._view or (vc.new_view == self._view and not self._in_vc):
-            self._push_new_view(vc.sender, now, out)
+            if self._in_vc and vc.new_view > self._normal_view:
+                self._answer_view_change(vc.sender, vc.new_view, now, out)
+            else:
+                self._push_new_view(vc.sender, now, out)
             return
         if vc.new_view > self._view + 4 * self.config.n + 64:
             out.append(Rejected(vc.sender, "view-change-too-far"))
@@ -1044,7 +1214,7 @@ class Replica:
         except CertificateError as exc:
             out.append(Rejected(vc.sender, f"bad-view-change: {exc}"))
             return
-        self._vcs.setdefault(vc.new_view, {})[vc.sender] = vc
+        self._record_view_change(vc)
         # join rule: f+1 others want views above ours
         above: dict[int, int] = {}  # sender -> lowest view above ours it asks for
         for v in sorted(self._vcs):
@@ -1057,6 +1227,34 @@ class Replica:
             self._start_view_change(target, "joined f+1 view changes", now, out)
             return
         self._after_view_change_vote(vc.new_view, now, out)
+
+    def _record_view_change(self, vc: ViewChange) -> None:
+        """Keep per sender its VIEW-CHANGE for our view and its newest other one."""
+        for v in [v for v in self._vcs if v not in (vc.new_view, self._view)]:
+            if self._vcs[v].pop(vc.sender, None) is not None and not self._vcs[v]:
+                del self._vcs[v]
+        self._vcs.setdefault(vc.new_view, {})[vc.sender] = vc
+
+    def _answer_view_change(self, peer: int, view: int, now: int, out: list[Action]) -> None:
+        """A peer still collects VIEW-CHANGEs for ``view``, below the view we are
+        changing to (it missed ours, and we escalated past it): send it ours.
+
+        Safe: since we left ``_normal_view`` we prepared nothing (prepared
+        certificates change only in a normal view), so a VIEW-CHANGE for any
+        view above it tells the truth about every view below; and we never
+        join a view below ours, so it commits us to nothing. Without this answer,
+        n = 4 with one node down can wait forever: two replicas in view v with
+        two of the three votes they need, the third alone in v+1 (see above).
+        """
+        if not self._may_answer("view_change", peer, now):
+            return
+        vc = self._lower_vcs.get(view)
+        if vc is None:
+            vc = self._make_view_change(view)
+            self._lower_vcs[view] = vc
+            while len(self._lower_vcs) > LOWER_VIEW_CHANGES:
+                del self._lower_vcs[min(self._lower_vcs)]
+        out.append(Send(peer, vc))
 
     def _after_view_change_vote(self, view: int, now: int, out: list[Action]) -> None:
         if view != self._view or not self._in_vc:
@@ -1074,13 +1272,27 @@ class Replica:
             self._enter_view(nv, now, out, own=True)
 
     def _check_view_change(self, vc: ViewChange) -> None:
+        """Check every proof in ``vc`` (its own signature is checked by the caller).
+
+        Certificates must have exactly the shape an honest replica gives them
+        (quorum checkpoints, quorum-1 prepares, stripped pre-prepares), which
+        bounds the size of every VIEW-CHANGE and NEW-VIEW (``sizes.py``). A
+        VIEW-CHANGE that passed once is not checked again.
+        """
+        key = hashlib.sha256(vc.signing_bytes(self._chain)).digest() + vc.sig
+        if key in self._checked_vcs:
+            return
         cfg = self.config
-        if vc.stable_height % cfg.checkpoint_interval:
+        if vc.stable_height % cfg.checkpoint_interval or vc.stable_height < 0:
             raise CertificateError("stable height is not a checkpoint height")
         if vc.stable_height > 0:
+            if len(vc.checkpoint_proof) != cfg.quorum:
+                raise CertificateError(f"checkpoint proof of {len(vc.checkpoint_proof)} != quorum")
             verify_checkpoint_proof(
                 cfg, self._verifier, vc.stable_height, vc.stable_root, vc.checkpoint_proof
             )
+        elif vc.checkpoint_proof or vc.stable_root:
+            raise CertificateError("a proof for the genesis checkpoint")
         last = vc.stable_height
         for cert in vc.prepared:
             h = cert.pre_prepare.height
@@ -1088,8 +1300,15 @@ class Replica:
                 raise CertificateError(f"prepared certificate at height {h} out of order or range")
             if cert.pre_prepare.view >= vc.new_view:
                 raise CertificateError("prepared certificate from a view not below the new view")
+            if cert.pre_prepare.payload:
+                raise CertificateError(f"prepared certificate at height {h} carries a payload")
+            if len(cert.prepares) != cfg.quorum - 1:
+                raise CertificateError(f"prepared certificate at height {h}: not quorum-1 prepares")
             verify_prepared_cert(cfg, self._verifier, self._rules, cert)
             last = h
+        self._checked_vcs[key] = None
+        if len(self._checked_vcs) > CHECKED_VIEW_CHANGES:
+            del self._checked_vcs[next(iter(self._checked_vcs))]
 
     def _new_view_pre_prepares(
         self, view: int, vcs: tuple[ViewChange, ...], now: int
@@ -1105,14 +1324,12 @@ class Replica:
         for h in range(min_s + 1, max_s + 1):
             cert = chosen.get(h)
             if cert is not None:
-                proposal = cert.pre_prepare.proposal
-                payload = cert.pre_prepare.payload
+                proposal = cert.pre_prepare.proposal  # re-proposed without its payload
             else:
-                payload = ()
                 ts = max(now, prev_ts + 1)
-                proposal = Proposal(self._chain, h, ts, self.me, self._rules.payload_root(()))
+                proposal = Proposal(self._chain, h, ts, self.me, self._empty_root)
             prev_ts = proposal.timestamp
-            out.append(self._sign(PrePrepare(view, proposal, payload, self.me)))
+            out.append(self._sign(PrePrepare(view, proposal, (), self.me)))
         return tuple(out)
 
     @staticmethod
@@ -1147,7 +1364,7 @@ class Replica:
         if nv.sender != cfg.primary(nv.view):
             raise CertificateError("NEW-VIEW not from the view's primary")
         senders = [vc.sender for vc in nv.view_changes]
-        if len(set(senders)) != len(senders) or len(senders) < cfg.quorum:
+        if len(set(senders)) != len(senders) or len(senders) != cfg.quorum:
             raise CertificateError("NEW-VIEW needs a quorum of view changes from distinct replicas")
         for vc in nv.view_changes:
             if vc.new_view != nv.view:
@@ -1166,20 +1383,18 @@ class Replica:
                 raise CertificateError("NEW-VIEW pre-prepare of another view or sender")
             if not self._verifier.verify(pp.sender, pp.signing_bytes(self._chain), pp.sig):
                 raise CertificateError("NEW-VIEW pre-prepare badly signed")
+            if pp.payload:
+                raise CertificateError(f"NEW-VIEW re-proposal at {pp.height} carries a payload")
             cert = chosen.get(pp.height)
             if cert is not None:
-                if (
-                    pp.proposal != cert.pre_prepare.proposal
-                    or pp.payload != cert.pre_prepare.payload
-                ):
+                if pp.proposal != cert.pre_prepare.proposal:
                     raise CertificateError(f"NEW-VIEW changes the prepared value at {pp.height}")
             else:
                 p = pp.proposal
                 if (
-                    pp.payload
-                    or p.chain_id != self._chain
+                    p.chain_id != self._chain
                     or p.proposer != nv.sender
-                    or p.payload_root != self._rules.payload_root(())
+                    or p.payload_root != self._empty_root
                 ):
                     raise CertificateError(f"NEW-VIEW must propose an empty block at {pp.height}")
                 self._check_null_time(nv, pp, now)
@@ -1200,6 +1415,8 @@ class Replica:
         view = nv.view
         self._view = view
         self._in_vc = False
+        self._normal_view = view
+        self._lower_vcs.clear()
         self._view_entered_at = now
         self._vc_quorum_at = NEVER
         self._vc_resend_at = NEVER
@@ -1212,7 +1429,11 @@ class Replica:
         out.append(ViewChanged(view, "new view"))
         # adopt the highest stable checkpoint of the quorum
         best = max(nv.view_changes, key=lambda vc: (vc.stable_height, -vc.sender))
-        if best.stable_height > self._low:
+        own_root = self._own_roots.get(best.stable_height)
+        if best.stable_height > self._low and own_root not in (None, best.stable_root):
+            assert own_root is not None
+            out.append(Divergence(best.stable_height, own_root, best.stable_root))
+        elif best.stable_height > self._low:
             self._make_stable(
                 best.stable_height, best.stable_root, best.checkpoint_proof, now, out, replay=False
             )
@@ -1232,19 +1453,25 @@ class Replica:
         for slot in self._slots.values():
             if slot.accepted_view < view:
                 slot.accepted = None
+        _min_s, _max_s, chosen = self._select(nv.view_changes)
         for pp in nv.pre_prepares:
             h = pp.height
             if h <= self._low:
                 continue
             slot = self._slot(h)
-            slot.payloads.setdefault(pp.proposal.digest(), pp)
-            if (
-                slot.committed is not None
-                and slot.committed.proposal.digest() != pp.proposal.digest()
-            ):
+            digest = pp.proposal.digest()
+            if not own and not self._admit_vote(slot, "pp", view, nv.sender, pp, digest, out):
+                continue  # the primary proposed something else in this view too
+            if slot.committed is not None and slot.committed.proposal.digest() != digest:
                 out.append(Rejected(nv.sender, "new-view-conflicts-with-committed"))
                 continue
+            cert = chosen.get(h)
+            if cert is not None:
+                voters = (cert.pre_prepare.sender, *(p.sender for p in cert.prepares))
+                slot.payload_hints = tuple(sorted(set(voters)))
             self._accept_pre_prepare(pp, now, out, own=own, send=False)
+            if slot.accepted is not None and not self._is_full(slot.accepted):
+                self._request_payload(slot, digest, now, out)
         if own:
             # only now: a primary that crashed before persisting its re-proposals
             # could otherwise propose something else at those heights after restart
@@ -1320,20 +1547,104 @@ class Replica:
             raise CertificateError("payload does not match the payload root")
         verify_commit_certificate(self.config, self._verifier, p, block.certificate)
 
-    def _resend_votes(self, slot: Slot) -> list[Action]:
-        """After a restart: repeat (identical) votes of the current view."""
+    def _resend_votes(self, slot: Slot, now: int) -> list[Action]:
+        """Repeat (identical) votes of the current view for an undelivered height,
+        and ask for its payload if we still lack it."""
         out: list[Action] = []
         pp = slot.accepted
         if pp is None or slot.accepted_view != self._view or slot.height <= self._delivered:
             return out
         digest = pp.proposal.digest()
         if pp.sender == self.me:
-            out.append(Broadcast(pp))
+            full = self._with_payload(slot, pp)
+            if full is not None:
+                out.append(Broadcast(full))
         else:
             out.append(Broadcast(self._sign(Prepare(pp.view, slot.height, digest, self.me))))
         if slot.commit_view == self._view:
             out.append(Broadcast(self._sign(Commit(pp.view, slot.height, digest, self.me))))
+        if digest not in slot.payloads:
+            self._request_payload(slot, digest, now, out)
         return out
+
+    # ------------------------------------------------------------- payloads
+    def _request_payload(self, slot: Slot, digest: bytes, now: int, out: list[Action]) -> None:
+        """Ask f+1 replicas that voted for ``digest`` (one of them honest) for its
+        payload, other ones on each retry, at most once per resend interval."""
+        if digest in slot.payloads or now < slot.payload_asked_at + self.config.resend_interval_ms:
+            return
+        slot.payload_asked_at = now
+        peers = [p for p in slot.payload_hints if p != self.me]
+        if not peers:
+            peers = [p for p in range(self.config.n) if p != self.me]
+        k = min(self.config.weak_quorum, len(peers))
+        start = slot.payload_tries * k
+        slot.payload_tries += 1
+        req = self._sign(PayloadRequest(slot.height, digest, self.me))
+        for i in range(k):
+            out.append(Send(peers[(start + i) % len(peers)], req))
+
+    def _on_payload_request(self, req: PayloadRequest, now: int, out: list[Action]) -> None:
+        slot = self._slots.get(req.height)
+        if slot is None:
+            return
+        got = slot.payloads.get(req.digest)
+        block = slot.committed
+        if got is None and block is not None and block.proposal.digest() == req.digest:
+            got = (block.proposal, block.payload)
+        if got is not None and self._may_answer("payload", req.sender, now, req.height):
+            out.append(Send(req.sender, self._sign(PayloadReply(got[0], got[1], self.me))))
+
+    def _on_payload_reply(self, rep: PayloadReply, now: int, out: list[Action]) -> None:
+        h = rep.height
+        slot = self._slots.get(h)
+        if slot is None or h <= self._delivered or not self._in_window(h):
+            return
+        digest = rep.proposal.digest()
+        if digest in slot.payloads or not self._payload_wanted(slot, digest):
+            return
+        if (
+            rep.proposal.chain_id != self._chain
+            or len(rep.payload) > self.config.batch_max_count
+            or sum(map(len, rep.payload)) > self.config.batch_max_bytes
+            or self._rules.payload_root(rep.payload) != rep.proposal.payload_root
+            or not self._rules.payload_valid(rep.payload)
+        ):
+            out.append(Rejected(rep.sender, "bad-payload-reply"))
+            return
+        slot.payloads[digest] = (rep.proposal, rep.payload)
+        pp = slot.accepted
+        if pp is not None and pp.proposal.digest() == digest and not self._is_full(pp):
+            slot.accepted = pp.with_payload(rep.payload)
+            self._forget_requests(rep.payload)
+            self._persist_slot(slot, out)
+        self._try_deliver(now, out)
+
+    # --------------------------------------------------------------- status
+    def _on_status(self, st: Status, now: int, out: list[Action]) -> None:
+        """A peer's heartbeat. Once f+1 peers (one of them honest) are past our
+        height, fetch the blocks: consensus will not repeat them for us. A peer
+        behind us gets our status (it syncs once f+1 told it), a peer whose
+        stable checkpoint is behind ours our checkpoint, a peer in an older
+        view the NEW-VIEW."""
+        if st.height < 0 or st.low < 0:
+            out.append(Rejected(st.sender, "malformed-status"))
+            return
+        self._peer_heights[st.sender] = st.height
+        if st.view > self._view:
+            self._note_higher_view(st.sender, st.view, now, out)
+        elif st.view < self._view:
+            self._push_new_view(st.sender, now, out)
+        if st.height < self._delivered and self._may_answer("status", st.sender, now):
+            out.append(Send(st.sender, self._status()))
+        if st.low < self._low:
+            self._answer_checkpoint(st.sender, now, out)
+        weak = self.config.weak_quorum
+        ahead = sorted(self._peer_heights.values(), reverse=True)
+        if len(ahead) >= weak and ahead[weak - 1] > self._delivered:
+            target = ahead[weak - 1]
+            hints = tuple(sorted(p for p, h in self._peer_heights.items() if h >= target))
+            out.extend(self._need_sync(target, hints, now, urgent=False))
 
 
 _Handler = Callable[[Replica, Any, int, list[Action]], None]
@@ -1345,4 +1656,7 @@ _HANDLERS: dict[type, _Handler] = {
     ViewChange: Replica._on_view_change,
     NewView: Replica._on_new_view,
     NewViewRequest: Replica._on_new_view_request,
+    Status: Replica._on_status,
+    PayloadRequest: Replica._on_payload_request,
+    PayloadReply: Replica._on_payload_reply,
 }

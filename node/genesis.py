@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from consensus.config import ConsensusConfig
+from consensus.config import NODE_LOCAL_FIELDS, ConsensusConfig
 from node.codec import canonical_json
 from node.config import parse_host_port
 from node.ledger.members import ROLES
@@ -57,7 +57,9 @@ GENESIS_FIELDS: Final = ("chain_id", "genesis_time", "consensus", "validators", 
 VALIDATOR_FIELDS: Final = ("name", "node_key", "p2p")
 MEMBER_FIELDS: Final = ("id", "name", "roles", "keys")
 CONSENSUS_KNOBS: Final = tuple(
-    f.name for f in dataclasses.fields(ConsensusConfig) if f.name not in ("chain_id", "n")
+    f.name
+    for f in dataclasses.fields(ConsensusConfig)
+    if f.name not in ("chain_id", "n", *NODE_LOCAL_FIELDS)
 )
 MAX_GENESIS_BYTES: Final = 16 << 20
 MAX_CHAIN_ID_LEN: Final = 128

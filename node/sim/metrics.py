@@ -13,8 +13,11 @@ from consensus.messages import (
     Commit,
     NewView,
     NewViewRequest,
+    PayloadReply,
+    PayloadRequest,
     Prepare,
     PrePrepare,
+    Status,
     ViewChange,
 )
 
@@ -26,6 +29,9 @@ MESSAGE_NAMES: dict[type, str] = {
     ViewChange: "view_change",
     NewView: "new_view",
     NewViewRequest: "new_view_request",
+    Status: "status",
+    PayloadRequest: "payload_request",
+    PayloadReply: "payload_reply",
 }
 SYNC_REQUEST = "sync_request"
 SYNC_RESPONSE = "sync_response"

@@ -51,6 +51,7 @@ from consensus.messages import (
     PrePrepare,
     Proposal,
     Signed,
+    Status,
     ViewChange,
     sign_message,
 )
@@ -178,6 +179,7 @@ class Node:
     # every vote that left the node (carried-out Broadcast/Send), in order
     votes: list[Vote] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
+    statuses: list[Status] = field(default_factory=list)
     # informational actions: Evidence, Divergence, NeedSync, ViewChanged, Rejected
     events: list[Action] = field(default_factory=list)
     # the same with the virtual time they happened at
@@ -210,6 +212,9 @@ class Cluster:
         self._crash_budget: dict[int, int] = {}
         # serve NeedSync from a peer's chain at the end of each ``run`` round
         self.auto_sync = False
+        # Status heartbeats are kept out of the queue and ``sent`` unless a test
+        # asks for them (tests written before them count messages exactly)
+        self.deliver_status = False
         self._sync_due: dict[int, None] = {}
         self._depth: dict[int, int] = {}
         self.nodes = [Node(i, self._make(i, None, None)) for i in range(n)]
@@ -264,6 +269,11 @@ class Cluster:
             node.trace.append((call_id, a))
             if isinstance(a, Persist):
                 persist(node.records, a)
+            elif isinstance(a, Broadcast | Send) and isinstance(a.message, Status):
+                node.statuses.append(a.message)
+                if self.deliver_status:
+                    dsts = [a.to] if isinstance(a, Send) else range(self.config.n)
+                    self.queue.extend(Envelope(i, j, a.message) for j in dsts if j != i)
             elif isinstance(a, Broadcast):
                 node.votes.extend(votes_in(a, i))
                 node.sent.append(a.message)
@@ -506,7 +516,8 @@ class Craft:
         stable: tuple[int, bytes, tuple[Checkpoint, ...]] = (0, b"", ()),
     ) -> ViewChange:
         h, root, proof = stable
-        m = self.sign(ViewChange(new_view, h, root, proof, prepared, sender))
+        stripped = tuple(c.stripped() for c in prepared)  # as a replica sends them
+        m = self.sign(ViewChange(new_view, h, root, proof, stripped, sender))
         assert isinstance(m, ViewChange)
         return m
 
@@ -537,7 +548,7 @@ class Craft:
         for h in range(min_s + 1, max(best, default=min_s) + 1):
             if h in best:
                 old = best[h].pre_prepare
-                pp = PrePrepare(view, old.proposal, old.payload, p)
+                pp = PrePrepare(view, old.proposal, (), p)  # re-proposed without payload
             else:
                 pp = PrePrepare(view, self.proposal(h, (), ts=h, proposer=p), (), p)
             signed = self.sign(pp)

@@ -69,17 +69,19 @@ def _prepared_then_primary_lost() -> Cluster:
 
 def test_prepared_value_is_reproposed_with_the_same_digest() -> None:
     """A value prepared at height 1 in view 0 reappears in NEW-VIEW(1) as the
-    identical proposal (same digest, payload, timestamp and proposer), and that
-    is what commits at height 1."""
+    identical proposal (same digest, timestamp and proposer; the payload stays
+    behind, the replicas have it), and that is what commits at height 1, with
+    the original payload."""
     c = _prepared_then_primary_lost()
     original = next(m for m in c.nodes[0].sent if isinstance(m, PrePrepare))
     (nv,) = [m for m in c.nodes[1].sent if isinstance(m, NewView)]
     assert [pp.height for pp in nv.pre_prepares] == [1]
     re = nv.pre_prepares[0]
     assert (re.view, re.sender) == (1, 1)
-    assert re.proposal == original.proposal and re.payload == original.payload
+    assert re.proposal == original.proposal and re.payload == ()
     for i in (1, 2, 3):
         assert c.nodes[i].blocks[0].proposal.digest() == original.proposal.digest()
+        assert c.nodes[i].blocks[0].payload == original.payload
     c.assert_agreement()
 
 
@@ -366,7 +368,7 @@ def _new_view_with_null_block(s: Solo, null_ts: int) -> tuple[NewView, PrePrepar
     vcs = (c.view_change(1, 0), c.view_change(1, 1, certs), c.view_change(1, 2))
     null = c.sign(PrePrepare(1, c.proposal(2, (), ts=null_ts, proposer=1), (), 1))
     assert isinstance(null, PrePrepare)
-    pps = tuple(c.sign(PrePrepare(1, pp.proposal, pp.payload, 1)) for pp in (pp1, pp3))
+    pps = tuple(c.sign(PrePrepare(1, pp.proposal, (), 1)) for pp in (pp1, pp3))
     nv = c.new_view(1, vcs, (pps[0], null, pps[1]))
     return nv, null
 
