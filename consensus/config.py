@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from consensus import sizes
 
-
 # knobs each node chooses for itself: not part of genesis.json, not agreed on
 NODE_LOCAL_FIELDS = ("status_interval_ms", "max_message_bytes")
 
