@@ -49,15 +49,33 @@ f+1 replicas, at least one honest.
 
 Checkpoints and watermarks
 --------------------------
-After executing height h with h % K == 0 the replica broadcasts CHECKPOINT(h,
-state root). A quorum of matching checkpoints is a stable checkpoint: the low
-watermark moves to h, the high watermark to h + L, and everything at or
-below h is garbage-collected (memory and persisted records). A replica whose
-own root differs emits ``Divergence``. A replica that sees a stable
-checkpoint (or f+1 checkpoints) beyond what it executed emits ``NeedSync``; the
-driver fetches certified blocks and feeds ``on_committed_block``. Messages
-for heights beyond the high watermark are buffered (bounded per sender) and
-replayed when the window moves, instead of dropped (Fabric #1119).
+After executing height h with h % K == 0 the replica persists and broadcasts
+CHECKPOINT(h, state root). A quorum of matching checkpoints is a stable
+checkpoint: the low watermark moves to h, the high watermark to h + L, and
+everything below h is garbage-collected (memory and persisted records). A
+replica whose own root differs emits ``Divergence``. A replica that sees a
+stable checkpoint (or f+1 checkpoints) beyond what it executed emits
+``NeedSync``; the driver fetches certified blocks and feeds
+``on_committed_block``. Messages for heights beyond the high watermark are
+buffered (bounded per sender in count and bytes) and replayed when the window
+moves, instead of dropped (Fabric #1119).
+
+Its own checkpoints above the stable one are repeated (identical messages):
+on start, and on every resend tick while it waits for progress or changes
+view. A peer whose Status shows a stable checkpoint below ours gets ours.
+
+Status heartbeats
+-----------------
+Every ``status_interval_ms``, on start and on each resend tick, a replica
+broadcasts STATUS(view, delivered height, low watermark). A replica that
+hears of f+1 peers at or above a height it has not delivered fetches the
+blocks (``NeedSync``, hinted with those peers; one of them is honest, so a
+lie needs f+1 liars). It answers a peer that is behind with its own STATUS,
+a peer in an older view with its NEW-VIEW, a peer with an older stable
+checkpoint with its checkpoint. Consensus never repeats votes for delivered
+heights, so this is how a replica that missed the last commits of a quiet
+network, or restarted after the load stopped, catches up, without a view
+change (while it syncs, a view change waits two timeouts).
 
 View change
 -----------
@@ -83,15 +101,37 @@ instead of racing ahead, which is what caused view-change storms elsewhere
 (Fabric #917, Indy Plenum #1488). A replica joins a view change as soon as f+1
 others ask for views above its own: it moves to the smallest of them.
 
-The primary of v+1 with a quorum of VIEW-CHANGEs sends NEW-VIEW: the
-quorum (lowest senders first), and for each height between the highest stable
-checkpoint min-s in it and the highest prepared height max-s, the proposal of
-the prepared certificate of the highest view, or an empty (null) proposal if
-none was prepared. Every replica recomputes the same selection from the
-VIEW-CHANGEs in the message and accepts only an exact match. Safety: a value
-committed at h was prepared by a quorum, of which f+1 honest replicas keep
-the certificate (it is persisted) until h is below a stable checkpoint; every
-view-change quorum contains one of them, so NEW-VIEW re-proposes that value.
+A replica in a view change repeats its VIEW-CHANGE every resend interval,
+at most every half timeout, so a lost one goes out again before it could
+escalate. A replica changing view to v that receives VIEW-CHANGE(v') with
+normal view < v' < v (a peer still collecting votes for a view it has left)
+answers with its own VIEW-CHANGE(v'): it prepared nothing since its last
+normal view (prepared certificates change only in a normal view), so that
+message tells the truth about every view below v', and it never enters a view
+below its own, so it commits it to nothing.
+
+The primary of v+1 with a quorum of VIEW-CHANGEs sends NEW-VIEW: exactly a
+quorum of them (lowest senders first), and for each height between the
+highest stable checkpoint min-s in it and the highest prepared height max-s,
+the proposal of the prepared certificate of the highest view, or an empty
+(null) proposal if none was prepared. Every replica recomputes the same
+selection from the VIEW-CHANGEs in the message and accepts only an exact
+match. Safety: a value committed at h was prepared by a quorum, of which f+1
+honest replicas keep the certificate (it is persisted) until h is below a
+stable checkpoint; every view-change quorum contains one of them, so NEW-VIEW
+re-proposes that value.
+
+Neither message carries payloads: certificates hold *stripped* pre-prepares
+(the signature covers the proposal digest, which covers the payload root),
+exactly quorum-1 prepares and exactly quorum checkpoints, and anything else
+is refused. So a VIEW-CHANGE holds at most L certificates of fixed size and
+a NEW-VIEW a quorum of those plus L headers, whatever the transactions weigh;
+``ConsensusConfig`` refuses a configuration whose worst case exceeds the
+frame limit (``sizes.py``). A replica that accepts a re-proposal whose
+payload it lacks votes for it (a quorum prepared it, f+1 honest replicas
+hold the payload) and asks f+1 of the replicas that prepared it with
+PAYLOAD-REQUEST; a PAYLOAD-REPLY is checked against the digest and payload
+root. Committing needs the payload; voting does not.
 
 A replica learns the current view from its peers: it pushes its NEW-VIEW to a
 peer that sends it messages of an older view, and asks for it
@@ -113,9 +153,46 @@ messages), so a whole-network restart continues where it stopped.
 
 Evidence
 --------
-Two validly signed PRE-PREPAREs, PREPAREs or COMMITs from one validator for
-the same height and view with different digests are reported once as
-``Evidence``. Iteration everywhere is over dicts or sorted lists, never sets.
+Two validly signed PRE-PREPAREs (including a NEW-VIEW's re-proposals),
+PREPAREs or COMMITs from one validator for the same height and view with
+different digests are reported once as ``Evidence``. Iteration everywhere is
+over dicts or sorted lists, never sets.
+
+Memory per peer
+---------------
+Whatever a validator sends, what the replica keeps for it is bounded:
+per height inside the window at most MAX_VOTE_VIEWS views per vote kind
+(older views are forgotten; pre-prepares kept stripped), payloads only of
+proposals someone honest may commit (accepted, prepared, or f+1 commits),
+buffered future messages bounded in count and bytes, one status, at most two
+VIEW-CHANGEs (for our view and its newest other), one entry of each
+rate-limited answer, evidence keys until the next stable checkpoint. Verified
+signatures and fully checked VIEW-CHANGEs are cached (bounded), so a replayed
+heavy message costs a hash.
+
+Why the cluster cannot halt for good
+------------------------------------
+Assume that after time T all messages between the honest replicas (at least
+a quorum of them) are delivered within a bound, and requests are pending.
+
+1. *The window moves.* Every honest replica that executed a checkpoint height
+   above its stable one repeats its checkpoint each resend tick while it waits;
+   honest replicas agree on the root, so each receives a quorum and the
+   checkpoint becomes stable everywhere. A replica that already made it
+   stable answers the others' Status with its checkpoint. Nothing that is
+   needed for a checkpoint lives only in memory: own checkpoints are persisted.
+2. *The views meet.* An honest replica in a view change repeats its
+   VIEW-CHANGE; one that is in a view above a peer's answers the peer's
+   VIEW-CHANGE with its own for the peer's view, so every honest replica
+   collecting votes for a view v gets them from every honest replica that left
+   the last normal view below v. Once a quorum is in view change for v, the
+   f+1 join rule brings the rest; the primary of v (or, after a timeout that
+   doubles each time, of v+1, ...) sends NEW-VIEW, and a replica in an older
+   view is pushed it. Timeouts double until they exceed the delivery bound,
+   and an honest primary is reached within f+1 views.
+3. *Nobody stays behind.* A replica that missed commits learns from the
+   Status of f+1 peers that it is behind and fetches the certified blocks;
+   while it syncs it does not blame the primary.
 """
 
 from __future__ import annotations
