@@ -63,7 +63,7 @@ from node.sim.metrics import MESSAGE_NAMES, SYNC_REQUEST, SYNC_RESPONSE, Metrics
 from node.sim.network import Network
 from node.sim.node import SimNode
 from node.sim.replicas import ReplicaKit, real_kit
-from node.sim.scenario import Scenario
+from node.sim.scenario import Fault, Scenario, droppable_messages
 from node.sim.store import DurableStore
 from node.sim.workload import Workload
 
@@ -130,10 +130,17 @@ class Simulation:
             self.verifier,
             self.rules,
             liveness_after=scenario.last_fault_end(),
-            liveness_bound=scenario.liveness_bound_ms,
+            liveness_bound=scenario.liveness_bound(),
             liveness_nodes=self.live_targets,
             liveness_applicable=scenario.liveness_applicable(self.config.f),
+            honest=[i for i in range(n) if i not in byz],
+            stop_at_height=scenario.stop_at_height,
+            quiescent=bool(scenario.workload.stop_ms or scenario.workload.max_txs),
         )
+        # drop faults in force; _cut[src][dst]: message names lost on that link
+        self._drops: list[Fault] = []
+        self._cut: list[list[frozenset[str]]] | None = None
+        self._recheck_at = -1
         self._target_set = frozenset(self.live_targets)
         self._reached = 0
         self._check_done = False
@@ -155,11 +162,45 @@ class Simulation:
                 self.call_at(f.at_ms, partial(self.crash, node))
                 if f.end_ms is not None:
                     self.call_at(f.end_ms, partial(self.restart, node))
+            elif f.kind == "drop":
+                self.call_at(f.at_ms, partial(self._set_drop, f, True))
+                if f.end_ms is not None:
+                    self.call_at(f.end_ms, partial(self._set_drop, f, False))
             else:
                 groups = f.groups
                 self.call_at(f.at_ms, partial(self.network.partition, groups))
                 if f.end_ms is not None:
                     self.call_at(f.end_ms, self.network.heal)
+
+    def _set_drop(self, fault: Fault, on: bool) -> None:
+        if on:
+            self._drops.append(fault)
+        else:
+            self._drops.remove(fault)
+        if not self._drops:
+            self._cut = None
+            return
+        n = self.n
+        cut: list[list[set[str]]] = [[set() for _ in range(n)] for _ in range(n)]
+        for f in self._drops:
+            names = f.messages or droppable_messages()
+            for src in f.src or range(n):
+                for dst in f.dst or range(n):
+                    cut[src][dst].update(names)
+        self._cut = [[frozenset(x) for x in row] for row in cut]
+
+    def _link(self, name: str) -> Callable[[int, int], tuple[int, ...]]:
+        """``network.delays``, or while a drop fault is in force one that loses
+        messages called ``name`` on the links it cuts."""
+        cut = self._cut
+        delays = self.network.delays
+        if cut is None:
+            return delays
+
+        def cut_delays(src: int, dst: int) -> tuple[int, ...]:
+            return () if name in cut[src][dst] else delays(src, dst)
+
+        return cut_delays
 
     def _schedule_workload(self) -> None:
         w = self.scenario.workload
@@ -172,6 +213,7 @@ class Simulation:
     def _open_arrival(self, k: int) -> None:
         wl = self.workload
         if wl.exhausted(self.now):
+            self._check_done = True  # a quiescent run may be over
             return
         self._submit(wl.new_tx(self.now))
         if self.scenario.workload.arrival == "fixed":
@@ -183,10 +225,13 @@ class Simulation:
     def _client_tx(self, client: int) -> None:
         if not self.workload.exhausted(self.now):
             self._submit(self.workload.new_tx(self.now, client))
+        else:
+            self._check_done = True
 
     def _submit(self, tx: bytes) -> None:
         self.metrics.txs_submitted += 1
         now = self.now
+        self.checker.last_submit = now
         for node in self.nodes:
             self._push(now + self.network.client_delay(), _REQUEST, node.id, tx)
 
@@ -216,6 +261,8 @@ class Simulation:
                 node = nodes[i]
                 if node.up:
                     assert node.replica is not None and isinstance(payload, bytes)
+                    if node.honest:
+                        self.checker.on_request(payload, vt)
                     self._apply(node, node.replica.on_request(payload, node.clock.local(vt)), vt)
             elif kind == _CALL:
                 assert callable(payload)
@@ -228,16 +275,33 @@ class Simulation:
                 self._on_sync_response(nodes[i], payload, vt)
             if self._check_done and self._done():
                 break
-        self.checker.finish()
+        up = {node.id: node.store.height for node in nodes if node.honest and node.up}
+        self.checker.finish(self.now, up, self.workload.exhausted(self.now))
         return self
 
     def _done(self) -> bool:
         self._check_done = False
-        return (
+        if not (
             self._reached >= len(self._target_set)
             and self.now >= self.checker.liveness_after
             and self.checker.liveness_satisfied()
-        )
+        ):
+            return False
+        if not self.checker.quiescent:
+            return True
+        # a quiescent run goes on until convergence can be judged
+        if not self.workload.exhausted(self.now):
+            return False
+        deadline = self.checker.convergence_deadline()
+        if self.now >= deadline:
+            return True
+        if self._recheck_at != deadline:
+            self._recheck_at = deadline
+            self.call_at(deadline, self._recheck)
+        return False
+
+    def _recheck(self) -> None:
+        self._check_done = True
 
     # -- node lifecycle --------------------------------------------------------
 
@@ -329,6 +393,8 @@ class Simulation:
                     self.metrics.reject(a.reason.split(":", 1)[0])
                 elif isinstance(a, Evidence):
                     self.metrics.evidence += 1
+                    if node.honest:
+                        self.checker.on_evidence(node.id, a.validator, vt)
                 elif isinstance(a, Divergence) and node.honest:
                     self.checker.on_divergence(node.id, a.height, a.ours, a.stable, vt)
             if not backlog:
@@ -342,8 +408,14 @@ class Simulation:
             for pp in msg.pre_prepares:
                 self.checker.record_pre_prepare(pp)
 
+    def _record_sent(self, node: SimNode, msg: Message, vt: int) -> None:
+        if node.honest:  # before any Byzantine twist: what the replica itself sent
+            self.checker.on_honest_send(node.id, msg, vt)
+        else:
+            self._record_proposals(msg)
+
     def _broadcast(self, node: SimNode, msg: Message, vt: int) -> None:
-        self._record_proposals(msg)
+        self._record_sent(node, msg, vt)
         if node.behaviour is not None:
             node.behaviour.transmit(self, node.peers, msg)
             return
@@ -352,7 +424,7 @@ class Simulation:
         sent[name] = sent.get(name, 0) + len(node.peers)
         payload: object = encode_message(msg) if self.wire else msg
         src = node.id
-        delays = self.network.delays
+        delays = self._link(name)
         q = self._queue
         push = heapq.heappush
         seq = self._seq
@@ -361,22 +433,24 @@ class Simulation:
                 push(q, (vt + d, next(seq), _MSG, dst, payload))
 
     def _send(self, node: SimNode, to: int, msg: Message, vt: int) -> None:
-        self._record_proposals(msg)
+        self._record_sent(node, msg, vt)
         if node.behaviour is not None:
             node.behaviour.transmit(self, (to,), msg)
             return
-        self.metrics.count(self._names[type(msg)])
+        name = self._names[type(msg)]
+        self.metrics.count(name)
         payload: object = encode_message(msg) if self.wire else msg
-        for d in self.network.delays(node.id, to):
+        for d in self._link(name)(node.id, to):
             self._push(vt + d, _MSG, to, payload)
 
     def post(self, src: int, dst: int, msg: Message, extra_delay: int) -> None:
         """One message from a Byzantine behaviour (the ``Outbox`` protocol)."""
         if type(msg) is PrePrepare:
             self._record_proposals(msg)
-        self.metrics.count(self._names[type(msg)])
+        name = self._names[type(msg)]
+        self.metrics.count(name)
         payload: object = encode_message(msg) if self.wire else msg
-        for d in self.network.delays(src, dst):
+        for d in self._link(name)(src, dst):
             self._push(self.now + d + extra_delay, _MSG, dst, payload)
 
     def _set_timer(self, node: SimNode, at_local: int, vt: int) -> None:
@@ -431,9 +505,10 @@ class Simulation:
         if len(peers) > k:
             peers = self.rng.sample(peers, k)
         req = SyncRequest(node.id, len(node.store.chain))
+        delays = self._link(SYNC_REQUEST)
         for dst in peers:
             self.metrics.count(SYNC_REQUEST)
-            for d in self.network.delays(node.id, dst):
+            for d in delays(node.id, dst):
                 self._push(vt + d, _SYNC_REQ, dst, req)
 
     def _on_sync_request(self, node: SimNode, req: SyncRequest, vt: int) -> None:
@@ -444,7 +519,7 @@ class Simulation:
             return
         self.metrics.count(SYNC_RESPONSE)
         resp = SyncResponse(tuple(encode_block(b) for b in blocks) if self.wire else blocks)
-        for d in self.network.delays(node.id, req.requester):
+        for d in self._link(SYNC_RESPONSE)(node.id, req.requester):
             self._push(vt + d, _SYNC_RESP, req.requester, resp)
 
     def _on_sync_response(self, node: SimNode, resp: SyncResponse, vt: int) -> None:

@@ -12,21 +12,51 @@
 - **liveness**: with at most f faulty nodes left once the last scheduled fault
   is over (time T), every honest node that is up commits at least one block in
   (T, T + bound]. Judged at the end of the run.
+- **termination**: with ``stop_at_height`` > 0 and liveness owed, every honest
+  node that is up at the end has reached ``stop_at_height``.
+- **convergence**: in a quiescent run (the workload stops before the end) with
+  liveness owed, every honest node that is up at the end stands at the
+  highest committed height, reached by T' + bound where T' is the later of T
+  and the last client submission.
+- **requests**: with liveness owed, every transaction that reached an honest
+  replica at time a is in a block some honest node committed by
+  max(a, T) + bound. Only deadlines that passed before the run ended are
+  judged. One dict operation per request arrival and per committed transaction.
+- **vote_uniqueness**: no honest replica ever sends two PrePrepares, Prepares
+  or Commits of one (view, height) with different digests, across crashes and
+  restarts too. Recorded where the engine carries out the replica's sends,
+  before any Byzantine twist or the network. One dict operation per vote.
+- **evidence_honest**: no honest replica reports ``Evidence`` against an honest
+  validator.
 
-Each verdict keeps its violation count and the detail of the first one.
+Each verdict keeps its violation count and the detail of the first one; a
+verdict that does not apply to the run says why in its ``note``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from consensus.config import ConsensusConfig
 from consensus.crypto import PayloadRules, Verifier
-from consensus.messages import Commit, CommittedBlock, PrePrepare
+from consensus.messages import Commit, CommittedBlock, Message, NewView, Prepare, PrePrepare
 
-INVARIANTS = ("agreement", "validity", "integrity", "liveness")
+INVARIANTS = (
+    "agreement",
+    "validity",
+    "integrity",
+    "liveness",
+    "termination",
+    "convergence",
+    "requests",
+    "vote_uniqueness",
+    "evidence_honest",
+)
+NOT_OWED = "not applicable: more than f nodes stay faulty or a partition or drop lasts"
+# the value of ``requests`` for a transaction an honest node has committed
+_COMMITTED = -1
 
 
 @dataclass
@@ -62,6 +92,9 @@ class InvariantChecker:
         liveness_bound: int = 0,
         liveness_nodes: Iterable[int] = (),
         liveness_applicable: bool = True,
+        honest: Iterable[int] | None = None,
+        stop_at_height: int = 0,
+        quiescent: bool = False,
     ) -> None:
         self.chain_id = config.chain_id
         self.quorum = config.quorum
@@ -78,21 +111,85 @@ class InvariantChecker:
         self.liveness_nodes = sorted(liveness_nodes)
         self.liveness_applicable = liveness_applicable
         self.first_commit_after: dict[int, int] = {}
+        # membership only (never iterated): who counts as honest
+        self.honest = frozenset(range(config.n) if honest is None else honest)
+        self.stop_at_height = stop_at_height
+        self.quiescent = quiescent
+        # honest node -> virtual time of its latest commit
+        self.last_commit: dict[int, int] = {}
+        # (sender, kind, view, height) -> digest of the vote an honest replica sent
+        self.votes: dict[tuple[int, str, int, int], bytes] = {}
+        # transaction -> first arrival at an honest replica, or _COMMITTED
+        self.requests: dict[bytes, int] = {}
+        # virtual time of the last client submission (the engine sets it)
+        self.last_submit = 0
 
     # -- observations --------------------------------------------------------
 
     def record_pre_prepare(self, pp: PrePrepare) -> None:
         self.proposals.add(pp.proposal.digest())
 
+    def on_honest_send(self, node: int, msg: Message, now: int) -> None:
+        """Honest ``node`` sends ``msg`` (once per Send/Broadcast action): record
+        proposals for validity and its own votes for vote_uniqueness."""
+        if isinstance(msg, Prepare):
+            if msg.sender == node:
+                self._vote(node, "prepare", msg.view, msg.height, msg.digest, now)
+        elif isinstance(msg, Commit):
+            if msg.sender == node:
+                self._vote(node, "commit", msg.view, msg.height, msg.digest, now)
+        elif isinstance(msg, PrePrepare):
+            self._own_pre_prepare(node, msg, now)
+        elif isinstance(msg, NewView):
+            for pp in msg.pre_prepares:
+                self._own_pre_prepare(node, pp, now)
+
+    def _own_pre_prepare(self, node: int, pp: PrePrepare, now: int) -> None:
+        digest = pp.proposal.digest()
+        self.proposals.add(digest)
+        if pp.sender == node:
+            self._vote(node, "pre_prepare", pp.view, pp.proposal.height, digest, now)
+
+    def _vote(self, node: int, kind: str, view: int, height: int, digest: bytes, now: int) -> None:
+        prev = self.votes.setdefault((node, kind, view, height), digest)
+        if prev != digest:
+            self.verdicts["vote_uniqueness"].fail(
+                node=node,
+                kind=kind,
+                view=view,
+                height=height,
+                digest_a=prev.hex(),
+                digest_b=digest.hex(),
+                time_ms=now,
+            )
+
+    def on_evidence(self, reporter: int, validator: int, now: int) -> None:
+        if validator in self.honest:
+            self.verdicts["evidence_honest"].fail(
+                reporter=reporter, validator=validator, time_ms=now
+            )
+
+    def on_request(self, tx: bytes, now: int) -> None:
+        """A client transaction reached an honest replica."""
+        self.requests.setdefault(tx, now)
+
+    def request_deadline(self, arrived: int) -> int:
+        return max(arrived, self.liveness_after) + self.liveness_bound
+
+    def convergence_deadline(self) -> int:
+        return max(self.last_submit, self.liveness_after) + self.liveness_bound
+
     def on_commit(self, node: int, block: CommittedBlock, digest: bytes, now: int) -> bool:
         """An honest node committed ``block``; True when it is the first at its height."""
         if now > self.liveness_after and node not in self.first_commit_after:
             self.first_commit_after[node] = now
+        self.last_commit[node] = now
         height = block.proposal.height
         self._check_validity(node, block, digest, now)
         prev = self.committed.get(height)
         if prev is None:
             self.committed[height] = (digest, node)
+            self._requests_committed(block.payload, now)
             return True
         if prev[0] != digest:
             self.verdicts["agreement"].fail(
@@ -160,15 +257,89 @@ class InvariantChecker:
 
     # -- liveness ------------------------------------------------------------
 
+    def _requests_committed(self, payload: tuple[bytes, ...], now: int) -> None:
+        requests = self.requests
+        for tx in payload:
+            arrived = requests.get(tx, _COMMITTED)
+            requests[tx] = _COMMITTED
+            if arrived == _COMMITTED or not self.liveness_applicable:
+                continue
+            deadline = self.request_deadline(arrived)
+            if now > deadline:
+                self.verdicts["requests"].fail(
+                    tx=_tx_label(tx), arrived_ms=arrived, deadline_ms=deadline, committed_ms=now
+                )
+
     def liveness_satisfied(self) -> bool:
         got = self.first_commit_after
         return all(i in got for i in self.liveness_nodes)
 
-    def finish(self) -> None:
-        """Judge liveness once the run is over."""
+    def finish(
+        self, end: int = 0, up_heights: Mapping[int, int] | None = None, workload_done: bool = True
+    ) -> None:
+        """Judge what is judged at the end: liveness, termination, convergence and
+        the requests still pending. ``up_heights``: height of every honest node
+        that is up at the end (None: termination and convergence not judged)."""
+        self._finish_liveness()
+        if up_heights is not None:
+            self._finish_termination(end, up_heights)
+            self._finish_convergence(end, up_heights, workload_done)
+        self._finish_requests(end)
+
+    def _finish_termination(self, end: int, up: Mapping[int, int]) -> None:
+        verdict = self.verdicts["termination"]
+        if not self.stop_at_height:
+            verdict.note = "not judged: stop_at_height is 0"
+            return
+        if not self.liveness_applicable:
+            verdict.note = NOT_OWED
+            return
+        for i in sorted(up):
+            if up[i] < self.stop_at_height:
+                verdict.fail(node=i, height=up[i], stop_at_height=self.stop_at_height, end_ms=end)
+
+    def _finish_convergence(self, end: int, up: Mapping[int, int], workload_done: bool) -> None:
+        verdict = self.verdicts["convergence"]
+        if not self.quiescent:
+            verdict.note = "not judged: the workload runs to the end"
+            return
+        if not self.liveness_applicable:
+            verdict.note = NOT_OWED
+            return
+        deadline = self.convergence_deadline()
+        if not workload_done or end < deadline:
+            verdict.note = f"not judged: the run ended at {end} ms, before the deadline"
+            return
+        target = max(self.committed, default=0)
+        for i in sorted(up):
+            reached = self.last_commit.get(i, 0)
+            if up[i] != target or reached > deadline:
+                verdict.fail(
+                    node=i,
+                    height=up[i],
+                    target_height=target,
+                    reached_ms=reached,
+                    deadline_ms=deadline,
+                )
+
+    def _finish_requests(self, end: int) -> None:
+        verdict = self.verdicts["requests"]
+        if not self.liveness_applicable:
+            verdict.note = NOT_OWED
+            return
+        for tx, arrived in self.requests.items():
+            if arrived == _COMMITTED:
+                continue
+            deadline = self.request_deadline(arrived)
+            if deadline <= end:
+                verdict.fail(
+                    tx=_tx_label(tx), arrived_ms=arrived, deadline_ms=deadline, committed_ms=None
+                )
+
+    def _finish_liveness(self) -> None:
         verdict = self.verdicts["liveness"]
         if not self.liveness_applicable:
-            verdict.note = "not applicable: more than f nodes stay faulty or a partition lasts"
+            verdict.note = NOT_OWED
             return
         deadline = self.liveness_after + self.liveness_bound
         for i in self.liveness_nodes:
@@ -183,3 +354,8 @@ class InvariantChecker:
 
     def all_ok(self) -> bool:
         return all(v.ok for v in self.verdicts.values())
+
+
+def _tx_label(tx: bytes) -> str:
+    """The readable head of a transaction (``tx:<seq>:`` for the simulator's)."""
+    return tx[:24].rstrip(b".").decode("ascii", "backslashreplace")

@@ -21,7 +21,7 @@ from consensus.config import ConsensusConfig
 PPM = 1_000_000
 LATENCY_KINDS = ("constant", "uniform", "normal")
 BEHAVIOURS = ("equivocate", "silent", "vote_all", "bad_sig", "delay")
-FAULT_KINDS = ("crash", "partition")
+FAULT_KINDS = ("crash", "partition", "drop")
 CRYPTO_KINDS = ("keyed-hash", "ed25519")
 
 
@@ -86,11 +86,16 @@ class WorkloadSpec:
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "crash" or "partition"
+    kind: str  # "crash", "partition" or "drop"
     at_ms: int
-    end_ms: int | None  # crash: restart time; partition: heal time; None: forever
+    end_ms: int | None  # crash: restart time; partition, drop: heal time; None: forever
     node: int = -1  # crash only
     groups: tuple[tuple[int, ...], ...] = ()  # partition only
+    # drop only: directed links src -> dst (empty: every node) and the message
+    # names (node/sim/metrics.py) lost on them (empty: every message)
+    src: tuple[int, ...] = ()
+    dst: tuple[int, ...] = ()
+    messages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ class Scenario:
     duration_ms: int
     description: str = ""
     stop_at_height: int = 0  # 0: run until duration_ms
-    liveness_bound_ms: int = 5_000
+    liveness_bound_ms: int = 0  # 0: derived from the consensus timeouts (liveness_bound)
     crypto: str = "keyed-hash"
     wire: bool = False
     clock_epoch_ms: int = 1_700_000_000_000
@@ -136,6 +141,17 @@ class Scenario:
     def byzantine_nodes(self) -> dict[int, ByzantineSpec]:
         return {b.node: b for b in self.byzantine}
 
+    def liveness_bound(self) -> int:
+        """``liveness_bound_ms``, or when 0 a few view-change timeouts plus a status
+        round and two sync retries: time to elect a new primary and catch up."""
+        if self.liveness_bound_ms:
+            return self.liveness_bound_ms
+        knobs = dict(self.consensus)
+        base = ConsensusConfig(chain_id="x", n=1)
+        vct = int(knobs.get("view_change_timeout_ms", base.view_change_timeout_ms))
+        status = int(knobs.get("status_interval_ms", base.status_interval_ms))
+        return 4 * vct + status + 2 * self.network.sync_retry_ms
+
     def last_fault_end(self) -> int:
         """Virtual time after which every temporary fault is over."""
         ends = [f.end_ms if f.end_ms is not None else f.at_ms for f in self.faults]
@@ -150,7 +166,7 @@ class Scenario:
 
     def liveness_applicable(self, f: int) -> bool:
         """Liveness is owed only with at most f nodes faulty for good and no lasting partition."""
-        lasting = any(x.kind == "partition" and x.end_ms is None for x in self.faults)
+        lasting = any(x.kind != "crash" and x.end_ms is None for x in self.faults)
         return not lasting and self.faulty_after_heal() <= f
 
     def replace(self, **changes: Any) -> Scenario:
@@ -182,7 +198,7 @@ def parse(data: dict[str, Any]) -> Scenario:
         duration_ms=t.integer("duration_ms"),
         description=t.text("description", ""),
         stop_at_height=t.integer("stop_at_height", 0),
-        liveness_bound_ms=t.integer("liveness_bound_ms", 5_000),
+        liveness_bound_ms=t.integer("liveness_bound_ms", 0),
         crypto=t.text("crypto", "keyed-hash"),
         wire=t.flag("wire", False),
         clock_epoch_ms=t.integer("clock_epoch_ms", 1_700_000_000_000),
@@ -198,6 +214,13 @@ def parse(data: dict[str, Any]) -> Scenario:
     return scenario
 
 
+def droppable_messages() -> tuple[str, ...]:
+    """Message names a ``drop`` fault may name: node/sim/metrics.py's, in its order."""
+    from node.sim.metrics import MESSAGE_NAMES, SYNC_REQUEST, SYNC_RESPONSE
+
+    return (*MESSAGE_NAMES.values(), SYNC_REQUEST, SYNC_RESPONSE)
+
+
 def validate(s: Scenario) -> None:
     def need(cond: bool, msg: str) -> None:
         if not cond:
@@ -206,7 +229,7 @@ def validate(s: Scenario) -> None:
     need(s.n >= 1, f"n must be >= 1, got {s.n}")
     need(s.duration_ms > 0, "duration_ms must be positive")
     need(s.stop_at_height >= 0, "stop_at_height must be >= 0")
-    need(s.liveness_bound_ms > 0, "liveness_bound_ms must be positive")
+    need(s.liveness_bound_ms >= 0, "liveness_bound_ms must be >= 0 (0: derived)")
     need(s.crypto in CRYPTO_KINDS, f"crypto must be one of {CRYPTO_KINDS}, got {s.crypto!r}")
     max_faulty = s.consensus_config().f
     nodes = range(s.n)
@@ -226,11 +249,16 @@ def validate(s: Scenario) -> None:
                 need(i in nodes, f"partition node {i} outside 0..{s.n - 1}")
         listed = [i for g in f.groups for i in g]
         need(len(listed) == len(set(listed)), "a node is in two partition groups")
+        for i in f.src + f.dst:
+            need(i in nodes, f"drop node {i} outside 0..{s.n - 1}")
+        names = droppable_messages()
+        for m in f.messages:
+            need(m in names, f"drop message {m!r} is not one of {names}")
     for rule in s.network.links:
         for i in rule.src + rule.dst:
             need(i in nodes, f"link node {i} outside 0..{s.n - 1}")
     if s.faults and s.liveness_applicable(max_faulty):
-        deadline = s.last_fault_end() + s.liveness_bound_ms
+        deadline = s.last_fault_end() + s.liveness_bound()
         need(
             s.duration_ms >= deadline,
             f"duration_ms {s.duration_ms} ends before the liveness deadline {deadline}",
@@ -414,6 +442,18 @@ def _fault(t: _Table) -> Fault:
             raise ScenarioError("partition groups must be a list of lists of node ids")
         fault = Fault(
             kind, t.integer("at_ms"), t.opt_int("heal_ms"), groups=tuple(tuple(g) for g in groups)
+        )
+    elif kind == "drop":
+        names = t._get("messages", list, [])
+        if not all(isinstance(m, str) for m in names):
+            raise ScenarioError("drop messages must be a list of message names")
+        fault = Fault(
+            kind,
+            t.integer("at_ms"),
+            t.opt_int("heal_ms"),
+            src=t.ints("from", []),
+            dst=t.ints("to", []),
+            messages=tuple(names),
         )
     else:
         raise ScenarioError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
