@@ -13,9 +13,11 @@ peer has at most one link:
   dials when it has no link, so the old one was abandoned, e.g. the peer
   restarted). It tells the other side with a ``KEEP`` frame, and the other side
   adopts a link only then, so both always use the same one;
-* ``send`` never blocks: it puts the frame on the peer's bounded queue, which
-  the link's single writer task drains, and returns False (counting a drop)
-  when the queue is full or the peer is not connected;
+* ``send`` never blocks and never raises: it puts the frame on the peer's
+  bounded queue, which the link's single writer task drains, and returns False
+  (counting a drop) when the queue is full, the peer is not connected or the
+  frame is over ``max_frame_bytes`` (a sender's bug, logged as a warning at the
+  1st, 2nd, 4th, 8th... such frame: no message can stop its sender);
 * decrypted frames go to ``on_frame(peer_id, data)`` (sync or async; awaited,
   in order per peer); ``on_peer_up``/``on_peer_down`` (sync) report when a peer
   gets its first link and loses its last;
@@ -143,6 +145,7 @@ class Transport:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._refusals: Counter[str] = Counter()
+        self._oversized = 0
         self._pending = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -273,14 +276,15 @@ class Transport:
     # -- sending -------------------------------------------------------------
 
     def send(self, peer_id: bytes, data: bytes) -> bool:
-        """Queue one frame for ``peer_id``; False (a counted drop) if not connected or full.
-
-        Raises ValueError for a frame over ``max_frame_bytes``: that is the
-        caller's bug, never the network's.
-        """
-        if len(data) > self.max_frame_bytes:
-            raise ValueError(f"frame of {len(data)} bytes exceeds {self.max_frame_bytes}")
+        """Queue one frame for ``peer_id``; False (a counted drop) if not connected,
+        full, or over ``max_frame_bytes`` (the caller's bug, never the network's:
+        counted in ``oversized`` and logged, never raised)."""
         peer = self._peers.get(peer_id)
+        if len(data) > self.max_frame_bytes:
+            self._oversize(peer_id, len(data))
+            if peer is not None:
+                peer.dropped += 1
+            return False
         if peer is None:
             return False
         if peer.link is None:
@@ -296,6 +300,23 @@ class Transport:
     def broadcast(self, data: bytes) -> int:
         """``send`` to every connected peer; how many queued it."""
         return sum(self.send(node_id, data) for node_id in self.connected())
+
+    @property
+    def oversized(self) -> int:
+        """How many frames ``send`` refused for being over ``max_frame_bytes``."""
+        return self._oversized
+
+    def _oversize(self, peer_id: bytes, size: int) -> None:
+        self._oversized += 1
+        count = self._oversized
+        level = self._log.warning if count & (count - 1) == 0 else self._log.debug
+        level(
+            "p2p frame over the limit not sent",
+            peer=_short(peer_id),
+            size=size,
+            limit=self.max_frame_bytes,
+            count=count,
+        )
 
     # -- penalties -----------------------------------------------------------
 
