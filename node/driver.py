@@ -14,14 +14,26 @@ out all the actions they produced, in order, as one *round*:
   separate writes in that order would;
 - ``Send``/``Broadcast``/``Relay``: encoded once and handed to the transport's
   per-peer queues; once one of them has to wait for a ``Persist``, every later
-  one waits too, so messages leave in the order the replica produced them;
+  one waits too, so messages leave in the order the replica produced them.
+  Sending never stops consensus: a message whose frame is over
+  ``hooks.max_frame_bytes`` is not sent (``too_large``), and an exception
+  while encoding or handing over one message drops that message
+  (``send_error``); both are counted (``stats.dropped``, the observer's
+  ``dropped``) and logged as a warning at the 1st, 2nd, 4th, 8th... drop of a
+  reason. Relayed requests go in as many ``TxsFrame``s as the limit needs;
 - ``Deliver``: the block goes to the apply task, which executes and writes
   blocks one at a time in height order (one synced batch each) while the
   replica goes on voting for later heights; after each block, ``on_block``
   runs and ``on_executed`` comes back to the replica as an input;
 - ``SetTimer``: one asyncio timer, replaced on every new deadline;
 - ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
-  handed to callbacks (sync manager, logs, metrics).
+  handed to callbacks (sync manager, logs, metrics). A ``Rejected`` with a
+  sender (not -1) and an ``Evidence`` also go to ``hooks.blame(validator,
+  reason)`` (reason ``equivocation`` for evidence): the daemon scores the
+  validator's peer link with them (``node.net.penalties.consensus_points``).
+
+Only a failure of the replica itself (a bug) or of storage (a ``Persist`` or a
+block that cannot be written) stops consensus (``fatal``, ``_fail``).
 
 Messages received and sent, refusals, view changes and evidence are counted in ``stats``
 (the admin ``/consensus``) and told to the hooks' ``observer`` as they happen
@@ -61,13 +73,15 @@ from consensus.replica import Replica
 from node.applier import BlockApplier
 from node.block import Block
 from node.ledger.executor import BlockOutcome
-from node.wire import ConsensusFrame, TxsFrame, encode_frame
+from node.wire import ConsensusFrame, encode_frame, txs_frames
 from storage.base import ChainStorage, Write
 
 log = structlog.get_logger("hygeia.consensus")
 
 # inputs handed to the replica before their actions are carried out together
 MAX_INPUTS_PER_ROUND = 512
+# requests per relayed TxsFrame (as gossip)
+RELAY_BATCH = 256
 
 
 def wall_clock_ms() -> int:
@@ -79,6 +93,7 @@ class DriverStats:
     messages_out: dict[str, int] = field(default_factory=dict)
     messages_in: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # "reason" -> messages not sent
     evidence: int = 0
     view_changes: int = 0
     last_view_change: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +105,7 @@ class DriverObserver(Protocol):
 
     def message_in(self, kind: str) -> None: ...
     def message_out(self, kind: str, copies: int) -> None: ...
+    def dropped(self, kind: str, reason: str, copies: int) -> None: ...
     def rejected(self, reason: str) -> None: ...
     def view_changed(self, view: int, cause: str) -> None: ...
     def equivocation(self, validator: int, kind: str) -> None: ...
@@ -104,6 +120,9 @@ class NullObserver:
     def message_out(self, kind: str, copies: int) -> None:
         pass
 
+    def dropped(self, kind: str, reason: str, copies: int) -> None:
+        pass
+
     def rejected(self, reason: str) -> None:
         pass
 
@@ -114,12 +133,20 @@ class NullObserver:
         pass
 
 
+def _no_blame(validator: int, reason: str) -> None:
+    pass
+
+
 @dataclass
 class DriverHooks:
     send: Callable[[bytes, bytes], bool]
     on_block: Callable[[Block, BlockOutcome], None]
     on_need_sync: Callable[[int, Sequence[int]], None]
     observer: DriverObserver = field(default_factory=NullObserver)
+    # the transport's frame limit: larger frames are dropped here (None: no limit)
+    max_frame_bytes: int | None = None
+    # a validator's message was refused (reason code) or it equivocated
+    blame: Callable[[int, str], None] = _no_blame
 
 
 _Input = tuple[str, Any]
@@ -276,17 +303,71 @@ class ConsensusDriver:
             self._transmit(message)
 
     def _transmit(self, action: Send | Broadcast | Relay) -> None:
+        """Hand one message to the transport; never raises (see the module docstring)."""
+        if isinstance(action, Relay):
+            self._relay(action)
+            return
         if isinstance(action, Send):
-            self._send(action.to, action.message)
-        elif isinstance(action, Broadcast):
-            frame = encode_frame(ConsensusFrame(action.message))
-            self._count_out(action.message, len(self.validator_ids) - 1)
-            for i, peer in enumerate(self.validator_ids):
-                if i != self.replica.me:
-                    self.hooks.send(peer, frame)
-        elif 0 <= action.to < len(self.validator_ids) and action.requests:
-            frame = encode_frame(TxsFrame(list(action.requests)))
-            self.hooks.send(self.validator_ids[action.to], frame)
+            to = action.to
+            if not 0 <= to < len(self.validator_ids) or to == self.replica.me:
+                return
+            peers = [self.validator_ids[to]]
+        else:
+            peers = [p for i, p in enumerate(self.validator_ids) if i != self.replica.me]
+        msg = action.message
+        try:
+            frame = encode_frame(ConsensusFrame(msg))
+        except Exception as exc:
+            self._drop(type(msg).__name__, "send_error", len(peers), error=repr(exc))
+            return
+        self._send_frame(type(msg).__name__, frame, peers, count_out=True)
+
+    def _relay(self, action: Relay) -> None:
+        if not 0 <= action.to < len(self.validator_ids) or not action.requests:
+            return
+        limit = self.hooks.max_frame_bytes
+        try:
+            frames = list(
+                txs_frames(
+                    action.requests,
+                    max_count=RELAY_BATCH,
+                    max_bytes=limit if limit is not None else 1 << 62,
+                )
+            )
+        except Exception as exc:
+            self._drop("Relay", "send_error", 1, error=repr(exc))
+            return
+        for frame in frames:
+            self._send_frame("Relay", frame, [self.validator_ids[action.to]], count_out=False)
+
+    def _send_frame(self, kind: str, frame: bytes, peers: list[bytes], *, count_out: bool) -> None:
+        limit = self.hooks.max_frame_bytes
+        if limit is not None and len(frame) > limit:
+            self._drop(kind, "too_large", len(peers), size=len(frame), limit=limit)
+            return
+        if count_out:
+            self._count_out(kind, len(peers))
+        for peer in peers:
+            try:
+                self.hooks.send(peer, frame)
+            except Exception as exc:
+                self._drop(kind, "send_error", 1, error=repr(exc))
+
+    def _drop(self, kind: str, reason: str, copies: int, **detail: Any) -> None:
+        """Count (and log, at the 1st, 2nd, 4th... time of a reason) a message not sent."""
+        stats = self.stats.dropped
+        before = stats.get(reason, 0)
+        stats[reason] = before + copies
+        self.hooks.observer.dropped(kind, reason, copies)
+        if before == 0 or before.bit_length() != (before + copies).bit_length():
+            log.warning(
+                "consensus message not sent",
+                type=kind,
+                reason=reason,
+                copies=copies,
+                dropped=before + copies,
+                **detail,
+            )
 
     def _note(self, action: Action) -> None:
         """The actions that neither persist nor send: timers, sync, logs, metrics."""
@@ -298,6 +379,7 @@ class ConsensusDriver:
             self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
             self.hooks.observer.rejected(action.reason)
             log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
+            self._blame(action.sender, action.reason)
         elif isinstance(action, ViewChanged):
             self.stats.view_changes += 1
             self.stats.last_view_change = {"view": action.view, "cause": action.cause}
@@ -311,6 +393,7 @@ class ConsensusDriver:
                 validator=action.validator,
                 kind=type(action.first).__name__,
             )
+            self._blame(action.validator, "equivocation")
         elif isinstance(action, Divergence):
             self.stats.divergence.append(
                 {
@@ -326,15 +409,18 @@ class ConsensusDriver:
                 stable=action.stable.hex(),
             )
 
-    def _send(self, to: int, msg: Message) -> None:
-        if 0 <= to < len(self.validator_ids) and to != self.replica.me:
-            self._count_out(msg, 1)
-            self.hooks.send(self.validator_ids[to], encode_frame(ConsensusFrame(msg)))
-
-    def _count_out(self, msg: Message, copies: int) -> None:
-        name = type(msg).__name__
+    def _count_out(self, name: str, copies: int) -> None:
         self.stats.messages_out[name] = self.stats.messages_out.get(name, 0) + copies
         self.hooks.observer.message_out(name, copies)
+
+    def _blame(self, validator: int, reason: str) -> None:
+        """Tell the daemon; scoring a peer must never stop consensus."""
+        if not 0 <= validator < len(self.validator_ids) or validator == self.replica.me:
+            return
+        try:
+            self.hooks.blame(validator, reason)
+        except Exception:
+            log.exception("blaming a validator failed", validator=validator, reason=reason)
 
     def _arm(self, at: int) -> None:
         if self._timer is not None:

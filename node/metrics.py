@@ -110,15 +110,19 @@ class NodeMetrics:
             "hygeia_rejected_frames_total",
             "Peer frames refused before reaching consensus, by reason",
             "+1 per refused frame: `malformed` (undecodable), `consensus-sender` (a "
-            "consensus message whose sender is not the sending peer's validator index).",
+            "consensus message whose sender is not the sending peer's validator index), "
+            "`over-budget` (a consensus message beyond the peer's per-second budget, dropped "
+            "before its signature is checked), `bad-signature` (a consensus message whose "
+            "signature does not verify, checked in the verify pool).",
             ("reason",),
         )
         # ---- consensus
         self.consensus_in = self._counter(
             "hygeia_consensus_messages_in_total",
             "Consensus messages received from validators and passed to the replica, by type",
-            "+1 per message received (types: `PrePrepare`, `Prepare`, `Commit`, "
-            "`Checkpoint`, `ViewChange`, `NewView`, `NewViewRequest`).",
+            "+1 per message received, within its peer's budget and with a good signature "
+            "(types: `PrePrepare`, `Prepare`, `Commit`, `Checkpoint`, `ViewChange`, "
+            "`NewView`, `NewViewRequest`, `Status`, `PayloadRequest`, `PayloadReply`).",
             ("type",),
         )
         self.consensus_out = self._counter(
@@ -126,6 +130,14 @@ class NodeMetrics:
             "Consensus messages sent to other validators, by type (one per recipient)",
             "+ the number of recipients, per message the replica sends or broadcasts.",
             ("type",),
+        )
+        self.consensus_dropped = self._counter(
+            "hygeia_consensus_messages_dropped_total",
+            "Consensus messages this node did not send, by type and reason (one per recipient)",
+            "+ the number of recipients, per message not handed to the transport: "
+            "`too_large` (its frame is over `p2p.max_frame_bytes`), `send_error` (encoding "
+            "or queueing it failed). Type `Relay` is relayed client requests.",
+            ("type", "reason"),
         )
         self.consensus_rejected = self._counter(
             "hygeia_consensus_messages_rejected_total",
@@ -197,6 +209,9 @@ class NodeMetrics:
         if child is None:
             child = self._out[kind] = self.consensus_out.labels(kind)
         child.inc(copies)
+
+    def dropped(self, kind: str, reason: str, copies: int) -> None:
+        self.consensus_dropped.labels(kind, reason).inc(copies)
 
     def rejected(self, reason: str) -> None:
         self.consensus_rejected.labels(reason.partition(":")[0].strip()).inc()

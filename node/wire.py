@@ -10,13 +10,23 @@ dropped, and counted against the peer by the caller; it never raises past
 - ``StatusFrame``: the sender's committed height and view (sync hints).
 - ``GetBlocksFrame`` / ``BlocksFrame``: block sync, a height range and the
   stored blocks of it (each carries its commit certificate).
+
+Sizes: a ``ConsensusFrame`` is exactly ``CONSENSUS_FRAME_OVERHEAD`` bytes
+longer than its message's own encoding (``consensus.messages.encode_message``),
+so a replica whose messages stay within ``max_frame_bytes -
+CONSENSUS_FRAME_OVERHEAD`` (``ConsensusConfig.max_message_bytes``) always fits
+a frame. ``txs_frames`` cuts transactions into ``TxsFrame``s that each fit a
+frame limit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import Final
+
 import msgspec
 
-from consensus.messages import Message
+from consensus.messages import Message, NewViewRequest, encode_message
 
 
 class FrameError(ValueError):
@@ -65,3 +75,35 @@ def decode_frame(data: bytes) -> Frame:
     if isinstance(frame, StatusFrame) and (frame.height < 0 or frame.view < 0):
         raise FrameError("malformed frame: negative height or view")
     return frame
+
+
+def _consensus_frame_overhead() -> int:
+    probe = NewViewRequest(0, 0, b"")
+    return len(encode_frame(ConsensusFrame(probe))) - len(encode_message(probe))
+
+
+# bytes a ConsensusFrame adds around its message: a 2-array header and the tag "c"
+CONSENSUS_FRAME_OVERHEAD: Final = _consensus_frame_overhead()
+# a TxsFrame's bytes beyond its transactions: the frame's 2-array, its tag and the
+# widest msgpack array header; each transaction adds at most the widest bin header
+TXS_FRAME_OVERHEAD: Final = 1 + 2 + 5
+TX_ITEM_OVERHEAD: Final = 5
+
+
+def txs_frames(txs: Sequence[bytes], *, max_count: int, max_bytes: int) -> Iterator[bytes]:
+    """``TxsFrame``s carrying ``txs`` in order, each with at most ``max_count`` of
+    them and at most ``max_bytes`` long. A transaction too large for a frame of its
+    own is left out (it could not be sent anyway)."""
+    batch: list[bytes] = []
+    size = TXS_FRAME_OVERHEAD
+    for tx in txs:
+        cost = len(tx) + TX_ITEM_OVERHEAD
+        if TXS_FRAME_OVERHEAD + cost > max_bytes:
+            continue
+        if batch and (len(batch) >= max_count or size + cost > max_bytes):
+            yield encode_frame(TxsFrame(batch))
+            batch, size = [], TXS_FRAME_OVERHEAD
+        batch.append(tx)
+        size += cost
+    if batch:
+        yield encode_frame(TxsFrame(batch))

@@ -8,7 +8,9 @@ run after the rest of the list that delivered the block (the order the
 simulator's engine uses: ``docs/simulator.md``); the ``Persist`` records of
 the inputs waiting together are written in one synced batch before any
 message that follows them leaves; a block being applied does not hold up
-the votes for later heights.
+the votes for later heights; no message the replica sends can stop the
+driver (a frame over the limit, a send that raises), while a storage failure
+still does; refusals and evidence are handed to ``hooks.blame``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, cast
 
-from consensus.actions import Action, Deliver, Persist, Relay
+import pytest
+
+from consensus.actions import Action, Broadcast, Deliver, Evidence, Persist, Rejected, Relay, Send
+from consensus.messages import Prepare, PrePrepare, Proposal
 from node.applier import ApplyError
 from node.driver import ConsensusDriver, DriverHooks
+from node.metrics import NodeMetrics
 
 
 class ScriptedReplica:
@@ -223,3 +229,208 @@ async def test_a_block_being_applied_does_not_hold_up_later_votes() -> None:
         await _wait(lambda: replica.executed == [1], "on_executed(1)", driver)
         await driver.stop()
     assert blocks == [1]
+
+
+def _big_pre_prepare(payload_bytes: int) -> PrePrepare:
+    proposal = Proposal("hygeia-test", 1, 1, 0, bytes(32))
+    return PrePrepare(0, proposal, (b"x" * payload_bytes,), 0, bytes(64))
+
+
+PEERS4 = [bytes([i]) * 32 for i in range(4)]
+FRAME_LIMIT = 4096
+
+
+def _transport_send(limit: int, sent: list[tuple[bytes, bytes]]) -> Any:
+    """A ``send`` that refuses a frame over ``limit`` by raising, as the transport
+    did before it learnt to drop them: the driver must not depend on either."""
+
+    def send(peer: bytes, frame: bytes) -> bool:
+        if len(frame) > limit:
+            raise ValueError(f"frame of {len(frame)} bytes exceeds {limit}")
+        sent.append((peer, frame))
+        return True
+
+    return send
+
+
+async def test_a_message_over_the_frame_limit_is_dropped_and_counted_not_fatal() -> None:
+    """A broadcast whose frame is over the limit (a NEW-VIEW of 4.29 MiB at n = 7
+    used to stop each new primary in turn) is not sent, counted per recipient as
+    ``too_large`` in the stats and the metrics, and the driver processes the next
+    input; relayed requests too many for one frame go in several frames."""
+    replica = QueueReplica(
+        [
+            [Broadcast(_big_pre_prepare(2 * FRAME_LIMIT))],
+            [Send(2, _big_pre_prepare(FRAME_LIMIT))],
+            [Relay(1, tuple(bytes([i]) * 1000 for i in range(10)))],
+            [Broadcast(Prepare(0, 1, bytes(32), 0, bytes(64)))],
+        ]
+    )
+    sent: list[tuple[bytes, bytes]] = []
+    metrics = NodeMetrics()
+    hooks = DriverHooks(
+        send=_transport_send(FRAME_LIMIT, sent),
+        on_block=lambda _block, _outcome: None,
+        on_need_sync=lambda _target, _hints: None,
+        observer=metrics,
+        max_frame_bytes=FRAME_LIMIT,
+    )
+    with ThreadPoolExecutor(1) as executor:
+        driver = ConsensusDriver(
+            cast(Any, replica),
+            cast(Any, RecordingApplier()),
+            cast(Any, RecordingStore()),
+            PEERS4,
+            hooks,
+            executor,
+        )
+        await driver.start()
+        for _ in range(4):
+            driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: len(sent) == 3 + 3, "the relay frames and the last prepare", driver)
+        await driver.stop()
+    assert driver.fatal is None
+    relayed = [frame for peer, frame in sent if peer == PEERS4[1] and b"\x00" * 1000 in frame]
+    assert len(relayed) == 1 and all(len(frame) <= FRAME_LIMIT for _, frame in sent)
+    assert sum(frame.count(bytes([i]) * 1000) for _, frame in sent for i in range(10)) == 10
+    assert [peer for peer, frame in sent if b"prepare" in frame] == PEERS4[1:]
+    assert driver.stats.dropped == {"too_large": 4}
+    assert driver.stats.messages_out == {"Prepare": 3}
+    text = metrics.render().decode()
+    line = 'hygeia_consensus_messages_dropped_total{reason="too_large",type="PrePrepare"} 4.0'
+    assert line in text
+
+
+async def test_a_send_that_raises_drops_that_message_only() -> None:
+    """Any exception while handing one message to the transport drops that copy
+    (``send_error``); the other recipients get it, and the driver goes on."""
+    replica = QueueReplica(
+        [
+            [Broadcast(Prepare(0, 1, bytes(32), 0, bytes(64)))],
+            [Broadcast(Prepare(0, 2, bytes(32), 0, bytes(64)))],
+        ]
+    )
+    sent: list[bytes] = []
+
+    def send(peer: bytes, _frame: bytes) -> bool:
+        if peer == PEERS4[2]:
+            raise RuntimeError("transport bug")
+        sent.append(peer)
+        return True
+
+    hooks = DriverHooks(
+        send=send,
+        on_block=lambda _block, _outcome: None,
+        on_need_sync=lambda _target, _hints: None,
+    )
+    with ThreadPoolExecutor(1) as executor:
+        driver = ConsensusDriver(
+            cast(Any, replica),
+            cast(Any, RecordingApplier()),
+            cast(Any, RecordingStore()),
+            PEERS4,
+            hooks,
+            executor,
+        )
+        await driver.start()
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: len(sent) == 2, "the first prepare", driver)
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: len(sent) == 4, "the second prepare", driver)
+        await driver.stop()
+    assert driver.fatal is None
+    assert sent == [PEERS4[1], PEERS4[3]] * 2
+    assert driver.stats.dropped == {"send_error": 2}
+
+
+async def test_a_storage_failure_still_stops_consensus() -> None:
+    class FailingStore(RecordingStore):
+        def persist_consensus(self, records: list[tuple[bytes, bytes | None]]) -> None:
+            raise OSError("disk gone")
+
+    replica = QueueReplica([[Persist(((b"slot/1", b"a"),)), Relay(1, (b"vote",))]])
+    sent: list[bytes] = []
+
+    def send(_peer: bytes, frame: bytes) -> bool:
+        sent.append(frame)
+        return True
+
+    hooks = DriverHooks(
+        send=send,
+        on_block=lambda _block, _outcome: None,
+        on_need_sync=lambda _target, _hints: None,
+    )
+    with ThreadPoolExecutor(1) as executor:
+        driver = ConsensusDriver(
+            cast(Any, replica),
+            cast(Any, RecordingApplier()),
+            cast(Any, FailingStore()),
+            PEERS4,
+            hooks,
+            executor,
+        )
+        await driver.start()
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        with pytest.raises(AssertionError, match="disk gone"):
+            await _wait(lambda: False, "the driver to stop", driver)
+        await driver.stop()
+    assert isinstance(driver.fatal, OSError) and sent == []
+
+
+async def test_refusals_with_a_sender_and_evidence_are_blamed_on_the_validator() -> None:
+    """``Rejected`` of a known other validator and ``Evidence`` reach ``hooks.blame``
+    (the daemon's peer scoring); a refusal without a sender (-1), or naming us or
+    no validator, does not; a blame hook that raises does not stop consensus."""
+    prepare = Prepare(0, 1, bytes(32), 3, bytes(64))
+    other = Prepare(0, 1, b"\1" * 32, 3, bytes(64))
+    replica = QueueReplica(
+        [
+            [
+                Rejected(2, "bad-new-view: view change from 1 badly signed"),
+                Rejected(-1, "request-too-large"),
+                Rejected(0, "bad-signature"),
+                Rejected(9, "bad-signature"),
+                Evidence(3, prepare, other),
+                Rejected(1, "boom"),
+            ],
+            [Broadcast(prepare)],
+        ]
+    )
+    blamed: list[tuple[int, str]] = []
+    sent: list[bytes] = []
+
+    def blame(validator: int, reason: str) -> None:
+        blamed.append((validator, reason))
+        if reason == "boom":
+            raise RuntimeError("scoring bug")
+
+    def send(peer: bytes, _frame: bytes) -> bool:
+        sent.append(peer)
+        return True
+
+    hooks = DriverHooks(
+        send=send,
+        on_block=lambda _block, _outcome: None,
+        on_need_sync=lambda _target, _hints: None,
+        blame=blame,
+    )
+    with ThreadPoolExecutor(1) as executor:
+        driver = ConsensusDriver(
+            cast(Any, replica),
+            cast(Any, RecordingApplier()),
+            cast(Any, RecordingStore()),
+            PEERS4,
+            hooks,
+            executor,
+        )
+        await driver.start()
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: len(sent) == 3, "the broadcast after the refusals", driver)
+        await driver.stop()
+    assert driver.fatal is None
+    assert blamed == [
+        (2, "bad-new-view: view change from 1 badly signed"),
+        (3, "equivocation"),
+        (1, "boom"),
+    ]

@@ -120,6 +120,7 @@ def test_issue_metrics_exist_with_their_types_and_labels() -> None:
         "hygeia_consensus_messages_in_total": ("counter", ("type",)),
         "hygeia_consensus_messages_out_total": ("counter", ("type",)),
         "hygeia_consensus_messages_rejected_total": ("counter", ("reason",)),
+        "hygeia_consensus_messages_dropped_total": ("counter", ("type", "reason")),
         "hygeia_rejected_frames_total": ("counter", ("reason",)),
         "hygeia_equivocation_evidence_total": ("counter", ("validator", "type")),
         "hygeia_ledger_rejections_total": ("counter", ("type", "code")),
