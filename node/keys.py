@@ -6,7 +6,10 @@ Key file (``<home>/node_key.json`` or wherever the caller says), mode 0600::
 
 ``load_key`` also accepts a file holding just the 64-hex seed (one line), so a
 key made by another tool can be dropped in. ``public_key_hex`` in the JSON form
-is informational and checked against the seed when present.
+is informational and checked against the seed when present. A key file that
+other users may read or write (any of the mode bits 0077, as ssh refuses) is
+refused: the key may already have leaked, and ``chmod 600`` is the operator's
+decision to make, not something to carry on through with a warning.
 
 ``save_key`` never overwrites an existing file unless ``force``: the key is
 written to a temporary file created with ``O_CREAT | O_EXCL`` and mode 0600,
@@ -26,7 +29,6 @@ import os
 import re
 import stat
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -38,12 +40,12 @@ from node.secretfile import SecretFileError, write_secret
 
 __all__ = [
     "KeyFileError",
-    "KeyPermissionWarning",
     "KeySigner",
     "ValidatorVerifier",
     "generate_key",
     "key_from_seed",
     "load_key",
+    "loose_mode_error",
     "public_key_bytes",
     "public_key_hex",
     "save_key",
@@ -60,8 +62,15 @@ class KeyFileError(Exception):
     """A key file that is missing, unreadable, malformed, or in the way."""
 
 
-class KeyPermissionWarning(UserWarning):
-    """A private key file readable or writable by other users."""
+def loose_mode_error(path: Path, mode: int, what: str) -> str | None:
+    """The refusal for a secret file that other users may read or write, or None."""
+    if mode & 0o077:
+        return (
+            f"{what} {path} has mode {stat.S_IMODE(mode):04o}: other users may read or "
+            f"write it, so it may have leaked; refusing to use it. If only this user "
+            f"could ever read it, fix it with chmod 600 {path}; otherwise replace it"
+        )
+    return None
 
 
 # ------------------------------------------------------------------ keys
@@ -121,18 +130,14 @@ def save_key(path: str | os.PathLike[str], key: SigningKey, *, force: bool = Fal
         raise KeyFileError(str(exc)) from None
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, KeyPermissionWarning, stacklevel=3)
-
-
 def load_key(
     path: str | os.PathLike[str], *, on_warning: Callable[[str], None] | None = None
 ) -> SigningKey:
     """Read a key file written by ``save_key`` (or a bare 64-hex seed).
 
-    Raises ``KeyFileError`` saying what is wrong. A file that other users may
-    read or write is loaded, but reported through ``on_warning`` (default: a
-    ``KeyPermissionWarning``).
+    Raises ``KeyFileError`` saying what is wrong, including for a file that other
+    users may read or write. ``on_warning`` is accepted for compatibility and no
+    longer called: what it used to report is now an error.
     """
     source = Path(path)
     try:
@@ -143,11 +148,9 @@ def load_key(
         raise KeyFileError(f"cannot read key file {source}: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(f"key file {source} is not a regular file")
-    if st.st_mode & 0o077:
-        (on_warning or _warn)(
-            f"key file {source} has mode {stat.S_IMODE(st.st_mode):04o}; "
-            f"it should be 0600 (chmod 600 {source})"
-        )
+    loose = loose_mode_error(source, st.st_mode, "key file")
+    if loose is not None:
+        raise KeyFileError(loose)
     try:
         raw = source.read_bytes()
     except OSError as e:

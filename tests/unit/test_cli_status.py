@@ -228,6 +228,7 @@ def test_wrong_token_says_so(serve: Callable[[FakeNode], FakeNode], tmp_path: Pa
     fake = serve(FakeNode(_status("node0")))
     bad = tmp_path / "bad_token"
     bad.write_text("nope\n", encoding="utf-8")
+    bad.chmod(0o600)  # a looser token file is refused before any request
     result = run("--admin", fake.url, "--token-file", str(bad))
     assert result.exit_code == 1
     assert "401 unauthorized" in result.output

@@ -25,7 +25,6 @@ from consensus.merkle import merkle_root
 from node.codec import canonical_json
 from node.keys import (
     KeyFileError,
-    KeyPermissionWarning,
     KeySigner,
     ValidatorVerifier,
     generate_key,
@@ -561,19 +560,17 @@ def test_load_key_errors(tmp_path: Path) -> None:
         load_key(tmp_path)
 
 
-def test_load_raw_hex_seed_and_permission_warning(tmp_path: Path) -> None:
+def test_load_raw_hex_seed_and_loose_mode_refused(tmp_path: Path) -> None:
     path = tmp_path / "seed.hex"
     path.write_text(bytes(range(1, 33)).hex() + "\n")
-    path.chmod(0o644)
-    with pytest.warns(KeyPermissionWarning, match="mode 0644"):
-        key = load_key(path)
-    assert public_key_hex(key) == public_key_hex(KEY)
-    seen: list[str] = []
-    load_key(path, on_warning=seen.append)
-    assert len(seen) == 1 and "chmod 600" in seen[0]
     path.chmod(0o600)
-    load_key(path, on_warning=seen.append)
-    assert len(seen) == 1
+    assert public_key_hex(load_key(path)) == public_key_hex(KEY)
+    for loose in (0o644, 0o640, 0o606):
+        path.chmod(loose)
+        with pytest.raises(KeyFileError, match=f"mode {loose:04o}.*chmod 600"):
+            load_key(path)
+    path.chmod(0o400)
+    assert public_key_hex(load_key(path)) == public_key_hex(KEY)
 
 
 if __name__ == "__main__":
