@@ -18,7 +18,12 @@ carries genesis.json (public). The node key is only included when asked
 
 ``restore_backup`` checks the checksum before anything else, then builds a
 new home: ``init_home`` (new node key, new admin token, default config),
-genesis.json from the manifest, and a fresh LevelDB filled in write batches.
+genesis.json from the manifest, and a new database (``open_database(create=True)``,
+recording the manifest's genesis hash) filled in write batches. A backup whose
+records name another genesis hash than its manifest is refused.
+
+``backup_home`` (a stopped node) opens the existing database only, and refuses
+one that belongs to another genesis than the home's genesis.json.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from node.home import init_home, load_public_key
 from node.secretfile import SecretFileError, write_secret
 from storage.db import Database, DatabaseSnapshot, open_database
 from storage.errors import StorageError
-from storage.layout import META_HEIGHT, SCHEMA_VERSION, Namespace, decode_u64
+from storage.layout import META_GENESIS, META_HEIGHT, SCHEMA_VERSION, Namespace, decode_u64
 
 MAGIC = b"HYGBAK1\n"
 END = b"HYGBAKE\n"
@@ -205,8 +210,12 @@ def backup_home(
     if not data_dir.is_dir():
         raise BackupError(f"{data_dir}: no database here (is --home right?)")
     genesis = read_json_file(genesis_path, "genesis.json")
+    try:
+        genesis_hash = parse_genesis(genesis, source=str(genesis_path)).genesis_hash()
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
     node_key = read_json_file(node_key_path, "node key") if node_key_path is not None else None
-    with open_database(data_dir) as db:
+    with open_database(data_dir, genesis_hash=genesis_hash) as db:
         if on_total is not None:
             on_total(db.approximate_size())
         return write_backup(db, out, genesis=genesis, node_key=node_key, progress=progress)
@@ -377,7 +386,7 @@ def restore_backup(
         raise BackupError("the genesis in the backup does not match its genesis hash")
     target = Path(home).expanduser().absolute()
     _refuse_used_home(target, manifest.genesis_hash)
-    node_id = init_home(target, name=name)
+    node_id = init_home(target, name=name, database=False)
     cfg = load_config(target, env={})
     if not cfg.genesis_path.exists():
         write_genesis(cfg.genesis_path, genesis)
@@ -394,15 +403,20 @@ def restore_backup(
         except SecretFileError as exc:
             raise BackupError(str(exc)) from None
         node_id = load_public_key(cfg.node_key_path)
-    db = open_database(cfg.data_dir)
     try:
-        probe = [k for ns in Namespace for k, _ in db.iterate(ns) if ns is not Namespace.META]
-        if probe:
-            raise BackupError(f"{cfg.data_dir} already holds a database; restore into a new home")
+        db = open_database(cfg.data_dir, create=True, genesis_hash=genesis.genesis_hash())
+    except StorageError as exc:  # e.g. the data directory is no longer empty
+        raise BackupError(str(exc)) from None
+    try:
         batch: list[tuple[Namespace, bytes, bytes | None]] = []
         held = 0
         for key, value in iter_records(path, progress):
             ns, rest = _namespace_of(key)
+            if ns is Namespace.META and rest == META_GENESIS and value != genesis.genesis_hash():
+                raise BackupError(
+                    f"{path}: its database records genesis hash {value.hex()}, its manifest "
+                    f"{manifest.genesis_hash}; the backup is inconsistent, refusing to restore it"
+                )
             batch.append((ns, rest, value))
             held += len(key) + len(value)
             if len(batch) >= _BATCH_KEYS or held >= _BATCH_BYTES:

@@ -20,9 +20,15 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from node.config import ConfigError, default_config, load_config, parse_overrides, render_toml
-from node.genesis import GenesisError
-from node.home import HomeError, check_home, generate_key_file, init_home
+from node.config import (
+    ConfigError,
+    default_config,
+    load_config,
+    parse_overrides,
+    render_toml,
+)
+from node.genesis import GenesisError, load_genesis
+from node.home import HomeError, adopt_database, check_home, generate_key_file, init_home
 from node.logs import LogConfigError
 from node.testnet import (
     DEFAULT_BASE_PORT,
@@ -88,13 +94,32 @@ _SET_OPTION = click.option(
     is_flag=True,
     help="Replace an existing node key (the node gets a new identity) and admin token.",
 )
+@click.option(
+    "--adopt-database",
+    "adopt",
+    is_flag=True,
+    help="For a home made by an older hygeia: check its database against genesis.json "
+    "and mark it (or create it if the data directory is empty). Nothing else is written.",
+)
 @_user_errors
-def init(home: Path, name: str | None, force: bool) -> None:
-    """Create a node home: node key (0600), admin token (0600), config.toml, data dir.
+def init(home: Path, name: str | None, force: bool, adopt: bool) -> None:
+    """Create a node home: node key (0600), admin token (0600), config.toml, database.
 
     An existing node key is never overwritten without --force; an existing
-    config.toml is always kept.
+    config.toml is always kept, and so is a data directory that holds anything.
+    The database records the genesis hash of genesis.json if it is already
+    there, otherwise at the first `hygeia start`.
     """
+    if adopt:
+        if force:
+            raise click.UsageError("--adopt-database and --force do not go together")
+        cfg = load_config(home)
+        height = adopt_database(cfg)
+        click.echo(
+            f"database {cfg.data_dir} (height {height}) is marked as this home's, genesis "
+            f"hash {load_genesis(cfg.genesis_path).genesis_hash_hex()}"
+        )
+        return
     node_id = init_home(home, name=name, force=force)
     cfg = load_config(home)
     click.echo(f"initialised node home {cfg.home}")
@@ -222,12 +247,14 @@ def config_show(home: Path | None, defaults: bool, fmt: str, settings: tuple[str
 @_SET_OPTION
 @_user_errors
 def config_check(home: Path, settings: tuple[str, ...]) -> None:
-    """Check a home without starting the node: config.toml, key, token, genesis.
+    """Check a home without starting the node: config.toml, key, token, genesis, and the
+    database against genesis.json (nothing is written; a running node's database is
+    checked through its marker only).
 
     Exit code 0 when the node could start (warnings on stderr), 1 with the reason otherwise.
     """
     cfg = load_config(home, overrides=parse_overrides(settings))
-    report = check_home(cfg)
+    report = check_home(cfg, start=False)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     genesis = report.genesis
@@ -236,9 +263,10 @@ def config_check(home: Path, settings: tuple[str, ...]) -> None:
         role = "not a validator (a full node)"
     else:
         role = f"validator {report.validator_index} of {genesis.n}"
+    database = "" if report.height is None else f", database at height {report.height}"
     click.echo(
         f"ok: {cfg.config_path}: node {cfg.node.name} ({report.node_id[:16]}), "
-        f"chain {genesis.chain_id}, {role}"
+        f"chain {genesis.chain_id}, {role}{database}"
     )
 
 

@@ -2,16 +2,27 @@
 
 A home holds ``config.toml``, the node key (Ed25519, mode 0600), the admin API
 token (mode 0600), ``genesis.json`` (copied in, never made here) and the data
-directory; ``docs/configuration.md`` lists them. ``init_home`` never
-overwrites a key without ``force``: an existing key is an error and nothing is
-written. An existing ``config.toml`` is always kept (it is the operator's; its
-paths are honoured) and an existing admin token is kept unless ``force``.
+directory with its database; ``docs/configuration.md`` lists them.
+``init_home`` never overwrites a key without ``force``: an existing key is an
+error and nothing is written. An existing ``config.toml`` is always kept (it is
+the operator's; its paths are honoured) and an existing admin token is kept
+unless ``force``.
+
+``init_home`` is what creates the node's database (``hygeia start`` only opens
+an existing one): in a missing or empty data directory, recording the genesis
+hash when genesis.json is already there; a data directory that holds anything
+is left as it is. ``check_home`` (run by ``hygeia start`` and ``hygeia config
+check``) checks the database against genesis.json: another genesis hash is an
+error, a damaged directory or latest block too; a database with no genesis hash
+yet (made before genesis.json was copied in) gets it at the first start.
+``adopt_database`` marks a database made by a hygeia older than the marker.
 
 Secret files are created with ``O_CREAT | O_EXCL`` and mode 0600 whatever the
 umask, fsynced, then linked into place (or renamed over the old file with
-``force``), so a crash leaves either no file or a complete one. Files that other
-users may read or write are reported by ``check_home`` and ``read_admin_token``
-(as warnings: the node still starts; ``chmod 600`` fixes them).
+``force``), so a crash leaves either no file or a complete one. Secret files
+that other users may read or write (the node key, the admin token) are refused
+by ``load_public_key``, ``check_home`` and ``read_admin_token``: ``chmod 600``
+fixes them, if the secret cannot have leaked.
 """
 
 from __future__ import annotations
@@ -19,22 +30,29 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from node import keys
+from node.block import Block, BlockError
 from node.config import ConfigError, NodeConfig, load_config, render_default_toml
 from node.genesis import Genesis, GenesisError, load_genesis
 from node.secretfile import SecretFileError, write_secret
+from storage.db import Database, open_database
+from storage.errors import StorageError
+from storage.layout import Namespace
+from storage.marker import RECOVER, DatabaseInUseError, GenesisMismatchError, is_vacant
+from storage.reader import LevelReader
 
 __all__ = [
     "FRAME_HEADROOM",
     "HomeCheck",
     "HomeError",
+    "adopt_database",
     "check_home",
+    "create_database",
     "file_mode_warning",
     "generate_key_file",
     "init_home",
@@ -54,14 +72,13 @@ class HomeError(Exception):
 
 # ------------------------------------------------------------------ secret files
 def file_mode_warning(path: Path, what: str) -> str | None:
-    """A warning when ``path`` may be read or written by other users (mode looser than 0600)."""
+    """The refusal for a secret file ``path`` that other users may read or write
+    (mode looser than 0600), or None. Callers refuse the file with it."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        mode = path.stat().st_mode
     except OSError:
         return None
-    if mode & 0o077:
-        return f"{what} {path} has mode {mode:04o}; it should be 0600 (chmod 600 {path})"
-    return None
+    return keys.loose_mode_error(path, mode, what)
 
 
 def _write_secret(path: Path, data: bytes, *, force: bool, what: str) -> None:
@@ -105,7 +122,8 @@ def write_admin_token(path: str | os.PathLike[str], *, force: bool = False) -> N
 def read_admin_token(
     path: str | os.PathLike[str], *, on_warning: Callable[[str], None] | None = None
 ) -> str:
-    """The admin bearer token stored at ``path``; a loose file mode goes to ``on_warning``."""
+    """The admin bearer token stored at ``path``; ``HomeError`` if other users may read
+    or write the file. ``on_warning`` is accepted for compatibility, no longer called."""
     source = Path(path)
     try:
         token = source.read_text(encoding="utf-8").strip()
@@ -119,8 +137,8 @@ def read_admin_token(
     if not token or any(c.isspace() for c in token):
         raise HomeError(f"admin token file {source} must hold one token on one line")
     warning = file_mode_warning(source, "admin token file")
-    if warning and on_warning is not None:
-        on_warning(warning)
+    if warning is not None:
+        raise HomeError(warning)
     return token
 
 
@@ -132,15 +150,18 @@ def init_home(
     force: bool = False,
     settings: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    database: bool = True,
 ) -> str:
     """Create (or complete) a node home and return the node's public key (64 hex).
 
     Writes ``config.toml`` when missing (commented; ``name`` and ``settings``,
     ``{"section.key": value}``, as active lines), a new node key (``HomeError``
     if one exists, unless ``force``), the admin token when missing (replaced
-    with ``force``) and the data directory. ``name`` defaults to the home
-    directory's name. Paths come from the effective configuration (``env``,
-    default ``os.environ``, included), exactly as ``hygeia start`` will see them.
+    with ``force``) and, with ``database``, a new database in the data directory
+    when it is missing or empty (``create_database``; one that holds anything is
+    kept as it is). ``name`` defaults to the home directory's name. Paths come
+    from the effective configuration (``env``, default ``os.environ``, included),
+    exactly as ``hygeia start`` will see them.
     """
     home_path = Path(home).expanduser().absolute()
     if home_path.exists() and not home_path.is_dir():
@@ -163,6 +184,7 @@ def init_home(
             f"{home_path} already has a node key ({key_path}); refusing to overwrite it "
             "(--force replaces it, which gives this node a new identity)"
         )
+    genesis = _genesis_if_present(cfg) if database else None
     home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if write_config:
         tmp = config_path.with_name(f".config.toml.tmp-{os.getpid()}")
@@ -172,8 +194,157 @@ def init_home(
     token_path = cfg.admin_token_path
     if force or not token_path.exists():
         write_admin_token(token_path, force=force)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if database:
+        create_database(cfg, genesis)
+    else:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return public
+
+
+def _genesis_if_present(cfg: NodeConfig) -> Genesis | None:
+    if not cfg.genesis_path.exists():
+        return None
+    try:
+        return load_genesis(cfg.genesis_path)
+    except GenesisError as e:
+        raise HomeError(str(e)) from None
+
+
+# ------------------------------------------------------------------ database
+def create_database(cfg: NodeConfig, genesis: Genesis | None) -> bool:
+    """Create the node's database in ``cfg.data_dir`` if that is missing or empty,
+    recording ``genesis``'s hash when given; return whether one was created. A data
+    directory that holds anything is left untouched (``check_home`` judges it)."""
+    try:
+        if not is_vacant(cfg.data_dir):
+            return False
+        genesis_hash = genesis.genesis_hash() if genesis is not None else None
+        open_database(cfg.data_dir, create=True, genesis_hash=genesis_hash).close()
+    except StorageError as exc:
+        raise HomeError(str(exc)) from None
+    return True
+
+
+def _wrong_genesis(cfg: NodeConfig, exc: GenesisMismatchError) -> HomeError:
+    return HomeError(
+        f"{cfg.genesis_path} has genesis hash {exc.expected}, but the database "
+        f"{cfg.data_dir} belongs to the chain whose genesis hash is {exc.recorded}: "
+        "wrong genesis.json for this home (another chain, or changed parameters); "
+        "refusing to use them together. Put back the genesis.json this node ran with, "
+        "or give the new genesis a new home"
+    )
+
+
+def _pristine(db: Database) -> bool:
+    """No block, app state or consensus record: nothing a genesis could contradict."""
+    return all(
+        next(iter(db.iterate(ns)), None) is None
+        for ns in (Namespace.BLOCKS, Namespace.STATE, Namespace.CONSENSUS)
+    )
+
+
+def _check_latest_block(cfg: NodeConfig, db: Database, genesis: Genesis) -> int:
+    """The tip height, after checking the block there decodes and belongs to this chain."""
+    reader = LevelReader(db)
+    height = reader.tip_height()
+    if height == 0:
+        return 0
+    raw = reader.block_by_height(height)
+    problem = ""
+    if raw is None:  # storage checks this when opening; kept for a store opened otherwise
+        problem = "is missing"
+    else:
+        try:
+            block = Block.from_bytes(raw)
+        except BlockError as e:
+            problem = f"cannot be read ({e})"
+        else:
+            if block.height != height:
+                problem = f"holds the block of height {block.height}"
+            elif block.header.chain_id != genesis.chain_id:
+                problem = (
+                    f"belongs to chain {block.header.chain_id!r}, not to "
+                    f"{genesis.chain_id!r} of {cfg.genesis_path}"
+                )
+    if problem:
+        raise HomeError(
+            f"database {cfg.data_dir} is damaged: its latest block (height {height}) "
+            f"{problem}; refusing to start. Nothing was repaired: {RECOVER}"
+        )
+    return height
+
+
+def _adopt_hint(cfg: NodeConfig) -> str:
+    return f"`hygeia init --home {cfg.home} --adopt-database`"
+
+
+def _check_database(cfg: NodeConfig, genesis: Genesis, report: HomeCheck, *, start: bool) -> None:
+    expected = genesis.genesis_hash()
+    try:
+        db = open_database(cfg.data_dir, genesis_hash=expected)
+    except GenesisMismatchError as exc:
+        raise _wrong_genesis(cfg, exc) from None
+    except DatabaseInUseError as exc:
+        if start:
+            raise HomeError(f"{exc}: is this node already running?") from None
+        # its marker (and so its genesis hash) was checked before LevelDB was asked
+        report.warnings.append(
+            f"{exc}: the node is running; only its marker (genesis hash) was checked"
+        )
+        return
+    except StorageError as exc:
+        message = str(exc).replace("`hygeia init --home HOME --adopt-database`", _adopt_hint(cfg))
+        if is_vacant(cfg.data_dir):
+            message += f" (a home made by an older hygeia: {_adopt_hint(cfg)} creates it)"
+        raise HomeError(message) from None
+    try:
+        with db:
+            report.height = _check_latest_block(cfg, db, genesis)
+            if db.genesis_hash is not None:
+                return
+            if not _pristine(db):
+                raise HomeError(
+                    f"database {cfg.data_dir} holds a chain but no recorded genesis hash; "
+                    f"{_adopt_hint(cfg)} checks it against {cfg.genesis_path} and records it"
+                )
+            if start:
+                db.record_genesis(expected)
+            else:
+                report.warnings.append(
+                    f"database {cfg.data_dir} is empty and has no genesis hash yet; the first "
+                    f"`hygeia start` records the hash of {cfg.genesis_path}"
+                )
+    except StorageError as exc:
+        raise HomeError(str(exc)) from None
+
+
+def adopt_database(cfg: NodeConfig) -> int:
+    """Mark a database made by a hygeia older than the ``HYGEIA`` marker, and record the
+    hash of the home's genesis.json in it, after checking that its latest block decodes
+    and belongs to genesis.json's chain; in a missing or empty data directory, create
+    the database. Returns its height. A database that is already marked is only
+    checked (another genesis hash is refused)."""
+    try:
+        genesis = load_genesis(cfg.genesis_path)
+    except GenesisError as e:
+        raise HomeError(str(e)) from None
+    if create_database(cfg, genesis):  # a home made before init created the database
+        return 0
+    try:
+        db = open_database(cfg.data_dir, genesis_hash=genesis.genesis_hash(), adopt=True)
+    except GenesisMismatchError as exc:
+        raise _wrong_genesis(cfg, exc) from None
+    except StorageError as exc:
+        raise HomeError(str(exc)) from None
+    try:
+        with db:
+            height = _check_latest_block(cfg, db, genesis)
+            db.record_genesis(genesis.genesis_hash())
+    except GenesisMismatchError as exc:
+        raise _wrong_genesis(cfg, exc) from None
+    except StorageError as exc:
+        raise HomeError(str(exc)) from None
+    return height
 
 
 # ------------------------------------------------------------------ checks
@@ -185,22 +356,26 @@ class HomeCheck:
     genesis: Genesis | None = None
     validator_index: int | None = None
     warnings: list[str] = field(default_factory=list)
+    height: int | None = None  # the database's tip height (None: not opened)
 
 
-def check_home(cfg: NodeConfig, *, genesis: bool = True) -> HomeCheck:
-    """Everything ``hygeia start`` needs from a home, checked without starting anything.
+def check_home(cfg: NodeConfig, *, genesis: bool = True, start: bool = True) -> HomeCheck:
+    """Everything ``hygeia start`` needs from a home, checked without starting the node.
 
-    Raises ``HomeError`` for what would stop the node (missing or malformed key,
-    token or genesis, frame limit below the block size); returns the loose
-    file modes and other doubtful settings as warnings (with ``cfg.warnings``).
+    Raises ``HomeError`` for what would stop the node (missing, malformed or
+    world-readable key or token, malformed genesis, frame limit below the block
+    size) and, with ``genesis``, for a database that is missing, damaged (no
+    ``CURRENT``, a latest block missing or unreadable) or of another genesis.
+    Returns doubtful settings as warnings (with ``cfg.warnings``).
+
+    ``start`` (``hygeia start``) records genesis.json's hash in a database that has
+    none yet and is still empty; without it (``hygeia config check``) nothing is
+    written, and a database held by the running node is only checked through its
+    marker (a warning says so) instead of being an error.
     """
     warnings = list(cfg.warnings)
     node_id = load_public_key(cfg.node_key_path)
-    for path, what in ((cfg.node_key_path, "key file"),):
-        warning = file_mode_warning(path, what)
-        if warning:
-            warnings.append(warning)
-    read_admin_token(cfg.admin_token_path, on_warning=warnings.append)
+    read_admin_token(cfg.admin_token_path)
     if cfg.data_dir.exists() and not cfg.data_dir.is_dir():
         raise HomeError(f"data directory {cfg.data_dir} exists and is not a directory")
     log_file = cfg.log_file_path
@@ -233,4 +408,5 @@ def check_home(cfg: NodeConfig, *, genesis: bool = True) -> HomeCheck:
             f"mempool.max_tx_bytes ({cfg.mempool.max_tx_bytes}) exceeds the genesis "
             f"consensus.batch_max_bytes ({batch_bytes}): such a transaction fits in no block"
         )
+    _check_database(cfg, gen, report, start=start)
     return report

@@ -1,8 +1,11 @@
 """LevelDB (plyvel) persistence for a Hygeia node: blocks, indexes, app state
 and consensus records, bytes in and bytes out.
 
-- ``storage.db``: ``open_database`` (schema check, lock and corruption errors)
-  and ``Database`` (typed namespaces, atomic batches, snapshots);
+- ``storage.db``: ``open_database`` (opens an existing database, creates one only
+  when asked; schema, genesis, lock and corruption errors) and ``Database``
+  (typed namespaces, atomic batches, snapshots);
+- ``storage.marker``: the ``HYGEIA`` marker of a data directory and the checks
+  made before LevelDB touches it (a missing ``CURRENT``, another genesis);
 - ``storage.chain``: ``ChainStore``, the node's store on LevelDB;
 - ``storage.memory``: ``MemoryChainStore``, the same in dicts;
 - ``storage.base``: the ``ChainView``/``ChainStorage`` protocols both satisfy;
@@ -16,6 +19,7 @@ from storage.chain import ChainStore
 from storage.db import Database, open_database
 from storage.errors import StorageError
 from storage.layout import SCHEMA_VERSION
+from storage.marker import DatabaseInUseError, GenesisMismatchError
 from storage.memory import MemoryChainStore
 
 __all__ = [
@@ -24,6 +28,8 @@ __all__ = [
     "ChainStore",
     "ChainView",
     "Database",
+    "DatabaseInUseError",
+    "GenesisMismatchError",
     "MemoryChainStore",
     "StorageError",
     "Write",

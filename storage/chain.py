@@ -36,9 +36,15 @@ class ChainStore(LevelReader):
         self._write_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> ChainStore:
-        """Open (creating if needed) the database in ``path`` and wrap it."""
-        return cls(open_database(path))
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        genesis_hash: bytes | None = None,
+    ) -> ChainStore:
+        """Open the database in ``path`` (``storage.db.open_database``) and wrap it."""
+        return cls(open_database(path, create=create, genesis_hash=genesis_hash))
 
     @property
     def database(self) -> Database:

@@ -1,10 +1,21 @@
 """Opening a node's LevelDB database, and typed access to its namespaces.
 
-``open_database(path)`` creates the directory if needed, opens LevelDB with
-paranoid checks (corruption is an error, never skipped), and checks the schema
-version in ``meta/schema``: a new, empty database gets the current version, one
-of another version (or a non-empty one without a version) is refused. Every
-plyvel failure becomes a ``StorageError`` naming the path:
+``open_database(path)`` opens an EXISTING database; only
+``open_database(path, create=True)`` (``hygeia init``, ``hygeia restore``)
+makes one, and only in a missing or empty directory. Nothing here deletes,
+repairs or overwrites a database implicitly:
+
+- before LevelDB touches the directory, ``storage.marker.check_data_dir``
+  checks the ``HYGEIA`` marker written at creation and LevelDB's ``CURRENT``
+  (without it LevelDB would start an empty database over the old tables), the
+  schema version and, when the caller gives it, the genesis hash;
+- LevelDB is opened with paranoid checks and without ``create_if_missing``;
+  ``meta/schema`` must be this build's version, ``meta/genesis`` (the genesis
+  hash recorded for the database, if any) must agree with the marker and the
+  caller's, and the block at the tip height (``meta/height``) must be there;
+- then the marker is rewritten with the manifest ``CURRENT`` names now.
+
+Every failure is a ``StorageError`` naming the path and saying what to do:
 
 - another process holds the database: "database <path> is in use by another
   process (LOCK held)";
@@ -15,7 +26,7 @@ plyvel failure becomes a ``StorageError`` naming the path:
 ``prefixed_db``), one atomic write batch across namespaces (``write``), and
 consistent read views (``snapshot``). ``close()`` closes live iterators and
 snapshots, then the database; the object is a context manager. Storage knows
-nothing of the bytes' format.
+nothing of the bytes' format; a genesis hash is 32 opaque bytes to it.
 """
 
 from __future__ import annotations
@@ -30,7 +41,26 @@ from typing import Any, Protocol, Self
 import plyvel
 
 from storage.errors import StorageError
-from storage.layout import META_SCHEMA, SCHEMA_VERSION, Namespace, decode_u64, encode_u64
+from storage.layout import (
+    META_GENESIS,
+    META_HEIGHT,
+    META_SCHEMA,
+    SCHEMA_VERSION,
+    Namespace,
+    decode_u64,
+    encode_u64,
+)
+from storage.marker import (
+    MARKER_NAME,
+    RECOVER,
+    DatabaseInUseError,
+    GenesisMismatchError,
+    Marker,
+    check_data_dir,
+    current_manifest,
+    is_vacant,
+    write_marker,
+)
 
 WriteOp = tuple[Namespace, bytes, bytes | None]
 """(namespace, key, value); a value of None deletes the key."""
@@ -61,7 +91,7 @@ def translate_error(path: Path, exc: plyvel.Error) -> StorageError:
             "or resync this node from its peers"
         )
     if isinstance(exc, plyvel.IOError) and ("LOCK" in detail or "lock " in detail):
-        return StorageError(f"database {path} is in use by another process (LOCK held)")
+        return DatabaseInUseError(f"database {path} is in use by another process (LOCK held)")
     return StorageError(f"database {path}: {detail}")
 
 
@@ -185,10 +215,48 @@ class Database:
         self._snapshots: dict[int, DatabaseSnapshot] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._marker: Marker | None = None
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def genesis_hash(self) -> bytes | None:
+        """The genesis hash recorded for this database (``meta/genesis``), or None."""
+        raw = self.get(Namespace.META, META_GENESIS)
+        if raw is not None and len(raw) != 32:
+            raise StorageError(
+                f"database {self._path}: corrupted genesis hash (meta/genesis): "
+                f"expected 32 bytes, found {len(raw)}"
+            )
+        return raw
+
+    def record_genesis(self, genesis_hash: bytes) -> None:
+        """Record the genesis hash this database belongs to (in the database and its
+        marker). A different hash already recorded is a ``GenesisMismatchError``."""
+        if len(genesis_hash) != 32:
+            raise ValueError("a genesis hash is 32 bytes")
+        recorded = self.genesis_hash
+        if recorded is not None and recorded != genesis_hash:
+            raise GenesisMismatchError(self._path, recorded.hex(), genesis_hash.hex())
+        if recorded is None:
+            self.write([(Namespace.META, META_GENESIS, genesis_hash)], sync=True)
+        self.sync_marker()
+
+    def sync_marker(self) -> None:
+        """Rewrite the ``HYGEIA`` marker when what it records (schema version, genesis
+        hash, the manifest CURRENT names) has changed."""
+        self._check_open()
+        genesis = self.genesis_hash
+        marker = Marker(
+            SCHEMA_VERSION,
+            genesis.hex() if genesis is not None else None,
+            current_manifest(self._path),
+        )
+        if marker != self._marker:
+            write_marker(self._path, marker)
+            self._marker = marker
 
     @property
     def closed(self) -> bool:
@@ -299,19 +367,45 @@ class Database:
 def _check_schema(db: Database) -> None:
     raw = db.get(Namespace.META, META_SCHEMA)
     if raw is None:
-        if not db.is_empty():
-            raise StorageError(
-                f"database {db.path} has no schema version (meta/schema) but is not empty: "
-                "it is not a Hygeia database; refusing to use it"
-            )
-        db.write([(Namespace.META, META_SCHEMA, encode_u64(SCHEMA_VERSION))], sync=True)
-        return
+        raise StorageError(
+            f"database {db.path} has no schema version (meta/schema): it is not a Hygeia "
+            f"database, or it is damaged; refusing to use it. Nothing was changed: {RECOVER}"
+        )
     version = decode_u64(raw, f"schema version of database {db.path}")
     if version != SCHEMA_VERSION:
+        raise _schema_error(db.path, version)
+
+
+def _schema_error(path: Path, version: int) -> StorageError:
+    return StorageError(
+        f"database {path} has schema version {version}, but this build of hygeia "
+        f"expects schema version {SCHEMA_VERSION}; refusing to open it "
+        "(migrate the data directory or use another home)"
+    )
+
+
+def _check_genesis(db: Database, marker: Marker | None, expected: bytes | None) -> None:
+    recorded = db.genesis_hash
+    if marker is not None and marker.genesis_hash != (recorded.hex() if recorded else None):
         raise StorageError(
-            f"database {db.path} has schema version {version}, but this build of hygeia "
-            f"expects schema version {SCHEMA_VERSION}; refusing to open it "
-            "(migrate the data directory or use another home)"
+            f"database {db.path} is inconsistent: its {MARKER_NAME} marker records genesis "
+            f"hash {marker.genesis_hash}, the database itself "
+            f"{recorded.hex() if recorded else None} (files of two data directories mixed?); "
+            f"refusing to use it. Nothing was changed: {RECOVER}"
+        )
+    if expected is not None and recorded is not None and recorded != expected:
+        raise GenesisMismatchError(db.path, recorded.hex(), expected.hex())
+
+
+def _check_tip(db: Database) -> None:
+    raw = db.get(Namespace.META, META_HEIGHT)
+    if raw is None:
+        return
+    height = decode_u64(raw, f"tip height (meta/height) of database {db.path}")
+    if height >= 1 and db.get(Namespace.BLOCKS, encode_u64(height)) is None:
+        raise StorageError(
+            f"database {db.path} is damaged: its latest block (height {height}) is missing; "
+            f"refusing to use it. Nothing was repaired: {RECOVER}"
         )
 
 
@@ -322,17 +416,12 @@ def _check_schema(db: Database) -> None:
 WRITE_BUFFER_BYTES = 32 << 20
 
 
-def open_database(path: str | os.PathLike[str]) -> Database:
-    """Open (creating if needed) the node database in directory ``path``."""
-    where = Path(path).absolute()
+def _open_raw(where: Path, *, create: bool) -> Any:
     try:
-        where.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create database directory {where}: {exc}") from exc
-    try:
-        raw = plyvel.DB(
+        return plyvel.DB(
             str(where),
-            create_if_missing=True,
+            create_if_missing=create,
+            error_if_exists=create,
             paranoid_checks=True,
             bloom_filter_bits=10,
             write_buffer_size=WRITE_BUFFER_BYTES,
@@ -346,9 +435,70 @@ def open_database(path: str | os.PathLike[str]) -> Database:
         )
     except plyvel.Error as exc:
         raise translate_error(where, exc) from exc
-    db = Database(where, raw)
+
+
+def _create(where: Path, genesis_hash: bytes | None) -> Database:
+    if not is_vacant(where):
+        raise StorageError(
+            f"{where} is not empty; refusing to create a database over what it holds"
+        )
     try:
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise StorageError(f"cannot create database directory {where}: {exc}") from exc
+    db = Database(where, _open_raw(where, create=True))
+    try:
+        ops: list[WriteOp] = [(Namespace.META, META_SCHEMA, encode_u64(SCHEMA_VERSION))]
+        if genesis_hash is not None:
+            if len(genesis_hash) != 32:
+                raise ValueError("a genesis hash is 32 bytes")
+            ops.append((Namespace.META, META_GENESIS, genesis_hash))
+        db.write(ops, sync=True)
+        db.sync_marker()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def open_database(
+    path: str | os.PathLike[str],
+    *,
+    create: bool = False,
+    genesis_hash: bytes | None = None,
+    adopt: bool = False,
+) -> Database:
+    """Open the node database in directory ``path``.
+
+    ``create``: make a new database; the directory must be missing or empty.
+    Otherwise the database must exist and pass the checks of the module docstring.
+    ``genesis_hash``: the database must not belong to another genesis
+    (``GenesisMismatchError``); it is recorded at creation, or later with
+    ``Database.record_genesis``. ``adopt``: also open a database made before the
+    ``HYGEIA`` marker existed (``CURRENT`` present, no marker); it is marked by
+    ``record_genesis``, once the caller has checked it.
+    """
+    where = Path(path).absolute()
+    if create:
+        return _create(where, genesis_hash)
+    marker = check_data_dir(where, genesis_hash=genesis_hash)
+    if marker is None and not adopt:
+        raise StorageError(
+            f"database {where} has no {MARKER_NAME} marker: it was made by an older hygeia, "
+            "or the marker was lost; refusing to open it. If it is this node's database, "
+            "`hygeia init --home HOME --adopt-database` checks it against genesis.json and "
+            f"marks it; otherwise {RECOVER}"
+        )
+    if marker is not None and marker.schema_version != SCHEMA_VERSION:
+        raise _schema_error(where, marker.schema_version)
+    db = Database(where, _open_raw(where, create=False))
+    try:
+        db._marker = marker
         _check_schema(db)
+        _check_genesis(db, marker, genesis_hash)
+        _check_tip(db)
+        if marker is not None:  # one being adopted is marked by record_genesis
+            db.sync_marker()
     except BaseException:
         db.close()
         raise

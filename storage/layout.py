@@ -10,6 +10,7 @@ big-endian, so LevelDB's byte order is numeric order (blocks iterate by height).
     state/<key>               -> value (app state, opaque)
     consensus/<key>           -> value (the replica's Persist records, opaque)
     meta/schema               -> schema version u64
+    meta/genesis              -> the genesis hash (32 bytes) the database belongs to
     meta/height               -> tip height u64 (absent: no block yet, tip 0)
 
 Heights start at 1; tip 0 means "genesis state, no committed block".
@@ -27,6 +28,7 @@ SCHEMA_VERSION = 1
 
 META_SCHEMA = b"schema"
 META_HEIGHT = b"height"
+META_GENESIS = b"genesis"
 
 MAX_U64 = (1 << 64) - 1
 MAX_U32 = (1 << 32) - 1

@@ -132,6 +132,7 @@ def test_load_public_key_errors(tmp_path: Path) -> None:
         load_public_key(tmp_path / "none")
     bad = tmp_path / "bad"
     bad.write_text("{}")
+    bad.chmod(0o600)
     with pytest.raises(HomeError, match=r"unsupported key type"):
         load_public_key(bad)
     bad.write_text("11" * 32)  # a bare seed is accepted
@@ -152,7 +153,8 @@ def _genesis_for(home: Path, node_id: str, **consensus: int) -> None:
     write_genesis(home / "genesis.json", parse_genesis(doc))
 
 
-def test_check_home_reports_loose_modes(tmp_path: Path) -> None:
+def test_check_home_refuses_loose_modes(tmp_path: Path) -> None:
+    """Issue 11: a world-readable key file or token was only warned about."""
     node_id = init_home(tmp_path, name="a", env={})
     _genesis_for(tmp_path, node_id)
     cfg = load_config(tmp_path, env={})
@@ -160,12 +162,24 @@ def test_check_home_reports_loose_modes(tmp_path: Path) -> None:
     assert report.warnings == []
     assert report.node_id == node_id
     assert report.validator_index == 0
-    os.chmod(tmp_path / "node_key.json", 0o644)
-    os.chmod(tmp_path / "admin_token", 0o640)
-    warnings = check_home(cfg).warnings
-    assert len(warnings) == 2
-    assert "node_key.json has mode 0644; it should be 0600 (chmod 600" in warnings[0]
-    assert "admin_token has mode 0640; it should be 0600" in warnings[1]
+    key, token = tmp_path / "node_key.json", tmp_path / "admin_token"
+    for path, loose in ((key, 0o644), (key, 0o604), (token, 0o640), (token, 0o666)):
+        path.chmod(loose)
+        with pytest.raises(HomeError) as err:
+            check_home(cfg)
+        msg = str(err.value)
+        assert f"{path} has mode {loose:04o}" in msg, msg
+        assert "refusing to use it" in msg and f"chmod 600 {path}" in msg
+        path.chmod(0o600)
+    token.chmod(0o644)
+    with pytest.raises(HomeError, match="admin_token has mode 0644"):
+        read_admin_token(token)
+    key.chmod(0o640)
+    with pytest.raises(HomeError, match=r"node_key\.json has mode 0640"):
+        load_public_key(key)
+    key.chmod(0o400)  # stricter than 0600 is fine
+    token.chmod(0o600)
+    assert check_home(cfg).node_id == node_id
 
 
 def test_check_home_errors(tmp_path: Path) -> None:

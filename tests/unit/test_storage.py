@@ -5,6 +5,7 @@ and of opening a LevelDB database: schema, lock, corruption, crash durability.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from storage import (
 )
 from storage.db import WriteOp
 from storage.layout import META_SCHEMA, Namespace, encode_u64
+from storage.marker import GenesisMismatchError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +87,10 @@ def check_fake_chain(store: ChainStorage) -> int:
 @pytest.fixture(params=["leveldb", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChainStorage]:
     s: ChainStorage
-    s = ChainStore.open(tmp_path / "data") if request.param == "leveldb" else MemoryChainStore()
+    if request.param == "leveldb":
+        s = ChainStore.open(tmp_path / "data", create=True)
+    else:
+        s = MemoryChainStore()
     yield s
     s.close()
 
@@ -272,7 +277,7 @@ def test_closed_store_refuses(store: ChainStorage) -> None:
 
 def test_reopen_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "home" / "data"
-    with ChainStore.open(path) as store:
+    with ChainStore.open(path, create=True) as store:
         for h in range(1, 4):
             commit_fake_block(store, h)
         store.persist_consensus([(b"view", b"7")])
@@ -285,13 +290,13 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_new_database_records_schema_version(tmp_path: Path) -> None:
-    with open_database(tmp_path / "db") as db:
+    with open_database(tmp_path / "db", create=True) as db:
         assert db.get(Namespace.META, META_SCHEMA) == encode_u64(SCHEMA_VERSION)
 
 
 def test_schema_mismatch_names_path_and_versions(tmp_path: Path) -> None:
     path = tmp_path / "db"
-    with open_database(path) as db:
+    with open_database(path, create=True) as db:
         db.write([(Namespace.META, META_SCHEMA, encode_u64(99))], sync=True)
     with pytest.raises(StorageError) as err:
         open_database(path)
@@ -311,15 +316,20 @@ def test_schema_mismatch_names_path_and_versions(tmp_path: Path) -> None:
         assert db.get(Namespace.META, META_SCHEMA) == encode_u64(SCHEMA_VERSION)
 
 
-def test_non_empty_database_without_schema_is_refused(tmp_path: Path) -> None:
+def test_leveldb_without_marker_or_schema_is_refused(tmp_path: Path) -> None:
     import plyvel
 
     path = tmp_path / "db"
     raw = plyvel.DB(str(path), create_if_missing=True)
     raw.put(b"something", b"else")
     raw.close()
-    with pytest.raises(StorageError, match=f"database {path} has no schema version"):
+    before = _tree(path)
+    with pytest.raises(StorageError, match=f"database {path} has no HYGEIA marker.*adopt"):
         open_database(path)
+    assert _tree(path) == before
+    with pytest.raises(StorageError, match=f"database {path} has no schema version"):
+        open_database(path, adopt=True)
+    assert not (path / "HYGEIA").exists()
 
 
 def test_write_batch_failing_half_way_writes_nothing(tmp_path: Path) -> None:
@@ -328,7 +338,7 @@ def test_write_batch_failing_half_way_writes_nothing(tmp_path: Path) -> None:
         yield (Namespace.META, b"height", encode_u64(1))
         raise RuntimeError("failure while building the batch")
 
-    with open_database(tmp_path / "db") as db:
+    with open_database(tmp_path / "db", create=True) as db:
         with pytest.raises(RuntimeError):
             db.write(ops(), sync=True)
         assert db.get(Namespace.STATE, b"a") is None
@@ -336,7 +346,7 @@ def test_write_batch_failing_half_way_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_namespaces_do_not_overlap(tmp_path: Path) -> None:
-    with open_database(tmp_path / "db") as db:
+    with open_database(tmp_path / "db", create=True) as db:
         db.write([(ns, b"k", ns.value) for ns in Namespace], sync=True)
         for ns in Namespace:
             assert db.get(ns, b"k") == ns.value
@@ -344,7 +354,7 @@ def test_namespaces_do_not_overlap(tmp_path: Path) -> None:
 
 
 def test_close_closes_live_iterators_and_snapshots(tmp_path: Path) -> None:
-    store = ChainStore.open(tmp_path / "db")
+    store = ChainStore.open(tmp_path / "db", create=True)
     store.commit_block(1, b"h1", b"b1", [], [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")])
     it = store.state_iter()
     assert next(it) == (b"a", b"1")
@@ -364,7 +374,7 @@ def test_close_closes_live_iterators_and_snapshots(tmp_path: Path) -> None:
 
 
 def test_abandoned_iterator_is_closed(tmp_path: Path) -> None:
-    with ChainStore.open(tmp_path / "db") as store:
+    with ChainStore.open(tmp_path / "db", create=True) as store:
         store.commit_block(1, b"h1", b"b1", [], [(b"a", b"1"), (b"b", b"2")])
         for key, _ in store.state_iter():
             if key == b"a":
@@ -398,7 +408,7 @@ print("opened")
 
 def test_second_process_is_refused_while_lock_held(tmp_path: Path) -> None:
     path = tmp_path / "data"
-    db = open_database(path)
+    db = open_database(path, create=True)
     try:
         child = _run_child(OPEN_IN_CHILD, str(path))
         assert child.returncode == 3, child.stderr
@@ -407,6 +417,11 @@ def test_second_process_is_refused_while_lock_held(tmp_path: Path) -> None:
         db.close()
     child = _run_child(OPEN_IN_CHILD, str(path))
     assert (child.returncode, child.stdout.strip()) == (0, "opened"), child.stderr
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Every file of ``path`` (LevelDB's info LOG included): what a refusal must not change."""
+    return {f.name: f.read_bytes() for f in sorted(path.iterdir())}
 
 
 def _data_files(path: Path) -> dict[str, bytes]:
@@ -435,7 +450,7 @@ def _corrupt(path: Path, target: str) -> None:
 @pytest.mark.parametrize("target", ["CURRENT", "MANIFEST", "log"])
 def test_corrupted_database_is_refused_and_left_untouched(tmp_path: Path, target: str) -> None:
     path = tmp_path / "data"
-    with ChainStore.open(path) as store:
+    with ChainStore.open(path, create=True) as store:
         for h in range(1, 6):
             commit_fake_block(store, h)
     original = _data_files(path)
@@ -447,7 +462,7 @@ def test_corrupted_database_is_refused_and_left_untouched(tmp_path: Path, target
             ChainStore.open(path)
         msg = str(err.value)
         assert msg.startswith(f"database {path} is corrupted")
-        assert "Nothing was repaired" in msg
+        assert "Nothing was repaired" in msg or "Nothing was changed" in msg
         assert _data_files(path) == corrupted
     # undoing the damage gives back the whole chain: nothing was dropped
     for name, data in original.items():
@@ -457,10 +472,10 @@ def test_corrupted_database_is_refused_and_left_untouched(tmp_path: Path, target
 
 
 CRASHING_WRITER = """
-import sys
+import os, sys
 from storage import ChainStore
 from tests.unit.test_storage import commit_fake_block
-store = ChainStore.open(sys.argv[1])
+store = ChainStore.open(sys.argv[1], create=not os.path.exists(sys.argv[1]))
 height = store.tip_height()
 while True:
     height += 1
@@ -515,3 +530,172 @@ def test_kill_9_never_loses_a_reported_commit_nor_leaves_half_a_block(tmp_path: 
             tip = check_fake_chain(store)
         assert tip >= last
         previous = tip
+
+
+# -- damaged data directories (issue 11): refused before LevelDB touches them ----------
+
+
+def _chain_on_disk(path: Path, height: int = 5, genesis: bytes | None = None) -> None:
+    with ChainStore.open(path, create=True, genesis_hash=genesis) as store:
+        for h in range(1, height + 1):
+            commit_fake_block(store, h)
+
+
+def test_opening_never_creates_a_database(tmp_path: Path) -> None:
+    for path in (tmp_path / "missing", tmp_path / "empty"):
+        if path.name == "empty":
+            path.mkdir()
+        with pytest.raises(StorageError, match=f"no database in {path}: `hygeia init` creates"):
+            open_database(path)
+        assert not path.exists() or not any(path.iterdir())
+
+
+def test_create_refuses_a_directory_that_holds_anything(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 2)
+    before = _tree(path)
+    with pytest.raises(StorageError, match="not empty; refusing to create a database"):
+        open_database(path, create=True)
+    assert _tree(path) == before
+    with ChainStore.open(path) as store:
+        assert check_fake_chain(store) == 2
+
+
+def test_missing_current_is_refused_and_nothing_is_touched(tmp_path: Path) -> None:
+    """Issue 11: LevelDB with create_if_missing made an empty database over the tables."""
+    path = tmp_path / "data"
+    _chain_on_disk(path, 5)
+    manifest = (path / "CURRENT").read_text().strip()
+    current = (path / "CURRENT").read_bytes()
+    (path / "CURRENT").unlink()
+    before = _tree(path)
+    for _ in range(2):
+        with pytest.raises(StorageError) as err:
+            ChainStore.open(path)
+        msg = str(err.value)
+        assert msg.startswith(f"database {path} is damaged: LevelDB's CURRENT file is missing")
+        assert f"CURRENT named {manifest}, which is still there" in msg
+        assert "restore the data directory from a backup" in msg
+        assert _tree(path) == before
+    with pytest.raises(StorageError, match="refusing to create"):
+        open_database(path, create=True)
+    assert _tree(path) == before
+    (path / "CURRENT").write_bytes(current)  # the operator's repair
+    with ChainStore.open(path) as store:
+        assert check_fake_chain(store) == 5
+
+
+def test_missing_current_and_marker_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 1)
+    (path / "CURRENT").unlink()
+    (path / "HYGEIA").unlink()
+    before = _tree(path)
+    for adopt in (False, True):
+        with pytest.raises(StorageError, match="neither LevelDB's CURRENT nor the HYGEIA marker"):
+            open_database(path, adopt=adopt)
+    assert _tree(path) == before
+
+
+def test_current_naming_a_missing_manifest_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 1)
+    (manifest,) = path.glob("MANIFEST-*")
+    manifest.rename(path / "saved")
+    before = _tree(path)
+    with pytest.raises(StorageError, match=f"CURRENT names {manifest.name}, which is missing"):
+        open_database(path)
+    assert _tree(path) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b'{"format": "other"}', b"x" * 5000])
+def test_damaged_marker_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 1)
+    (path / "HYGEIA").write_bytes(content)
+    before = _tree(path)
+    with pytest.raises(StorageError, match="HYGEIA is damaged"):
+        open_database(path)
+    assert _tree(path) == before
+
+
+def test_marker_follows_the_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 1)
+    for _ in range(2):
+        with open_database(path):
+            pass
+        doc = json.loads((path / "HYGEIA").read_text())
+        assert doc["manifest"] == (path / "CURRENT").read_text().strip()
+        assert doc["schema_version"] == SCHEMA_VERSION and doc["genesis_hash"] is None
+    assert not [p for p in path.iterdir() if p.name.startswith(".HYGEIA")]
+
+
+def test_marker_schema_version_is_checked_before_leveldb(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 1)
+    doc = json.loads((path / "HYGEIA").read_text())
+    (path / "HYGEIA").write_text(json.dumps({**doc, "schema_version": 7}))
+    before = _tree(path)
+    with pytest.raises(StorageError, match="has schema version 7, but this build"):
+        open_database(path)
+    assert _tree(path) == before
+
+
+GENESIS_A = hashlib.sha256(b"genesis a").digest()
+GENESIS_B = hashlib.sha256(b"genesis b").digest()
+
+
+def test_genesis_hash_recorded_at_creation_and_checked_before_leveldb(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 2, genesis=GENESIS_A)
+    assert json.loads((path / "HYGEIA").read_text())["genesis_hash"] == GENESIS_A.hex()
+    before = _tree(path)
+    with pytest.raises(GenesisMismatchError) as err:
+        open_database(path, genesis_hash=GENESIS_B)
+    assert (err.value.recorded, err.value.expected) == (GENESIS_A.hex(), GENESIS_B.hex())
+    assert _tree(path) == before
+    with open_database(path, genesis_hash=GENESIS_A) as db:
+        assert db.genesis_hash == GENESIS_A
+    with open_database(path) as db:  # no genesis given: not checked
+        assert db.genesis_hash == GENESIS_A
+        with pytest.raises(GenesisMismatchError):
+            db.record_genesis(GENESIS_B)
+
+
+def test_genesis_recorded_later_and_marker_must_agree(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 1)
+    with open_database(path, genesis_hash=GENESIS_B) as db:  # none recorded: accepted
+        assert db.genesis_hash is None
+        db.record_genesis(GENESIS_A)
+        db.record_genesis(GENESIS_A)  # idempotent
+    assert json.loads((path / "HYGEIA").read_text())["genesis_hash"] == GENESIS_A.hex()
+    with pytest.raises(GenesisMismatchError):
+        open_database(path, genesis_hash=GENESIS_B)
+    # a marker that disagrees with the database (e.g. copied from another node)
+    doc = json.loads((path / "HYGEIA").read_text())
+    (path / "HYGEIA").write_text(json.dumps({**doc, "genesis_hash": GENESIS_B.hex()}))
+    with pytest.raises(StorageError, match="is inconsistent: its HYGEIA marker records"):
+        open_database(path)
+
+
+def test_missing_latest_block_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 3)
+    with open_database(path) as db:
+        db.write([(Namespace.BLOCKS, encode_u64(3), None)], sync=True)
+    with pytest.raises(StorageError, match=r"its latest block \(height 3\) is missing"):
+        ChainStore.open(path)
+
+
+def test_adopting_a_database_made_before_markers(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    _chain_on_disk(path, 3)
+    (path / "HYGEIA").unlink()  # as an older hygeia left it
+    with pytest.raises(StorageError, match="no HYGEIA marker"):
+        ChainStore.open(path)
+    with open_database(path, adopt=True) as db:
+        db.record_genesis(GENESIS_A)
+    with ChainStore.open(path, genesis_hash=GENESIS_A) as store:
+        assert check_fake_chain(store) == 3
