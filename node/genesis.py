@@ -46,6 +46,7 @@ __all__ = [
     "Member",
     "Validator",
     "default_consensus_params",
+    "genesis_hash",
     "load_genesis",
     "loads_genesis",
     "parse_genesis",
@@ -423,6 +424,22 @@ def load_genesis(path: str | os.PathLike[str]) -> Genesis:
     except OSError as e:
         raise GenesisError(f"{p}: cannot read: {e.strerror}") from None
     return loads_genesis(data, source=str(p))
+
+
+def genesis_hash(genesis: Genesis | Mapping[str, Any] | bytes | str) -> bytes:
+    """The genesis hash (32 bytes) that names a chain: SHA-256 of the canonical JSON.
+
+    The one function for it, whatever form the genesis is in: a loaded ``Genesis``,
+    a decoded document (checked with ``parse_genesis`` first) or JSON text
+    (``loads_genesis``). It is what a node's database records (``meta/genesis``,
+    checked at start), what backups carry in their manifest, and what peers
+    should compare in their handshake. ``GenesisError`` if the document is invalid.
+    """
+    if isinstance(genesis, bytes | str):
+        genesis = loads_genesis(genesis)
+    elif not isinstance(genesis, Genesis):
+        genesis = parse_genesis(genesis)
+    return genesis.genesis_hash()
 
 
 def write_genesis(path: str | os.PathLike[str], genesis: Genesis) -> None:

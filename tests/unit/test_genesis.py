@@ -97,6 +97,20 @@ def test_genesis_hash_ignores_formatting_but_not_content() -> None:
     assert parse_genesis(changed).genesis_hash() != a.genesis_hash()
 
 
+def test_genesis_hash_function_takes_every_form() -> None:
+    """The one genesis-hash function (database, backups, peer handshake)."""
+    doc = valid_doc()
+    g = parse_genesis(doc)
+    text = json.dumps(doc, indent=4, sort_keys=False)
+    for form in (g, doc, text, text.encode()):
+        assert genesis_mod.genesis_hash(form) == g.genesis_hash()
+    changed = copy.deepcopy(doc)
+    changed["consensus"]["batch_timeout_ms"] += 1
+    assert genesis_mod.genesis_hash(changed) != g.genesis_hash()
+    with pytest.raises(GenesisError):
+        genesis_mod.genesis_hash({**doc, "chain_id": ""})
+
+
 def test_write_and_load_round_trip(tmp_path: Path) -> None:
     g = parse_genesis(valid_doc())
     path = tmp_path / "genesis.json"
