@@ -149,8 +149,9 @@ def current_manifest(directory: Path) -> str | None:
 
 
 def _entries(directory: Path) -> list[str]:
+    """The names in ``directory`` but ``lost+found`` (a data directory may be a mount point)."""
     try:
-        return sorted(os.listdir(directory))
+        return sorted(name for name in os.listdir(directory) if name != "lost+found")
     except FileNotFoundError:
         return []
     except NotADirectoryError:

@@ -550,6 +550,16 @@ def test_opening_never_creates_a_database(tmp_path: Path) -> None:
         assert not path.exists() or not any(path.iterdir())
 
 
+def test_a_mount_point_with_lost_and_found_counts_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    (path / "lost+found").mkdir(parents=True)
+    with pytest.raises(StorageError, match="no database in"):
+        open_database(path)
+    open_database(path, create=True).close()
+    with open_database(path):
+        pass
+
+
 def test_create_refuses_a_directory_that_holds_anything(tmp_path: Path) -> None:
     path = tmp_path / "data"
     _chain_on_disk(path, 2)
