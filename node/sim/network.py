@@ -6,14 +6,25 @@ lost or the link is cut by a partition, two entries when it is duplicated.
 Every random draw comes from the one ``random.Random`` of the run, and only
 integer draws are used (``getrandbits``/``randrange``), so a run replays
 bit for bit on any platform.
+
+``FrameLimit`` models the daemon's peer frame limit (``p2p.max_frame_bytes``,
+node/net/transport.py): a consensus message travels as a ``ConsensusFrame``
+(node/wire.py) of its msgpack encoding plus a fixed few bytes, and a frame
+over the limit is refused by the transport, so the simulator drops it (and
+counts it). Sizes are cached per message object, so a broadcast, or a message
+a Byzantine node posts to every peer, is encoded once. Sync responses are cut
+to the frame budget the way the daemon's ``_serve_blocks`` cuts them.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from consensus.messages import CommittedBlock, Message, NewViewRequest, encode_block, encode_message
 from node.sim.scenario import PPM, Latency, NetworkSpec
+from node.wire import ConsensusFrame, encode_frame
 
 _BITS = 32
 
@@ -127,3 +138,63 @@ class Network:
 
     def client_delay(self) -> int:
         return sample_latency(self._rng, self._spec.client_latency)
+
+
+def _consensus_frame_overhead() -> int:
+    probe = NewViewRequest(0, 0, b"")
+    return len(encode_frame(ConsensusFrame(probe))) - len(encode_message(probe))
+
+
+# bytes a ConsensusFrame adds around the encoded message (a 2-array and its tag)
+CONSENSUS_FRAME_OVERHEAD = _consensus_frame_overhead()
+# the daemon's BlocksFrame budget: the frame limit less this, each block costs +16
+SYNC_FRAME_RESERVE = 1024
+SYNC_BLOCK_OVERHEAD = 16
+_CACHE_LIMIT = 4096
+
+
+class FrameLimit:
+    """Frame sizes of consensus messages and sync responses against ``max_frame_bytes``."""
+
+    __slots__ = ("_cache", "max_frame_bytes")
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        # id(object) -> (object, encoded size): the object is kept so its id stays its own
+        self._cache: dict[int, tuple[object, int]] = {}
+
+    def _encoded(self, obj: Message | CommittedBlock, encode: Callable[[Any], bytes]) -> int:
+        key = id(obj)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        size = len(encode(obj))
+        self._cache[key] = (obj, size)
+        return size
+
+    def frame_size(self, msg: Message, encoded: bytes | None = None) -> int:
+        """Bytes of the ``ConsensusFrame`` that carries ``msg`` (``encoded``: its
+        encoding when the caller has it already)."""
+        body = len(encoded) if encoded is not None else self._encoded(msg, encode_message)
+        return body + CONSENSUS_FRAME_OVERHEAD
+
+    def fits(self, msg: Message, encoded: bytes | None = None) -> bool:
+        return self.frame_size(msg, encoded) <= self.max_frame_bytes
+
+    def block_size(self, block: CommittedBlock) -> int:
+        return self._encoded(block, encode_block)
+
+    def cut_blocks(self, blocks: Sequence[CommittedBlock]) -> tuple[CommittedBlock, ...]:
+        """The leading blocks that fit in one sync response frame, as the daemon
+        packs them (budget = limit - 1024, each block its size + 16)."""
+        budget = self.max_frame_bytes - SYNC_FRAME_RESERVE
+        out: list[CommittedBlock] = []
+        for b in blocks:
+            cost = self.block_size(b) + SYNC_BLOCK_OVERHEAD
+            if cost > budget:
+                break
+            budget -= cost
+            out.append(b)
+        return tuple(out)

@@ -20,7 +20,22 @@ from consensus.config import ConsensusConfig
 
 PPM = 1_000_000
 LATENCY_KINDS = ("constant", "uniform", "normal")
-BEHAVIOURS = ("equivocate", "silent", "vote_all", "bad_sig", "delay")
+BEHAVIOURS = (
+    "equivocate",
+    "silent",
+    "vote_all",
+    "bad_sig",
+    "delay",
+    "forge_view_change",
+    "stale_view_change",
+    "oversized",
+    "forge_new_view",
+    "bad_checkpoint",
+    "flood_views",
+    "status_lie",
+)
+# the daemon's p2p.max_frame_bytes default (node/net/transport.py DEFAULT_MAX_FRAME_BYTES)
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 FAULT_KINDS = ("crash", "partition", "drop")
 CRYPTO_KINDS = ("keyed-hash", "ed25519")
 
@@ -69,6 +84,15 @@ class NetworkSpec:
     links: tuple[LinkRule, ...] = ()
     sync_retry_ms: int = 200
     sync_max_blocks: int = 64
+    # frames above this are refused by the transport: the message is dropped
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    # the daemon's StatusFrame sync (node/sync.py): height announcements every
+    # status_interval_ms; sync when a peer is more than sync_lag_threshold ahead,
+    # or ahead while our height has not moved for sync_stall_ms
+    status_sync: bool = False
+    status_interval_ms: int = 1_000
+    sync_lag_threshold: int = 8
+    sync_stall_ms: int = 3_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +127,7 @@ class ByzantineSpec:
     node: int
     behaviour: str
     delay_ms: int = 0
+    count: int = 0  # flood_views: votes per flood (0: its default)
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,10 @@ class Scenario:
     def consensus_config(self) -> ConsensusConfig:
         knobs = dict(self.consensus)
         chain_id = str(knobs.pop("chain_id", f"sim-{self.name}"))
+        if "max_message_bytes" not in knobs:  # what the frame limit leaves, as the daemon sets it
+            from node.sim.network import CONSENSUS_FRAME_OVERHEAD
+
+            knobs["max_message_bytes"] = self.network.max_frame_bytes - CONSENSUS_FRAME_OVERHEAD
         try:
             return ConsensusConfig(chain_id=chain_id, n=self.n, **knobs)
         except (TypeError, ValueError) as exc:
@@ -268,6 +297,12 @@ def validate(s: Scenario) -> None:
     need(w.arrival in ("fixed", "uniform"), "workload arrival must be fixed or uniform")
     need(w.rate_tps > 0 and w.clients > 0, "workload rate_tps and clients must be positive")
     need(w.tx_size >= 16, "workload tx_size must be >= 16 bytes")
+    net = s.network
+    need(net.max_frame_bytes > 1024, "network max_frame_bytes must be > 1024")
+    need(net.status_interval_ms > 0, "network status_interval_ms must be positive")
+    need(net.sync_lag_threshold >= 0 and net.sync_stall_ms >= 0, "sync lag and stall must be >= 0")
+    for b in s.byzantine:
+        need(b.count >= 0, "byzantine count must be >= 0")
 
 
 class _Table:
@@ -410,6 +445,11 @@ def _network(t: _Table) -> NetworkSpec:
         links=tuple(links),
         sync_retry_ms=t.integer("sync_retry_ms", base.sync_retry_ms),
         sync_max_blocks=t.integer("sync_max_blocks", base.sync_max_blocks),
+        max_frame_bytes=t.integer("max_frame_bytes", base.max_frame_bytes),
+        status_sync=t.flag("status_sync", base.status_sync),
+        status_interval_ms=t.integer("status_interval_ms", base.status_interval_ms),
+        sync_lag_threshold=t.integer("sync_lag_threshold", base.sync_lag_threshold),
+        sync_stall_ms=t.integer("sync_stall_ms", base.sync_stall_ms),
     )
     t.done()
     return spec
@@ -463,7 +503,10 @@ def _fault(t: _Table) -> Fault:
 
 def _byzantine(t: _Table) -> ByzantineSpec:
     spec = ByzantineSpec(
-        node=t.integer("node"), behaviour=t.text("behaviour"), delay_ms=t.integer("delay_ms", 0)
+        node=t.integer("node"),
+        behaviour=t.text("behaviour"),
+        delay_ms=t.integer("delay_ms", 0),
+        count=t.integer("count", 0),
     )
     t.done()
     if spec.behaviour not in BEHAVIOURS:
