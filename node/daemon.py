@@ -13,13 +13,32 @@ Transactions enter through ``submit_tx`` (client API) or gossip: decode and
 chain check, schema check, signature (in a worker thread), mempool
 admission, then the replica's request queue; each admitted transaction is
 gossiped once per link in small batches.
+
+Consensus messages from a validator's link: the sender must be the link's
+validator; the message must fit the peer's per-second budget
+(``node.net.budget``: dropped before anything costly, repeated excess is
+penalised); every signature in it is checked in the verify pool
+(``node.net.signatures``: a bad signature of its own drops it and penalises
+the peer) and only then does it reach the consensus driver, whose replica
+finds those signatures in the pre-verified cache instead of checking them on
+the event loop. The replica's refusals and equivocation evidence come back
+through ``DriverHooks.blame`` and are scored against the validator's link
+(``node.net.penalties.consensus_points``); a validator over the penalty
+threshold is disconnected and banned for the transport's ban period, then
+accepted again.
+
+The replica's ``max_message_bytes`` is the peer frame limit less a
+``ConsensusFrame``'s own bytes, so the replica refuses at start a
+configuration whose largest messages could not be sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -29,12 +48,18 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from consensus.messages import CommittedBlock
+from consensus.messages import CommittedBlock, Message
 from consensus.replica import Replica
 from node import __version__, logs
 from node.api.admin import admin_app
 from node.api.client import client_app
 from node.api.errors import ApiError
+from node.api.listener import (
+    ListenerSection,
+    check_open_files,
+    open_files_needed,
+    start_listener,
+)
 from node.applier import BlockApplier
 from node.block import Block
 from node.codec import parse_json
@@ -49,12 +74,16 @@ from node.ledger.result import Rejection
 from node.ledger.state import BlockState
 from node.mempool import Mempool, MempoolError, MempoolTx
 from node.metrics import NodeMetrics
+from node.net.budget import TrafficBudget, Verdict, consensus_budget
 from node.net.codes import CloseCode
+from node.net.penalties import consensus_points
+from node.net.signatures import PreverifiedSignatures
 from node.net.transport import Transport
 from node.proof import build_proof
 from node.sync import BlockSync
 from node.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.wire import (
+    CONSENSUS_FRAME_OVERHEAD,
     BlocksFrame,
     ConsensusFrame,
     FrameError,
@@ -63,6 +92,7 @@ from node.wire import (
     TxsFrame,
     decode_frame,
     encode_frame,
+    txs_frames,
 )
 from storage.chain import ChainStore
 
@@ -72,6 +102,9 @@ GOSSIP_INTERVAL_S = 0.005
 STATUS_INTERVAL_S = 1.0
 GOSSIP_BATCH = 256
 STALL_HEALTH_MS = 30_000
+# a peer over the penalty threshold is disconnected and refused this long, then
+# accepted again (no ban is for good: an honest node scored by mistake comes back)
+PEER_BAN_SECONDS = 600.0
 
 
 def health_reasons(
@@ -109,10 +142,10 @@ def health_reasons(
     return reasons
 
 
-def _gossip_frames(txs: Sequence[MempoolTx]) -> Iterator[bytes]:
-    """``TxsFrame``s carrying ``txs`` in order, ``GOSSIP_BATCH`` transactions each."""
-    for i in range(0, len(txs), GOSSIP_BATCH):
-        yield encode_frame(TxsFrame([tx.wire for tx in txs[i : i + GOSSIP_BATCH]]))
+def _gossip_frames(txs: Sequence[MempoolTx], max_frame_bytes: int) -> Iterator[bytes]:
+    """``TxsFrame``s carrying ``txs`` in order, at most ``GOSSIP_BATCH`` transactions
+    and ``max_frame_bytes`` each (256 transactions of 64 KiB would not fit a frame)."""
+    return txs_frames([tx.wire for tx in txs], max_count=GOSSIP_BATCH, max_bytes=max_frame_bytes)
 
 
 class Node:
@@ -124,9 +157,18 @@ class Node:
         self.node_id = bytes(self.key.verify_key)
         self.admin_token = read_admin_token(cfg.admin_token_path)
         self.me = self.genesis.validator_index(self.node_id)
-        self.consensus_config = self.genesis.consensus_config()
+        # no message of the replica may outgrow a peer frame (checked here, at start)
+        self.consensus_config = dataclasses.replace(
+            self.genesis.consensus_config(),
+            max_message_bytes=cfg.p2p.max_frame_bytes - CONSENSUS_FRAME_OVERHEAD,
+        )
         self.validator_ids = self.genesis.validator_public_keys()
         self.verifier = ValidatorVerifier(self.validator_ids)
+        # the replica's verifier: signatures checked in the verify pool are trusted
+        self.signatures = PreverifiedSignatures(self.verifier, self.validator_ids)
+        self.budget = TrafficBudget(
+            consensus_budget(self.consensus_config, cfg.p2p.max_frame_bytes)
+        )
         self.chain_id = self.genesis.chain_id
         # admission may be stricter than the protocol, never looser: what a valid
         # block may hold (MAX_TX_BYTES) must not depend on a node's own setting
@@ -166,6 +208,7 @@ class Node:
             send_queue_limit=cfg.p2p.send_queue_limit,
             backoff_base=cfg.p2p.dial_backoff_min_ms / 1000,
             backoff_cap=cfg.p2p.dial_backoff_max_ms / 1000,
+            ban_seconds=PEER_BAN_SECONDS,
         )
         self.sync = BlockSync(
             self.consensus_config,
@@ -183,7 +226,7 @@ class Node:
                 self.consensus_config,
                 self.me,
                 KeySigner(self.key),
-                self.verifier,
+                self.signatures,
                 self.rules,
                 records=self.store.consensus_records(),
                 tip=self.applier.chain_tip(),
@@ -198,6 +241,8 @@ class Node:
                     on_block=self._on_block,
                     on_need_sync=self._on_need_sync,
                     observer=self.metrics,
+                    max_frame_bytes=cfg.p2p.max_frame_bytes,
+                    blame=self._blame,
                 ),
                 self._db_exec,
                 clock=self.clock,
@@ -216,9 +261,10 @@ class Node:
             self._tasks.append(asyncio.create_task(self._observer_loop(), name="observer"))
         self._tasks.append(asyncio.create_task(self._gossip_loop(), name="gossip"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
-        await self._serve(client_app(self), cfg.api.listen)
+        check_open_files(open_files_needed(cfg, len(self.validator_ids)))
+        await self._serve(client_app(self), cfg.api)
         mutations = self if cfg.admin.enable_mutations else None
-        await self._serve(admin_app(self, self.admin_token, mutations), cfg.admin.listen)
+        await self._serve(admin_app(self, self.admin_token, mutations), cfg.admin)
         log.info(
             "node started",
             node_id=self.node_id.hex(),
@@ -229,13 +275,9 @@ class Node:
             admin=cfg.admin.listen,
         )
 
-    async def _serve(self, app: web.Application, listen: str) -> None:
-        host, port = parse_host_port(listen, allow_zero_port=True)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        self._runners.append(runner)
+    async def _serve(self, app: web.Application, section: ListenerSection) -> None:
+        # connection caps, read and keep-alive timeouts: node/api/listener.py
+        self._runners.append(await start_listener(app, section))
 
     def bound_ports(self) -> list[int]:
         """The TCP ports the HTTP listeners got (useful with port 0)."""
@@ -283,11 +325,12 @@ class Node:
         """A new link: our height, and every pending transaction (gossip goes once
         per link, and this link did not exist when they were admitted)."""
         self.transport.send(peer, self._status_frame())
-        for frame in _gossip_frames(self.mempool.pending()):
+        for frame in _gossip_frames(self.mempool.pending(), self.transport.max_frame_bytes):
             self.transport.send(peer, frame)
 
     def _on_peer_down(self, peer: bytes) -> None:
         self.sync.on_peer_down(peer)
+        self.budget.forget(peer)
 
     def _status_frame(self) -> bytes:
         view = self.driver.replica.view if self.driver else 0
@@ -301,7 +344,7 @@ class Node:
             self.transport.penalise(peer, str(exc))
             return
         if isinstance(frame, ConsensusFrame):
-            self._on_consensus(peer, frame)
+            await self._on_consensus(peer, frame.message, len(data))
         elif isinstance(frame, TxsFrame):
             await self._on_gossiped_txs(peer, frame.txs)
         elif isinstance(frame, StatusFrame):
@@ -311,15 +354,42 @@ class Node:
         elif isinstance(frame, BlocksFrame):
             self.sync.on_blocks(peer, frame.blocks, self.clock())
 
-    def _on_consensus(self, peer: bytes, frame: ConsensusFrame) -> None:
-        msg = frame.message
+    async def _on_consensus(self, peer: bytes, msg: Message, size: int) -> None:
+        """Sender, budget, signatures (in the verify pool), then the driver."""
         index = self.genesis.validator_index(peer)
         if index is None or msg.sender != index:
             self.metrics.rejected_frames.labels("consensus-sender").inc()
             self.transport.penalise(peer, "consensus message not from the peer's validator index")
             return
+        if self.driver is None:
+            return
+        verdict = self.budget.admit(peer, type(msg).__name__, size, time.monotonic())
+        if verdict is not Verdict.ADMIT:
+            self.metrics.rejected_frames.labels("over-budget").inc()
+            if verdict is Verdict.PENALISE:
+                self.transport.penalise(
+                    peer, "consensus traffic over budget", self.budget.budget.penalty_points
+                )
+            return
+        loop = asyncio.get_running_loop()
+        good, triples = await loop.run_in_executor(
+            self._verify_exec, self.signatures.preverify, msg, self.chain_id
+        )
+        self.signatures.remember(triples)
+        if not good:
+            self.metrics.rejected_frames.labels("bad-signature").inc()
+            self.transport.penalise(
+                peer, "consensus: bad-signature", consensus_points("bad-signature")
+            )
+            return
         if self.driver is not None:  # counts it (stats and the metrics observer)
             self.driver.submit_message(msg)
+
+    def _blame(self, validator: int, reason: str) -> None:
+        """The replica refused a message of ``validator`` or caught it equivocating."""
+        points = consensus_points(reason)
+        if points and 0 <= validator < len(self.validator_ids) and validator != self.me:
+            self.transport.penalise(self.validator_ids[validator], f"consensus: {reason}", points)
 
     async def _serve_blocks(self, peer: bytes, req: GetBlocksFrame) -> None:
         assert self.store is not None
@@ -383,9 +453,9 @@ class Node:
         try:
             tx = decode_tx(data, chain_id=self.chain_id, max_bytes=self._max_tx)
         except TxError as err:
-            status = 413 if err.code == "too_large" else 400
+            status = 413 if err.code == "too-large" else 400
             raise ApiError(status, err.code, str(err)) from None
-        if tx.hash in self.mempool:
+        if self.mempool.holds(tx):  # these very bytes: same answer, no work
             return tx.hash
         try:
             self.ledger.check_tx(tx)
@@ -393,7 +463,7 @@ class Node:
             raise ApiError(400, rej.code, rej.message) from None
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(self._verify_exec, tx.verify_signature):
-            raise ApiError(400, "bad_signature", "signature does not verify for the signer")
+            raise ApiError(400, "bad-signature", "signature does not verify for the signer")
         try:
             self._admit(tx)
         except MempoolError as err:
@@ -448,7 +518,7 @@ class Node:
             await self._gossip_queued.wait()
             await asyncio.sleep(GOSSIP_INTERVAL_S)
             self._gossip_queued.clear()
-            for frame in _gossip_frames(self.mempool.take_gossip()):
+            for frame in _gossip_frames(self.mempool.take_gossip(), self.transport.max_frame_bytes):
                 self.transport.broadcast(frame)
 
     async def _status_loop(self) -> None:
