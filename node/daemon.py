@@ -48,6 +48,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from consensus.config import ConsensusConfig
 from consensus.messages import CommittedBlock, Message
 from consensus.replica import Replica
 from node import __version__, logs
@@ -63,7 +64,7 @@ from node.api.listener import (
 from node.applier import BlockApplier
 from node.block import Block
 from node.codec import parse_json
-from node.config import NodeConfig, parse_host_port
+from node.config import ConfigError, NodeConfig, parse_host_port
 from node.driver import ConsensusDriver, DriverHooks, wall_clock_ms
 from node.genesis import Genesis, load_genesis
 from node.home import read_admin_token
@@ -142,6 +143,19 @@ def health_reasons(
     return reasons
 
 
+def consensus_config(genesis: Genesis, max_frame_bytes: int) -> ConsensusConfig:
+    """Genesis's consensus knobs, with every replica message limited to what a peer
+    frame of ``max_frame_bytes`` carries; ``ConfigError`` when the largest message
+    of that configuration (a full PRE-PREPARE, a worst-case NEW-VIEW) would not fit."""
+    try:
+        return dataclasses.replace(
+            genesis.consensus_config(),
+            max_message_bytes=max_frame_bytes - CONSENSUS_FRAME_OVERHEAD,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"p2p.max_frame_bytes ({max_frame_bytes}) is too small: {exc}") from None
+
+
 def _gossip_frames(txs: Sequence[MempoolTx], max_frame_bytes: int) -> Iterator[bytes]:
     """``TxsFrame``s carrying ``txs`` in order, at most ``GOSSIP_BATCH`` transactions
     and ``max_frame_bytes`` each (256 transactions of 64 KiB would not fit a frame)."""
@@ -157,11 +171,7 @@ class Node:
         self.node_id = bytes(self.key.verify_key)
         self.admin_token = read_admin_token(cfg.admin_token_path)
         self.me = self.genesis.validator_index(self.node_id)
-        # no message of the replica may outgrow a peer frame (checked here, at start)
-        self.consensus_config = dataclasses.replace(
-            self.genesis.consensus_config(),
-            max_message_bytes=cfg.p2p.max_frame_bytes - CONSENSUS_FRAME_OVERHEAD,
-        )
+        self.consensus_config = consensus_config(self.genesis, cfg.p2p.max_frame_bytes)
         self.validator_ids = self.genesis.validator_public_keys()
         self.verifier = ValidatorVerifier(self.validator_ids)
         # the replica's verifier: signatures checked in the verify pool are trusted

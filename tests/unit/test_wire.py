@@ -1,0 +1,85 @@
+"""Frame sizes (``node.wire``): the consensus frame's overhead, transaction frames
+that fit the frame limit, and the replica's message limit the daemon derives
+from the frame limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+
+from consensus import sizes
+from consensus.messages import (
+    Checkpoint,
+    Message,
+    NewView,
+    Prepare,
+    PrePrepare,
+    Proposal,
+    Status,
+    ViewChange,
+    encode_message,
+)
+from node import testnet
+from node.config import ConfigError
+from node.daemon import _gossip_frames, consensus_config
+from node.genesis import load_genesis
+from node.mempool import MempoolTx
+from node.wire import (
+    CONSENSUS_FRAME_OVERHEAD,
+    ConsensusFrame,
+    TxsFrame,
+    decode_frame,
+    encode_frame,
+    txs_frames,
+)
+
+
+def test_a_consensus_frame_is_its_message_plus_a_constant() -> None:
+    proposal = Proposal("c", 1, 1, 0, bytes(32))
+    vc = ViewChange(
+        1, 0, bytes(32), (Checkpoint(0, bytes(32), 1, bytes(64)),) * 3, (), 2, bytes(64)
+    )
+    messages: list[Message] = [
+        Prepare(0, 1, bytes(32), 1, bytes(64)),
+        PrePrepare(0, proposal, (b"x" * 70_000,) * 3, 0, bytes(64)),
+        Status(3, 10, 8, 1, bytes(64)),
+        NewView(1, (vc,) * 40, (PrePrepare(1, proposal, (), 1, bytes(64)),) * 64, 1, bytes(64)),
+    ]
+    assert CONSENSUS_FRAME_OVERHEAD == 3
+    for msg in messages:
+        assert len(encode_frame(ConsensusFrame(msg))) == len(encode_message(msg)) + 3
+
+
+def test_txs_frames_fit_the_limit_in_order_and_skip_what_cannot() -> None:
+    txs = [bytes([i % 251]) * (100 + 37 * i) for i in range(60)]
+    frames = list(txs_frames(txs, max_count=7, max_bytes=3000))
+    got: list[bytes] = []
+    for frame in frames:
+        assert len(frame) <= 3000
+        decoded = decode_frame(frame)
+        assert isinstance(decoded, TxsFrame) and 1 <= len(decoded.txs) <= 7
+        got.extend(decoded.txs)
+    assert got == [tx for tx in txs if len(tx) + 13 <= 3000]
+    assert list(txs_frames([], max_count=7, max_bytes=3000)) == []
+
+
+def test_gossip_of_large_transactions_is_cut_to_the_frame_limit() -> None:
+    """256 transactions of 64 KiB made one 16 MiB frame, above the 4 MiB limit (the
+    transport raised, and the gossip task ended)."""
+    txs = [SimpleNamespace(wire=bytes([i]) * (64 << 10)) for i in range(256)]
+    frames = list(_gossip_frames(cast(list[MempoolTx], txs), 4 << 20))
+    assert len(frames) == 5 and all(len(f) <= 4 << 20 for f in frames)
+
+
+def test_the_replica_message_limit_follows_the_frame_limit(tmp_path: Path) -> None:
+    testnet.testnet_init(tmp_path, validators=4, base_port=20000, chain_id="wire-test")
+    genesis = load_genesis(tmp_path / "node0" / "genesis.json")
+    cfg = consensus_config(genesis, 4 << 20)
+    assert cfg.max_message_bytes == (4 << 20) - CONSENSUS_FRAME_OVERHEAD
+    full = sizes.pre_prepare_bytes(cfg.chain_id, cfg.batch_max_count, cfg.batch_max_bytes)
+    assert consensus_config(genesis, full + 3).max_message_bytes == full
+    with pytest.raises(ConfigError, match=r"p2p.max_frame_bytes \(\d+\) is too small"):
+        consensus_config(genesis, full + 2)
