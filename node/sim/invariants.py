@@ -121,8 +121,10 @@ class InvariantChecker:
         self.votes: dict[tuple[int, str, int, int], bytes] = {}
         # transaction -> first arrival at an honest replica, or _COMMITTED
         self.requests: dict[bytes, int] = {}
-        # virtual time of the last client submission (the engine sets it)
+        # virtual time of the last client submission, and whether the workload
+        # is over (the engine sets both)
         self.last_submit = 0
+        self.workload_done = False
 
     # -- observations --------------------------------------------------------
 
@@ -272,7 +274,12 @@ class InvariantChecker:
 
     def liveness_satisfied(self) -> bool:
         got = self.first_commit_after
-        return all(i in got for i in self.liveness_nodes)
+        return self._idle_after_faults() or all(i in got for i in self.liveness_nodes)
+
+    def _idle_after_faults(self) -> bool:
+        """A quiescent run whose last transaction came before the last fault ended:
+        nothing is left to commit after it, so convergence (not liveness) judges it."""
+        return self.quiescent and self.workload_done and self.last_submit <= self.liveness_after
 
     def finish(
         self, end: int = 0, up_heights: Mapping[int, int] | None = None, workload_done: bool = True
@@ -280,6 +287,7 @@ class InvariantChecker:
         """Judge what is judged at the end: liveness, termination, convergence and
         the requests still pending. ``up_heights``: height of every honest node
         that is up at the end (None: termination and convergence not judged)."""
+        self.workload_done = workload_done
         self._finish_liveness()
         if up_heights is not None:
             self._finish_termination(end, up_heights)
@@ -340,6 +348,9 @@ class InvariantChecker:
         verdict = self.verdicts["liveness"]
         if not self.liveness_applicable:
             verdict.note = NOT_OWED
+            return
+        if self._idle_after_faults():
+            verdict.note = "not judged: no transactions after the last fault (see convergence)"
             return
         deadline = self.liveness_after + self.liveness_bound
         for i in self.liveness_nodes:
