@@ -58,9 +58,9 @@ from consensus.messages import (
 from node.sim.byzantine import make_behaviour
 from node.sim.clock import NodeClock
 from node.sim.crypto import Ed25519Scheme, KeyedHashScheme, SimPayloadRules
-from node.sim.invariants import InvariantChecker
-from node.sim.metrics import MESSAGE_NAMES, SYNC_REQUEST, SYNC_RESPONSE, Metrics
-from node.sim.network import Network
+from node.sim.invariants import InvariantChecker, Verdict
+from node.sim.metrics import MESSAGE_NAMES, STATUS_FRAME, SYNC_REQUEST, SYNC_RESPONSE, Metrics
+from node.sim.network import SYNC_FRAME_RESERVE, FrameLimit, Network
 from node.sim.node import SimNode
 from node.sim.replicas import ReplicaKit, real_kit
 from node.sim.scenario import Fault, Scenario, droppable_messages
@@ -68,7 +68,7 @@ from node.sim.store import DurableStore
 from node.sim.workload import Workload
 
 # event kinds
-_MSG, _TIMER, _REQUEST, _CALL, _SYNC_REQ, _SYNC_RESP = range(6)
+_MSG, _TIMER, _REQUEST, _CALL, _SYNC_REQ, _SYNC_RESP, _STATUS = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,16 @@ class Simulation:
             signer = scheme.signer(i)
             spec = byz.get(i)
             behaviour = (
-                make_behaviour(spec, self.config, signer, self.rules, self.rng) if spec else None
+                make_behaviour(
+                    spec,
+                    self.config,
+                    signer,
+                    self.rules,
+                    self.rng,
+                    max_frame_bytes=scenario.network.max_frame_bytes,
+                )
+                if spec
+                else None
             )
             store = DurableStore(self.kit.genesis_root)
             self.nodes.append(SimNode(i, n, clock, store, signer, behaviour))
@@ -141,6 +150,12 @@ class Simulation:
         self._drops: list[Fault] = []
         self._cut: list[list[frozenset[str]]] | None = None
         self._recheck_at = -1
+        # frames over max_frame_bytes are dropped; an honest sender of one breaks frame_size
+        self.frames = FrameLimit(scenario.network.max_frame_bytes)
+        self.frame_verdict = self.checker.verdicts.setdefault("frame_size", Verdict())
+        # status_sync: per node, the heights its peers announced, and when its own moved
+        self.peer_heights: list[dict[int, int]] = [{} for _ in range(n)]
+        self._moved_at = [0] * n
         self._target_set = frozenset(self.live_targets)
         self._reached = 0
         self._check_done = False
@@ -240,6 +255,10 @@ class Simulation:
     def run(self) -> Simulation:
         for node in self.nodes:
             self._start(node)
+        if self.scenario.network.status_sync:
+            every = self.scenario.network.status_interval_ms
+            for node in self.nodes:  # each node's heartbeat at its own phase
+                self.call_at(self.rng.randrange(every), partial(self._status_tick, node.id))
         q = self._queue
         pop = heapq.heappop
         end = self.scenario.duration_ms
@@ -270,6 +289,9 @@ class Simulation:
             elif kind == _SYNC_REQ:
                 assert isinstance(payload, SyncRequest)
                 self._on_sync_request(nodes[i], payload, vt)
+            elif kind == _STATUS:
+                assert isinstance(payload, tuple)
+                self._on_status(nodes[i], payload[0], payload[1], vt)
             else:
                 assert isinstance(payload, SyncResponse)
                 self._on_sync_response(nodes[i], payload, vt)
@@ -327,10 +349,12 @@ class Simulation:
             store.tip() if restart else None,
         )
         node.up = True
+        self._moved_at[node.id] = self.now  # as the daemon's sync starts from its tip
         self._apply(node, node.replica.start(node.clock.local(self.now)), self.now)
 
     def crash(self, i: int) -> None:
         self.nodes[i].crash()
+        self.peer_heights[i] = {}
 
     def restart(self, i: int) -> None:
         node = self.nodes[i]
@@ -391,7 +415,10 @@ class Simulation:
                             backlog = []
                         backlog.append(more)
                 elif isinstance(a, NeedSync):
-                    self._need_sync(node, a.hints, vt)
+                    if self.scenario.network.status_sync:  # the daemon ignores the hints
+                        self._daemon_sync(node, a.target_height, vt)
+                    else:
+                        self._need_sync(node, a.hints, vt)
                 elif isinstance(a, Relay):
                     for req in a.requests:  # the client requests, over the network
                         for d in self.network.delays(node.id, a.to):
@@ -433,6 +460,13 @@ class Simulation:
         sent = self.metrics.sent
         sent[name] = sent.get(name, 0) + len(node.peers)
         payload: object = encode_message(msg) if self.wire else msg
+        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
+        largest = self.metrics.largest_frame
+        if size > largest.get(name, 0):
+            largest[name] = size
+        if size > self.frames.max_frame_bytes:
+            self._oversized(node.id, True, name, size, len(node.peers), vt)
+            return
         src = node.id
         delays = self._link(name)
         q = self._queue
@@ -450,18 +484,41 @@ class Simulation:
         name = self._names[type(msg)]
         self.metrics.count(name)
         payload: object = encode_message(msg) if self.wire else msg
+        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
+        largest = self.metrics.largest_frame
+        if size > largest.get(name, 0):
+            largest[name] = size
+        if size > self.frames.max_frame_bytes:
+            self._oversized(node.id, True, name, size, 1, vt)
+            return
         for d in self._link(name)(node.id, to):
             self._push(vt + d, _MSG, to, payload)
 
     def post(self, src: int, dst: int, msg: Message, extra_delay: int) -> None:
         """One message from a Byzantine behaviour (the ``Outbox`` protocol)."""
-        if type(msg) is PrePrepare:
+        if type(msg) is PrePrepare or type(msg) is NewView:
             self._record_proposals(msg)
         name = self._names[type(msg)]
         self.metrics.count(name)
         payload: object = encode_message(msg) if self.wire else msg
+        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
+        if size > self.frames.max_frame_bytes:
+            self._oversized(src, self.nodes[src].honest, name, size, 1, self.now)
+            return
         for d in self._link(name)(src, dst):
             self._push(self.now + d + extra_delay, _MSG, dst, payload)
+
+    def _oversized(self, src: int, honest: bool, name: str, size: int, k: int, vt: int) -> None:
+        """A ``size``-byte frame (to ``k`` peers) exceeds the limit: the transport refuses it."""
+        self.metrics.drop_oversized(name, honest, k)
+        if honest:
+            self.frame_verdict.fail(
+                node=src,
+                message=name,
+                frame_bytes=size,
+                max_frame_bytes=self.frames.max_frame_bytes,
+                time_ms=vt,
+            )
 
     def _set_timer(self, node: SimNode, at_local: int, vt: int) -> None:
         at = node.clock.virtual_at(at_local)
@@ -484,6 +541,7 @@ class Simulation:
             return ()
         digest = block.proposal.digest()
         root = store.append(block, digest)
+        self._moved_at[node.id] = vt
         if node.honest:
             if self.checker.on_commit(node.id, block, digest, vt):
                 self._first_commit(block, vt)
@@ -527,6 +585,12 @@ class Simulation:
         blocks = node.store.blocks_after(req.from_height, self.scenario.network.sync_max_blocks)
         if not blocks:
             return
+        fitting = self.frames.cut_blocks(blocks)  # what one frame holds, as the daemon cuts it
+        if not fitting:  # even the first block is over the frame budget
+            size = self.frames.block_size(blocks[0]) + SYNC_FRAME_RESERVE
+            self._oversized(node.id, node.honest, SYNC_RESPONSE, size, 1, vt)
+            return
+        blocks = fitting
         self.metrics.count(SYNC_RESPONSE)
         resp = SyncResponse(tuple(encode_block(b) for b in blocks) if self.wire else blocks)
         for d in self._link(SYNC_RESPONSE)(node.id, req.requester):
@@ -541,6 +605,65 @@ class Simulation:
                 continue
             assert node.replica is not None
             self._apply(node, node.replica.on_committed_block(block, node.clock.local(vt)), vt)
+
+    # -- the daemon's StatusFrame sync (status_sync) -----------------------------
+
+    def _status_tick(self, i: int) -> None:
+        """Node ``i`` announces its height to every peer (through the network
+        model) and, like the daemon's status loop, checks whether to sync."""
+        net = self.scenario.network
+        self.call_at(self.now + net.status_interval_ms, partial(self._status_tick, i))
+        node = self.nodes[i]
+        if not node.up:
+            return
+        height: int | None = len(node.store.chain)
+        if node.behaviour is not None:
+            height = node.behaviour.status_height(len(node.store.chain))
+        if height is not None:
+            now = self.now
+            delays = self._link(STATUS_FRAME)
+            for dst in node.peers:
+                self.metrics.count(STATUS_FRAME)
+                for d in delays(i, dst):
+                    self._push(now + d, _STATUS, dst, (i, height))
+        self._status_check(node, self.now)
+
+    def _on_status(self, node: SimNode, sender: int, height: int, vt: int) -> None:
+        if node.up:
+            self.peer_heights[node.id][sender] = height
+            self._status_check(node, vt)
+
+    def _status_check(self, node: SimNode, vt: int) -> None:
+        """node/sync.py's rule: behind when a peer is more than the lag threshold
+        ahead, or ahead at all while our height has not moved for the stall time.
+        Blocks are asked (the engine's sync path) from the peers that announced
+        the whole next chunk, else from any peer that announced more than us."""
+        net = self.scenario.network
+        heights = self.peer_heights[node.id]
+        own = len(node.store.chain)
+        best = max(heights.values(), default=0)
+        if best <= own:
+            return
+        stalled = vt - self._moved_at[node.id] > net.sync_stall_ms
+        if best <= own + net.sync_lag_threshold and not stalled:
+            return
+        if vt >= node.sync_until:
+            self.metrics.status_syncs += 1
+        self._daemon_sync(node, best, vt)
+
+    def _daemon_sync(self, node: SimNode, target: int, vt: int) -> None:
+        """Blocks up to ``target`` from the peers node/sync.py would pick: those whose
+        announced height covers the next chunk, else any that announced more than
+        we have; none (no request) when no peer announced such a height."""
+        heights = self.peer_heights[node.id]
+        own = len(node.store.chain)
+        chunk_end = min(target, own + self.scenario.network.sync_max_blocks)
+        peers = sorted(heights)
+        hints = tuple(p for p in peers if heights[p] >= chunk_end) or tuple(
+            p for p in peers if heights[p] > own
+        )
+        if hints:
+            self._need_sync(node, hints, vt)
 
 
 def run(scenario: Scenario, seed: int, kit: ReplicaKit | None = None) -> Simulation:
