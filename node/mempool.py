@@ -2,8 +2,9 @@
 
 The node decodes a transaction and checks its chain id, type and body (the
 ledger's stateless check) and signature before it gets here (``node.daemon``).
-The mempool's own admission checks, in order, each with a stable error code:
-size, duplicate (already here: idempotent, not an error), replay (already
+The mempool's own admission checks, in order, each with a stable error code
+(the API's, ``node.api.errors.ERROR_CODES``): size (``too-large``, HTTP 413),
+duplicate (already here: idempotent, not an error), replay (already
 committed), capacity — count and bytes, answering ``mempool-full`` (HTTP 503)
 instead of growing without bound — and a per-signer share, so that one busy
 or hostile signer cannot crowd the others out (fairness across signers).
@@ -74,6 +75,16 @@ class Mempool:
     def __contains__(self, tx_hash: str) -> bool:
         return tx_hash in self._entries
 
+    def holds(self, tx: MempoolTx) -> bool:
+        """True when this very transaction, byte for byte, is here.
+
+        The hash does not cover the signature, so a copy with the same hash may
+        carry another (say all-zero) signature: only identical wire bytes may be
+        answered as a duplicate before the signature is checked.
+        """
+        entry = self._entries.get(tx.hash)
+        return entry is not None and entry.tx.wire == tx.wire
+
     @property
     def total_bytes(self) -> int:
         return self._bytes
@@ -100,7 +111,9 @@ class Mempool:
         lim = self.limits
         size = len(tx.wire)
         if size > lim.max_tx_bytes:
-            raise MempoolError("too-large", f"transaction of {size} bytes > {lim.max_tx_bytes}")
+            raise MempoolError(
+                "too-large", f"transaction of {size} bytes > {lim.max_tx_bytes}", 413
+            )
         if tx.hash in self._entries:
             return False
         if self._is_committed(tx.hash):

@@ -78,8 +78,8 @@ class TxError(ValueError):
     """A transaction that is malformed, of another chain, or badly signed.
 
     ``code`` is a stable machine-readable reason for API errors: ``malformed``,
-    ``too_large``, ``missing_field``, ``unknown_field``, ``bad_field``,
-    ``wrong_chain`` or ``bad_signature``; ``field`` names the field when one is
+    ``too-large``, ``missing-field``, ``unknown-field``, ``bad-field``,
+    ``wrong-chain`` or ``bad-signature``; ``field`` names the field when one is
     to blame.
     """
 
@@ -94,7 +94,7 @@ def _field_error(name: str, want: str, got: Any) -> TxError:
     shown = repr(got)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return TxError("bad_field", f"tx.{name}: must be {want}, got {shown}", name)
+    return TxError("bad-field", f"tx.{name}: must be {want}, got {shown}", name)
 
 
 def _check_chain_id(v: Any) -> str:
@@ -142,12 +142,12 @@ def _check_keys(obj: Any) -> dict[str, Any]:
         raise TxError("malformed", f"a transaction is a JSON object, got {type(obj).__name__}")
     for name in TX_FIELDS:
         if name not in obj:
-            raise TxError("missing_field", f"tx.{name}: missing", name)
+            raise TxError("missing-field", f"tx.{name}: missing", name)
     if len(obj) != len(TX_FIELDS):
         extra = sorted(k for k in obj if k not in TX_FIELDS)
         name = str(extra[0])
         raise TxError(
-            "unknown_field",
+            "unknown-field",
             f"tx.{name}: unknown field (a transaction has exactly {', '.join(TX_FIELDS)})",
             name,
         )
@@ -240,9 +240,9 @@ class Tx:
         return verify(self.signer_bytes, self.signing_bytes, self.sig_bytes)
 
     def check_signature(self) -> None:
-        """``TxError("bad_signature")`` unless the signature verifies."""
+        """``TxError("bad-signature")`` unless the signature verifies."""
         if not self.verify_signature():
-            raise TxError("bad_signature", f"tx {self.hash}: signature does not verify", "sig")
+            raise TxError("bad-signature", f"tx {self.hash}: signature does not verify", "sig")
 
     def to_json_obj(self) -> dict[str, Any]:
         """A fresh copy of the transaction as a JSON object."""
@@ -261,7 +261,7 @@ def _make(obj: dict[str, Any]) -> Tx:
 def _check_chain(tx: Tx, chain_id: str | None) -> Tx:
     if chain_id is not None and tx.chain_id != chain_id:
         raise TxError(
-            "wrong_chain",
+            "wrong-chain",
             f"tx.chain_id: {tx.chain_id!r} is not this chain ({chain_id!r})",
             "chain_id",
         )
@@ -289,7 +289,7 @@ def decode_tx(
     ``tx.wire`` is the canonical form, which may differ from ``wire``.
     """
     if len(wire) > max_bytes:
-        raise TxError("too_large", f"transaction is {len(wire)} bytes, the limit is {max_bytes}")
+        raise TxError("too-large", f"transaction is {len(wire)} bytes, the limit is {max_bytes}")
     try:
         # +1: the transaction object itself is one level above its body
         obj = parse_json(wire, max_bytes, max_depth + 1)
@@ -314,7 +314,7 @@ def tx_from_json_obj(
     # decode the checked bytes: a private copy (the caller's object may change later)
     tx = _make(json.loads(checked))
     if len(tx.wire) > max_bytes:
-        raise TxError("too_large", f"transaction is {len(tx.wire)} bytes, the limit is {max_bytes}")
+        raise TxError("too-large", f"transaction is {len(tx.wire)} bytes, the limit is {max_bytes}")
     return _check_chain(tx, chain_id)
 
 
@@ -336,12 +336,12 @@ def build_tx(
     try:
         signing = canonical_json(unsigned, max_depth=MAX_TX_DEPTH + 1)
     except CodecError as e:
-        raise TxError("bad_field", f"tx.{e}", "body") from None
+        raise TxError("bad-field", f"tx.{e}", "body") from None
     sig_hex = sign(signing_key, signing).hex()
     obj = {**unsigned, "sig": sig_hex}
     wire = _splice_sig(signing, type, sig_hex)
     if len(wire) > MAX_TX_BYTES:
-        raise TxError("too_large", f"transaction is {len(wire)} bytes, the limit is {MAX_TX_BYTES}")
+        raise TxError("too-large", f"transaction is {len(wire)} bytes, the limit is {MAX_TX_BYTES}")
     return Tx(obj, wire, signing, hashlib.sha256(signing).digest())
 
 

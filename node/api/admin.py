@@ -34,6 +34,8 @@ from aiohttp import web
 
 from node.api.errors import Handler, error_response, json_errors
 from node.api.facade import NodeFacade
+from node.api.listener import read_body, track_requests
+from node.uint import parse_uint
 
 NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("admin-node", NodeFacade)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("admin-token", str)
@@ -84,9 +86,12 @@ def ui_asset(name: str) -> bytes:
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method in ("GET", "HEAD") and request.path in UI_PATHS:
         return await handler(request)  # static, no data: the page sends the token itself
-    want = request.app[TOKEN_KEY]
+    # bytes, not str: compare_digest refuses str with non-ASCII characters, and a
+    # header may hold any (aiohttp decodes it as UTF-8 with surrogate escapes)
+    want = request.app[TOKEN_KEY].encode()
     got = request.headers.get("Authorization", "")
-    if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip(), want)):
+    offered = got[7:].strip().encode("utf-8", "surrogateescape")
+    if not (got.startswith("Bearer ") and hmac.compare_digest(offered, want)):
         return error_response(401, "unauthorized", "missing or wrong bearer token")
     return await handler(request)
 
@@ -127,11 +132,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def recent_blocks(request: web.Request) -> web.Response:
     raw = request.query.get("limit", str(RECENT_BLOCKS_DEFAULT))
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= RECENT_BLOCKS_MAX:
+    limit = parse_uint(raw, 3)
+    if limit is None or not 1 <= limit <= RECENT_BLOCKS_MAX:
         return error_response(
             400, "malformed", f"query limit must be an integer 1..{RECENT_BLOCKS_MAX}, got {raw!r}"
         )
-    return web.json_response({"blocks": _node(request).recent_blocks_json(int(raw))})
+    return web.json_response({"blocks": _node(request).recent_blocks_json(limit)})
 
 
 def _ui_handler(body: bytes, content_type: str) -> Handler:
@@ -150,7 +156,7 @@ async def ui_slash(request: web.Request) -> web.StreamResponse:
 
 async def post_backup(request: web.Request) -> web.Response:
     mut = request.app[MUT_KEY]
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         doc: Any = json.loads(raw) if raw.strip() else {}
     except ValueError:
@@ -175,12 +181,12 @@ async def post_disconnect(request: web.Request) -> web.Response:
     if not re.fullmatch(r"[0-9a-f]{64}", raw):
         return error_response(400, "malformed", "node_id must be 64 lowercase hex characters")
     if not await request.app[MUT_KEY].disconnect_peer(bytes.fromhex(raw)):
-        return error_response(404, "not_connected", f"no link to peer {raw[:16]}")
+        return error_response(404, "not-connected", f"no link to peer {raw[:16]}")
     return web.json_response({"disconnected": raw})
 
 
 def admin_app(node: NodeFacade, token: str, mutations: Mutations | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors, bearer_auth])
+    app = web.Application(middlewares=[track_requests, json_errors, bearer_auth])
     app[NODE_KEY] = node
     app[TOKEN_KEY] = token
     app.router.add_get("/health", health)

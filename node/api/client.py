@@ -17,10 +17,12 @@ from aiohttp import web
 
 from node.api.errors import ApiError, json_errors
 from node.api.facade import NodeFacade
+from node.api.listener import read_body, track_requests
 from node.api.openapi import openapi_document
 from node.ledger.domain import Query
 from node.ledger.domains import DOMAINS
 from node.ledger.result import Rejection
+from node.uint import parse_uint
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_BODY = 1 << 20
@@ -42,7 +44,7 @@ def _hex64(request: web.Request, name: str) -> str:
 async def post_tx(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "too-large", f"request body over {MAX_BODY} bytes")
-    data = await request.read()
+    data = await read_body(request)
     tx_hash = await _node(request).submit_tx(data)
     return web.json_response({"hash": tx_hash}, status=202)
 
@@ -55,9 +57,7 @@ async def get_block(request: web.Request) -> web.Response:
     raw = request.match_info["height"]
     if raw == "latest":
         height = None
-    elif raw.isdigit() and len(raw) < 19:
-        height = int(raw)
-    else:
+    elif (height := parse_uint(raw, 18)) is None:
         raise ApiError(400, "malformed", "height must be a non-negative integer or 'latest'")
     block = _node(request).block_json(height)
     if block is None:
@@ -97,7 +97,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def client_app(node: NodeFacade) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[track_requests, json_errors], client_max_size=MAX_BODY)
     app[NODE_KEY] = node
     app.router.add_post("/v1/txs", post_tx)
     app.router.add_get("/v1/txs/{hash}", get_tx)

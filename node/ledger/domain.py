@@ -23,6 +23,7 @@ from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import HEX64
 from node.ledger.state import BlockState
+from node.uint import parse_uint
 
 QueryFn = Callable[[BlockState, Mapping[str, str], Mapping[str, str]], Any]
 
@@ -56,9 +57,10 @@ def int_param(query: Mapping[str, str], name: str, default: int, lo: int, hi: in
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    value = parse_uint(raw, len(str(hi)))
+    if value is None or not lo <= value <= hi:
         raise Rejection("malformed", f"{name} must be an integer in {lo}..{hi}")
-    return int(raw)
+    return value
 
 
 def hex64_param(value: str, name: str) -> str:

@@ -44,6 +44,7 @@ from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
 from node.ledger.state import BlockState, block_time
+from node.uint import parse_uint
 
 # ----------------------------------------------------------------- vocabulary
 ENROLLER_ROLES = ("hospital", "clinic")
@@ -404,9 +405,10 @@ def _limit(query: Mapping[str, str]) -> int:
 
 def _from_height(query: Mapping[str, str]) -> int:
     raw = query.get("from_height", "0")
-    if not raw.isdigit() or len(raw) > 12:
+    height = parse_uint(raw, 12)
+    if height is None:
         raise Rejection("malformed", "from_height must be a non-negative integer")
-    return int(raw)
+    return height
 
 
 def _record_param(value: str) -> str:

@@ -48,6 +48,7 @@ from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import List, Obj, Str, malformed
 from node.ledger.state import BlockState, block_time
+from node.uint import parse_uint
 
 MAX_SERIALS = 1000  # per transaction (a commission, a shipment ...)
 MAX_EVENTS_PAGE = 1000
@@ -757,10 +758,11 @@ def _q_alerts(
     if mfr is not None:
         _check_param(Str(max_len=64, pattern=MEMBER_RE), mfr, "manufacturer")
     raw_limit = _param(query, "limit", required=False) or "100"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_ALERTS_PAGE:
+    limit = parse_uint(raw_limit, len(str(MAX_ALERTS_PAGE)))
+    if limit is None or not 1 <= limit <= MAX_ALERTS_PAGE:
         raise Rejection("malformed", f"limit must be in 1..{MAX_ALERTS_PAGE}")
     after = _param(query, "after", required=False) or ""
-    alerts = list_alerts(state, gtin=gtin, manufacturer=mfr, after=after, limit=int(raw_limit))
+    alerts = list_alerts(state, gtin=gtin, manufacturer=mfr, after=after, limit=limit)
     return {"alerts": alerts, "next": alerts[-1]["id"] if alerts else None}
 
 

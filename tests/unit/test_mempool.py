@@ -41,9 +41,19 @@ def test_admits_once_and_counts_size() -> None:
     assert mp.rejected == {}
 
 
+def test_holds_only_the_very_same_bytes() -> None:
+    """Same hash, other bytes (another signature): not held, so the caller must
+    check that copy's signature instead of answering it as a duplicate."""
+    mp = pool()
+    mp.add(tx(1), 0)
+    assert mp.holds(tx(1))
+    assert not mp.holds(FakeTx(tx(1).hash, "a", b"\x01" * 10))
+    assert not mp.holds(tx(2))
+
+
 def test_refusals_have_stable_codes_and_are_counted() -> None:
     mp = pool({tx(9).hash}, max_txs=2, max_tx_bytes=100, per_signer_max=1)
-    assert rejected_code(mp, tx(1, size=101)) == ("too-large", 400)
+    assert rejected_code(mp, tx(1, size=101)) == ("too-large", 413)
     assert rejected_code(mp, tx(9)) == ("replay", 400)
     mp.add(tx(1, "a"), 0)
     assert rejected_code(mp, tx(2, "a")) == ("signer-quota", 503)

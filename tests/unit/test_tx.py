@@ -210,7 +210,7 @@ def test_tamper_any_field_breaks_signature(field: str, value: Any) -> None:
     assert not tampered.verify_signature()
     with pytest.raises(TxError) as e:
         tampered.check_signature()
-    assert e.value.code == "bad_signature"
+    assert e.value.code == "bad-signature"
 
 
 def test_flipped_signature_bit() -> None:
@@ -224,7 +224,7 @@ def test_wrong_chain() -> None:
     tx = make()
     with pytest.raises(TxError) as e:
         decode_tx(tx.wire, chain_id="hygeia-mainnet")
-    assert e.value.code == "wrong_chain" and e.value.field == "chain_id"
+    assert e.value.code == "wrong-chain" and e.value.field == "chain_id"
     assert "'hygeia-example' is not this chain ('hygeia-mainnet')" in str(e.value)
     assert decode_tx(tx.wire, chain_id=None) == tx
 
@@ -245,29 +245,29 @@ _DROP = object()
 @pytest.mark.parametrize(
     ("changes", "code", "field"),
     [
-        ({"signer": "AB" * 32}, "bad_field", "signer"),
-        ({"signer": "ab" * 31}, "bad_field", "signer"),
-        ({"signer": "zz" * 32}, "bad_field", "signer"),
-        ({"signer": 5}, "bad_field", "signer"),
-        ({"sig": "ab" * 63 + "a"}, "bad_field", "sig"),
-        ({"sig": "AB" * 64}, "bad_field", "sig"),
-        ({"sig": "0x" + "ab" * 63}, "bad_field", "sig"),
-        ({"nonce": -1}, "bad_field", "nonce"),
+        ({"signer": "AB" * 32}, "bad-field", "signer"),
+        ({"signer": "ab" * 31}, "bad-field", "signer"),
+        ({"signer": "zz" * 32}, "bad-field", "signer"),
+        ({"signer": 5}, "bad-field", "signer"),
+        ({"sig": "ab" * 63 + "a"}, "bad-field", "sig"),
+        ({"sig": "AB" * 64}, "bad-field", "sig"),
+        ({"sig": "0x" + "ab" * 63}, "bad-field", "sig"),
+        ({"nonce": -1}, "bad-field", "nonce"),
         ({"nonce": 1.5}, "malformed", "nonce"),
         ({"nonce": MAX_NONCE + 1}, "malformed", "nonce"),
-        ({"nonce": True}, "bad_field", "nonce"),
-        ({"nonce": "1"}, "bad_field", "nonce"),
-        ({"type": "anchor"}, "bad_field", "type"),
-        ({"type": "Data.anchor"}, "bad_field", "type"),
-        ({"type": "data.anchor\n"}, "bad_field", "type"),
-        ({"type": "data..anchor"}, "bad_field", "type"),
-        ({"type": "data.x" + "y" * 60}, "bad_field", "type"),
-        ({"body": [1]}, "bad_field", "body"),
-        ({"chain_id": ""}, "bad_field", "chain_id"),
-        ({"chain_id": None}, "bad_field", "chain_id"),
-        ({"nonce": _DROP}, "missing_field", "nonce"),
-        ({"sig": _DROP}, "missing_field", "sig"),
-        ({"memo": "hi"}, "unknown_field", "memo"),
+        ({"nonce": True}, "bad-field", "nonce"),
+        ({"nonce": "1"}, "bad-field", "nonce"),
+        ({"type": "anchor"}, "bad-field", "type"),
+        ({"type": "Data.anchor"}, "bad-field", "type"),
+        ({"type": "data.anchor\n"}, "bad-field", "type"),
+        ({"type": "data..anchor"}, "bad-field", "type"),
+        ({"type": "data.x" + "y" * 60}, "bad-field", "type"),
+        ({"body": [1]}, "bad-field", "body"),
+        ({"chain_id": ""}, "bad-field", "chain_id"),
+        ({"chain_id": None}, "bad-field", "chain_id"),
+        ({"nonce": _DROP}, "missing-field", "nonce"),
+        ({"sig": _DROP}, "missing-field", "sig"),
+        ({"memo": "hi"}, "unknown-field", "memo"),
     ],
 )
 def test_malformed_fields(changes: dict[str, Any], code: str, field: str) -> None:
@@ -298,10 +298,10 @@ def test_malformed_json_and_floats() -> None:
 def test_too_large() -> None:
     with pytest.raises(TxError) as e:
         decode_tx(make().wire, chain_id=CHAIN, max_bytes=100)
-    assert e.value.code == "too_large"
+    assert e.value.code == "too-large"
     with pytest.raises(TxError) as e:
         make(body={"blob": "x" * 70_000})
-    assert e.value.code == "too_large"
+    assert e.value.code == "too-large"
 
 
 def test_body_depth_limit() -> None:
