@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from node.mempool import MempoolLimits
 from node.refdoc import generated_header, table_cell
+from node.uint import parse_uint
 
 __all__ = [
     "CONFIG_FILE",
@@ -125,9 +126,9 @@ def parse_host_port(text: str, *, allow_zero_port: bool = False) -> tuple[str, i
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            if not _HOSTNAME.fullmatch(host) or host.replace(".", "").isdigit():
+            if not _HOSTNAME.fullmatch(host) or parse_uint(host.replace(".", ""), 253) is not None:
                 raise ValueError(f"{host!r} in {text!r} is not a host name or IP address") from None
-    if not port_text.isdigit() or len(port_text) > 5:
+    if parse_uint(port_text, 5) is None:
         raise ValueError(f"port in {text!r} is not a number")
     port = int(port_text)
     low = 0 if allow_zero_port else 1
@@ -369,6 +370,52 @@ def _opt(
 
 
 # ------------------------------------------------------------------ the schema
+# the keys both HTTP listeners ([api], [admin]) have, with their own defaults
+# (node.api.listener applies them; docs/operator.md, "HTTP listeners")
+def _max_connections(default: int) -> Any:
+    return _opt(
+        default,
+        "Most open connections of this listener; a connection beyond it is answered "
+        "503 `too-many-connections` and closed at once. Each one is a file handle: "
+        "the node checks its file-handle limit at start against the sum.",
+        INTEGER,
+        _positive,
+    )
+
+
+def _max_connections_per_source(default: int) -> Any:
+    return _opt(
+        default,
+        "Most open connections of this listener from one IP address (a gateway in "
+        "front of the node is one address: raise it to match), so that one client "
+        "cannot take them all; beyond it 503 `too-many-connections`.",
+        INTEGER,
+        _positive,
+    )
+
+
+def _read_timeout_ms(default: int) -> Any:
+    return _opt(
+        default,
+        "A request's head must arrive within this many milliseconds (from the "
+        "connection's opening, or from the first byte of a later request on it), "
+        "and its body within as long again; a slower client is disconnected "
+        "(the body: 408 `request-timeout`).",
+        INTEGER,
+        _positive,
+    )
+
+
+def _keepalive_timeout_ms(default: int) -> Any:
+    return _opt(
+        default,
+        "An idle keep-alive connection (no request in progress) is closed after this "
+        "many milliseconds.",
+        INTEGER,
+        _positive,
+    )
+
+
 @dataclass(frozen=True)
 class NodeSection:
     """Identity and the files of the home directory."""
@@ -459,6 +506,10 @@ class ApiSection:
         HOST_PORT,
         _listen_address,
     )
+    max_connections: int = _max_connections(512)
+    max_connections_per_source: int = _max_connections_per_source(64)
+    read_timeout_ms: int = _read_timeout_ms(10_000)
+    keepalive_timeout_ms: int = _keepalive_timeout_ms(30_000)
 
 
 @dataclass(frozen=True)
@@ -493,6 +544,10 @@ class AdminSection:
         INTEGER,
         _non_negative,
     )
+    max_connections: int = _max_connections(64)
+    max_connections_per_source: int = _max_connections_per_source(16)
+    read_timeout_ms: int = _read_timeout_ms(10_000)
+    keepalive_timeout_ms: int = _keepalive_timeout_ms(30_000)
 
 
 _MEMPOOL: Final = MempoolLimits()
@@ -890,6 +945,14 @@ def _cross_checks(cfg: NodeConfig, warnings: list[str]) -> None:
             "mempool.max_tx_bytes",
             "p2p.max_frame_bytes",
         )
+    for name, http in (("api", cfg.api), ("admin", cfg.admin)):
+        if http.max_connections_per_source > http.max_connections:
+            raise fail(
+                f"{name}.max_connections_per_source ({http.max_connections_per_source}) must "
+                f"not exceed {name}.max_connections ({http.max_connections})",
+                f"{name}.max_connections_per_source",
+                f"{name}.max_connections",
+            )
     listeners = {"p2p.listen": p2p.listen, "api.listen": cfg.api.listen}
     listeners["admin.listen"] = cfg.admin.listen
     bound: list[tuple[str, str, int]] = []
