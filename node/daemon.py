@@ -78,7 +78,7 @@ from node.metrics import NodeMetrics
 from node.net.budget import TrafficBudget, Verdict, consensus_budget
 from node.net.codes import CloseCode
 from node.net.penalties import consensus_points
-from node.net.signatures import PreverifiedSignatures
+from node.net.signatures import PreverifiedSignatures, Triple
 from node.net.transport import Transport
 from node.proof import build_proof
 from node.sync import BlockSync
@@ -222,7 +222,7 @@ class Node:
         )
         self.sync = BlockSync(
             self.consensus_config,
-            self.verifier,
+            self.signatures,
             send=self.transport.send,
             feed=self._feed_synced,
             payload_root=self.rules.payload_root,
@@ -362,7 +362,26 @@ class Node:
         elif isinstance(frame, GetBlocksFrame):
             await self._serve_blocks(peer, frame)
         elif isinstance(frame, BlocksFrame):
+            # their certificates' signatures in the verify pool; sync (then the
+            # replica) finds them checked
+            loop = asyncio.get_running_loop()
+            triples = await loop.run_in_executor(
+                self._verify_exec, self._certificate_triples, frame.blocks
+            )
+            self.signatures.remember(triples)
             self.sync.on_blocks(peer, frame.blocks, self.clock())
+
+    def _certificate_triples(self, blocks: list[bytes]) -> list[Triple]:
+        """The good commit signatures of ``blocks`` (in a worker thread; a block that
+        does not decode is left to sync, which penalises it)."""
+        triples: list[Triple] = []
+        for raw in blocks:
+            try:
+                committed = Block.from_bytes(raw).committed()
+            except Exception:  # BlockError and the like: sync refuses it and penalises
+                continue
+            triples.extend(self.signatures.check(committed, self.chain_id))
+        return triples
 
     async def _on_consensus(self, peer: bytes, msg: Message, size: int) -> None:
         """Sender, budget, signatures (in the verify pool), then the driver."""

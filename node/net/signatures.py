@@ -16,6 +16,10 @@ A message whose own signature fails in the pool never reaches the replica: the
 daemon drops it and penalises its sender (``bad-signature``). A failing nested
 signature is not remembered; the replica finds it and refuses the message
 with its reason code, which the daemon scores too.
+
+The commit certificates of blocks received by block sync go through the pool
+the same way (``check``): block sync and then the replica check them against
+this verifier too.
 """
 
 from __future__ import annotations
@@ -79,12 +83,22 @@ class PreverifiedSignatures:
         """Check every signature of ``msg``: whether its own one is good, and the
         good triples. Blocking: run it in a worker thread, then ``remember`` them.
         Triples remembered already are not checked again."""
+        good, top = self._check(signed_parts(msg), chain_id)
+        return top is not None and top in good, good
+
+    def check(self, obj: Any, chain_id: str) -> list[Triple]:
+        """The good triples of every signed message inside ``obj`` (a struct, such
+        as a ``CommittedBlock`` and its commit certificate); blocking, like
+        ``preverify``."""
+        return self._check(signed_parts(obj), chain_id)[0]
+
+    def _check(self, parts: Iterator[Any], chain_id: str) -> tuple[list[Triple], Triple | None]:
         keys = self._keys
         good: list[Triple] = []
         todo: list[Triple] = []
         items: list[tuple[bytes, bytes, bytes]] = []
         top: Triple | None = None
-        for part in signed_parts(msg):
+        for part in parts:
             sender = part.sender
             data = part.signing_bytes(chain_id)
             triple = _key(sender, data, part.sig)
@@ -98,7 +112,7 @@ class PreverifiedSignatures:
         for triple, ok in zip(todo, verify_batch(items, workers=1), strict=True):
             if ok:
                 good.append(triple)
-        return top is not None and top in good, good
+        return good, top
 
     def remember(self, triples: list[Triple]) -> None:
         """Keep ``triples`` (checked by ``preverify``); on the event loop only."""
