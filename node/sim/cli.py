@@ -1,4 +1,4 @@
-"""``hygeia sim``: run one deterministic simulation, or sweep seeds and parameters."""
+"""``hygeia sim``: run one deterministic simulation, sweep seeds and parameters, or fuzz."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from node.sim import report, sweep
+from node.sim import fuzz, report, sweep
 from node.sim.engine import Simulation
 from node.sim.scenario import Scenario, ScenarioError, load
 
@@ -130,4 +130,53 @@ def sweep_cmd(
         click.echo("invariant violations; replay with:", err=True)
         for cmd in failures[:20]:
             click.echo(f"  {cmd}", err=True)
+        raise SystemExit(1)
+
+
+@sim.command(name="fuzz")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first scenario.")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="out/sim-fuzz",
+    show_default=True,
+    help="Where the TOML of every failing scenario is written (fuzz-<seed>.toml).",
+)
+@click.option("--emit-all", is_flag=True, help="Write every generated scenario, not only failures.")
+def fuzz_cmd(seed: int, count: int, jobs: int, out_dir: str, emit_all: bool) -> None:
+    """Generate and run COUNT random scenarios from seeds SEED..SEED+COUNT-1.
+
+    Scenario i is generated from, and run with, seed SEED+i. Every failure is
+    written to OUT/fuzz-<seed>.toml and printed with the command that replays it.
+    """
+    out = Path(out_dir)
+    started = time.perf_counter()
+    failed: list[fuzz.Outcome] = []
+    by_invariant: dict[str, int] = {}
+    for outcome in fuzz.run_many(seed, count, jobs):
+        if emit_all or not outcome.ok:
+            path = fuzz.write(fuzz.generate(outcome.seed), out)
+        if outcome.ok:
+            continue
+        failed.append(outcome)
+        for name in outcome.violated:
+            by_invariant[name] = by_invariant.get(name, 0) + 1
+        click.echo(
+            f"FAIL seed {outcome.seed} ({', '.join(outcome.violated)}): "
+            f"{replay_command(str(path), outcome.seed)}\n    first: {outcome.first}"
+        )
+    wall = time.perf_counter() - started
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(by_invariant.items()))
+    click.echo(
+        f"{count} generated scenarios (seeds {seed}..{seed + count - 1}) in {wall:.1f} s wall: "
+        f"{count - len(failed)} ok, {len(failed)} failed" + (f" ({summary})" if summary else "")
+    )
+    if emit_all:
+        click.echo(f"  wrote {count} scenarios to {out}")
+    if failed:
         raise SystemExit(1)
