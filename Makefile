@@ -40,6 +40,7 @@ test: lint typecheck
 
 soak: venv
 	HYGEIA_SIM_SEEDS=10000 $(BIN)/pytest -q -m soak tests/sim
+	$(BIN)/pytest -q -s -m soak tests/integration/test_api_fuzz.py
 
 # the simulator bench, then on fresh 4-validator local testnets the closed-loop
 # (maximum throughput) and open-loop (BENCH_RATE tx/s) load benches; JSON in out/bench/

@@ -40,7 +40,7 @@ from typing import Any, Final, Protocol
 import structlog
 from aiohttp import web
 
-from node.api.errors import ApiError, Handler, error_body
+from node.api.errors import ApiError, Handler, code_for_status, error_body
 from node.config import NodeConfig, parse_host_port
 
 log = structlog.get_logger("hygeia.api")
@@ -284,6 +284,34 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
+class _JsonErrorsHandler(web.RequestHandler):
+    """aiohttp's protocol, except for a request it cannot parse (a NUL in a header,
+    a bad request line) or that fails outside the app: a JSON error body like every
+    other error (aiohttp's own is text/plain) and one log line, not a traceback at
+    ERROR per hostile request."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        log.info(
+            "http request refused by the parser",
+            status=status,
+            source=request.remote,
+            error=str(exc).split("\n", 1)[0] if exc is not None else message,
+        )
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send the error")
+        code = code_for_status(status)
+        text = "the request is not valid HTTP" if status < 500 else "internal error"
+        resp = web.json_response(error_body(code, text), status=status)
+        resp.force_close()
+        return resp
+
+
 class _GatedSite(web.TCPSite):
     """A ``TCPSite`` whose connections go through a ``ConnectionGate``."""
 
@@ -296,8 +324,15 @@ class _GatedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
+        # the arguments the runner gave aiohttp's server for its protocol (keep-alive
+        # and lingering times, loggers), for our subclass of that protocol
+        kwargs = getattr(server, "_kwargs", {})
+
+        def handler() -> web.RequestHandler:
+            return _JsonErrorsHandler(server, loop=loop, **kwargs)
+
         self._server = await loop.create_server(
-            lambda: _GatedProtocol(self.gate, server),
+            lambda: _GatedProtocol(self.gate, handler),
             self._host,
             self._port,
             backlog=self._backlog,

@@ -1,4 +1,13 @@
-"""The OpenAPI 3.1 document of the client and admin APIs, served at /openapi.json."""
+"""The OpenAPI 3.1 document of the client and admin APIs, served at /openapi.json.
+
+Every operation lists each status it can answer (the 4xx of its own checks;
+``Error`` bodies with a code of ``node.api.errors.ERROR_CODES`` or of a ledger
+domain, both kebab-case); ``POST /v1/txs`` links its answer's hash to the
+transaction's status and proof. The admin paths are served by the admin
+listener (its own port), the others by the client listener. A schemathesis
+run against a live node (tests/integration/test_api_fuzz.py) holds the answers
+to this document: no 500, no undocumented status, no body off its schema.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,18 @@ from node import __version__
 from node.ledger.domains import DOMAINS
 
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+HEALTH = {
+    "type": "object",
+    "required": ["ok", "reasons"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
 def _error() -> dict[str, Any]:
@@ -25,15 +46,22 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _admin(summary: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "tags": ["admin"],
-            "security": [{"bearer": []}],
-            "responses": {"200": _ok(schema or {"type": "object"}), "401": _error()},
-        }
+def _admin(
+    summary: str,
+    schema: dict[str, Any] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": ["admin"],
+        "security": [{"bearer": []}],
+        "responses": {"200": _ok(schema or {"type": "object"}), "401": _error(), **(extra or {})},
     }
+    if parameters:
+        op["parameters"] = parameters
+    return {"get": op}
 
 
 def _domain_paths() -> dict[str, Any]:
@@ -78,7 +106,8 @@ def openapi_document() -> dict[str, Any]:
                             "type": "object",
                             "required": ["code", "message"],
                             "properties": {
-                                "code": {"type": "string"},
+                                # ERROR_CODES or a ledger domain's code: kebab-case
+                                "code": {"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$"},
                                 "message": {"type": "string"},
                             },
                         }
@@ -125,8 +154,28 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "202": _ok({"type": "object", "properties": {"hash": HASH}}, "admitted"),
+                        "202": {
+                            **_ok(
+                                {
+                                    "type": "object",
+                                    "required": ["hash"],
+                                    "properties": {"hash": HASH},
+                                },
+                                "admitted",
+                            ),
+                            "links": {
+                                "status": {
+                                    "operationId": "getTx",
+                                    "parameters": {"hash": "$response.body#/hash"},
+                                },
+                                "proof": {
+                                    "operationId": "getProof",
+                                    "parameters": {"hash": "$response.body#/hash"},
+                                },
+                            },
+                        },
                         "400": _error(),
+                        "408": _error(),
                         "413": _error(),
                         "503": _error(),
                     },
@@ -135,6 +184,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/txs/{hash}": {
                 "get": {
                     "summary": "Status of a transaction; committed only once durably written",
+                    "operationId": "getTx",
                     "tags": ["client"],
                     "parameters": [_path_param("hash", HASH)],
                     "responses": {
@@ -148,20 +198,21 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "A committed block with its certificate ('latest' for the tip)",
                     "tags": ["client"],
                     "parameters": [
+                        # a height (at most 18 ASCII digits) or latest
                         _path_param(
-                            "height",
-                            {"oneOf": [{"type": "integer"}, {"const": "latest"}]},
+                            "height", {"type": "string", "pattern": "^([0-9]{1,18}|latest)$"}
                         )
                     ],
-                    "responses": {"200": _ok(obj), "404": _error()},
+                    "responses": {"200": _ok(obj), "400": _error(), "404": _error()},
                 }
             },
             "/v1/proofs/{hash}": {
                 "get": {
                     "summary": "Self-contained inclusion proof of a committed transaction",
+                    "operationId": "getProof",
                     "tags": ["client"],
                     "parameters": [_path_param("hash", HASH)],
-                    "responses": {"200": _ok(obj), "404": _error()},
+                    "responses": {"200": _ok(obj), "400": _error(), "404": _error()},
                 }
             },
             "/v1/info": {
@@ -171,13 +222,28 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _ok(obj)},
                 }
             },
-            "/health": _admin("200 when healthy, 503 with reasons"),
+            "/health": _admin(
+                "200 when healthy, 503 with reasons",
+                HEALTH,
+                extra={"503": {"description": "unhealthy", "content": _json(HEALTH)}},
+            ),
             "/status": _admin("node id, chain, height, view, primary, peers, sync, mempool"),
             "/peers": _admin("connected peers with traffic counters"),
             "/consensus": _admin("view, primary, in-flight heights, last view change"),
             "/mempool": _admin("size, bytes, age of the oldest transaction"),
             "/validators": _admin("the validator set"),
-            "/blocks/recent": _admin("the newest blocks in brief, ?limit=1..100"),
+            "/blocks/recent": _admin(
+                "the newest blocks in brief, ?limit=1..100",
+                extra={"400": _error()},
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "description": "1..100 (default 20)",
+                    }
+                ],
+            ),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics (text format)",

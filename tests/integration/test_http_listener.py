@@ -165,3 +165,14 @@ async def test_slow_body_is_408(cluster: Cluster) -> None:
     status, body = parse_answer(await read_to_eof(reader))
     writer.close()
     assert status == 408 and body["error"]["code"] == "request-timeout", body
+
+
+async def test_unparseable_request_is_a_json_400(cluster: Cluster) -> None:
+    """A request aiohttp's parser refuses (a NUL in a header value) is answered with
+    the JSON error body like every other error, not aiohttp's text/plain page."""
+    await cluster.start(0)
+    reader, writer = await connect(cluster.homes[0].api)
+    writer.write(b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+    status, body = parse_answer(await read_to_eof(reader))
+    writer.close()
+    assert status == 400 and body["error"]["code"] == "malformed", body
