@@ -38,8 +38,13 @@ test: lint typecheck
 	$(BIN)/pytest -q -n 2 --ignore=tests/functional
 	$(BIN)/pytest -q tests/functional
 
+# every scenario over 1,000 seeds, then 10,000 generated scenarios (failures are
+# written to out/sim-fuzz with the command that replays them)
+SOAK_SEEDS ?= 1000
+FUZZ_COUNT ?= 10000
 soak: venv
-	HYGEIA_SIM_SEEDS=10000 $(BIN)/pytest -q -m soak tests/sim
+	HYGEIA_SIM_SEEDS=$(SOAK_SEEDS) $(BIN)/pytest -q -n 2 -m soak tests/sim -k 'not fuzz_soak'
+	$(BIN)/hygeia sim fuzz --seed 0 --count $(FUZZ_COUNT) --jobs 2 --out out/sim-fuzz
 	$(BIN)/pytest -q -s -m soak tests/integration/test_api_fuzz.py
 
 # the simulator bench, then on fresh 4-validator local testnets the closed-loop
