@@ -244,10 +244,11 @@ def parse(data: dict[str, Any]) -> Scenario:
 
 
 def droppable_messages() -> tuple[str, ...]:
-    """Message names a ``drop`` fault may name: node/sim/metrics.py's, in its order."""
-    from node.sim.metrics import MESSAGE_NAMES, SYNC_REQUEST, SYNC_RESPONSE
+    """Message names a ``drop`` fault may name: node/sim/metrics.py's, in its order
+    (a drop that names none loses all of them, the modelled status frames too)."""
+    from node.sim.metrics import MESSAGE_NAMES, STATUS_FRAME, SYNC_REQUEST, SYNC_RESPONSE
 
-    return (*MESSAGE_NAMES.values(), SYNC_REQUEST, SYNC_RESPONSE)
+    return (*MESSAGE_NAMES.values(), SYNC_REQUEST, SYNC_RESPONSE, STATUS_FRAME)
 
 
 def validate(s: Scenario) -> None:
