@@ -513,6 +513,8 @@ class Replica:
                 if cp.height >= self._low and cp.sender == self.me:
                     self._own_checkpoints[cp.height] = cp
                     self._own_roots[cp.height] = cp.state_root
+                    if cp.height > self._low:  # our own vote toward its quorum
+                        self._checkpoints.setdefault(cp.height, {})[self.me] = cp
                 continue
             if not key.startswith(SLOT_PREFIX):
                 continue
@@ -548,7 +550,6 @@ class Replica:
         else:
             for h in sorted(self._slots):
                 out.extend(self._resend_votes(self._slots[h], now))
-        self._resend_checkpoints(out)
         if self._executed < self._low:
             out.extend(self._need_sync(self._low, (), now))
         self._finish(now, out)
@@ -586,9 +587,11 @@ class Replica:
         else:
             if now >= self._progress_deadline():
                 self._backoff += 1
+                self._relay_to_all(out)
                 self._start_view_change(self._view + 1, "progress timeout", now, out)
             elif now >= self._request_deadline():
                 self._backoff += 1
+                self._relay_to_all(out)
                 self._start_view_change(self._view + 1, "request timeout", now, out)
             elif now >= self._relay_deadline():
                 self._relay(now, out)
@@ -599,8 +602,8 @@ class Replica:
                 for h in sorted(self._slots):
                     out.extend(self._resend_votes(self._slots[h], now))
                 # a lost checkpoint quorum stalls the window for good unless
-                # repeated; a lost commit is repaired by peers that are ahead
-                self._resend_checkpoints(out)
+                # repeated (the status carries them); a lost commit is repaired
+                # by peers that are ahead
                 self._broadcast_status(now, out)
         sync_due = now >= self._sync_asked_at + cfg.resend_interval_ms
         if self._sync_target > self._delivered and sync_due:
@@ -697,8 +700,11 @@ class Replica:
         return pp.with_payload(got[1]) if got is not None else None
 
     def _broadcast_status(self, now: int, out: list[Action]) -> None:
+        """The heartbeat; our checkpoints that are not stable yet go with it, so an
+        idle replica (nothing pending) still helps a lost quorum form."""
         self._status_at = now + self.config.status_interval_ms
         out.append(Broadcast(self._status()))
+        self._resend_checkpoints(out)
 
     def _status(self) -> Status:
         return self._sign(Status(self._view, self._delivered, self._low, self.me))
@@ -752,6 +758,19 @@ class Replica:
             return NEVER
         due = max(arrived, self._view_entered_at) + self._timeout() // 2
         return max(due, self._relay_next)
+
+    def _relay_to_all(self, out: list[Action]) -> None:
+        """Before blaming the primary for pending requests, hand the oldest of them
+        to every other replica (PBFT's client re-broadcast): requests that only
+        this replica knows would otherwise make it leave the view alone."""
+        if not self._pending:
+            return
+        batch = tuple(req for req, _arrived in self._pending.values())[
+            : self.config.batch_max_count
+        ]
+        for peer in range(self.config.n):
+            if peer != self.me:
+                out.append(Relay(peer, batch))
 
     def _relay(self, now: int, out: list[Action]) -> None:
         self._relayed = (self._view, next(iter(self._unproposed)))
@@ -988,9 +1007,9 @@ class Replica:
             out.append(Evidence(sender, first, msg))
         return False
 
-    @staticmethod
-    def _forget_vote(slot: Slot, kind: str, view: int, sender: int) -> None:
+    def _forget_vote(self, slot: Slot, kind: str, view: int, sender: int) -> None:
         slot.first_votes.pop((kind, view, sender), None)
+        self._evidence_seen.pop((kind, view, slot.height, sender), None)
         tallies = slot.prepares if kind == "prepare" else slot.commits if kind == "commit" else {}
         for key in [k for k in tallies if k[0] == view]:
             tallies[key].pop(sender, None)

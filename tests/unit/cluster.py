@@ -35,6 +35,7 @@ from consensus.actions import (
     Deliver,
     NeedSync,
     Persist,
+    Relay,
     Send,
     SetTimer,
 )
@@ -215,6 +216,8 @@ class Cluster:
         # Status heartbeats are kept out of the queue and ``sent`` unless a test
         # asks for them (tests written before them count messages exactly)
         self.deliver_status = False
+        # Relay actions are only recorded unless a test asks for their delivery
+        self.deliver_relays = False
         self._sync_due: dict[int, None] = {}
         self._depth: dict[int, int] = {}
         self.nodes = [Node(i, self._make(i, None, None)) for i in range(n)]
@@ -284,6 +287,14 @@ class Cluster:
                 node.votes.extend(votes_in(a, i))
                 node.sent.append(a.message)
                 self.queue.append(Envelope(i, a.to, a.message))
+            elif isinstance(a, Relay) and self.deliver_relays:
+                # as the driver does: the requests reach the peer's mempool
+                node.events.append(a)
+                node.timeline.append((self.now, a))
+                if 0 <= a.to < self.config.n and a.to != i and self.nodes[a.to].alive:
+                    for req in a.requests:
+                        self.nodes[a.to].mempool[req] = None
+                        self.call(a.to, "on_request", self._on_request(req))
             elif isinstance(a, Deliver):
                 self._execute(node, a.block)
             elif isinstance(a, SetTimer):

@@ -141,6 +141,7 @@ def test_lost_checkpoints_move_the_window_when_only_the_primary_holds_requests()
     that every honest replica waits)."""
     c = _fill_window_without_checkpoints(4)
     c.deliver_status = True
+    c.deliver_relays = True
     c.auto_sync = True
     for i in range(4, 8):
         c.request(b"tx:%d" % i, to=[0])
