@@ -60,9 +60,11 @@ stable checkpoint (or f+1 checkpoints) beyond what it executed emits
 buffered (bounded per sender in count and bytes) and replayed when the window
 moves, instead of dropped (Fabric #1119).
 
-Its own checkpoints above the stable one are repeated (identical messages):
-on start, and on every resend tick while it waits for progress or changes
-view. A peer whose Status shows a stable checkpoint below ours gets ours.
+Its own checkpoints above the stable one are repeated (identical messages)
+with every Status heartbeat (so also by an idle replica), on start, and on
+every resend tick while it waits for progress or changes view; a restarted
+replica counts its persisted own checkpoints toward their quorum. A peer whose
+Status shows a stable checkpoint below ours gets ours.
 
 Status heartbeats
 -----------------
@@ -92,7 +94,9 @@ while the stall lasts (lost messages on lossy links). While it is syncing
 (others committed heights it never saw) a view change waits two more
 timeouts: the primary is not the one behind.
 
-On expiry in view v the replica persists view v+1 and broadcasts
+On expiry in view v the replica first hands its oldest pending requests to
+every other replica (PBFT's client re-broadcast: a request only it knows would
+leave it alone in the view change), then persists view v+1 and broadcasts
 VIEW-CHANGE(v+1, stable checkpoint + proof, its prepared certificates above
 it). It escalates to v+2 only after its timer expires *again* while it holds a
 quorum of VIEW-CHANGEs for v+1 (PBFT's liveness rule): a replica that is
@@ -178,7 +182,8 @@ a quorum of them) are delivered within a bound, and requests are pending.
 1. *The window moves.* Every honest replica that executed a checkpoint height
    above its stable one repeats its checkpoint each resend tick while it waits;
    honest replicas agree on the root, so each receives a quorum and the
-   checkpoint becomes stable everywhere. A replica that already made it
+   checkpoint becomes stable everywhere. Idle replicas repeat theirs with
+   every heartbeat, so this needs nobody but the primary to wait. A replica that already made it
    stable answers the others' Status with its checkpoint. Nothing that is
    needed for a checkpoint lives only in memory: own checkpoints are persisted.
 2. *The views meet.* An honest replica in a view change repeats its
