@@ -27,6 +27,8 @@ class CloseCode(IntEnum):
     BAD_FRAME = 4008
     BANNED = 4009
     UNEXPECTED_PEER = 4010
+    BUSY = 4011
+    WRONG_GENESIS = 4012
 
     @classmethod
     def describe(cls, code: int | None) -> str:

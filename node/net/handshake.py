@@ -2,12 +2,13 @@
 
 Station-to-station, in the style of CometBFT's SecretConnection:
 
-1. Each side sends, in clear, a *hello*: protocol version, chain id, its Ed25519
+1. Each side sends, in clear, a *hello*: protocol version, chain id, genesis
+   hash (SHA-256 of the genesis document, ``node.genesis.genesis_hash``), its Ed25519
    node public key (its node id, as listed in genesis) and a fresh X25519
    ephemeral public key.
 2. Each side computes the X25519 shared secret of its ephemeral secret and the
    other's ephemeral public key, and the *transcript hash*: BLAKE2b-256
-   (personalised) over the version, the chain id, both ephemeral keys in sorted
+   (personalised) over the version, the chain id, the genesis hash, both ephemeral keys in sorted
    order and the two node keys in the same order (each node key next to its
    owner's ephemeral key). Both sides get the same transcript; a
    man-in-the-middle who swaps any key gets a different one.
@@ -43,7 +44,8 @@ import nacl.signing
 from node.net.cipher import FrameOpener, FrameSealer
 from node.net.codes import CloseCode, LinkError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the hello carries the genesis hash
+GENESIS_HASH_BYTES = 32
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 MAX_CHAIN_ID_BYTES = 128
@@ -62,6 +64,7 @@ class Hello(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=
 
     version: int
     chain_id: str
+    genesis_hash: bytes
     node_key: bytes
     eph_key: bytes
 
@@ -85,7 +88,9 @@ def decode_hello(data: bytes) -> Hello:
         raise LinkError(CloseCode.PROTOCOL, f"malformed hello: {exc}") from exc
     if len(hello.node_key) != KEY_BYTES or len(hello.eph_key) != KEY_BYTES:
         raise LinkError(CloseCode.PROTOCOL, "hello keys must be 32 bytes")
-    if len(hello.chain_id.encode()) > MAX_CHAIN_ID_BYTES:
+    if len(hello.genesis_hash) != GENESIS_HASH_BYTES:
+        raise LinkError(CloseCode.PROTOCOL, "hello genesis hash must be 32 bytes")
+    if len(hello.chain_id.encode(errors="replace")) > MAX_CHAIN_ID_BYTES:
         raise LinkError(CloseCode.PROTOCOL, "hello chain id is too long")
     return hello
 
@@ -121,12 +126,19 @@ class SessionKeys:
         return FrameOpener(self.recv_key)
 
 
-def make_hello(node_key: nacl.signing.SigningKey, chain_id: str, eph: Ephemeral) -> Hello:
+def make_hello(
+    node_key: nacl.signing.SigningKey,
+    chain_id: str,
+    eph: Ephemeral,
+    genesis_hash: bytes = bytes(GENESIS_HASH_BYTES),
+) -> Hello:
     """This side's hello."""
-    return Hello(PROTOCOL_VERSION, chain_id, bytes(node_key.verify_key), eph.public)
+    return Hello(PROTOCOL_VERSION, chain_id, genesis_hash, bytes(node_key.verify_key), eph.public)
 
 
-def transcript_hash(version: int, chain_id: str, a: Hello, b: Hello) -> bytes:
+def transcript_hash(
+    version: int, chain_id: str, a: Hello, b: Hello, genesis_hash: bytes = b""
+) -> bytes:
     """BLAKE2b-256 of the handshake transcript; the same whichever side computes it."""
     low, high = (a, b) if a.eph_key < b.eph_key else (b, a)
     chain = chain_id.encode()
@@ -134,6 +146,7 @@ def transcript_hash(version: int, chain_id: str, a: Hello, b: Hello) -> bytes:
     h.update(version.to_bytes(4, "big"))
     h.update(len(chain).to_bytes(4, "big"))
     h.update(chain)
+    h.update(genesis_hash)
     h.update(low.eph_key)
     h.update(high.eph_key)
     h.update(low.node_key)
@@ -151,7 +164,7 @@ def _direction_key(shared: bytes, transcript: bytes, label: bytes) -> bytes:
 def derive_session(local: Hello, eph: Ephemeral, remote: Hello) -> SessionKeys:
     """Session keys from this side's hello and ephemeral secret and the other's hello.
 
-    The caller has already checked that both hellos agree on version and chain.
+    The caller has already checked that both hellos agree on version, chain and genesis.
     Refuses a reflected ephemeral key (a hello echoed back) and a low-order
     point (an all-zero shared secret).
     """
@@ -163,7 +176,7 @@ def derive_session(local: Hello, eph: Ephemeral, remote: Hello) -> SessionKeys:
         raise LinkError(CloseCode.PROTOCOL, "invalid ephemeral key") from exc
     if shared == bytes(len(shared)):
         raise LinkError(CloseCode.PROTOCOL, "invalid ephemeral key")
-    transcript = transcript_hash(local.version, local.chain_id, local, remote)
+    transcript = transcript_hash(local.version, local.chain_id, local, remote, local.genesis_hash)
     low_to_high = _direction_key(shared, transcript, _LOW_TO_HIGH)
     high_to_low = _direction_key(shared, transcript, _HIGH_TO_LOW)
     if local.eph_key < remote.eph_key:

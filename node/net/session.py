@@ -1,6 +1,7 @@
 """Running the handshake over a websocket: from a fresh connection to an authenticated session.
 
 ``establish`` sends this side's hello, checks the other's (version, chain id,
+genesis hash,
 not ourselves, the peer we meant to dial, an allowed node key, not banned),
 derives the session keys, exchanges transcript signatures as the first
 encrypted frame of each direction and verifies the other's. If the other side
@@ -57,6 +58,7 @@ class Policy:
     chain_id: str
     allowed: Callable[[bytes], bool]
     is_banned: Callable[[bytes], bool]
+    genesis_hash: bytes = bytes(32)
 
 
 async def _receive_binary(ws: WebSocket) -> bytes:
@@ -99,7 +101,7 @@ async def _exchange(
     expected: bytes | None,
 ) -> Session:
     eph = Ephemeral.generate()
-    local = make_hello(node_key, policy.chain_id, eph)
+    local = make_hello(node_key, policy.chain_id, eph, policy.genesis_hash)
     await ws.send_bytes(encode_hello(local))
     remote = decode_hello(await _receive_binary(ws))
     if remote.version != PROTOCOL_VERSION:
@@ -110,6 +112,11 @@ async def _exchange(
     if remote.chain_id != policy.chain_id:
         raise LinkError(
             CloseCode.WRONG_CHAIN, f"chain id {remote.chain_id!r}, expected {policy.chain_id!r}"
+        )
+    if remote.genesis_hash != policy.genesis_hash:
+        raise LinkError(
+            CloseCode.WRONG_GENESIS,
+            f"genesis {remote.genesis_hash.hex()[:16]}, expected {policy.genesis_hash.hex()[:16]}",
         )
     _check_hello_peer(local.node_key, remote.node_key, policy, expected)
     keys = derive_session(local, eph, remote)

@@ -3,7 +3,7 @@
 ``Transport`` listens on ``GET <path>`` (a websocket) on its p2p address, dials
 the peers given to ``add_peer`` and keeps redialing them, and runs the
 handshake of ``session`` on every link, refusing unknown node keys, other
-chains, bad signatures, ourselves and banned peers. After the handshake each
+chains or genesis documents, bad signatures, ourselves and banned peers. After the handshake each
 peer has at most one link:
 
 * the node with the lower key of each pair arbitrates between links (see
@@ -39,6 +39,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -68,6 +69,7 @@ _WARN_REFUSALS = frozenset(
     {
         CloseCode.VERSION,
         CloseCode.WRONG_CHAIN,
+        CloseCode.WRONG_GENESIS,
         CloseCode.UNKNOWN_KEY,
         CloseCode.BAD_SIGNATURE,
         CloseCode.UNEXPECTED_PEER,
@@ -78,6 +80,16 @@ _WARN_REFUSALS = frozenset(
 
 def _short(node_id: bytes) -> str:
     return node_id.hex()[:16]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An inbound websocket whose handshake has not finished yet."""
+
+    host: str
+    ws: web.WebSocketResponse
+    known: bool
+    evicted: bool = False
 
 
 class Transport:
@@ -97,7 +109,7 @@ class Transport:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         send_queue_limit: int = 1024,
         heartbeat: float = 10.0,
-        handshake_timeout: float = 5.0,
+        handshake_timeout: float = 2.0,
         close_timeout: float = 2.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -106,10 +118,14 @@ class Transport:
         penalty_decay_seconds: float = 60.0,
         ban_seconds: float = 600.0,
         max_pending_handshakes: int = 16,
+        max_pending_per_address: int = 4,
+        genesis_hash: bytes = bytes(32),
         path: str = P2P_PATH,
     ) -> None:
-        if max_frame_bytes <= 0 or send_queue_limit <= 0 or max_pending_handshakes <= 0:
+        if min(max_frame_bytes, send_queue_limit, max_pending_handshakes) <= 0:
             raise ValueError("frame size, send queue and pending handshake limits must be > 0")
+        if max_pending_per_address <= 0:
+            raise ValueError("the pending handshake limit per address must be > 0")
         self._node_key = node_key
         self.node_id = bytes(node_key.verify_key)
         self.chain_id = chain_id
@@ -135,8 +151,12 @@ class Transport:
             decay_seconds=penalty_decay_seconds,
         )
         self._max_pending = max_pending_handshakes
+        self._max_pending_per_address = max_pending_per_address
         self._path = path
-        self._policy = Policy(chain_id, self._is_allowed, self._penalties.is_banned)
+        if len(genesis_hash) != 32:
+            raise ValueError("the genesis hash must be 32 bytes")
+        self.genesis_hash = genesis_hash
+        self._policy = Policy(chain_id, self._is_allowed, self._penalties.is_banned, genesis_hash)
         self._log: FilteringBoundLogger = structlog.get_logger(__name__).bind(
             node=_short(self.node_id)
         )
@@ -146,7 +166,8 @@ class Transport:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._refusals: Counter[str] = Counter()
         self._oversized = 0
-        self._pending = 0
+        self._pending: dict[int, _Pending] = {}  # unfinished inbound handshakes, oldest first
+        self._pending_seq = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -390,9 +411,6 @@ class Transport:
     async def _accept(self, request: web.Request) -> web.StreamResponse:
         if self._stopping:
             raise web.HTTPServiceUnavailable(reason="shutting down")
-        if self._pending >= self._max_pending:
-            self._refusals["busy"] += 1
-            raise web.HTTPServiceUnavailable(reason="too many pending handshakes")
         ws = web.WebSocketResponse(
             max_msg_size=self._wire_limit,
             heartbeat=self._heartbeat,
@@ -401,24 +419,67 @@ class Transport:
             timeout=self._close_timeout,
         )
         peername = request.transport.get_extra_info("peername") if request.transport else None
+        host = str(peername[0]) if peername else str(request.remote)
         address = f"{peername[0]}:{peername[1]}" if peername else str(request.remote)
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
         try:
             await ws.prepare(request)
-            self._pending += 1
+            self._pending_seq += 1
+            key = self._pending_seq
+            self._pending[key] = _Pending(host, ws, self._is_known_host(host))
+            self._make_room(key)
             try:
                 session = await self._authenticate(ws, Direction.INBOUND, address, None)
             except LinkError:
                 return ws
             finally:
-                self._pending -= 1
+                self._pending.pop(key, None)
             await self._run_link(ws, session, Direction.INBOUND, address)
         finally:
             if task is not None:
                 self._handlers.discard(task)
         return ws
+
+    def pending_handshakes(self) -> dict[str, int]:
+        """Unfinished inbound handshakes by source host."""
+        return dict(sorted(Counter(p.host for p in self._pending.values()).items()))
+
+    def _is_known_host(self, host: str) -> bool:
+        """Whether ``host`` is the host of a peer we dial (configured or on-chain)."""
+        for peer in self._peers.values():
+            if peer.dial_address is None:
+                continue
+            with contextlib.suppress(ValueError):
+                if parse_address(peer.dial_address)[0] == host:
+                    return True
+        return False
+
+    def _make_room(self, newest: int) -> None:
+        """Evict unfinished handshakes over the limits, oldest first: first the
+        oldest of the newcomer's own host over its per-address limit, then, over the
+        global limit, the oldest from an unknown host (a known one only if all are)."""
+        host = self._pending[newest].host
+        same = [k for k, p in self._pending.items() if p.host == host]
+        for key in same[: max(0, len(same) - self._max_pending_per_address)]:
+            self._evict(key)
+        while len(self._pending) > self._max_pending:
+            unknown = [k for k, p in self._pending.items() if not p.known and k != newest]
+            others = unknown or [k for k in self._pending if k != newest]
+            if not others:
+                break
+            self._evict(others[0])
+
+    def _evict(self, key: int) -> None:
+        entry = self._pending.pop(key)
+        entry.evicted = True
+        self._refusals["busy"] += 1
+        count = self._refusals["busy"]
+        level = self._log.info if count & (count - 1) == 0 else self._log.debug
+        level("p2p unfinished handshake evicted", host=entry.host, count=count)
+        error = LinkError(CloseCode.BUSY, "too many unfinished handshakes")
+        self._spawn(refuse(entry.ws, error, self._close_timeout), "p2p-evict")
 
     async def _authenticate(
         self, ws: WebSocket, direction: Direction, address: str, expected: bytes | None

@@ -515,3 +515,83 @@ async def test_stop_leaves_no_pending_tasks(cluster: Cluster) -> None:
     assert leftover == []
     assert all(not n.transport.connected() for n in nodes)
     assert all(len(n.downs) == 2 for n in nodes)
+
+
+# -- unfinished handshakes (issue 11, item 3) -----------------------------------
+
+
+async def _silent(
+    cluster: Cluster, target: Node, local_host: str = HOST
+) -> aiohttp.ClientWebSocketResponse:
+    """A websocket to ``target`` that reads its hello and never answers."""
+    connector = aiohttp.TCPConnector(local_addr=(local_host, 0))
+    http = aiohttp.ClientSession(connector=connector)
+    cluster.sessions.append(http)
+    ws = await http.ws_connect(f"ws://{target.address}/p2p")
+    msg = await ws.receive()
+    assert msg.type is aiohttp.WSMsgType.BINARY  # the hello: the handshake is pending
+    return ws
+
+
+async def test_silent_websockets_cannot_keep_a_validator_out(cluster: Cluster) -> None:
+    """More silent, upgraded websockets than the pending limit do not lock out a
+    validator: the oldest unauthenticated ones are evicted, not the newcomer refused."""
+    a = await cluster.node(handshake_timeout=30.0, max_pending_per_address=64)
+    silent = [await _silent(cluster, a) for _ in range(17)]
+    b = await cluster.node()
+    b.transport.add_peer(a.id, a.address)  # only b dials: a is the one under attack
+    await wait_until(lambda: linked(a, b), timeout=5.0, what="b linked despite the flood")
+    await assert_exchange(a, b, b"after-flood")
+    assert a.transport.refusals().get("busy", 0) >= 1
+    del silent
+
+
+async def test_unfinished_handshakes_are_bounded_per_source_address(cluster: Cluster) -> None:
+    """One address holds at most ``max_pending_per_address`` unfinished handshakes:
+    a newer one from it evicts its oldest, and other addresses keep theirs."""
+    a = await cluster.node(handshake_timeout=30.0, max_pending_per_address=2)
+    other = await _silent(cluster, a, "127.0.0.3")
+    first = await _silent(cluster, a, "127.0.0.2")
+    rest = [await _silent(cluster, a, "127.0.0.2") for _ in range(2)]
+    assert await close_code(first) == CloseCode.BUSY
+    await wait_until(lambda: a.transport.pending_handshakes() == {"127.0.0.2": 2, "127.0.0.3": 1})
+    assert not other.closed and not any(ws.closed for ws in rest)
+
+
+async def test_known_addresses_are_evicted_last(cluster: Cluster) -> None:
+    """When the pending handshakes are full, unknown addresses make room first: a
+    flood from elsewhere does not evict a handshake from a configured peer's host."""
+    a = await cluster.node(
+        handshake_timeout=30.0, max_pending_handshakes=4, max_pending_per_address=8
+    )
+    b = await cluster.node()
+    a.transport.add_peer(b.id, f"127.0.0.5:{b.transport.port}")  # 127.0.0.5 is known
+    known = await _silent(cluster, a, "127.0.0.5")
+    flood = [await _silent(cluster, a, "127.0.0.6") for _ in range(6)]
+    await wait_until(lambda: a.transport.pending_handshakes().get("127.0.0.6") == 3)
+    assert a.transport.pending_handshakes().get("127.0.0.5") == 1
+    assert not known.closed and sum(ws.closed for ws in flood) <= 3
+
+
+def test_default_handshake_timeout_is_short() -> None:
+    """The pre-authentication timeout is short (an unfinished handshake holds a slot)."""
+    import inspect
+
+    default = inspect.signature(Transport).parameters["handshake_timeout"].default
+    assert default <= 2.0
+
+
+# -- genesis hash in the handshake (issue 11, item 2b) --------------------------
+
+
+async def test_peer_with_another_genesis_is_refused(cluster: Cluster) -> None:
+    """Same chain id, another genesis document: refused with WRONG_GENESIS, both ways."""
+    a = await cluster.node(genesis_hash=b"\x01" * 32)
+    b = await cluster.node(genesis_hash=b"\x02" * 32)
+    b.transport.add_peer(a.id, a.address)
+    await wait_until(lambda: a.transport.refusals().get("wrong_genesis", 0) >= 1)
+    await wait_until(lambda: b.transport.refusals().get("wrong_genesis", 0) >= 1)
+    assert not a.transport.is_connected(b.id) and not b.transport.is_connected(a.id)
+    c = await cluster.node(genesis_hash=b"\x01" * 32)
+    c.transport.add_peer(a.id, a.address)
+    await wait_until(lambda: linked(a, c), what="same genesis links")

@@ -53,7 +53,7 @@ def test_both_sides_derive_matching_direction_keys() -> None:
 def test_a_swapped_ephemeral_key_changes_everything() -> None:
     _ka, ea, ha, _kb, eb, hb = _pair()
     mallory = Ephemeral.generate()
-    forged = Hello(hb.version, hb.chain_id, hb.node_key, mallory.public)
+    forged = Hello(hb.version, hb.chain_id, hb.genesis_hash, hb.node_key, mallory.public)
     sa = derive_session(ha, ea, forged)  # a talks to mallory believing it is b
     sb = derive_session(hb, eb, ha)
     assert sa.transcript != sb.transcript and sa.send_key != sb.recv_key
@@ -75,7 +75,7 @@ def test_reflected_or_low_order_ephemeral_keys_are_refused() -> None:
     with pytest.raises(LinkError) as reflected:
         derive_session(ha, ea, ha)
     assert reflected.value.code == CloseCode.PROTOCOL
-    zero = Hello(ha.version, ha.chain_id, bytes(32), bytes(32))
+    zero = Hello(ha.version, ha.chain_id, ha.genesis_hash, bytes(32), bytes(32))
     with pytest.raises(LinkError, match="invalid ephemeral key"):
         derive_session(ha, ea, zero)
 
