@@ -11,8 +11,11 @@ block being written), close the network, close LevelDB.
 
 Transactions enter through ``submit_tx`` (client API) or gossip: decode and
 chain check, schema check, signature (in a worker thread), mempool
-admission, then the replica's request queue; each admitted transaction is
-gossiped once per link in small batches.
+admission (which also asks the ledger whether the signer may sign the type,
+by the committed state: a random key's transaction is refused, not ordered and
+stored as rejected; gossip is checked before its signatures, and a peer that
+sends such transactions loses one point a frame), then the replica's request
+queue; each admitted transaction is gossiped once per link in small batches.
 
 Consensus messages from a validator's link: the sender must be the link's
 validator; the message must fit the peer's per-second budget
@@ -203,7 +206,11 @@ class Node:
         self.rules = TxPayloadRules(self.chain_id, executor=self._verify_exec)
         self.ledger = Ledger()
         self.applier = BlockApplier(self.store, self.genesis, self.ledger, self.rules)
-        self.mempool = Mempool(cfg.mempool_limits(), is_committed=self.applier.is_committed)
+        self.mempool = Mempool(
+            cfg.mempool_limits(),
+            is_committed=self.applier.is_committed,
+            check_signer=self._check_signer,
+        )
         host, port = parse_host_port(cfg.p2p.listen, allow_zero_port=True)
         self.transport = Transport(
             self.key,
@@ -499,6 +506,16 @@ class Node:
             raise ApiError(err.http_status, err.code, err.message) from None
         return tx.hash
 
+    def _check_signer(self, tx: MempoolTx) -> None:
+        """Mempool admission: the ledger's rule of who may sign ``tx``'s type, read from
+        the committed state (``Ledger.check_signer``); ``MempoolError`` 403 if not."""
+        assert self.store is not None and isinstance(tx, Tx)
+        try:
+            founders = self.genesis.members_json() if self.applier.tip.height == 0 else ()
+            self.ledger.check_signer(self.store, tx, founders)
+        except Rejection as rej:
+            raise MempoolError("signer-not-allowed", rej.message, 403) from None
+
     def _admit(self, tx: Tx, *, gossip: bool = True) -> None:
         """Into the mempool and the replica's queue (once); ``MempoolError`` if refused."""
         if not self.mempool.add(tx, self.clock(), gossip=gossip):
@@ -511,6 +528,7 @@ class Node:
 
     async def _on_gossiped_txs(self, peer: bytes, wires: list[bytes]) -> None:
         fresh: list[Tx] = []
+        not_allowed = 0
         for wire in wires:
             known = self.rules.cache.get(wire)  # a copy we decoded before: no work
             if known is not None and known[0].hash in self.mempool:
@@ -523,7 +541,18 @@ class Node:
             except (TxError, Rejection) as exc:
                 self.transport.penalise(peer, f"gossiped an invalid transaction: {exc}")
                 continue
+            try:  # before its signature: a state lookup costs less than Ed25519
+                self._check_signer(tx)
+            except MempoolError:
+                not_allowed += 1
+                continue
             fresh.append(tx)
+        if not_allowed:
+            # one point a frame, however many: a peer a block ahead of us may rightly
+            # pass on the first transactions of a key we have not seen enrolled yet
+            self.transport.penalise(
+                peer, f"gossiped {not_allowed} transactions of signers not allowed here", 1
+            )
         if not fresh:
             return
         # one frame's signatures in one verify thread (workers=1: verify_batch must not

@@ -5,9 +5,14 @@ ledger's stateless check) and signature before it gets here (``node.daemon``).
 The mempool's own admission checks, in order, each with a stable error code
 (the API's, ``node.api.errors.ERROR_CODES``): size (``too-large``, HTTP 413),
 duplicate (already here: idempotent, not an error), replay (already
-committed), capacity — count and bytes, answering ``mempool-full`` (HTTP 503)
+committed), signer (``signer-not-allowed``, HTTP 403: the owner's ``check_signer``,
+in the node the ledger's rule of who may sign the type, read from the committed
+state), capacity — count and bytes, answering ``mempool-full`` (HTTP 503)
 instead of growing without bound — and a per-signer share, so that one busy
-or hostile signer cannot crowd the others out (fairness across signers).
+or hostile signer cannot crowd the others out (fairness across signers). The
+signer check comes before the share: without it every fresh random key would
+get a share of its own, and each of its transactions would be ordered and
+stored for good as rejected.
 
 Transactions leave when committed (``remove_committed``). Each admitted
 transaction is queued once for gossip (``take_gossip``); the network layer
@@ -60,9 +65,13 @@ class Mempool:
         limits: MempoolLimits,
         *,
         is_committed: Callable[[str], bool],
+        check_signer: Callable[[MempoolTx], None] | None = None,
     ) -> None:
+        """``check_signer`` raises ``MempoolError`` (``signer-not-allowed``) for a
+        transaction whose signer may not sign it; None admits every signer."""
         self.limits = limits
         self._is_committed = is_committed
+        self._check_signer = check_signer
         self._entries: dict[str, _Entry] = {}
         self._per_signer: dict[str, int] = {}
         self._bytes = 0
@@ -118,6 +127,8 @@ class Mempool:
             return False
         if self._is_committed(tx.hash):
             raise MempoolError("replay", "transaction already committed")
+        if self._check_signer is not None:
+            self._check_signer(tx)
         if len(self._entries) >= lim.max_txs or self._bytes + size > lim.max_bytes:
             raise MempoolError("mempool-full", "mempool full, retry later", 503)
         held = self._per_signer.get(tx.signer, 0)

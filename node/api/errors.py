@@ -30,6 +30,11 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "unknown-type": (400, "no transaction type of that name"),
     "replay": (400, "a transaction with this hash is already committed"),
     "unauthorized": (401, "admin API: missing or wrong bearer token"),
+    "signer-not-allowed": (
+        403,
+        "by the committed state, `signer` may not sign this type: not a key of an active "
+        "member with one of its roles, nor an enrolled patient key for a patient's type",
+    ),
     "not-found": (404, "no such route, block, proof or record"),
     "not-connected": (404, "admin API: no link to that peer"),
     "method-not-allowed": (405, "the route exists for other methods (see the `Allow` header)"),

@@ -55,6 +55,36 @@ class Ledger:
         """Stateless admission check (the mempool's): known type, valid body."""
         self.registry.check_body(tx.type, tx.body)
 
+    def check_signer(
+        self,
+        committed: StateReader,
+        tx: LedgerTx,
+        genesis_members: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Admission check against the committed state: may ``tx.signer`` sign this type?
+
+        Runs the type's own ``authorize`` (the rule execution applies: an active
+        member holding one of the type's roles, or an enrolled patient key for
+        the patient-signed types) on a read-only view of ``committed``, so the
+        rules are not written twice. Every ``authorize`` reads the signer's member
+        or patient record and nothing else (one or two lookups), which is what
+        makes this cheap enough for admission. It is not the final word: state
+        moves on between admission and execution, where ``authorize`` runs again.
+        Raises ``Rejection("signer-not-allowed", ...)``; the body must have passed
+        ``check_tx`` first. Before block 1 the state has no members yet (block 1
+        writes those of genesis): pass them as ``genesis_members`` until then.
+        """
+        tx_type = self.registry.get(tx.type)
+        state = BlockState(committed)
+        for member in genesis_members:
+            put_member(state, {**member, "status": "active"})
+        # no rule reads the block (tests/unit/test_admission.py checks what they read)
+        nowhere = BlockInfo(chain_id="", height=0, time_ms=0, proposer=-1)
+        try:
+            tx_type.authorize(ExecContext(nowhere, state, tx, 0))
+        except Rejection as rej:
+            raise Rejection("signer-not-allowed", f"{tx.type}: {rej.message}") from None
+
     @staticmethod
     def _monotonic_time(state: BlockState, block: BlockInfo) -> BlockInfo:
         """Block time never goes backwards: the later of the certified timestamp and

@@ -6,10 +6,12 @@ import hashlib
 import secrets
 from typing import Any
 
+import pytest
+
 from node.keys import generate_key, public_key_hex
 from node.ledger.supply import with_check_digit
 from node.tx import Tx, build_tx
-from tests.functional.framework import TestNetwork
+from tests.functional.framework import FrameworkError, TestNetwork
 
 GTIN = with_check_digit("0061414100003")
 PATIENTS = 6
@@ -18,8 +20,9 @@ PATIENTS = 6
 def test_mixed_workload_reaches_equal_state_roots_on_every_node() -> None:
     """Anchors, patient enrolments, record anchors, consents signed by patients,
     audited accesses, a break-glass access, a drug commission/ship/receive/dispense
-    and deliberately refused transactions (unauthorised signer, consent that does not
-    cover the purpose), submitted to different nodes, commit on all four with equal
+    and deliberately refused transactions (an unauthorised signer, refused at
+    admission; a consent that does not cover the purpose, rejected at execution),
+    submitted to different nodes, commit on all four with equal
     block hashes and equal app-state roots in every header (the root of each block
     is the ledger's; a node that executed differently would disagree)."""
     net = TestNetwork(4, name="mixed")
@@ -90,9 +93,12 @@ def test_mixed_workload_reaches_equal_state_roots_on_every_node() -> None:
             [(i % 4, g) for i, g in enumerate(grants)]
             + [(3, tx("drug.receive", {"gtin": GTIN, "serials": ["A", "B"]}, pharm))]
         )
+        # an insurer may not enrol patients: refused at admission (the ledger's rule,
+        # read from the committed state), so it is never ordered nor stored
+        with pytest.raises(FrameworkError, match="signer-not-allowed"):
+            net.submit(0, [tx("patient.enroll", {"patient": public_key_hex(generate_key())}, ins)])
         refused = [
-            # an insurer may not enrol patients; a consent for treatment does not cover research
-            tx("patient.enroll", {"patient": public_key_hex(generate_key())}, ins),
+            # a consent for treatment does not cover research: rejected at execution
             tx(
                 "access.log",
                 {"record_id": "rec-0", "purpose": "HRESCH", "consent_id": grants[0].hash},
@@ -125,7 +131,7 @@ def test_mixed_workload_reaches_equal_state_roots_on_every_node() -> None:
             + [(k, t) for k, t in enumerate(refused)]
         )
         results = {h: net.tx_status(0, h)["result"]["status"] for h in last}
-        assert [results[t.hash] for t in refused] == ["rejected", "rejected"], results
+        assert [results[t.hash] for t in refused] == ["rejected"], results
         assert sum(1 for s in results.values() if s == "ok") == len(last) - len(refused)
 
         height = net.wait_same_height()

@@ -104,10 +104,13 @@ def test_trial_story_through_the_client(net: Net) -> None:
     tx(net, "register", 1, sponsor, "--title", "Drug X vs placebo", "--protocol", h("protocol v1"),
        "--sap", h("sap v1"), "--primary", f"P1={p1}", "--secondary", f"S1={s1}",
        "--secondary", f"S2={s2}", "--site", "hospital-0")  # fmt: skip
-    # a hospital cannot register (not a sponsor)
-    rejected = tx(net, "register", 0, site, "--title", "t", "--protocol", h("x"), "--sap", h("y"),
-                  "--primary", f"P1={p1}", ok=False)  # fmt: skip
-    assert rejected["result"]["code"] == "unauthorized"
+    # a hospital cannot register (not a sponsor): refused at admission, never on the chain
+    code, refused = hygeia(
+        "client", "trials", "register", "--api", net.api(0), "--key", net.key(site),
+        "--trial-id", NCT, "--title", "t", "--protocol", h("x"), "--sap", h("y"),
+        "--primary", f"P1={p1}", ok=False,
+    )  # fmt: skip
+    assert code == 1 and "403 signer-not-allowed: trial.register: member" in refused, refused
     _, listed = hygeia(
         "client", "trials", "list", "--api", net.api(2), "--sponsor", "manufacturer-1"
     )
