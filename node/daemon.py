@@ -69,7 +69,7 @@ from node.block import Block
 from node.codec import parse_json
 from node.config import ConfigError, NodeConfig, parse_host_port
 from node.driver import ConsensusDriver, DriverHooks, wall_clock_ms
-from node.genesis import Genesis, load_genesis
+from node.genesis import Genesis, genesis_hash, load_genesis
 from node.home import read_admin_token
 from node.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
 from node.ledger.domain import QueryFn
@@ -84,7 +84,7 @@ from node.net.penalties import consensus_points
 from node.net.signatures import PreverifiedSignatures, Triple
 from node.net.transport import Transport
 from node.proof import build_proof
-from node.sync import BlockSync
+from node.sync import BlockServer, BlockSync
 from node.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.wire import (
     CONSENSUS_FRAME_OVERHEAD,
@@ -226,6 +226,7 @@ class Node:
             backoff_base=cfg.p2p.dial_backoff_min_ms / 1000,
             backoff_cap=cfg.p2p.dial_backoff_max_ms / 1000,
             ban_seconds=PEER_BAN_SECONDS,
+            genesis_hash=genesis_hash(self.genesis),
         )
         self.sync = BlockSync(
             self.consensus_config,
@@ -238,6 +239,13 @@ class Node:
             chunk=cfg.sync.batch_size,
         )
         self.sync.on_committed(self.applier.tip.height, self.clock())
+        self.block_server = BlockServer(
+            self._read_blocks,
+            self.transport.send,
+            self.transport.wait_for_room,
+            self.transport.penalise,
+            room_bytes=cfg.p2p.max_frame_bytes,
+        )
         if self.me is not None:
             replica = Replica(
                 self.consensus_config,
@@ -316,6 +324,7 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.block_server.stop()
         if self.driver is not None:
             await self.driver.stop()  # finishes the block being written
         await self.transport.stop()
@@ -347,6 +356,7 @@ class Node:
 
     def _on_peer_down(self, peer: bytes) -> None:
         self.sync.on_peer_down(peer)
+        self.block_server.forget(peer)
         self.budget.forget(peer)
 
     def _status_frame(self) -> bytes:
@@ -367,7 +377,8 @@ class Node:
         elif isinstance(frame, StatusFrame):
             self.sync.on_status(peer, frame.height, self.clock())
         elif isinstance(frame, GetBlocksFrame):
-            await self._serve_blocks(peer, frame)
+            # answered lazily, one chunk at a time as the peer reads (BlockServer)
+            self.block_server.on_request(peer, frame.start, frame.count)
         elif isinstance(frame, BlocksFrame):
             # their certificates' signatures in the verify pool; sync (then the
             # replica) finds them checked
@@ -427,18 +438,19 @@ class Node:
         if points and 0 <= validator < len(self.validator_ids) and validator != self.me:
             self.transport.penalise(self.validator_ids[validator], f"consensus: {reason}", points)
 
-    async def _serve_blocks(self, peer: bytes, req: GetBlocksFrame) -> None:
+    def _read_blocks(self, start: int, count: int) -> list[bytes]:
+        """The stored blocks from ``start`` (at most ``count``) that fit one frame."""
         assert self.store is not None
         budget = self.cfg.p2p.max_frame_bytes - 1024
         blocks: list[bytes] = []
         tip = self.applier.tip.height
-        for h in range(req.start, min(req.start + req.count, tip + 1)):
+        for h in range(start, min(start + count, tip + 1)):
             raw = self.store.block_by_height(h)
             if raw is None or len(raw) + 16 > budget:
                 break
             budget -= len(raw) + 16
             blocks.append(raw)
-        self.transport.send(peer, encode_frame(BlocksFrame(blocks)))
+        return blocks
 
     # ------------------------------------------------------------ sync
     def _on_need_sync(self, target: int, hints: Any) -> None:

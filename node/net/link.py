@@ -119,11 +119,11 @@ class Link:
             self._log.debug("p2p close did not complete", error=repr(exc))
 
     async def _write_loop(self) -> None:
-        queue = self.peer.queue
+        peer = self.peer
         sealer = self._session.sealer
         ws = self._ws
         while True:
-            data = await queue.get()
+            data = await peer.take()
             try:
                 await ws.send_bytes(sealer.seal(data))
             except _WRITE_ERRORS as exc:

@@ -67,11 +67,17 @@ class PeerState:
         "links",
         "node_id",
         "queue",
+        "queue_byte_limit",
+        "queued_bytes",
+        "room",
     )
 
-    def __init__(self, node_id: bytes, queue_limit: int) -> None:
+    def __init__(self, node_id: bytes, queue_limit: int, queue_byte_limit: int = 1 << 62) -> None:
         self.node_id = node_id
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_limit)
+        self.queue_byte_limit = queue_byte_limit
+        self.queued_bytes = 0
+        self.room = asyncio.Event()  # set whenever a frame leaves the queue
         self.link: Link | None = None
         self.dial_address: str | None = None
         self.frames_in = 0
@@ -93,12 +99,33 @@ class PeerState:
         self.frames_out += 1
         self.bytes_out += size
 
+    def offer(self, data: bytes) -> bool:
+        """Queue ``data`` unless the queue is full in frames or in bytes (a frame
+        always fits an empty queue); False if it did not fit (not counted here)."""
+        if self.queued_bytes and self.queued_bytes + len(data) > self.queue_byte_limit:
+            return False
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            return False
+        self.queued_bytes += len(data)
+        return True
+
+    async def take(self) -> bytes:
+        """The next frame to write (the writer's side of ``offer``)."""
+        data = await self.queue.get()
+        self.queued_bytes -= len(data)
+        self.room.set()
+        return data
+
     def drop_queued(self) -> int:
         """Discard the frames still waiting to be sent (the link is gone); how many."""
         dropped = 0
         while not self.queue.empty():
             self.queue.get_nowait()
             dropped += 1
+        self.queued_bytes = 0
+        self.room.set()
         self.dropped += dropped
         return dropped
 

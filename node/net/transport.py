@@ -14,7 +14,9 @@ peer has at most one link:
   restarted). It tells the other side with a ``KEEP`` frame, and the other side
   adopts a link only then, so both always use the same one;
 * ``send`` never blocks and never raises: it puts the frame on the peer's
-  bounded queue, which the link's single writer task drains, and returns False
+  queue, bounded in frames and in bytes (``send_queue_bytes``; a frame always
+  fits an empty queue; ``wait_for_room`` lets a producer wait for it to
+  drain), which the link's single writer task drains, and returns False
   (counting a drop) when the queue is full, the peer is not connected or the
   frame is over ``max_frame_bytes`` (a sender's bug, logged as a warning at the
   1st, 2nd, 4th, 8th... such frame: no message can stop its sender);
@@ -62,6 +64,7 @@ OnFrame = Callable[[bytes, bytes], Awaitable[None] | None]
 OnPeer = Callable[[bytes], None]
 
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+DEFAULT_SEND_QUEUE_BYTES = 16 * 1024 * 1024
 P2P_PATH = "/p2p"
 
 # Local refusals worth a warning: someone is misconfigured or misbehaving.
@@ -108,6 +111,7 @@ class Transport:
         on_peer_down: OnPeer | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         send_queue_limit: int = 1024,
+        send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
         heartbeat: float = 10.0,
         handshake_timeout: float = 2.0,
         close_timeout: float = 2.0,
@@ -124,6 +128,8 @@ class Transport:
     ) -> None:
         if min(max_frame_bytes, send_queue_limit, max_pending_handshakes) <= 0:
             raise ValueError("frame size, send queue and pending handshake limits must be > 0")
+        if send_queue_bytes <= 0:
+            raise ValueError("the send queue byte limit must be > 0")
         if max_pending_per_address <= 0:
             raise ValueError("the pending handshake limit per address must be > 0")
         self._node_key = node_key
@@ -141,6 +147,7 @@ class Transport:
         # a sealed frame of exactly max_frame_bytes must pass.
         self._wire_limit = max_frame_bytes + MAC_BYTES + 1
         self._queue_limit = send_queue_limit
+        self._queue_bytes = send_queue_bytes
         self._heartbeat = heartbeat
         self._handshake_timeout = handshake_timeout
         self._close_timeout = close_timeout
@@ -311,12 +318,26 @@ class Transport:
         if peer.link is None:
             peer.dropped += 1
             return False
-        try:
-            peer.queue.put_nowait(data)
-        except asyncio.QueueFull:
+        if not peer.offer(data):
             peer.dropped += 1
             return False
         return True
+
+    def queued_bytes(self, peer_id: bytes) -> int:
+        """How many bytes wait in ``peer_id``'s send queue."""
+        peer = self._peers.get(peer_id)
+        return 0 if peer is None else peer.queued_bytes
+
+    async def wait_for_room(self, peer_id: bytes, below: int) -> bool:
+        """Wait until at most ``below`` bytes wait in ``peer_id``'s send queue; False
+        (at once or later) if the peer is not connected."""
+        peer = self._peers.get(peer_id)
+        while peer is not None and peer.link is not None and not self._stopping:
+            if peer.queued_bytes <= below:
+                return True
+            peer.room.clear()
+            await peer.room.wait()
+        return False
 
     def broadcast(self, data: bytes) -> int:
         """``send`` to every connected peer; how many queued it."""
@@ -365,7 +386,7 @@ class Transport:
     def _peer(self, node_id: bytes) -> PeerState:
         peer = self._peers.get(node_id)
         if peer is None:
-            peer = self._peers[node_id] = PeerState(node_id, self._queue_limit)
+            peer = self._peers[node_id] = PeerState(node_id, self._queue_limit, self._queue_bytes)
         return peer
 
     def _track(self, task: asyncio.Task[Any]) -> None:

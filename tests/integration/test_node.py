@@ -33,13 +33,20 @@ from consensus.messages import Prepare, sign_message
 from node import daemon, testnet
 from node.config import NodeConfig, load_config
 from node.daemon import Node
-from node.genesis import Genesis, Validator, load_genesis, parse_genesis, write_genesis
+from node.genesis import (
+    Genesis,
+    Validator,
+    genesis_hash,
+    load_genesis,
+    parse_genesis,
+    write_genesis,
+)
 from node.home import read_admin_token
 from node.keys import KeySigner, load_key
 from node.net.budget import PeerBudget, TrafficBudget
 from node.net.transport import Transport
 from node.tx import Tx, build_tx
-from node.wire import ConsensusFrame, encode_frame
+from node.wire import ConsensusFrame, GetBlocksFrame, encode_frame
 
 HOST = "127.0.0.1"
 CHAIN = "hygeia-itest"
@@ -404,6 +411,7 @@ async def _dialer(c: Cluster, key: nacl.signing.SigningKey, target: Home) -> Tra
         on_frame=lambda _peer, _data: None,
         backoff_base=0.05,
         backoff_cap=0.5,
+        genesis_hash=genesis_hash(c.genesis),
     )
     dialer.add_peer(target.node_id, f"{HOST}:{target.p2p}")
     await dialer.start()
@@ -690,3 +698,53 @@ async def test_tx_admitted_before_links_reaches_peers(
         lambda st: set(st.values()) == {"committed"},
         timeout=8.0,
     )
+
+
+async def test_flood_of_tiny_block_requests_is_bounded_and_banned(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """1,000 GetBlocks requests of ~10 bytes (issue 11, item 5: they once pinned
+    about 1 GB of answers): at most a few wait per peer and are answered one at a
+    time as the peer reads; the excess is penalised until the peer is banned, and
+    the send queue to it never holds more than its byte limit."""
+    c = make_cluster(4)
+    await c.start(0, 1, 2)
+    await c.wait_connected(range(3))
+    target = c.homes[0]
+    impostor_id = c.homes[3].node_id
+    attacker = await _dialer(c, c.homes[3].node_key, target)
+    try:
+        node0 = c.node(0)
+        await wait_until(
+            "the peer linked to node0",
+            lambda: (
+                attacker.is_connected(target.node_id),
+                node0.transport.is_connected(impostor_id),
+            ),
+            all,
+        )
+        frame = encode_frame(GetBlocksFrame(1, 1000))
+        assert len(frame) < 16
+        for _ in range(1000):
+            attacker.send(target.node_id, frame)
+        peak = 0
+
+        def banned() -> dict[str, Any] | None:
+            nonlocal peak
+            peak = max(peak, node0.block_server.pending(impostor_id))
+            return _peer_info(node0, impostor_id)
+
+        info = await wait_until(
+            "node0 to ban the peer that asks far more than it reads",
+            banned,
+            lambda d: d is not None and d["banned_until_mono"] is not None,
+        )
+        assert info["penalties"] >= 20, info
+        assert peak <= node0.block_server.max_pending
+        assert node0.block_server.refused >= 20
+        tx = c.anchor_tx(member=0)
+        await node0.submit_tx(tx.wire)
+        await c.wait_committed([tx.hash], range(3))
+        assert_alive(c)
+    finally:
+        await attacker.stop()

@@ -595,3 +595,35 @@ async def test_peer_with_another_genesis_is_refused(cluster: Cluster) -> None:
     c = await cluster.node(genesis_hash=b"\x01" * 32)
     c.transport.add_peer(a.id, a.address)
     await wait_until(lambda: linked(a, c), what="same genesis links")
+
+
+# -- send queues bounded in bytes (issue 11, item 5) ----------------------------
+
+
+async def test_send_queue_is_bounded_in_bytes(cluster: Cluster) -> None:
+    """Many small frames or a few big ones: the queue holds at most
+    ``send_queue_bytes`` (one frame is always accepted into an empty queue)."""
+    a = await cluster.node(send_queue_bytes=10_000)
+    b = await cluster.node()
+    link(a, b)
+    await wait_until(lambda: linked(a, b), what="a and b connected")
+    results = [a.transport.send(b.id, bytes(3_000)) for _ in range(5)]
+    assert results == [True] * 3 + [False] * 2
+    assert a.transport.queued_bytes(b.id) == 9_000
+    await wait_until(lambda: len(b.received_from(a)) == 3, what="the queued frames")
+    assert a.transport.queued_bytes(b.id) == 0
+    big = [a.transport.send(b.id, bytes(50_000)) for _ in range(2)]
+    assert big == [True, False]
+
+
+async def test_wait_for_room_returns_once_the_queue_drains(cluster: Cluster) -> None:
+    a = await cluster.node(send_queue_bytes=10_000)
+    b = await cluster.node()
+    link(a, b)
+    await wait_until(lambda: linked(a, b), what="a and b connected")
+    assert a.transport.send(b.id, bytes(9_000))
+    async with asyncio.timeout(TIMEOUT):
+        assert await a.transport.wait_for_room(b.id, 5_000)
+    assert a.transport.queued_bytes(b.id) <= 5_000
+    async with asyncio.timeout(TIMEOUT):
+        assert not await a.transport.wait_for_room(bytes(32), 1)  # not connected

@@ -75,3 +75,61 @@ def test_blocks_that_do_not_advance_the_chain_are_fetched_again() -> None:
     assert sync.fed_height == 2
     sync.tick(1 + sync.request_timeout_ms + 1)
     assert sync.fed_height == 0
+
+
+# -- sync targets backed by what peers can serve (issue 11, item 4) -------------
+
+LIAR = b"liar"
+HUGE = 2**62
+
+
+def test_one_peer_claiming_a_huge_height_does_not_mark_the_node_syncing() -> None:
+    """A single status claim (f = 1 here, so one peer is not f + 1) is no evidence:
+    the node is not syncing, and its target stays what peers back."""
+    c, _served = _chain(1)
+    sync, _fed, _penalties = _sync(c)
+    sync.on_status(LIAR, HUGE, 0)
+    assert not sync.syncing
+    assert sync.progress()["target_height"] < HUGE
+
+
+def test_f_plus_one_peers_claiming_a_height_mark_the_node_syncing() -> None:
+    c, _served = _chain(1)
+    sync, _fed, _penalties = _sync(c)
+    sync.on_status(b"p1", 50, 0)
+    assert not sync.syncing
+    sync.on_status(b"p2", 40, 0)
+    assert sync.syncing and sync.progress()["target_height"] == 40
+
+
+def test_target_falls_when_the_claiming_peer_leaves() -> None:
+    c, _served = _chain(1)
+    sync, _fed, _penalties = _sync(c)
+    sync.on_status(LIAR, HUGE, 0)
+    sync.on_peer_down(LIAR)
+    assert sync.target == 0 and not sync.syncing
+    assert sync.progress()["requests_in_flight"] == 0
+
+
+def test_target_falls_when_the_claiming_peer_does_not_deliver() -> None:
+    """A peer that times out is no longer believed above what it failed to serve,
+    even when it repeats its claim; the node is not stuck syncing."""
+    c, _served = _chain(1)
+    sync, _fed, penalties = _sync(c)
+    sync.on_status(LIAR, HUGE, 0)
+    sync.tick(sync.request_timeout_ms + 1)
+    assert penalties == ["sync request timed out"]
+    sync.on_status(LIAR, HUGE, sync.request_timeout_ms + 2)
+    assert sync.target == 0 and not sync.syncing
+    assert sync.progress()["requests_in_flight"] == 0
+
+
+def test_an_empty_answer_caps_the_claim_and_a_partial_one_is_not_penalised() -> None:
+    c, served = _chain(3)
+    sync, fed, penalties = _sync(c)
+    sync.on_status(b"honest", 3, 0)
+    sync.on_blocks(b"honest", [served[0].to_bytes()], 1)  # cut short by a frame limit
+    assert fed == [1] and not penalties
+    assert sync.progress()["requests_in_flight"] == 1  # the rest asked for again
+    sync.on_blocks(b"honest", [], 2)  # nothing: it cannot serve 2..3 after all
+    assert sync.target == 1 and not penalties and not sync.syncing
