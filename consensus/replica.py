@@ -197,7 +197,11 @@ a quorum of them) are delivered within a bound, and requests are pending.
    and an honest primary is reached within f+1 views.
 3. *Nobody stays behind.* A replica that missed commits learns from the
    Status of f+1 peers that it is behind and fetches the certified blocks;
-   while it syncs it does not blame the primary.
+   while it syncs it does not blame the primary. When fewer than f+1 are ahead
+   (commits of one height spread over several views, none complete here: a
+   cluster of exactly a quorum on lossy links), a stalled replica asks a single
+   peer that claims more for certified blocks, and a peer that delivered a
+   height a pipeline ago answers a vote for it with its COMMIT again.
 """
 
 from __future__ import annotations
@@ -1021,6 +1025,26 @@ class Replica:
             if not tallies[key]:
                 del tallies[key]
 
+    def _answer_straggler(self, peer: int, h: int, now: int, out: list[Action]) -> None:
+        """A peer still votes for a height we delivered a pipeline ago: it missed
+        the commits (Status cannot help when fewer than f+1 replicas are ahead,
+        e.g. a cluster of exactly a quorum on lossy links). Send it our COMMIT
+        for that height again: the identical message we sent when we prepared
+        it. A vote for a height below our stable checkpoint gets the checkpoint.
+        Late votes of the current pipeline are normal and get nothing."""
+        if h + self.config.pipeline_window > self._delivered:
+            return
+        if h <= self._low:
+            self._answer_checkpoint(peer, now, out)
+            return
+        slot = self._slots.get(h)
+        cert = slot.prepared if slot is not None else None
+        if slot is None or cert is None or slot.commit_view != cert.pre_prepare.view:
+            return
+        if self._may_answer("commit", peer, now, h):
+            pp = cert.pre_prepare
+            out.append(Send(peer, self._sign(Commit(pp.view, h, pp.proposal.digest(), self.me))))
+
     def _payload_wanted(self, slot: Slot, digest: bytes) -> bool:
         """Only payloads of proposals someone honest may commit are kept."""
         if slot.accepted is not None and slot.accepted.proposal.digest() == digest:
@@ -1031,6 +1055,9 @@ class Replica:
         return any(d == digest and len(v) >= weak for (_view, d), v in slot.commits.items())
 
     def _on_prepare(self, msg: Prepare, now: int, out: list[Action]) -> None:
+        if msg.height <= self._delivered:
+            self._answer_straggler(msg.sender, msg.height, now, out)
+            return
         if not self._in_window(msg.height):
             self._outside_window(msg, msg.height)
             return
@@ -1072,6 +1099,7 @@ class Replica:
         if h <= self._delivered or h <= self._low:
             if msg.view < self._view:
                 self._push_new_view(msg.sender, now, out)
+            self._answer_straggler(msg.sender, h, now, out)
             return
         if h > self._low + self.config.watermark_window:
             self._outside_window(msg, h)
@@ -1231,7 +1259,7 @@ class Replica:
             records.append((checkpoint_key(oh), None))
         for ekey in [e for e in self._evidence_seen if e[2] <= h]:
             del self._evidence_seen[ekey]
-        for akey in [a for a in self._answered if a[0] == "payload" and a[2] <= h]:
+        for akey in [a for a in self._answered if a[0] in ("payload", "commit") and a[2] <= h]:
             del self._answered[akey]
         horizon = h - self.config.watermark_window
         if horizon > 0:
@@ -1722,6 +1750,11 @@ class Replica:
         self._try_deliver(now, out)
 
     # --------------------------------------------------------------- status
+    def _stalled(self, now: int) -> bool:
+        """Something above our height is known, and nothing was delivered for a
+        resend interval."""
+        return self._waiting() and now >= self._last_progress + self._retransmit_interval()
+
     def _on_status(self, st: Status, now: int, out: list[Action]) -> None:
         """A peer's heartbeat. Once f+1 peers (one of them honest) are past our
         height, fetch the blocks: consensus will not repeat them for us. A peer
@@ -1746,6 +1779,17 @@ class Replica:
             target = ahead[weak - 1]
             hints = tuple(sorted(p for p, h in self._peer_heights.items() if h >= target))
             out.extend(self._need_sync(target, hints, now, urgent=False))
+        elif (
+            st.height > self._delivered
+            and self._stalled(now)
+            and self._may_answer("sync", st.sender, now)
+        ):
+            # fewer than f+1 ahead, but we are stuck: commits split over several
+            # views (a cluster of exactly a quorum on lossy links) may never
+            # complete here. Ask that one peer for certified blocks, a window at
+            # most; a liar wastes one request per interval and moves no target.
+            target = min(st.height, self._delivered + self.config.watermark_window)
+            out.append(NeedSync(target, (st.sender,)))
 
 
 _Handler = Callable[[Replica, Any, int, list[Action]], None]

@@ -141,3 +141,15 @@ def test_fuzz_soak():
     count = int(os.environ.get("HYGEIA_FUZZ_COUNT", 10_000))
     failed = [o for o in fuzz.run_many(0, count, jobs=2) if not o.ok]
     assert not failed, "\n".join(f"seed {o.seed}: {o.first}" for o in failed[:20])
+
+
+@pytest.mark.parametrize("seed", [4720, 6640])
+def test_generated_scenarios_that_once_halted(seed: int):
+    """Two generated clusters of n = 13 with 4 nodes crashed for good (exactly a
+    quorum left) and 17-20 % loss: the commits of one height spread over
+    several views and no view completed at most replicas, while fewer than f+1
+    peers were ahead to sync from. They halted before 2 repairs of the replica
+    (a stalled replica asks a single peer that is ahead for certified blocks; a
+    peer answers votes for heights it delivered a pipeline ago with its COMMIT)."""
+    outcome = fuzz.run_seed(seed)
+    assert outcome.ok, f"seed {seed}: {outcome}; replay: hygeia sim fuzz --seed {seed} --count 1"
