@@ -128,7 +128,6 @@ class BlockSync:
     def _retarget(self) -> None:
         best = max(self._claims().values(), default=0)
         self.target = max(self.fed_height, min(self._wanted, best))
-        self._certified = min(self._certified, best)
 
     def _cap(self, peer: bytes, failed_at: int) -> None:
         cap = max(failed_at - 1, self.local_height)
@@ -159,9 +158,8 @@ class BlockSync:
     def request(self, target: int, hints: Sequence[bytes] = ()) -> None:
         """The replica's request (backed by signed STATUS messages of f + 1 validators)."""
         self._wanted = max(self._wanted, target)
-        self._certified = max(self._certified, target)
+        self._certified = max(self._certified, target)  # counts up to what claims allow
         self._retarget()
-        self._certified = max(self._certified, min(target, self.target))
 
     def on_blocks(self, peer: bytes, blocks: Sequence[bytes], now_ms: int) -> None:
         heights: list[int] = []

@@ -133,3 +133,14 @@ def test_an_empty_answer_caps_the_claim_and_a_partial_one_is_not_penalised() -> 
     assert sync.progress()["requests_in_flight"] == 1  # the rest asked for again
     sync.on_blocks(b"honest", [], 2)  # nothing: it cannot serve 2..3 after all
     assert sync.target == 1 and not penalties and not sync.syncing
+
+
+def test_the_replicas_request_backs_a_target_once_a_peer_can_serve_it() -> None:
+    """The replica asks (f + 1 signed STATUS messages) before any status frame has
+    arrived: the node counts as syncing as soon as one peer claims the height."""
+    c, _served = _chain(1)
+    sync, _fed, _penalties = _sync(c)
+    sync.request(30)
+    assert not sync.syncing  # nobody to fetch from yet
+    sync.on_status(b"p1", 30, 0)
+    assert sync.syncing and sync.backed_target == 30
