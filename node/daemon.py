@@ -454,7 +454,7 @@ class Node:
 
     # ------------------------------------------------------------ sync
     def _on_need_sync(self, target: int, hints: Any) -> None:
-        self.sync.request(target)
+        self.sync.request(target, hints)
         self.sync.tick(self.clock())
 
     def _feed_synced(self, block: CommittedBlock) -> None:

@@ -155,10 +155,13 @@ class BlockSync:
                 del self._in_flight[start]
         self._retarget()
 
-    def request(self, target: int, hints: Sequence[bytes] = ()) -> None:
-        """The replica's request (backed by signed STATUS messages of f + 1 validators)."""
+    def request(self, target: int, hints: Sequence[object] = ()) -> None:
+        """The replica's request: backed (signed STATUS messages of f + 1 validators)
+        unless it names fewer than f + 1 peers (a stalled replica asking the one
+        peer ahead: fetched from, but no evidence that the node is behind)."""
         self._wanted = max(self._wanted, target)
-        self._certified = max(self._certified, target)  # counts up to what claims allow
+        if not hints or len(hints) >= self._config.f + 1:
+            self._certified = max(self._certified, target)  # counts up to what claims allow
         self._retarget()
 
     def on_blocks(self, peer: bytes, blocks: Sequence[bytes], now_ms: int) -> None:

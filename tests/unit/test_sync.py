@@ -144,3 +144,14 @@ def test_the_replicas_request_backs_a_target_once_a_peer_can_serve_it() -> None:
     assert not sync.syncing  # nobody to fetch from yet
     sync.on_status(b"p1", 30, 0)
     assert sync.syncing and sync.backed_target == 30
+
+
+def test_a_request_naming_one_peer_is_fetched_but_does_not_back_syncing() -> None:
+    """A stalled replica asks the single peer ahead (hints of one): sync fetches,
+    but one validator's word does not make the node report itself syncing."""
+    c, _served = _chain(1)
+    sync, _fed, _penalties = _sync(c)
+    sync.on_status(LIAR, HUGE, 0)
+    sync.request(64, (3,))
+    assert sync.target >= 64 and sync.progress()["requests_in_flight"] >= 1
+    assert not sync.syncing
