@@ -15,7 +15,7 @@ timestamp (milliseconds of the proposer's clock), proposer and the Merkle root
 of the payload. Its digest names it in votes. The view is *not* part of the
 proposal, so a proposal re-proposed after a view change keeps its digest.
 The parent hash and the app-state root of the block header are derived after
-commit (see ``replica.py``, design (a) of PITFALLS.md).
+commit (see ``replica.py``, docs/blocks.md, "pipelining vs. parent hashes").
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ is durable before any later send leaves the process. Entry points:
 ``start``, ``on_message``, ``on_request``, ``on_timer``, ``on_executed`` and
 ``on_committed_block``. Signatures are checked through an injected verifier.
 
-What is agreed at each height (design (a) of PITFALLS.md)
----------------------------------------------------------
+What is agreed at each height (docs/blocks.md, pipelining vs. parent hashes)
+--------------------------------------------------------------------------
 Sequence numbers are heights and are never reset. Consensus orders one
 independent *proposal* per height: chain id, height, timestamp, proposer and
 the payload's Merkle root. The block header's parent hash and app-state root

@@ -3,7 +3,7 @@
 The one place where a block becomes durable. For each committed proposal,
 in height order: decode its transactions (through the payload rules' cache),
 run the ledger, derive the header (parent hash = previous block's hash, state
-root = the ledger's new root; design (a) of PITFALLS.md), and write block,
+root = the ledger's new root; docs/blocks.md), and write block,
 indexes and state changes in one synced LevelDB batch. Only then may the
 node answer ``committed`` for its transactions.
 

@@ -2,7 +2,7 @@
 
 Consensus certifies one *proposal* per height (``consensus.messages.Proposal``:
 chain id, height, timestamp, proposer, payload root). The block header adds
-what is only known after commit (design (a) of PITFALLS.md, see
+what is only known after commit (docs/blocks.md, see
 ``docs/blocks.md``)::
 
     chain_id     str   from the proposal

@@ -1,6 +1,6 @@
 """Canonical JSON: the only byte form of anything Hygeia signs or hashes.
 
-Rules (ARCHITECTURE.md, "Transactions"; spelled out for other languages in
+Rules (docs/transactions.md; spelled out for other languages in
 ``docs/transactions.md``):
 
 - object keys sorted by Unicode code point (equivalently by their UTF-8 bytes),

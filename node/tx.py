@@ -1,6 +1,6 @@
 """Transactions: validation, signing bytes, hash, signatures, and the payload rules.
 
-A transaction is the JSON object (ARCHITECTURE.md, "Transactions")::
+A transaction is the JSON object (docs/transactions.md)::
 
     {"chain_id": str, "type": str, "body": {...}, "signer": <64 hex>,
      "nonce": int, "sig": <128 hex>}

@@ -1,4 +1,4 @@
-"""The layering rule of ARCHITECTURE.md, checked on the source's AST.
+"""The layering rule of the README's layout, checked on the source's AST.
 
 ``consensus/`` is sans-IO: it imports no event loop, network, database, clock,
 randomness, threads or logging, and nothing from ``node`` or ``storage``.
