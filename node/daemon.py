@@ -54,7 +54,7 @@ from aiohttp import web
 from consensus.config import ConsensusConfig
 from consensus.messages import CommittedBlock, Message
 from consensus.replica import Replica
-from node import __version__, logs
+from node import __version__
 from node.api.admin import admin_app
 from node.api.client import client_app
 from node.api.errors import ApiError
@@ -64,29 +64,26 @@ from node.api.listener import (
     open_files_needed,
     start_listener,
 )
-from node.applier import BlockApplier
-from node.block import Block
-from node.codec import parse_json
-from node.config import ConfigError, NodeConfig, parse_host_port
-from node.driver import ConsensusDriver, DriverHooks, wall_clock_ms
-from node.genesis import Genesis, genesis_hash, load_genesis
-from node.home import read_admin_token
-from node.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
+from node.core.block import Block
+from node.core.codec import parse_json
+from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
+from node.core.proof import build_proof
+from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
+from node.engine.applier import BlockApplier
+from node.engine.driver import ConsensusDriver, DriverHooks, wall_clock_ms
 from node.ledger.domain import QueryFn
 from node.ledger.executor import BlockOutcome, Ledger, result_key
 from node.ledger.result import Rejection
 from node.ledger.state import BlockState
 from node.mempool import Mempool, MempoolError, MempoolTx
-from node.metrics import NodeMetrics
+from node.net.addr import parse_host_port
 from node.net.budget import TrafficBudget, Verdict, consensus_budget
 from node.net.codes import CloseCode
 from node.net.penalties import consensus_points
 from node.net.signatures import PreverifiedSignatures, Triple
+from node.net.sync import BlockServer, BlockSync
 from node.net.transport import Transport
-from node.proof import build_proof
-from node.sync import BlockServer, BlockSync
-from node.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
-from node.wire import (
+from node.net.wire import (
     CONSENSUS_FRAME_OVERHEAD,
     BlocksFrame,
     ConsensusFrame,
@@ -98,6 +95,11 @@ from node.wire import (
     encode_frame,
     txs_frames,
 )
+from node.ops import logs
+from node.ops.metrics import NodeMetrics
+from node.setup.config import ConfigError, NodeConfig
+from node.setup.genesis import Genesis, genesis_hash, load_genesis
+from node.setup.home import read_admin_token
 from storage.chain import ChainStore
 
 log = structlog.get_logger("hygeia.node")
@@ -746,13 +748,13 @@ class Node:
         return self.cfg.home / "backups"
 
     async def backup_to(self, path: Path, *, include_node_key: bool = False) -> dict[str, Any]:
-        """Write a backup of the database to ``path`` (``node.backup`` format).
+        """Write a backup of the database to ``path`` (``node.ops.backup`` format).
 
         The LevelDB snapshot is taken in the storage executor, so it is ordered
         after any block being written; the (long) read of that snapshot then runs
         in its own thread, so block commits are not held up meanwhile.
         """
-        from node import backup
+        from node.ops import backup
 
         assert self.store is not None
         db = self.store.database

@@ -35,7 +35,7 @@ from aiohttp import web
 from node.api.errors import Handler, error_response, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
-from node.uint import parse_uint
+from node.core.uint import parse_uint
 
 NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("admin-node", NodeFacade)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("admin-token", str)

@@ -19,10 +19,10 @@ from node.api.errors import ApiError, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
 from node.api.openapi import openapi_document
+from node.core.uint import parse_uint
 from node.ledger.domain import Query
 from node.ledger.domains import DOMAINS
 from node.ledger.result import Rejection
-from node.uint import parse_uint
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_BODY = 1 << 20

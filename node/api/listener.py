@@ -41,7 +41,8 @@ import structlog
 from aiohttp import web
 
 from node.api.errors import ApiError, Handler, code_for_status, error_body
-from node.config import NodeConfig, parse_host_port
+from node.net.addr import parse_host_port
+from node.setup.config import NodeConfig
 
 log = structlog.get_logger("hygeia.api")
 

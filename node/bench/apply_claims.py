@@ -19,10 +19,10 @@ import json
 import time
 from typing import Any
 
-from node.keys import key_from_seed, public_key_hex
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
 from node.ledger.executor import Ledger
-from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
 
 CHAIN = "bench-claims"

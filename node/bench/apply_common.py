@@ -19,9 +19,9 @@ from typing import Any
 
 import nacl.signing
 
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
 from node.ledger.executor import Ledger
-from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
 
 GENESIS_TIME_MS = 1_700_000_000_000

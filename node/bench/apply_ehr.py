@@ -12,8 +12,8 @@ import hashlib
 from typing import Any
 
 from node.bench.apply_common import BenchChain, run_main
-from node.keys import key_from_seed, public_key_hex
-from node.tx import Tx
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx
 
 CHAIN = "bench-ehr"
 HOSP_A = key_from_seed(b"\x31" * 32)

@@ -23,9 +23,9 @@ from typing import Any
 import nacl.signing
 
 from node.bench.apply_common import BenchChain
-from node.keys import key_from_seed, public_key_hex
-from node.ledger.supply import with_check_digit
-from node.tx import Tx, build_tx
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
+from node.ledger.domains.supply import with_check_digit
 
 CHAIN = "bench-supply"
 BLOCK_TXS = 1000

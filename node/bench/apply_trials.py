@@ -24,8 +24,8 @@ import hashlib
 from typing import Any
 
 from node.bench.apply_common import BenchChain, run_main
-from node.keys import key_from_seed, public_key_hex
-from node.tx import Tx, build_tx
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
 
 CHAIN = "bench-trials"
 BLOCK_TXS = 1000

@@ -55,9 +55,9 @@ import aiohttp
 import nacl.signing
 
 from node.bench import procs
-from node.keys import load_key
-from node.testnet import TestnetError, read_testnet
-from node.tx import build_tx
+from node.core.keys import load_key
+from node.core.tx import build_tx
+from node.setup.testnet import TestnetError, read_testnet
 
 __all__ = [
     "CLOSED_CEILING_TPS",

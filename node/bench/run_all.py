@@ -33,11 +33,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+from node.api.remote import ClientError, request_json
 from node.bench import procs
 from node.bench.load import LoadConfig, load_testnet, run_load
 from node.bench.progress import make_progress
-from node.httpclient import ClientError, request_json
-from node.testnet import node_ports, testnet_init
+from node.setup.testnet import node_ports, testnet_init
 
 VALIDATORS: Final = 4
 GOAL_TPS: Final = 1000.0

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.core.uint import parse_uint
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import HEX64
 from node.ledger.state import BlockState
-from node.uint import parse_uint
 
 QueryFn = Callable[[BlockState, Mapping[str, str], Mapping[str, str]], Any]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.codec import CodecError, canonical_json
+from node.core.codec import CodecError, canonical_json
 from node.ledger.context import BlockInfo, ExecContext, LedgerTx
 from node.ledger.domains import DOMAINS
 from node.ledger.members import put_member

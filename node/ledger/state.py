@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from node.codec import canonical_json, parse_json
+from node.core.codec import canonical_json, parse_json
 
 _DELETED = None
 

@@ -20,26 +20,10 @@ from structlog.typing import FilteringBoundLogger
 from node.net.backoff import Backoff
 from node.net.codes import LinkError
 from node.net.peers import PeerState
-from node.uint import parse_uint
 
 # Dial the address; return once a link that was established has ended; raise
 # LinkError, OSError, aiohttp.ClientError or TimeoutError if none was established.
 Connect = Callable[[str], Awaitable[None]]
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) as (host, port); ValueError if malformed."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or parse_uint(port_text, 5) is None:
-        raise ValueError(f"peer address {address!r} is not host:port")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"peer address {address!r} has an invalid port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"IPv6 peer address {address!r} needs brackets: [host]:port")
-    return host, port
 
 
 class Dialer:

@@ -3,7 +3,7 @@
 Station-to-station, in the style of CometBFT's SecretConnection:
 
 1. Each side sends, in clear, a *hello*: protocol version, chain id, genesis
-   hash (SHA-256 of the genesis document, ``node.genesis.genesis_hash``), its Ed25519
+   hash (SHA-256 of the genesis document, ``node.setup.genesis.genesis_hash``), its Ed25519
    node public key (its node id, as listed in genesis) and a fresh X25519
    ephemeral public key.
 2. Each side computes the X25519 shared secret of its ephemeral secret and the

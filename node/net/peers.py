@@ -11,10 +11,9 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from node.net.link import Link
+from node.net.codes import CloseCode
 
 
 class Direction(StrEnum):
@@ -52,6 +51,22 @@ class PeerInfo:
         return asdict(self)
 
 
+class LinkHandle(Protocol):
+    """What a peer's record knows of its live link (``node.net.link.Link``): kept
+    as a protocol so the record does not import the link, which imports it."""
+
+    direction: Direction
+    address: str
+    since_mono: float
+    since_wall: float
+
+    def retire(self) -> None: ...
+
+    async def wait_done(self) -> None: ...
+
+    async def close(self, code: CloseCode, reason: str) -> None: ...
+
+
 class PeerState:
     """Mutable per-peer state owned by the transport."""
 
@@ -78,7 +93,7 @@ class PeerState:
         self.queue_byte_limit = queue_byte_limit
         self.queued_bytes = 0
         self.room = asyncio.Event()  # set whenever a frame leaves the queue
-        self.link: Link | None = None
+        self.link: LinkHandle | None = None
         self.dial_address: str | None = None
         self.frames_in = 0
         self.bytes_in = 0

@@ -32,7 +32,7 @@ import msgspec
 
 from consensus.crypto import Verifier
 from consensus.messages import SIGNED_TYPES, Message
-from node.keys import verify_batch
+from node.core.keys import verify_batch
 
 Triple = tuple[int, bytes, bytes]  # (validator, SHA-256 of the signed bytes, signature)
 

@@ -50,10 +50,11 @@ import structlog
 from aiohttp import web
 from structlog.typing import FilteringBoundLogger
 
+from node.net.addr import parse_host_port
 from node.net.backoff import Backoff
 from node.net.cipher import MAC_BYTES
 from node.net.codes import CloseCode, LinkError
-from node.net.dialer import Dialer, parse_address
+from node.net.dialer import Dialer
 from node.net.handshake import KEY_BYTES
 from node.net.link import Link
 from node.net.peers import Direction, PeerInfo, PeerState
@@ -260,7 +261,7 @@ class Transport:
         """Dial ``node_id`` at ``address`` (``host:port``) now and after every disconnection."""
         if len(node_id) != KEY_BYTES:
             raise ValueError("node id must be a 32-byte Ed25519 public key")
-        parse_address(address)
+        parse_host_port(address)
         if node_id == self.node_id:
             self._log.debug("p2p not dialing ourselves", address=address)
             return
@@ -473,7 +474,7 @@ class Transport:
             if peer.dial_address is None:
                 continue
             with contextlib.suppress(ValueError):
-                if parse_address(peer.dial_address)[0] == host:
+                if parse_host_port(peer.dial_address)[0] == host:
                     return True
         return False
 

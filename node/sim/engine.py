@@ -634,7 +634,7 @@ class Simulation:
             self._status_check(node, vt)
 
     def _status_check(self, node: SimNode, vt: int) -> None:
-        """node/sync.py's rule: behind when a peer is more than the lag threshold
+        """node/net/sync.py's rule: behind when a peer is more than the lag threshold
         ahead, or ahead at all while our height has not moved for the stall time.
         Blocks are asked (the engine's sync path) from the peers that announced
         the whole next chunk, else from any peer that announced more than us."""
@@ -652,7 +652,7 @@ class Simulation:
         self._daemon_sync(node, best, vt)
 
     def _daemon_sync(self, node: SimNode, target: int, vt: int) -> None:
-        """Blocks up to ``target`` from the peers node/sync.py would pick: those whose
+        """Blocks up to ``target`` from the peers node/net/sync.py would pick: those whose
         announced height covers the next chunk, else any that announced more than
         we have; none (no request) when no peer announced such a height."""
         heights = self.peer_heights[node.id]

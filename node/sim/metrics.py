@@ -25,7 +25,7 @@ def _snake(name: str) -> str:
 MESSAGE_NAMES: dict[type, str] = {t: _snake(t.__name__) for t in get_args(Message)}
 SYNC_REQUEST = "sync_request"
 SYNC_RESPONSE = "sync_response"
-# the daemon's StatusFrame (height announcements of node/sync.py), when modelled
+# the daemon's StatusFrame (height announcements of node/net/sync.py), when modelled
 STATUS_FRAME = "status_frame"
 
 

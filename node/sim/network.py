@@ -9,7 +9,7 @@ bit for bit on any platform.
 
 ``FrameLimit`` models the daemon's peer frame limit (``p2p.max_frame_bytes``,
 node/net/transport.py): a consensus message travels as a ``ConsensusFrame``
-(node/wire.py) of its msgpack encoding plus a fixed few bytes, and a frame
+(node/net/wire.py) of its msgpack encoding plus a fixed few bytes, and a frame
 over the limit is refused by the transport, so the simulator drops it (and
 counts it). Sizes are cached per message object, so a broadcast, or a message
 a Byzantine node posts to every peer, is encoded once. Sync responses are cut
@@ -22,9 +22,9 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from consensus.messages import CommittedBlock, Message, NewViewRequest, encode_block, encode_message
+from consensus.messages import CommittedBlock, Message, encode_block, encode_message
+from node.net.wire import CONSENSUS_FRAME_OVERHEAD
 from node.sim.scenario import PPM, Latency, NetworkSpec
-from node.wire import ConsensusFrame, encode_frame
 
 _BITS = 32
 
@@ -140,13 +140,6 @@ class Network:
         return sample_latency(self._rng, self._spec.client_latency)
 
 
-def _consensus_frame_overhead() -> int:
-    probe = NewViewRequest(0, 0, b"")
-    return len(encode_frame(ConsensusFrame(probe))) - len(encode_message(probe))
-
-
-# bytes a ConsensusFrame adds around the encoded message (a 2-array and its tag)
-CONSENSUS_FRAME_OVERHEAD = _consensus_frame_overhead()
 # the daemon's BlocksFrame budget: the frame limit less this, each block costs +16
 SYNC_FRAME_RESERVE = 1024
 SYNC_BLOCK_OVERHEAD = 16

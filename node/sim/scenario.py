@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from consensus.config import ConsensusConfig
+from node.net.wire import CONSENSUS_FRAME_OVERHEAD
 
 PPM = 1_000_000
 LATENCY_KINDS = ("constant", "uniform", "normal")
@@ -86,7 +87,7 @@ class NetworkSpec:
     sync_max_blocks: int = 64
     # frames above this are refused by the transport: the message is dropped
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    # the daemon's StatusFrame sync (node/sync.py): height announcements every
+    # the daemon's StatusFrame sync (node/net/sync.py): height announcements every
     # status_interval_ms; sync when a peer is more than sync_lag_threshold ahead,
     # or ahead while our height has not moved for sync_stall_ms
     status_sync: bool = False
@@ -159,8 +160,6 @@ class Scenario:
         knobs = dict(self.consensus)
         chain_id = str(knobs.pop("chain_id", f"sim-{self.name}"))
         if "max_message_bytes" not in knobs:  # what the frame limit leaves, as the daemon sets it
-            from node.sim.network import CONSENSUS_FRAME_OVERHEAD
-
             knobs["max_message_bytes"] = self.network.max_frame_bytes - CONSENSUS_FRAME_OVERHEAD
         try:
             return ConsensusConfig(chain_id=chain_id, n=self.n, **knobs)

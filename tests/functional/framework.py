@@ -3,7 +3,7 @@
 In the style of Bitcoin Core's ``test/functional``: a test builds a
 ``TestNetwork`` (``with TestNetwork(4) as net: ...``), which
 
-* makes a testnet with ``node.testnet.testnet_init`` in a fresh temporary
+* makes a testnet with ``node.setup.testnet.testnet_init`` in a fresh temporary
   directory, with a base port that cannot collide with a parallel run: ports
   come from 20000-31999 (below the kernel's ephemeral range), the slot is
   derived from ``PYTEST_XDIST_WORKER`` (one lane per worker), the process id
@@ -58,11 +58,11 @@ from typing import Any
 import aiohttp
 import nacl.signing
 
-from node import testnet
-from node.config import load_config
-from node.httpclient import ClientError, request_json
-from node.keys import load_key
-from node.tx import Tx, build_tx
+from node.api.remote import ClientError, request_json
+from node.core.keys import load_key
+from node.core.tx import Tx, build_tx
+from node.setup import testnet
+from node.setup.config import load_config
 
 HOST = "127.0.0.1"
 CHAIN_ID = "hygeia-functional"
@@ -173,7 +173,7 @@ def _worker_lane() -> int:
 
 
 def reserve_base_port(validators: int) -> PortBlock:
-    """Reserve a base port P whose testnet ports (``node.testnet.node_ports``) are free.
+    """Reserve a base port P whose testnet ports (``node.setup.testnet.node_ports``) are free.
 
     Slots of ``PORT_STRIDE * validators`` ports in ``PORT_LOW``..``PORT_HIGH``
     (kept below the kernel's ephemeral range when it allows); xdist worker gwN

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node import backup as bk
+from node.ops import backup as bk
 from storage.chain import ChainStore
 from tests.functional.framework import TIMEOUT, TestNetwork
 
@@ -41,7 +41,7 @@ def hy(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def payload_sha256(path: Path, manifest: bk.Manifest) -> str:
-    """SHA-256 of the records, computed here from the file (not by node.backup)."""
+    """SHA-256 of the records, computed here from the file (not by node.ops.backup)."""
     data = path.read_bytes()
     return hashlib.sha256(data[len(bk.MAGIC) : len(bk.MAGIC) + manifest.payload_bytes]).hexdigest()
 

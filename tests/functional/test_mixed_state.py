@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from node.keys import generate_key, public_key_hex
-from node.ledger.supply import with_check_digit
-from node.tx import Tx, build_tx
+from node.core.keys import generate_key, public_key_hex
+from node.core.tx import Tx, build_tx
+from node.ledger.domains.supply import with_check_digit
 from tests.functional.framework import FrameworkError, TestNetwork
 
 GTIN = with_check_digit("0061414100003")

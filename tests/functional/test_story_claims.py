@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from node import testnet
+from node.setup import testnet
 from tests.functional.framework import cli_testnet, wait_until
 
 HYGEIA = [sys.executable, "-m", "node.cli"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from node.ledger.supply import with_check_digit
+from node.ledger.domains.supply import with_check_digit
 from tests.functional.framework import cli_testnet
 
 HYGEIA = [sys.executable, "-m", "node.cli"]

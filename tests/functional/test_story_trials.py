@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from node import testnet
+from node.setup import testnet
 from tests.functional.framework import cli_testnet
 
 NCT = "NCT04000001"

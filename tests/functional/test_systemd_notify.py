@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from node import testnet
+from node.setup import testnet
 from tests.functional.framework import _PRELUDE, HOST, STOP_TIMEOUT, TIMEOUT, reserve_base_port
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import aiohttp
 import nacl.signing
 
-from node.tx import Tx, build_tx
+from node.core.tx import Tx, build_tx
 from tests.integration.test_node import (  # noqa: F401
     Cluster,
     assert_alive,

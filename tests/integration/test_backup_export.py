@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from node import backup as bk
-from node import export as ex
 from node.api.admin import admin_app
-from node.httpclient import ClientError, request_json
-from node.proof import verify_proof
+from node.api.remote import ClientError, request_json
+from node.core.proof import verify_proof
+from node.ops import backup as bk
+from node.ops import export as ex
 from storage.chain import ChainStore
 from tests.integration.test_node import Cluster, http, make_cluster  # noqa: F401
 

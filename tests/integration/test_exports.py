@@ -27,11 +27,11 @@ import aiohttp
 import nacl.signing
 import pytest
 
-from node.genesis import Genesis, Member, parse_genesis, write_genesis
-from node.keys import key_from_seed, public_key_hex
-from node.ledger.supply import with_check_digit
-from node.proof import verify_proof
-from node.tx import Tx, build_tx
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.proof import verify_proof
+from node.core.tx import Tx, build_tx
+from node.ledger.domains.supply import with_check_digit
+from node.setup.genesis import Genesis, Member, parse_genesis, write_genesis
 from tests.integration.test_node import (  # noqa: F401
     Cluster,
     get_json,

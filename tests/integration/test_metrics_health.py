@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.actions import Action, Broadcast, Evidence, Rejected, Send, ViewChanged
 from consensus.messages import Commit, Prepare
-from node.driver import ConsensusDriver, DriverHooks
-from node.metrics import NodeMetrics
+from node.engine.driver import ConsensusDriver, DriverHooks
+from node.ops.metrics import NodeMetrics
 from tests.integration.test_node import (  # noqa: F401
     Cluster,
     Home,

@@ -1,6 +1,6 @@
 """Integration tests of the node daemon: several ``Node`` objects in one event loop.
 
-Each test builds a testnet with ``node.testnet.testnet_init`` in ``tmp_path``
+Each test builds a testnet with ``node.setup.testnet.testnet_init`` in ``tmp_path``
 (real node homes, real LevelDB; the module is imported as ``testnet`` because
 pytest would collect a bare ``testnet_init``), then moves every listener to a
 port the kernel handed out: ``PortReservation`` binds sockets to port 0, so
@@ -30,10 +30,16 @@ import nacl.signing
 import pytest
 
 from consensus.messages import Prepare, sign_message
-from node import daemon, testnet
-from node.config import NodeConfig, load_config
+from node import daemon
+from node.core.keys import KeySigner, load_key
+from node.core.tx import Tx, build_tx
 from node.daemon import Node
-from node.genesis import (
+from node.net.budget import PeerBudget, TrafficBudget
+from node.net.transport import Transport
+from node.net.wire import ConsensusFrame, GetBlocksFrame, encode_frame
+from node.setup import testnet
+from node.setup.config import NodeConfig, load_config
+from node.setup.genesis import (
     Genesis,
     Validator,
     genesis_hash,
@@ -41,12 +47,7 @@ from node.genesis import (
     parse_genesis,
     write_genesis,
 )
-from node.home import read_admin_token
-from node.keys import KeySigner, load_key
-from node.net.budget import PeerBudget, TrafficBudget
-from node.net.transport import Transport
-from node.tx import Tx, build_tx
-from node.wire import ConsensusFrame, GetBlocksFrame, encode_frame
+from node.setup.home import read_admin_token
 
 HOST = "127.0.0.1"
 CHAIN = "hygeia-itest"

@@ -1,7 +1,7 @@
-"""The daemon's consensus driver (``node.driver.ConsensusDriver``) in an event loop.
+"""The daemon's consensus driver (``node.engine.driver.ConsensusDriver``) in an event loop.
 
 The replica is scripted and the block applier only records the order of the
-blocks it is asked to apply (refusing a gap, as ``node.applier.BlockApplier``
+blocks it is asked to apply (refusing a gap, as ``node.engine.applier.BlockApplier``
 does), so these tests pin the driver's own contract: blocks are applied in the
 order the replica listed them, and the actions ``Replica.on_executed`` returns
 run after the rest of the list that delivered the block (the order the
@@ -25,9 +25,9 @@ import pytest
 
 from consensus.actions import Action, Broadcast, Deliver, Evidence, Persist, Rejected, Relay, Send
 from consensus.messages import Prepare, PrePrepare, Proposal
-from node.applier import ApplyError
-from node.driver import ConsensusDriver, DriverHooks
-from node.metrics import NodeMetrics
+from node.engine.applier import ApplyError
+from node.engine.driver import ConsensusDriver, DriverHooks
+from node.ops.metrics import NodeMetrics
 
 
 class ScriptedReplica:

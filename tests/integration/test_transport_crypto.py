@@ -15,7 +15,6 @@ import pytest
 from node.net.backoff import Backoff
 from node.net.cipher import FrameDecryptError, FrameOpener, FrameSealer, frame_nonce
 from node.net.codes import CloseCode, LinkError, close_message
-from node.net.dialer import parse_address
 from node.net.handshake import (
     MAX_HELLO_BYTES,
     Ephemeral,
@@ -155,15 +154,6 @@ def test_penalties_decay_ban_and_expire() -> None:
     assert book.count(peer) == 3 and book.score(peer) == 0
     now[0] = 125.0
     assert not book.is_banned(peer) and book.banned_until(peer) is None
-
-
-def test_peer_addresses() -> None:
-    assert parse_address("127.0.0.1:26656") == ("127.0.0.1", 26656)
-    assert parse_address("[::1]:80") == ("::1", 80)
-    assert parse_address("node-3.example:9") == ("node-3.example", 9)
-    for bad in ["nohost", ":80", "h:0", "h:70000", "h:x", "::1:80"]:
-        with pytest.raises(ValueError):
-            parse_address(bad)
 
 
 def test_close_codes_and_messages() -> None:

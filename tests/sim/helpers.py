@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from node.cli.sim import replay_command
 from node.sim import report
-from node.sim.cli import replay_command
 from node.sim.engine import Simulation
 from node.sim.scenario import Scenario
 

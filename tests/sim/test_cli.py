@@ -7,8 +7,8 @@ import json
 
 from click.testing import CliRunner
 
-import node.sim.cli as sim_cli
-from node.cli import main
+import node.cli.sim as sim_cli
+from node.cli.main import main
 from node.sim.engine import Simulation
 from tests.sim.helpers import SCENARIO_DIR
 from tests.sim.test_invariants import forking_kit

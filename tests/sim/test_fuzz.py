@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import node.sim.fuzz as fuzz
-from node.cli import main
+from node.cli.main import main
 from node.sim.engine import Simulation
 from node.sim.scenario import (
     BEHAVIOURS,

@@ -24,11 +24,11 @@ from consensus.messages import (
     Proposal,
     encode_message,
 )
+from node.net.wire import CONSENSUS_FRAME_OVERHEAD, ConsensusFrame, encode_frame
 from node.sim import report
 from node.sim.clock import NodeClock
 from node.sim.engine import Simulation
 from node.sim.network import (
-    CONSENSUS_FRAME_OVERHEAD,
     SYNC_BLOCK_OVERHEAD,
     SYNC_FRAME_RESERVE,
     FrameLimit,
@@ -46,7 +46,6 @@ from node.sim.scenario import (
     Scenario,
     load,
 )
-from node.wire import ConsensusFrame, encode_frame
 from tests.sim.helpers import SCENARIO_DIR
 
 DRAWS = 100_000

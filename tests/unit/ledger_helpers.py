@@ -11,11 +11,11 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from node.core.tx import Tx
 from node.ledger.context import BlockInfo
 from node.ledger.domain import Domain
 from node.ledger.executor import BlockOutcome, Ledger
 from node.ledger.state import BlockState
-from node.tx import Tx
 from storage.memory import MemoryChainStore
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from node.api.errors import ERROR_CODES, code_for_status, render_error_table
-from node.uint import parse_uint
+from node.core.uint import parse_uint
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node import backup as bk
-from node import testnet
+from node.ops import backup as bk
+from node.setup import testnet
 from storage.chain import ChainStore
 from storage.layout import Namespace
 

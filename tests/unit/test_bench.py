@@ -12,7 +12,6 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from node import testnet
 from node.bench import load, procs, run_all
 from node.bench.load import (
     LoadConfig,
@@ -27,7 +26,8 @@ from node.bench.load import (
     sliding_min_rate,
 )
 from node.bench.progress import PlainProgress, make_progress
-from node.tx import decode_tx
+from node.core.tx import decode_tx
+from node.setup import testnet
 
 CHAIN = "bench-chain"
 

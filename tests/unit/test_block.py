@@ -13,16 +13,16 @@ import pytest
 
 from consensus.merkle import EMPTY_ROOT, audit_path, leaf_hash, merkle_root, node_hash
 from consensus.messages import DOMAIN, Commit, CommittedBlock, Proposal, canonical
-from node.block import (
+from node.core.block import (
     GENESIS_PARENT_HASH,
     Block,
     BlockError,
     BlockHeader,
     derive_block,
 )
-from node.codec import canonical_json
-from node.keys import KeySigner, key_from_seed
-from node.tx import Tx, TxPayloadRules, build_tx
+from node.core.codec import canonical_json
+from node.core.keys import KeySigner, key_from_seed
+from node.core.tx import Tx, TxPayloadRules, build_tx
 
 CHAIN = "hygeia-test"
 N = 4

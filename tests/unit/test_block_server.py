@@ -1,11 +1,11 @@
-"""Serving block sync (node.sync.BlockServer): lazily, bounded and rate-limited per peer
+"""Serving block sync (node.net.sync.BlockServer): lazily, bounded and rate-limited per peer
 (issue 11, item 5: 1,000 tiny GetBlocks requests that are never read pinned ~1 GB)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from node.sync import BlockServer
+from node.net.sync import BlockServer
 
 PEER = b"p" * 32
 TIMEOUT = 5.0

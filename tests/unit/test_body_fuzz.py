@@ -27,13 +27,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.codec import INT64_MAX, INT64_MIN, CodecError, canonical_json, parse_json
+from node.core.codec import INT64_MAX, INT64_MIN, CodecError, canonical_json, parse_json
+from node.core.tx import TxError, build_tx, decode_tx
 from node.ledger.domains import DOMAINS
 from node.ledger.executor import Ledger
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import Bool, Check, Hex64, Int, List, Obj, Str
-from node.tx import TxError, build_tx, decode_tx
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
 CHAIN = "hygeia-fuzz"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from node.cli_client import client
-from node.httpclient import ClientError
-from node.keys import generate_key, load_key, public_key_hex, save_key, verify
-from node.ledger.governance import rotation_proof_message
+from node.api.remote import ClientError
+from node.cli.client import client
+from node.core.keys import generate_key, load_key, public_key_hex, save_key, verify
+from node.ledger.domains.governance import rotation_proof_message
 
 API = "http://node.test:26657"
 TX_HASH = "ab" * 32
@@ -51,7 +51,7 @@ class FakeNode:
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
     fake = FakeNode()
-    monkeypatch.setattr("node.clients.common.request_json", fake)
+    monkeypatch.setattr("node.cli.clients.common.request_json", fake)
     return fake
 
 

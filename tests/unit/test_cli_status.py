@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from node import cli_status
-from node.cli import main
-from node.home import init_home
+from node.cli import status as cli_status
+from node.cli.main import main
+from node.setup.home import init_home
 
 TOKEN = "test-token-123"
 

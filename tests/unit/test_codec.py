@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.codec import (
+from node.core.codec import (
     INT64_MAX,
     INT64_MIN,
     CodecError,

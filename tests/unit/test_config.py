@@ -1,4 +1,4 @@
-"""node/config.py: precedence, strictness, typed parsing, checks, redaction and the reference."""
+"""node/setup/config.py: precedence, strictness, typed parsing, checks, redaction, reference."""
 
 from __future__ import annotations
 
@@ -9,21 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from node import config as config_mod
-from node.config import (
+from node.mempool import MempoolLimits
+from node.net.addr import Peer
+from node.setup import config as config_mod
+from node.setup.config import (
     ConfigError,
-    Peer,
     default_config,
     load_config,
-    parse_host_port,
     parse_overrides,
     redacted,
     render_default_toml,
-    render_reference,
     render_toml,
     schema,
 )
-from node.mempool import MempoolLimits
+from node.setup.reference import render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_ID = "ab" * 32
@@ -252,42 +251,6 @@ def test_typed_flag_of_the_wrong_type(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ checks
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("0.0.0.0:26656", ("0.0.0.0", 26656)),
-        ("localhost:1", ("localhost", 1)),
-        ("node-1.example.org:65535", ("node-1.example.org", 65535)),
-        ("[::1]:26656", ("::1", 26656)),
-        ("[2001:db8::7]:80", ("2001:db8::7", 80)),
-    ],
-)
-def test_host_port_accepted(text: str, expected: tuple[str, int]) -> None:
-    assert parse_host_port(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "localhost",
-        ":26656",
-        "host:",
-        "host:port",
-        "host:65536",
-        "host:0",
-        "::1:26656",
-        "[::1]26656",
-        "[nothost]:1",
-        "bad_host:1",
-        "999.1.1.1:1",
-        "a b:1",
-    ],
-)
-def test_host_port_rejected(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_host_port(text)
-
-
 def test_listen_port_zero_is_allowed(tmp_path: Path) -> None:
     write(tmp_path, '[p2p]\nlisten = "127.0.0.1:0"\n[api]\nlisten = "127.0.0.1:0"\n')
     assert load_config(tmp_path, env={}).p2p.listen == "127.0.0.1:0"
@@ -362,7 +325,7 @@ def test_paths_are_relative_to_the_home(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ redaction and output
 def test_redacted_config_never_holds_the_admin_token(tmp_path: Path) -> None:
-    from node.home import init_home
+    from node.setup.home import init_home
 
     init_home(tmp_path, name="n0", env={})
     token = (tmp_path / "admin_token").read_text().strip()
@@ -423,7 +386,7 @@ def test_docs_configuration_md_is_generated_from_the_schema() -> None:
     doc = ROOT / "docs" / "configuration.md"
     assert doc.read_text(encoding="utf-8") == render_reference(), (
         "docs/configuration.md is stale: regenerate it with "
-        "`.venv/bin/python -m node.config > docs/configuration.md`"
+        "`.venv/bin/python -m node.setup.reference > docs/configuration.md`"
     )
 
 

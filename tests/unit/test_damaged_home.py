@@ -22,11 +22,11 @@ import plyvel
 import pytest
 from click.testing import CliRunner
 
-from node import backup as bk
-from node.cli_node import register
-from node.config import NodeConfig, load_config
-from node.genesis import default_consensus_params, load_genesis, parse_genesis, write_genesis
-from node.home import HomeError, adopt_database, check_home, init_home
+from node.cli.node import register
+from node.ops import backup as bk
+from node.setup.config import NodeConfig, load_config
+from node.setup.genesis import default_consensus_params, load_genesis, parse_genesis, write_genesis
+from node.setup.home import HomeError, adopt_database, check_home, init_home
 from storage import ChainStore, StorageError, open_database
 from storage.layout import Namespace, encode_u64
 
@@ -58,9 +58,9 @@ def _tree(path: Path) -> dict[str, str]:
 
 
 def _commit(cfg: NodeConfig, chain_id: str, heights: int) -> None:
-    """Real blocks (node.block) at 1..heights, as the node would store them."""
+    """Real blocks (node.core.block) at 1..heights, as the node would store them."""
     from consensus.merkle import merkle_root
-    from node.block import Block, BlockHeader
+    from node.core.block import Block, BlockHeader
 
     with ChainStore.open(cfg.data_dir) as store:
         parent = "00" * 32

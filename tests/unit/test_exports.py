@@ -1,4 +1,4 @@
-"""node/export.py against a fake client API: paging, the commissioning transaction of a
+"""node/ops/export.py against a fake client API: paging, the commissioning transaction of a
 serial, trial findings and height ranges, in the cases a small real chain rarely makes.
 
 (The exports against a real node, with inclusion proofs: tests/integration/test_exports.py.)
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from node import export as ex
-from node.ledger.supply import MAX_EVENTS_PAGE
+from node.ledger.domains.supply import MAX_EVENTS_PAGE
+from node.ops import export as ex
 
 GTIN = "00614141000036"
 

@@ -1,4 +1,4 @@
-"""node/genesis.py: strict loading with field paths, consensus config, lookups, the hash."""
+"""node/setup/genesis.py: strict loading with field paths, consensus config, lookups, the hash."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from consensus.config import NODE_LOCAL_FIELDS, ConsensusConfig
-from node import genesis as genesis_mod
-from node.genesis import (
+from node.setup import genesis as genesis_mod
+from node.setup.genesis import (
     CONSENSUS_KNOBS,
     GenesisError,
     default_consensus_params,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from node.config import ConfigError, load_config
 from node.daemon import STALL_HEALTH_MS, health_reasons
+from node.setup.config import ConfigError, load_config
 
 MIB = 1 << 20
 

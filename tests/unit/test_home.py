@@ -1,4 +1,4 @@
-"""node/home.py, node/testnet.py and node/cli_node.py: homes, key safety, modes, testnets, CLI."""
+"""node/setup/home.py, node/setup/testnet.py, node/cli/node.py: homes, key safety, testnets."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from node.cli_node import register
-from node.config import load_config
-from node.genesis import load_genesis, parse_genesis, write_genesis
-from node.home import (
+from node.cli.node import register
+from node.setup.config import load_config
+from node.setup.genesis import load_genesis, parse_genesis, write_genesis
+from node.setup.home import (
     HomeError,
     check_home,
     generate_key_file,
@@ -23,8 +23,8 @@ from node.home import (
     load_public_key,
     read_admin_token,
 )
-from node.testnet import MEMBER_KEY_FILE, MEMBER_ROLES, TestnetError
-from node.testnet import testnet_init as make_testnet
+from node.setup.testnet import MEMBER_KEY_FILE, MEMBER_ROLES, TestnetError
+from node.setup.testnet import testnet_init as make_testnet
 
 
 def mode(path: Path) -> int:
@@ -121,7 +121,7 @@ def test_key_files_are_0600_and_never_overwritten(tmp_path: Path, loose_umask: N
 
 
 def test_key_file_format_matches_node_keys(tmp_path: Path) -> None:
-    keys = pytest.importorskip("node.keys")
+    keys = pytest.importorskip("node.core.keys")
     path = tmp_path / "k.json"
     public = generate_key_file(path)
     assert keys.public_key_hex(keys.load_key(path)) == public
@@ -141,7 +141,7 @@ def test_load_public_key_errors(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ check_home
 def _genesis_for(home: Path, node_id: str, **consensus: int) -> None:
-    from node.genesis import default_consensus_params
+    from node.setup.genesis import default_consensus_params
 
     doc = {
         "chain_id": "c",

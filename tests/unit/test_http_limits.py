@@ -19,7 +19,7 @@ from node.api.listener import (
     check_open_files,
     open_files_needed,
 )
-from node.config import ConfigError, default_config, load_config
+from node.setup.config import ConfigError, default_config, load_config
 
 
 def test_gate_counts_per_listener_and_per_source() -> None:

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from node.codec import parse_json
-from node.keys import key_from_seed, public_key_hex
+from node.core.codec import parse_json
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
 from node.ledger.executor import Ledger, result_key
 from node.ledger.result import Rejection
-from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
 from tests.unit.ledger_helpers import execute_and_commit
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from node.keys import key_from_seed, public_key_hex
-from node.ledger import claims, ehr, supply
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
+from node.ledger.domains import claims, ehr, supply
 from node.ledger.executor import Ledger
 from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
-from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
 from tests.unit.ledger_helpers import execute_and_commit
 
@@ -675,7 +675,7 @@ def test_drug_not_dispensed_by_the_provider_is_flagged(serial: str, why: str) ->
 
 
 def test_real_ehr_record_is_valid_evidence_and_another_patients_is_not() -> None:
-    """With node.ledger.ehr's record.anchor: the provider's record of the patient passes,
+    """With node.ledger.domains.ehr's record.anchor: the provider's record of the patient passes,
     a record of another patient is flagged."""
     chain = setup()
     for patient, rid in ((PATIENT, "rec-a"), (PATIENT2, "rec-b")):
@@ -699,7 +699,7 @@ def test_real_ehr_record_is_valid_evidence_and_another_patients_is_not() -> None
 
 
 def test_real_supply_dispense_is_claimable_only_by_the_dispenser() -> None:
-    """With node.ledger.supply: the pharmacy that dispensed a pack may claim it; the hospital
+    """With the supply domain: the pharmacy that dispensed a pack may claim it; the hospital
     claiming the same serial is flagged."""
     chain = setup(copay_bp=0, copay_fixed=0)
     packs = {"gtin": GTIN, "serials": ["SN1"]}

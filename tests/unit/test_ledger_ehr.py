@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from node.keys import key_from_seed, public_key_hex
-from node.ledger import ehr
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
+from node.ledger.domains import ehr
 from node.ledger.executor import Ledger
 from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
-from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
 from tests.unit.ledger_helpers import execute_and_commit, run_query
 

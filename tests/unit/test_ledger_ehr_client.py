@@ -10,8 +10,8 @@ import click
 import pytest
 
 from node.api.openapi import openapi_document
-from node.clients import ehr as client
-from node.codec import canonical_json
+from node.cli.clients import ehr as client
+from node.core.codec import canonical_json
 
 
 def test_fhir_commitment_is_salted_sha256_of_canonical_json(tmp_path: Path) -> None:

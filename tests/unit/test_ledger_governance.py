@@ -7,19 +7,19 @@ from typing import Any
 
 import pytest
 
-from node.keys import SigningKey, key_from_seed, public_key_hex, sign
+from node.core.keys import SigningKey, key_from_seed, public_key_hex, sign
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
-from node.ledger.executor import Ledger
-from node.ledger.governance import (
+from node.ledger.domains.governance import (
     DAY_MS,
     DOMAIN,
     MAX_PROPOSAL_TTL_MS,
     rotation_proof_message,
     threshold,
 )
+from node.ledger.executor import Ledger
 from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
-from node.tx import Tx, build_tx
 from storage.memory import MemoryChainStore
 from tests.unit.ledger_helpers import execute_and_commit, run_query
 

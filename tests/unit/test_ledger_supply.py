@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from node.keys import key_from_seed, public_key_hex
-from node.ledger import supply
+from node.core.keys import key_from_seed, public_key_hex
+from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
-from node.ledger.executor import Ledger
-from node.ledger.result import Rejection, TxResult
-from node.ledger.state import BlockState
-from node.ledger.supply import (
+from node.ledger.domains import supply
+from node.ledger.domains.supply import (
     DOMAIN,
     expiry_ok,
     gs1_check_digit_ok,
@@ -22,7 +20,9 @@ from node.ledger.supply import (
     verify,
     with_check_digit,
 )
-from node.tx import Tx, build_tx
+from node.ledger.executor import Ledger
+from node.ledger.result import Rejection, TxResult
+from node.ledger.state import BlockState
 from storage.memory import MemoryChainStore
 from tests.unit.ledger_helpers import execute_and_commit
 

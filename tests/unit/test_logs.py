@@ -1,4 +1,4 @@
-"""node/logs.py: JSON vs console output, ISO timestamps, per-module levels, context, reopen."""
+"""node/ops/logs.py: JSON vs console output, ISO timestamps, per-module levels, context, reopen."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from node import logs
+from node.ops import logs
 
 
 class TTY(io.StringIO):
@@ -153,7 +153,7 @@ def test_bad_settings() -> None:
 
 
 def test_configure_from_config(tmp_path: Path) -> None:
-    from node.config import load_config
+    from node.setup.config import load_config
 
     (tmp_path / "config.toml").write_text(
         '[log]\nlevel = "error"\nformat = "json"\nfile = "node.log"\n'

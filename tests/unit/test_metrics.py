@@ -1,4 +1,4 @@
-"""The node's Prometheus metrics (``node.metrics``) and their reference, docs/metrics.md.
+"""The node's Prometheus metrics (``node.ops.metrics``) and their reference, docs/metrics.md.
 
 The reference is generated from the metrics' own definitions; these tests keep
 the file equal to it and check both ways against what the registry exposes:
@@ -15,10 +15,10 @@ from typing import Any, cast
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.block import Block
+from node.core.block import Block
 from node.ledger.executor import BlockOutcome
 from node.ledger.result import TxResult
-from node.metrics import NodeMetrics, render_reference
+from node.ops.metrics import NodeMetrics, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "metrics.md"
@@ -65,7 +65,7 @@ def samples(metrics: NodeMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]
 def test_docs_metrics_md_is_generated_from_the_code() -> None:
     assert DOC.read_text(encoding="utf-8") == render_reference(), (
         "docs/metrics.md is stale: regenerate it with "
-        "`.venv/bin/python -m node.metrics > docs/metrics.md`"
+        "`.venv/bin/python -m node.ops.metrics > docs/metrics.md`"
     )
 
 

@@ -1,4 +1,4 @@
-"""node.notify: sd_notify datagrams to NOTIFY_SOCKET (paths and abstract names)."""
+"""node.ops.notify: sd_notify datagrams to NOTIFY_SOCKET (paths and abstract names)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node import notify
+from node.ops import notify
 
 
 @pytest.fixture

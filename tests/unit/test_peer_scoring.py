@@ -23,7 +23,7 @@ from consensus.messages import (
     ViewChange,
     sign_message,
 )
-from node.keys import ValidatorVerifier
+from node.core.keys import ValidatorVerifier
 from node.net.budget import (
     BYTES_FLOOR,
     PeerBudget,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from node.block import GENESIS_PARENT_HASH, derive_block
-from node.keys import key_from_seed
-from node.proof import PROOF_FORMAT, ProofError, build_proof, verify_proof
-from node.tx import build_tx
+from node.core.block import GENESIS_PARENT_HASH, derive_block
+from node.core.keys import key_from_seed
+from node.core.proof import PROOF_FORMAT, ProofError, build_proof, verify_proof
+from node.core.tx import build_tx
 from tests.unit.test_block import (
     CHAIN,
     EXAMPLE_VALIDATOR,
@@ -117,7 +117,7 @@ def _swap_tx(p: dict[str, Any]) -> None:
 
 def _edit_tx_rehash(p: dict[str, Any]) -> None:
     p["tx"]["body"]["kind"] = "forged"
-    from node.tx import tx_from_json_obj
+    from node.core.tx import tx_from_json_obj
 
     p["tx_hash"] = tx_from_json_obj(p["tx"]).hash
 
@@ -125,7 +125,7 @@ def _edit_tx_rehash(p: dict[str, Any]) -> None:
 def _timestamp_everywhere(p: dict[str, Any]) -> None:
     # move the time consistently in header and proposal and fix the block hash:
     # only the certificate can catch it
-    from node.block import BlockHeader
+    from node.core.block import BlockHeader
 
     p["header"]["timestamp"] += 1
     p["proposal"]["timestamp"] += 1
@@ -226,7 +226,7 @@ def test_state_root_and_parent_are_not_certified() -> None:
     proposal, not the post-commit parent hash and state root. A proof with a
     consistently rewritten state root still proves inclusion, and its block
     hash no longer matches the chain's."""
-    from node.block import BlockHeader
+    from node.core.block import BlockHeader
 
     block = make_block(4)
     proof = json.loads(json.dumps(build_proof(block, 0)))

@@ -1,9 +1,9 @@
-"""Block sync (node.sync.BlockSync): what it accepts from peers and in what order."""
+"""Block sync (node.net.sync.BlockSync): what it accepts from peers and in what order."""
 
 from __future__ import annotations
 
-from node.block import Block, derive_block
-from node.sync import BlockSync
+from node.core.block import Block, derive_block
+from node.net.sync import BlockSync
 from tests.unit.cluster import Cluster
 
 

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import node.tx as txmod
+import node.core.tx as txmod
 from consensus.crypto import PayloadRules, Signer, Verifier
 from consensus.merkle import merkle_root
-from node.codec import canonical_json
-from node.keys import (
+from node.core.codec import canonical_json
+from node.core.keys import (
     KeyFileError,
     KeySigner,
     ValidatorVerifier,
@@ -36,7 +36,7 @@ from node.keys import (
     verify,
     verify_batch,
 )
-from node.tx import (
+from node.core.tx import (
     MAX_NONCE,
     Tx,
     TxCache,

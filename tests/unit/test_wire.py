@@ -1,4 +1,4 @@
-"""Frame sizes (``node.wire``): the consensus frame's overhead, transaction frames
+"""Frame sizes (``node.net.wire``): the consensus frame's overhead, transaction frames
 that fit the frame limit, and the replica's message limit the daemon derives
 from the frame limit."""
 
@@ -22,12 +22,9 @@ from consensus.messages import (
     ViewChange,
     encode_message,
 )
-from node import testnet
-from node.config import ConfigError
 from node.daemon import _gossip_frames, consensus_config
-from node.genesis import load_genesis
 from node.mempool import MempoolTx
-from node.wire import (
+from node.net.wire import (
     CONSENSUS_FRAME_OVERHEAD,
     ConsensusFrame,
     TxsFrame,
@@ -35,6 +32,9 @@ from node.wire import (
     encode_frame,
     txs_frames,
 )
+from node.setup import testnet
+from node.setup.config import ConfigError
+from node.setup.genesis import load_genesis
 
 
 def test_a_consensus_frame_is_its_message_plus_a_constant() -> None:

@@ -1,4 +1,4 @@
-"""Fuzzing the decoders peers reach: frames after the handshake (``node.wire.decode_frame``)
+"""Fuzzing the decoders peers reach: frames after the handshake (``node.net.wire.decode_frame``)
 and the hello of the handshake (``node.net.handshake.decode_hello``). Whatever the
 bytes, the answer is a value or the decoder's own clean error, never another
 exception (issue 11)."""
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from consensus.messages import Commit, NewViewRequest, Prepare
 from node.net.codes import LinkError
 from node.net.handshake import Ephemeral, decode_hello, encode_hello, make_hello
-from node.wire import (
+from node.net.wire import (
     BlocksFrame,
     ConsensusFrame,
     FrameError,

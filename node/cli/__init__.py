@@ -1,0 +1,1 @@
+"""The ``hygeia`` command tree: the root group is ``node.cli.main``; one module per area."""

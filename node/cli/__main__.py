@@ -1,0 +1,5 @@
+"""``python -m node.cli``: the ``hygeia`` command."""
+
+from node.cli.main import main
+
+main()

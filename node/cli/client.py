@@ -1,0 +1,124 @@
+"""``hygeia client ...`` and ``hygeia proof verify`` (``hygeia status`` is node/cli/status.py).
+
+The client builds and signs transactions locally with a key file and submits
+them to a node's client API. A file to anchor is hashed locally: its bytes
+never leave the machine, only the SHA-256 does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.api.remote import ClientError
+from node.cli.clients import GROUPS
+from node.cli.clients.common import echo, fail, get, sha256_file, submit_signed, tx_options
+from node.core.proof import ProofError, verify_proof
+from node.setup.genesis import GenesisError, load_genesis
+
+HEX = "0123456789abcdef"
+
+
+@click.group(name="client")
+def client() -> None:
+    """Build, sign and submit transactions; query a node."""
+
+
+@client.command(name="anchor")
+@tx_options()
+@click.option("--digest", help="The SHA-256 (64 lowercase hex) of the document.")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A document to hash locally (its bytes never leave this machine).",
+)
+@click.option("--kind", help="A short label, e.g. lab-report (no personal data).")
+def anchor(
+    api: str,
+    key_file: Path,
+    digest: str | None,
+    file_: Path | None,
+    kind: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Anchor a document's SHA-256 digest (data.anchor)."""
+    if (digest is None) == (file_ is None):
+        fail("give exactly one of --digest HEX or --file PATH")
+    if file_ is not None:
+        digest = sha256_file(file_)
+    assert digest is not None
+    if len(digest) != 64 or any(c not in HEX for c in digest):
+        fail("--digest must be 64 lowercase hex characters")
+    body: dict[str, Any] = {"digest": digest}
+    if kind:
+        body["kind"] = kind
+    try:
+        result = submit_signed(api, key_file, "data.anchor", body, wait=timeout if wait else 0)
+    except ClientError as exc:
+        fail(str(exc))
+    echo({**result, "digest": digest})
+    if result["status"] == "rejected":
+        sys.exit(1)
+
+
+@client.command(name="tx")
+@click.argument("tx_hash")
+@click.option("--api", required=True, help="The node's client API.")
+def tx_status(tx_hash: str, api: str) -> None:
+    """Show a transaction's status and result."""
+    echo({"hash": tx_hash, **get(api, f"/txs/{tx_hash}")})
+
+
+@client.command(name="proof")
+@click.argument("tx_hash")
+@click.option("--api", required=True, help="The node's client API.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
+def proof_fetch(tx_hash: str, api: str, out: Path | None) -> None:
+    """Fetch the inclusion proof of a committed transaction."""
+    text = json.dumps(get(api, f"/proofs/{tx_hash}"), indent=2, sort_keys=True)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"proof written to {out}")
+
+
+@click.group(name="proof")
+def proof() -> None:
+    """Inclusion proofs."""
+
+
+@proof.command(name="verify")
+@click.argument("proof_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--genesis",
+    "genesis_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The consortium's genesis.json (its validator set).",
+)
+def proof_verify(proof_file: Path, genesis_file: Path) -> None:
+    """Check an inclusion proof offline and say what it proves."""
+    try:
+        genesis = load_genesis(genesis_file)
+        data = json.loads(proof_file.read_text(encoding="utf-8"))
+        result = verify_proof(data, genesis.chain_id, genesis.validator_public_keys())
+    except (GenesisError, ProofError) as exc:
+        click.echo(f"INVALID: {exc}", err=True)
+        sys.exit(1)
+    except json.JSONDecodeError as exc:
+        click.echo(f"INVALID: {proof_file} is not JSON ({exc})", err=True)
+        sys.exit(1)
+    click.echo(f"VALID: {result.statement()}")
+
+
+for _group in GROUPS:
+    client.add_command(_group)
+
+COMMANDS = (client, proof)

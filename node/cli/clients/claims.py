@@ -1,0 +1,274 @@
+"""``hygeia client claims ...``: insurance policies, coverage, claims, settlement.
+
+Transactions are built and signed locally with ``--key`` and submitted to
+``--api``; ``--wait`` polls until committed and prints the result (for
+``submit``: the explanation of benefits). Queries print the node's JSON.
+Amounts are integer minor units; dates are ``YYYY-MM-DD``. Nothing here may
+carry personal health data: patients are pseudonymous key hex, codes are codes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.cli.clients import common
+from node.cli.clients.common import fail as _fail
+
+
+def _query(api: str, path: str, params: dict[str, str | None] | None = None) -> None:
+    common.echo(common.get(api, path, params))
+
+
+@click.group(name="claims")
+def group() -> None:
+    """Insurance: policies, coverage, pre-authorisation, claims, settlement."""
+
+
+@group.command(name="publish-policy")
+@common.tx_options()
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The policy as JSON (policy.publish body; see docs/claims.md).",
+)
+def publish_policy(api: str, key_file: Path, wait: bool, timeout: float, file_: Path) -> None:
+    """Publish a policy, or a new version of it (policy.publish; insurer)."""
+    try:
+        body = json.loads(file_.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"{file_}: {exc}")
+    if not isinstance(body, dict):
+        _fail(f"{file_}: must hold a JSON object")
+    common.submit_tx(api, key_file, "policy.publish", body, wait, timeout)
+
+
+@group.command(name="enroll")
+@common.tx_options()
+@click.option("--coverage-id", required=True)
+@click.option("--patient", required=True, help="The patient's public key (64 hex).")
+@click.option("--policy", "policy_id", required=True)
+@click.option("--start", required=True, help="First covered day, YYYY-MM-DD.")
+@click.option("--end", required=True, help="Last covered day, YYYY-MM-DD.")
+def enroll(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    coverage_id: str,
+    patient: str,
+    policy_id: str,
+    start: str,
+    end: str,
+) -> None:
+    """Enroll a patient key in a policy for a period (coverage.enroll; insurer)."""
+    body = {
+        "coverage_id": coverage_id,
+        "patient": patient,
+        "policy_id": policy_id,
+        "start": start,
+        "end": end,
+    }
+    common.submit_tx(api, key_file, "coverage.enroll", body, wait, timeout)
+
+
+@group.command(name="preauth-request")
+@common.tx_options()
+@click.option("--preauth-id", required=True)
+@click.option("--patient", required=True, help="The patient's public key (64 hex).")
+@click.option("--insurer", required=True, help="The insurer's member id.")
+@click.option("--code", "codes", multiple=True, required=True, help="A service code (repeat).")
+@click.option("--diagnosis", multiple=True, help="An ICD-10 code (repeat).")
+def preauth_request(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    preauth_id: str,
+    patient: str,
+    insurer: str,
+    codes: tuple[str, ...],
+    diagnosis: tuple[str, ...],
+) -> None:
+    """Ask an insurer to pre-authorise services (preauth.request; provider)."""
+    body: dict[str, Any] = {
+        "preauth_id": preauth_id,
+        "patient": patient,
+        "insurer": insurer,
+        "service_codes": list(codes),
+    }
+    if diagnosis:
+        body["diagnosis"] = list(diagnosis)
+    common.submit_tx(api, key_file, "preauth.request", body, wait, timeout)
+
+
+@group.command(name="preauth-decide")
+@common.tx_options()
+@click.option("--provider", required=True, help="The requesting provider's member id.")
+@click.option("--preauth-id", required=True)
+@click.option("--decision", type=click.Choice(["approved", "denied"]), required=True)
+@click.option("--expires", help="Last day an approval is valid, YYYY-MM-DD.")
+@click.option("--reason", help="A short reason code (no personal data).")
+def preauth_decide(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    provider: str,
+    preauth_id: str,
+    decision: str,
+    expires: str | None,
+    reason: str | None,
+) -> None:
+    """Approve or deny a pre-authorisation (preauth.decide; insurer)."""
+    body: dict[str, Any] = {"provider": provider, "preauth_id": preauth_id, "decision": decision}
+    if expires:
+        body["expires"] = expires
+    if reason:
+        body["reason"] = reason
+    common.submit_tx(api, key_file, "preauth.decide", body, wait, timeout)
+
+
+def _parse_item(spec: str) -> dict[str, Any]:
+    parts = spec.split(":")
+    if len(parts) not in (4, 6):
+        _fail(f"--item {spec!r}: give CODE:QTY:UNIT_PRICE:YYYY-MM-DD[:GTIN:SERIAL]")
+    try:
+        item: dict[str, Any] = {
+            "service_code": parts[0],
+            "quantity": int(parts[1]),
+            "unit_price": int(parts[2]),
+            "service_date": parts[3],
+        }
+    except ValueError:
+        _fail(f"--item {spec!r}: quantity and unit price are integers (minor units)")
+    if len(parts) == 6:
+        item["gtin"], item["serial"] = parts[4], parts[5]
+    return item
+
+
+@group.command(name="submit")
+@common.tx_options()
+@click.option("--claim-id", required=True)
+@click.option("--patient", required=True, help="The patient's public key (64 hex).")
+@click.option("--insurer", required=True, help="The insurer's member id.")
+@click.option(
+    "--item",
+    "items",
+    multiple=True,
+    required=True,
+    help="CODE:QTY:UNIT_PRICE:YYYY-MM-DD[:GTIN:SERIAL] (repeat; price in minor units).",
+)
+@click.option("--diagnosis", multiple=True, required=True, help="An ICD-10 code (repeat).")
+@click.option("--evidence", multiple=True, help="An anchored record id (repeat).")
+@click.option("--preauth", help="The pre-authorisation id.")
+def submit(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    claim_id: str,
+    patient: str,
+    insurer: str,
+    items: tuple[str, ...],
+    diagnosis: tuple[str, ...],
+    evidence: tuple[str, ...],
+    preauth: str | None,
+) -> None:
+    """Submit a claim; with --wait print its explanation of benefits (claim.submit)."""
+    body: dict[str, Any] = {
+        "claim_id": claim_id,
+        "patient": patient,
+        "insurer": insurer,
+        "items": [_parse_item(s) for s in items],
+        "diagnosis": list(diagnosis),
+    }
+    if evidence:
+        body["evidence"] = list(evidence)
+    if preauth:
+        body["preauth"] = preauth
+    common.submit_tx(api, key_file, "claim.submit", body, wait, timeout)
+
+
+@group.command(name="settle")
+@common.tx_options()
+@click.option("--provider", required=True, help="The claiming provider's member id.")
+@click.option("--claim-id", required=True)
+@click.option("--payment-ref", required=True, help="The payment's reference (trace number).")
+@click.option("--amount", type=int, required=True, help="Minor units.")
+def settle(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    provider: str,
+    claim_id: str,
+    payment_ref: str,
+    amount: int,
+) -> None:
+    """Record a payment of an approved claim (claim.settle; insurer)."""
+    body = {
+        "provider": provider,
+        "claim_id": claim_id,
+        "payment_ref": payment_ref,
+        "amount": amount,
+    }
+    common.submit_tx(api, key_file, "claim.settle", body, wait, timeout)
+
+
+@group.command(name="reverse")
+@common.tx_options()
+@click.option("--provider", required=True, help="The claiming provider's member id.")
+@click.option("--claim-id", required=True)
+@click.option("--payment-ref", help="Reverse this settlement; without it, the whole claim.")
+@click.option("--reason", required=True, help="A short reason code (no personal data).")
+def reverse(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    provider: str,
+    claim_id: str,
+    payment_ref: str | None,
+    reason: str,
+) -> None:
+    """Reverse a settlement or an unpaid claim (claim.reverse; insurer)."""
+    body: dict[str, Any] = {"provider": provider, "claim_id": claim_id, "reason": reason}
+    if payment_ref:
+        body["payment_ref"] = payment_ref
+    common.submit_tx(api, key_file, "claim.reverse", body, wait, timeout)
+
+
+@group.command(name="status")
+@click.option("--api", required=True, help="The node's client API URL.")
+@click.option("--provider", required=True, help="The claiming provider's member id.")
+@click.option("--claim-id", required=True)
+def status(api: str, provider: str, claim_id: str) -> None:
+    """A claim's status with its explanation of benefits."""
+    _query(api, f"/claims/{provider}/{claim_id}")
+
+
+@group.command(name="statement")
+@click.option("--api", required=True, help="The node's client API URL.")
+@click.option("--provider", help="A provider's member id.")
+@click.option("--insurer", help="An insurer's member id.")
+@click.option("--limit", type=int, default=100, show_default=True, help="Claims listed.")
+def statement(api: str, provider: str | None, insurer: str | None, limit: int) -> None:
+    """Settlement statement (approved, paid, outstanding) of a provider or an insurer."""
+    if (provider is None) == (insurer is None):
+        _fail("give exactly one of --provider or --insurer")
+    who = f"providers/{provider}" if provider is not None else f"insurers/{insurer}"
+    _query(api, f"/claims-statements/{who}", {"limit": str(limit)})
+
+
+@group.command(name="policy")
+@click.option("--api", required=True, help="The node's client API URL.")
+@click.option("--policy", "policy_id", required=True)
+def policy(api: str, policy_id: str) -> None:
+    """A policy and all its versions."""
+    _query(api, f"/policies/{policy_id}")

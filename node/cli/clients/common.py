@@ -1,0 +1,133 @@
+"""What every ``hygeia client`` command shares: sign-and-submit, queries, output.
+
+Transactions are built and signed locally with a key file and submitted to a
+node's client API; ``submit`` prints the outcome as JSON and exits 1 when the
+ledger rejected the transaction. Errors a user can fix are one line
+(``click.ClickException``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlencode
+
+import click
+
+from node.api.remote import ClientError, request_json
+from node.core.keys import KeyFileError, load_key
+from node.core.tx import build_tx
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_HELP = "The node's client API, e.g. http://127.0.0.1:26657."
+
+
+def fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def echo(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 (hex) of a local file, read in chunks: only this digest leaves the machine."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def get(api: str, path: str, params: Mapping[str, str | None] | None = None) -> Any:
+    """``GET <api>/v1<path>?params`` (None values left out); errors end the command."""
+    url = api.rstrip("/") + "/v1" + path
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    if query:
+        url += "?" + urlencode(query)
+    try:
+        return request_json("GET", url)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+def find(api: str, path: str) -> Any | None:
+    """``get``, but None when the node answers 404 (there is no such thing)."""
+    try:
+        return request_json("GET", api.rstrip("/") + "/v1" + path)
+    except ClientError as exc:
+        if exc.status == 404:
+            return None
+        fail(str(exc))
+
+
+def submit_signed(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
+) -> dict[str, Any]:
+    """Build, sign, submit; with ``wait`` > 0 poll until committed or rejected."""
+    try:
+        key = load_key(key_file)
+    except KeyFileError as exc:
+        fail(str(exc))
+    base = api.rstrip("/")
+    info = request_json("GET", f"{base}/v1/info")
+    tx = build_tx(info["chain_id"], tx_type, body, key, secrets.randbits(62))
+    answer = request_json("POST", f"{base}/v1/txs", tx.wire)
+    tx_hash = answer["hash"]
+    result: dict[str, Any] = {"hash": tx_hash, "status": "pending"}
+    deadline = time.monotonic() + wait
+    while wait > 0 and time.monotonic() < deadline:
+        result = {"hash": tx_hash, **request_json("GET", f"{base}/v1/txs/{tx_hash}")}
+        if result["status"] in ("committed", "rejected"):
+            break
+        time.sleep(0.1)
+    return result
+
+
+def submit(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: float
+) -> dict[str, Any]:
+    """Submit, print the outcome; exit 1 when the ledger rejected the transaction."""
+    try:
+        result = submit_signed(api, key_file, tx_type, body, wait=wait)
+    except ClientError as exc:
+        fail(str(exc))
+    echo(result)
+    inner = result.get("result") or {}
+    if result["status"] == "rejected" or inner.get("status") == "rejected":
+        sys.exit(1)
+    return result
+
+
+def tx_options(key_help: str = "The member's signing key file.") -> Callable[[F], F]:
+    """``--api``, ``--key`` (as ``key_file``), ``--wait`` and ``--timeout``: see ``submit_tx``."""
+    options = (
+        click.option("--api", required=True, help=API_HELP),
+        click.option(
+            "--key",
+            "key_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=True,
+            help=key_help,
+        ),
+        click.option("--wait", is_flag=True, help="Wait until the transaction is committed."),
+        click.option("--timeout", default=30.0, show_default=True, help="Seconds for --wait."),
+    )
+
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def submit_tx(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
+) -> dict[str, Any]:
+    """``submit`` for a command with ``tx_options``: it waits only with ``--wait``."""
+    return submit(api, key_file, tx_type, body, timeout if wait else 0)

@@ -1,0 +1,245 @@
+"""``hygeia client gov ...``: members, proposals, votes and key rotation.
+
+Transactions are signed locally with ``--key`` (the member's key file) and sent
+to ``--api``; queries read the node's ``/v1/members`` and ``/v1/proposals``.
+A key given on the command line (``--member-key``, ``--add``, ``--remove``) is
+either 64 lowercase hex (a public key) or the path of a key file, whose public
+key is used: the private part never leaves this machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from node.cli.clients import common
+from node.cli.clients.common import echo as _echo
+from node.cli.clients.common import fail as _fail
+from node.cli.clients.common import get as _get
+from node.core.keys import KeyFileError, load_key, public_key_hex, sign
+from node.ledger.domains.governance import rotation_proof_message
+from node.ledger.schema import HEX64
+
+F = TypeVar("F", bound=Callable[..., Any])
+HOUR_MS = 3_600_000
+
+
+def _public_key(value: str) -> str:
+    if HEX64.fullmatch(value):
+        return value
+    try:
+        return public_key_hex(load_key(value))
+    except KeyFileError as exc:
+        _fail(f"{value!r} is neither 64 lowercase hex nor a key file: {exc}")
+
+
+_tx_options = common.tx_options("The signing key file of an active member.")
+
+
+def _proposal_options(fn: F) -> F:
+    fn = click.option("--note", help="A short reason (at most 140 chars, no personal data).")(fn)
+    fn = click.option(
+        "--expires-in",
+        "expires_in",
+        type=click.IntRange(1, 720),
+        default=72,
+        show_default=True,
+        help="Hours of block time before the proposal expires (at most 720 = 30 days).",
+    )(fn)
+    return _tx_options(fn)
+
+
+def _propose(
+    api: str,
+    key_file: Path,
+    action: dict[str, Any],
+    expires_in: int,
+    note: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    now = _get(api, "/members").get("block_time_ms") or int(time.time() * 1000)
+    body: dict[str, Any] = {"action": action, "expires_ms": now + expires_in * HOUR_MS}
+    if note:
+        body["note"] = note
+    common.submit_tx(api, key_file, "gov.propose", body, wait, timeout)
+
+
+@click.group(name="gov")
+def group() -> None:
+    """Governance: members, proposals and votes (2/3 of active members), key rotation."""
+
+
+@group.command(name="propose-add-member")
+@click.option("--id", "member_id", required=True, help="The new member's id.")
+@click.option("--name", required=True, help="The institution's name.")
+@click.option("--role", "roles", multiple=True, required=True, help="A role (repeatable).")
+@click.option(
+    "--member-key", "keys", multiple=True, required=True, help="Its public key (repeatable)."
+)
+@_proposal_options
+def propose_add_member(
+    member_id: str,
+    name: str,
+    roles: tuple[str, ...],
+    keys: tuple[str, ...],
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose a new member institution (gov.propose add-member)."""
+    action = {
+        "type": "add-member",
+        "id": member_id,
+        "name": name,
+        "roles": list(roles),
+        "keys": [_public_key(k) for k in keys],
+    }
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="propose-suspend")
+@click.option("--id", "member_id", required=True, help="The member to suspend.")
+@_proposal_options
+def propose_suspend(
+    member_id: str,
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose suspending a member: its keys then sign nothing (gov.propose suspend-member)."""
+    action = {"type": "suspend-member", "id": member_id}
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="propose-reactivate")
+@click.option("--id", "member_id", required=True, help="The suspended member.")
+@_proposal_options
+def propose_reactivate(
+    member_id: str,
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose reactivating a suspended member (gov.propose reactivate-member)."""
+    action = {"type": "reactivate-member", "id": member_id}
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="propose-rotate-keys")
+@click.option("--id", "member_id", required=True, help="The member whose keys change.")
+@click.option("--add", "add", multiple=True, help="A key to add (repeatable).")
+@click.option("--remove", "remove", multiple=True, help="A key to remove (repeatable).")
+@_proposal_options
+def propose_rotate_keys(
+    member_id: str,
+    add: tuple[str, ...],
+    remove: tuple[str, ...],
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose adding and/or removing keys of a member in one step (gov.propose rotate-keys)."""
+    if not add and not remove:
+        _fail("give --add and/or --remove")
+    action = {
+        "type": "rotate-keys",
+        "id": member_id,
+        "add": [_public_key(k) for k in add],
+        "remove": [_public_key(k) for k in remove],
+    }
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="vote")
+@click.argument("proposal_id")
+@click.option("--approve/--reject", "approve", required=True, help="Your vote.")
+@_tx_options
+def vote(
+    proposal_id: str, approve: bool, api: str, key_file: Path, wait: bool, timeout: float
+) -> None:
+    """Vote on an open proposal; a later vote of your member replaces this one (gov.vote)."""
+    body = {"proposal": proposal_id, "approve": approve}
+    common.submit_tx(api, key_file, "gov.vote", body, wait, timeout)
+
+
+@group.command(name="rotate-key")
+@click.option(
+    "--new-key",
+    "new_key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The new key file (it signs the proof of possession locally).",
+)
+@_tx_options
+def rotate_key(new_key_file: Path, api: str, key_file: Path, wait: bool, timeout: float) -> None:
+    """Self-service: add NEW-KEY to your member; --key retires on finish-rotation."""
+    try:
+        old = public_key_hex(load_key(key_file))
+        new_key = load_key(new_key_file)
+    except KeyFileError as exc:
+        _fail(str(exc))
+    chain_id = _get(api, "/info")["chain_id"]
+    members = _get(api, "/members")["members"]
+    owner = next((m["id"] for m in members if old in m["keys"]), None)
+    if owner is None:
+        _fail("--key is not a key of any member")
+    new_hex = public_key_hex(new_key)
+    proof = sign(new_key, rotation_proof_message(chain_id, owner, old, new_hex)).hex()
+    body = {"new_key": new_hex, "proof": proof}
+    common.submit_tx(api, key_file, "member.rotate_key", body, wait, timeout)
+
+
+@group.command(name="finish-rotation")
+@_tx_options
+def finish_rotation(api: str, key_file: Path, wait: bool, timeout: float) -> None:
+    """Signed by the NEW key: retire the old key of your pending rotation."""
+    common.submit_tx(api, key_file, "member.finish_rotation", {}, wait, timeout)
+
+
+@group.command(name="proposal")
+@click.argument("proposal_id")
+@click.option("--api", required=True, help="The node's client API.")
+def proposal(proposal_id: str, api: str) -> None:
+    """Show a proposal: action, votes, tally and status."""
+    _echo(_get(api, f"/proposals/{proposal_id}"))
+
+
+@group.command(name="proposals")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "executed", "defeated", "failed", "expired"]),
+    help="Only proposals with this status.",
+)
+@click.option("--api", required=True, help="The node's client API.")
+def proposals(status: str | None, api: str) -> None:
+    """List proposals, newest first."""
+    _echo(_get(api, "/proposals", {"status": status}))
+
+
+@group.command(name="members")
+@click.argument("member_id", required=False)
+@click.option("--status", type=click.Choice(["active", "suspended"]), help="Filter the list.")
+@click.option("--api", required=True, help="The node's client API.")
+def members(member_id: str | None, status: str | None, api: str) -> None:
+    """List members (or show one): roles, keys, status, pending rotation."""
+    if member_id:
+        _echo(_get(api, f"/members/{member_id}"))
+    else:
+        _echo(_get(api, "/members", {"status": status}))

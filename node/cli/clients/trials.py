@@ -1,0 +1,308 @@
+"""``hygeia client trials ...``: clinical trial registration, consent, data, results.
+
+Every transaction command takes ``--api`` (a node's client API) and ``--key``
+(the member's signing key file), builds and signs the ``trial.*`` transaction
+locally and submits it; ``--wait`` waits until it is committed. Documents
+(protocol, statistical analysis plan) may be given as files: they are hashed
+locally and only the SHA-256 leaves the machine. Outcomes are ``ID=HEX``, the
+id and the 64-hex commitment of the outcome's description
+(docs/clinical-trials.md says how to compute it). Nothing here takes personal
+data: a participant is a 64-hex pseudonym commitment made by the site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from node.cli.clients import common
+from node.cli.clients.common import echo as _echo
+from node.cli.clients.common import fail as _fail
+from node.cli.clients.common import get as _get
+from node.ledger.domains.trials import AMEND_REASONS, WITHDRAW_REASONS
+from node.ledger.schema import HEX64
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _tx_options(fn: F) -> F:
+    """``common.tx_options`` and the trial's ``--trial-id``."""
+    trial_id = click.option(
+        "--trial-id", required=True, help="NCT, EU CT, EudraCT or ISRCTN number."
+    )
+    return common.tx_options()(trial_id(fn))
+
+
+def _hex(value: str, name: str) -> str:
+    if not HEX64.fullmatch(value):
+        _fail(f"{name} must be 64 lowercase hex characters")
+    return value
+
+
+def _commitment(
+    hex_value: str | None, file_: Path | None, name: str, required: bool = True
+) -> str | None:
+    """A commitment given as hex, or the SHA-256 of a local file."""
+    if hex_value is not None and file_ is not None:
+        _fail(f"give --{name} or --{name}-file, not both")
+    if file_ is not None:
+        return common.sha256_file(file_)
+    if hex_value is None:
+        if required:
+            _fail(f"give --{name} HEX or --{name}-file PATH")
+        return None
+    return _hex(hex_value, f"--{name}")
+
+
+def _outcomes(items: tuple[str, ...], name: str) -> list[dict[str, str]]:
+    out = []
+    for item in items:
+        oid, sep, commitment = item.partition("=")
+        if not sep or not oid:
+            _fail(f"--{name} takes ID=HEX, got {item!r}")
+        out.append({"id": oid, "commitment": _hex(commitment, f"--{name} {oid}")})
+    return out
+
+
+_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+@click.group(name="trials")
+def group() -> None:
+    """Clinical trials: registration, amendments, consent, data, results."""
+
+
+@group.command(name="register")
+@_tx_options
+@click.option("--title", required=True, help="Brief title (short; must not hold PHI).")
+@click.option("--protocol", help="Protocol commitment (64 hex).")
+@click.option("--protocol-file", type=_FILE, help="Protocol document, hashed locally.")
+@click.option("--sap", help="Statistical analysis plan commitment (64 hex).")
+@click.option("--sap-file", type=_FILE, help="Statistical analysis plan, hashed locally.")
+@click.option("--primary", multiple=True, required=True, help="Primary outcome ID=HEX (repeat).")
+@click.option("--secondary", multiple=True, help="Secondary outcome ID=HEX (repeat).")
+@click.option("--site", multiple=True, help="Member id of a site (hospital or clinic; repeat).")
+def register(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    title: str,
+    protocol: str | None,
+    protocol_file: Path | None,
+    sap: str | None,
+    sap_file: Path | None,
+    primary: tuple[str, ...],
+    secondary: tuple[str, ...],
+    site: tuple[str, ...],
+) -> None:
+    """Register a trial (trial.register; signer: a sponsor member)."""
+    body = {
+        "trial_id": trial_id,
+        "brief_title": title,
+        "protocol_commitment": _commitment(protocol, protocol_file, "protocol"),
+        "sap_commitment": _commitment(sap, sap_file, "sap"),
+        "primary_outcomes": _outcomes(primary, "primary"),
+        "secondary_outcomes": _outcomes(secondary, "secondary"),
+        "sites": list(site),
+    }
+    common.submit_tx(api, key_file, "trial.register", body, wait, timeout)
+
+
+@group.command(name="amend")
+@_tx_options
+@click.option("--reason-code", required=True, type=click.Choice(AMEND_REASONS))
+@click.option("--reason", required=True, help="Short reason (must not hold PHI).")
+@click.option("--protocol", help="New protocol commitment (64 hex).")
+@click.option("--protocol-file", type=_FILE, help="New protocol document, hashed locally.")
+@click.option("--sap", help="New statistical analysis plan commitment (64 hex).")
+@click.option("--sap-file", type=_FILE, help="New statistical analysis plan, hashed locally.")
+@click.option("--primary", multiple=True, help="Replace the primary outcomes: ID=HEX (repeat).")
+@click.option("--secondary", multiple=True, help="Replace the secondary outcomes: ID=HEX (repeat).")
+@click.option("--no-secondary", is_flag=True, help="Remove every secondary outcome.")
+@click.option("--site", multiple=True, help="Replace the sites: member id (repeat).")
+@click.option("--protocol-version", type=int, help="The new version number (checked).")
+def amend(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    reason_code: str,
+    reason: str,
+    protocol: str | None,
+    protocol_file: Path | None,
+    sap: str | None,
+    sap_file: Path | None,
+    primary: tuple[str, ...],
+    secondary: tuple[str, ...],
+    no_secondary: bool,
+    site: tuple[str, ...],
+    protocol_version: int | None,
+) -> None:
+    """Amend a trial's protocol (trial.amend; signer: the trial's sponsor)."""
+    body: dict[str, Any] = {
+        "trial_id": trial_id,
+        "reason_code": reason_code,
+        "reason": reason,
+        "protocol_commitment": _commitment(protocol, protocol_file, "protocol"),
+    }
+    sap_c = _commitment(sap, sap_file, "sap", required=False)
+    if sap_c is not None:
+        body["sap_commitment"] = sap_c
+    if primary:
+        body["primary_outcomes"] = _outcomes(primary, "primary")
+    if secondary and no_secondary:
+        _fail("give --secondary or --no-secondary, not both")
+    if secondary or no_secondary:
+        body["secondary_outcomes"] = _outcomes(secondary, "secondary")
+    if site:
+        body["sites"] = list(site)
+    if protocol_version is not None:
+        body["protocol_version"] = protocol_version
+    common.submit_tx(api, key_file, "trial.amend", body, wait, timeout)
+
+
+@group.command(name="consent")
+@_tx_options
+@click.option("--participant", required=True, help="Participant pseudonym commitment (64 hex).")
+@click.option(
+    "--protocol-version", type=int, help="Version consented to (default: the trial's current one)."
+)
+def consent(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    participant: str,
+    protocol_version: int | None,
+) -> None:
+    """Record a participant's consent (trial.consent; signer: a site of the trial)."""
+    if protocol_version is None:
+        trial = _get(api, f"/trials/{trial_id}")
+        protocol_version = int(trial["protocol_version"])
+    body = {
+        "trial_id": trial_id,
+        "participant": _hex(participant, "--participant"),
+        "protocol_version": protocol_version,
+    }
+    common.submit_tx(api, key_file, "trial.consent", body, wait, timeout)
+
+
+@group.command(name="withdraw")
+@_tx_options
+@click.option("--participant", required=True, help="Participant pseudonym commitment (64 hex).")
+@click.option("--reason-code", type=click.Choice(WITHDRAW_REASONS))
+def withdraw(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    participant: str,
+    reason_code: str | None,
+) -> None:
+    """Record a participant's withdrawal (trial.withdraw; signer: the participant's site)."""
+    body = {"trial_id": trial_id, "participant": _hex(participant, "--participant")}
+    if reason_code:
+        body["reason_code"] = reason_code
+    common.submit_tx(api, key_file, "trial.withdraw", body, wait, timeout)
+
+
+@group.command(name="enroll")
+@_tx_options
+@click.option("--participant", required=True, help="Participant pseudonym commitment (64 hex).")
+def enroll(
+    api: str, key_file: Path, trial_id: str, wait: bool, timeout: float, participant: str
+) -> None:
+    """Enrol a participant consented to the current protocol (trial.enroll; signer: their site)."""
+    body = {"trial_id": trial_id, "participant": _hex(participant, "--participant")}
+    common.submit_tx(api, key_file, "trial.enroll", body, wait, timeout)
+
+
+@group.command(name="data")
+@_tx_options
+@click.option("--merkle-root", required=True, help="Merkle root of the batch's CRF record hashes.")
+@click.option("--count", "record_count", type=int, required=True, help="Records in the batch.")
+def data(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    merkle_root: str,
+    record_count: int,
+) -> None:
+    """Commit a batch of case-report-form records (trial.data; signer: a site)."""
+    body = {
+        "trial_id": trial_id,
+        "merkle_root": _hex(merkle_root, "--merkle-root"),
+        "record_count": record_count,
+    }
+    common.submit_tx(api, key_file, "trial.data", body, wait, timeout)
+
+
+@group.command(name="lock")
+@_tx_options
+@click.option("--commitment", required=True, help="Database-lock commitment (64 hex).")
+def lock(
+    api: str, key_file: Path, trial_id: str, wait: bool, timeout: float, commitment: str
+) -> None:
+    """Lock the trial database: no more data (trial.lock; signer: the sponsor)."""
+    body = {"trial_id": trial_id, "lock_commitment": _hex(commitment, "--commitment")}
+    common.submit_tx(api, key_file, "trial.lock", body, wait, timeout)
+
+
+@group.command(name="results")
+@_tx_options
+@click.option("--primary", multiple=True, help="Reported primary outcome ID=HEX (repeat).")
+@click.option("--secondary", multiple=True, help="Reported secondary outcome ID=HEX (repeat).")
+@click.option("--results-commitment", required=True, help="Commitment of the results (64 hex).")
+def results(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    primary: tuple[str, ...],
+    secondary: tuple[str, ...],
+    results_commitment: str,
+) -> None:
+    """Report results; outcomes are checked against the pre-specified ones (trial.results)."""
+    body = {
+        "trial_id": trial_id,
+        "primary_outcomes": _outcomes(primary, "primary"),
+        "secondary_outcomes": _outcomes(secondary, "secondary"),
+        "results_commitment": _hex(results_commitment, "--results-commitment"),
+    }
+    common.submit_tx(api, key_file, "trial.results", body, wait, timeout)
+
+
+@group.command(name="report")
+@click.option("--api", required=True, help="The node's client API.")
+@click.option("--trial-id", required=True, help="The trial's id.")
+@click.option("--data-limit", type=int, default=100, show_default=True, help="Data batches listed.")
+def report(api: str, trial_id: str, data_limit: int) -> None:
+    """A trial's audit report: timeline, amendments, counts, data commitments, flags."""
+    _echo(_get(api, f"/trials/{trial_id}/report", {"data_limit": str(data_limit)}))
+
+
+@group.command(name="show")
+@click.option("--api", required=True, help="The node's client API.")
+@click.option("--trial-id", required=True, help="The trial's id.")
+def show(api: str, trial_id: str) -> None:
+    """A trial's registration and current state."""
+    _echo(_get(api, f"/trials/{trial_id}"))
+
+
+@group.command(name="list")
+@click.option("--api", required=True, help="The node's client API.")
+@click.option("--sponsor", help="Only this sponsor member's trials.")
+def list_(api: str, sponsor: str | None) -> None:
+    """Registered trials, all or by sponsor."""
+    _echo(_get(api, "/trials", {"sponsor": sponsor or None}))

@@ -1,0 +1,106 @@
+"""Turns committed proposals into stored blocks: execute, derive the header, write.
+
+The one place where a block becomes durable. For each committed proposal,
+in height order: decode its transactions (through the payload rules' cache),
+run the ledger, derive the header (parent hash = previous block's hash, state
+root = the ledger's new root; docs/blocks.md), and write block,
+indexes and state changes in one synced LevelDB batch. Only then may the
+node answer ``committed`` for its transactions.
+
+The founding members of genesis enter the app state with block 1's writes
+(``Ledger.execute_block(genesis_members=...)``), so every node's state root
+covers them without a block 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from consensus.messages import CommittedBlock
+from consensus.replica import ChainTip
+from node.core.block import GENESIS_PARENT_HASH, Block, derive_block
+from node.core.tx import Tx, TxPayloadRules
+from node.ledger.context import BlockInfo
+from node.ledger.executor import BlockOutcome, Ledger
+from node.setup.genesis import Genesis
+from storage.base import ChainStorage
+
+
+class ApplyError(RuntimeError):
+    """A committed block that cannot be applied: the node must stop, not skip it."""
+
+
+@dataclass(frozen=True)
+class Tip:
+    height: int
+    block_hash: str
+    state_root: bytes
+    timestamp: int
+
+
+def genesis_root(genesis: Genesis) -> bytes:
+    return hashlib.sha256(b"hygeia/genesis" + genesis.genesis_hash()).digest()
+
+
+class BlockApplier:
+    def __init__(
+        self, store: ChainStorage, genesis: Genesis, ledger: Ledger, rules: TxPayloadRules
+    ) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.ledger = ledger
+        self.rules = rules
+        self.tip = self._load_tip()
+
+    def _load_tip(self) -> Tip:
+        height = self.store.tip_height()
+        if height == 0:
+            return Tip(
+                0, GENESIS_PARENT_HASH, genesis_root(self.genesis), self.genesis.genesis_time
+            )
+        raw = self.store.block_by_height(height)
+        if raw is None:
+            raise ApplyError(f"storage: tip block {height} is missing")
+        block = Block.from_bytes(raw)
+        return Tip(
+            height, block.hash, bytes.fromhex(block.header.state_root), block.header.timestamp
+        )
+
+    def chain_tip(self) -> ChainTip:
+        return ChainTip(self.tip.height, self.tip.timestamp, self.tip.state_root)
+
+    def is_committed(self, tx_hash: str) -> bool:
+        return self.store.tx_location(bytes.fromhex(tx_hash)) is not None
+
+    def apply(self, committed: CommittedBlock) -> tuple[Block, BlockOutcome]:
+        p = committed.proposal
+        if p.height != self.tip.height + 1:
+            raise ApplyError(f"block {p.height} out of order: tip is {self.tip.height}")
+        txs: list[Tx] = []
+        for item in committed.payload:
+            tx = self.rules.decode(item)
+            if tx is None:
+                raise ApplyError(f"block {p.height}: committed payload holds a non-transaction")
+            txs.append(tx)
+        info = BlockInfo(p.chain_id, p.height, p.timestamp, p.proposer)
+        outcome = self.ledger.execute_block(
+            self.store,
+            info,
+            txs,
+            self.tip.state_root,
+            self.is_committed,
+            genesis_members=self.genesis.members_json() if p.height == 1 else (),
+        )
+        block = derive_block(
+            committed, self.tip.block_hash, outcome.state_root, tx_hash=self.rules.request_id
+        )
+        self.store.commit_block(
+            p.height,
+            bytes.fromhex(block.hash),
+            block.to_bytes(),
+            block.tx_hashes,
+            outcome.writes,
+        )
+        self.tip = Tip(p.height, block.hash, outcome.state_root, p.timestamp)
+        return block, outcome

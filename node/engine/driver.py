@@ -1,0 +1,430 @@
+"""Drives the sans-IO replica inside the daemon: inputs in order, actions in order.
+
+Inputs (consensus messages, client requests, timer firings, synced blocks,
+executed blocks) go through one queue and one task, so the replica never sees
+two inputs at once. The task takes every input already waiting (up to
+``MAX_INPUTS_PER_ROUND``), hands them to the replica one by one, and carries
+out all the actions they produced, in order, as one *round*:
+
+- ``Persist``: the records of every ``Persist`` in the round go into ONE synced
+  LevelDB batch (group commit), written in the storage thread before anything
+  that followed them is sent: a vote is durable before it leaves, as the
+  replica requires, but a busy node pays one fsync per round instead of one per
+  input. Later records of the same key overwrite earlier ones, exactly as
+  separate writes in that order would;
+- ``Send``/``Broadcast``/``Relay``: encoded once and handed to the transport's
+  per-peer queues; once one of them has to wait for a ``Persist``, every later
+  one waits too, so messages leave in the order the replica produced them.
+  Sending never stops consensus: a message whose frame is over
+  ``hooks.max_frame_bytes`` is not sent (``too_large``), and an exception
+  while encoding or handing over one message drops that message
+  (``send_error``); both are counted (``stats.dropped``, the observer's
+  ``dropped``) and logged as a warning at the 1st, 2nd, 4th, 8th... drop of a
+  reason. Relayed requests go in as many ``TxsFrame``s as the limit needs;
+- ``Deliver``: the block goes to the apply task, which executes and writes
+  blocks one at a time in height order (one synced batch each) while the
+  replica goes on voting for later heights; after each block, ``on_block``
+  runs and ``on_executed`` comes back to the replica as an input;
+- ``SetTimer``: one asyncio timer, replaced on every new deadline;
+- ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
+  handed to callbacks (sync manager, logs, metrics). A ``Rejected`` with a
+  sender (not -1) and an ``Evidence`` also go to ``hooks.blame(validator,
+  reason)`` (reason ``equivocation`` for evidence): the daemon scores the
+  validator's peer link with them (``node.net.penalties.consensus_points``).
+
+Only a failure of the replica itself (a bug) or of storage (a ``Persist`` or a
+block that cannot be written) stops consensus (``fatal``, ``_fail``).
+
+Messages received and sent, refusals, view changes and evidence are counted in ``stats``
+(the admin ``/consensus``) and told to the hooks' ``observer`` as they happen
+(the node's Prometheus counters).
+
+Time is the wall clock in integer milliseconds (block timestamps are wall
+time), read in one place: ``clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Deliver,
+    Divergence,
+    Evidence,
+    NeedSync,
+    Persist,
+    Rejected,
+    Relay,
+    Send,
+    SetTimer,
+    ViewChanged,
+)
+from consensus.messages import CommittedBlock, Message
+from consensus.replica import Replica
+from node.core.block import Block
+from node.engine.applier import BlockApplier
+from node.ledger.executor import BlockOutcome
+from node.net.wire import ConsensusFrame, encode_frame, txs_frames
+from storage.base import ChainStorage, Write
+
+log = structlog.get_logger("hygeia.consensus")
+
+# inputs handed to the replica before their actions are carried out together
+MAX_INPUTS_PER_ROUND = 512
+# requests per relayed TxsFrame (as gossip)
+RELAY_BATCH = 256
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class DriverStats:
+    messages_out: dict[str, int] = field(default_factory=dict)
+    messages_in: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # "reason" -> messages not sent
+    evidence: int = 0
+    view_changes: int = 0
+    last_view_change: dict[str, Any] = field(default_factory=dict)
+    divergence: list[dict[str, Any]] = field(default_factory=list)
+
+
+class DriverObserver(Protocol):
+    """Told of consensus events as they happen (``node.ops.metrics.NodeMetrics``)."""
+
+    def message_in(self, kind: str) -> None: ...
+    def message_out(self, kind: str, copies: int) -> None: ...
+    def dropped(self, kind: str, reason: str, copies: int) -> None: ...
+    def rejected(self, reason: str) -> None: ...
+    def view_changed(self, view: int, cause: str) -> None: ...
+    def equivocation(self, validator: int, kind: str) -> None: ...
+
+
+class NullObserver:
+    """A ``DriverObserver`` that ignores everything."""
+
+    def message_in(self, kind: str) -> None:
+        pass
+
+    def message_out(self, kind: str, copies: int) -> None:
+        pass
+
+    def dropped(self, kind: str, reason: str, copies: int) -> None:
+        pass
+
+    def rejected(self, reason: str) -> None:
+        pass
+
+    def view_changed(self, view: int, cause: str) -> None:
+        pass
+
+    def equivocation(self, validator: int, kind: str) -> None:
+        pass
+
+
+def _no_blame(validator: int, reason: str) -> None:
+    pass
+
+
+@dataclass
+class DriverHooks:
+    send: Callable[[bytes, bytes], bool]
+    on_block: Callable[[Block, BlockOutcome], None]
+    on_need_sync: Callable[[int, Sequence[int]], None]
+    observer: DriverObserver = field(default_factory=NullObserver)
+    # the transport's frame limit: larger frames are dropped here (None: no limit)
+    max_frame_bytes: int | None = None
+    # a validator's message was refused (reason code) or it equivocated
+    blame: Callable[[int, str], None] = _no_blame
+
+
+_Input = tuple[str, Any]
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        replica: Replica,
+        applier: BlockApplier,
+        store: ChainStorage,
+        validator_ids: Sequence[bytes],
+        hooks: DriverHooks,
+        storage_executor: Executor,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.replica = replica
+        self.applier = applier
+        self.store = store
+        self.validator_ids = list(validator_ids)
+        self.hooks = hooks
+        self.stats = DriverStats()
+        self._executor = storage_executor
+        self._clock = clock
+        self._inputs: asyncio.Queue[_Input] = asyncio.Queue()
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._apply_task: asyncio.Task[None] | None = None
+        self._blocks: asyncio.Queue[CommittedBlock | None] = asyncio.Queue()
+        self._stopping = False
+        self.fatal: BaseException | None = None
+
+    # -------------------------------------------------------------- inputs
+    def submit_message(self, msg: Message) -> None:
+        name = type(msg).__name__
+        self.stats.messages_in[name] = self.stats.messages_in.get(name, 0) + 1
+        self.hooks.observer.message_in(name)
+        self._inputs.put_nowait(("msg", msg))
+
+    def submit_request(self, wire: bytes) -> None:
+        self._inputs.put_nowait(("req", wire))
+
+    def submit_block(self, block: CommittedBlock) -> None:
+        self._inputs.put_nowait(("block", block))
+
+    @property
+    def backlog(self) -> int:
+        return self._inputs.qsize()
+
+    # ---------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self._apply_task = asyncio.create_task(self._apply_loop(), name="consensus-apply")
+        await self._run(self.replica.start(self._clock()))
+        self._task = asyncio.create_task(self._loop(), name="consensus-driver")
+
+    async def stop(self) -> None:
+        """Finish the round being carried out and the blocks already delivered
+        (each written whole or not at all), then stop."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._inputs.put_nowait(("stop", None))
+            await self._task
+        if self._apply_task is not None:
+            self._blocks.put_nowait(None)
+            await self._apply_task
+
+    def _fail(self, exc: BaseException) -> None:
+        """A bug or a storage failure: stop consensus, never skip a block."""
+        log.exception("consensus driver failed; stopping the node", error=str(exc))
+        if self.fatal is None:
+            self.fatal = exc
+        self._stopping = True
+        self._inputs.put_nowait(("stop", None))
+        self._blocks.put_nowait(None)
+
+    async def _loop(self) -> None:
+        inputs = self._inputs
+        while True:
+            batch = [await inputs.get()]
+            while len(batch) < MAX_INPUTS_PER_ROUND and not inputs.empty():
+                batch.append(inputs.get_nowait())
+            actions: list[Action] = []
+            stop = False
+            try:
+                for kind, payload in batch:
+                    if kind == "stop" or self._stopping:
+                        stop = True
+                        break
+                    actions.extend(self._dispatch(kind, payload))
+                await self._run(actions)
+            except Exception as exc:
+                self._fail(exc)
+                return
+            if stop:
+                return
+
+    def _dispatch(self, kind: str, payload: Any) -> list[Action]:
+        now = self._clock()
+        if kind == "msg":
+            return self.replica.on_message(payload, now)
+        if kind == "req":
+            return self.replica.on_request(payload, now)
+        if kind == "timer":
+            return self.replica.on_timer(now)
+        if kind == "executed":
+            height, state_root = payload
+            return self.replica.on_executed(height, state_root, now)
+        return self.replica.on_committed_block(payload, now)
+
+    async def _apply_loop(self) -> None:
+        """Apply delivered blocks one at a time, in the order they were delivered."""
+        loop = asyncio.get_running_loop()
+        while True:
+            committed = await self._blocks.get()
+            if committed is None or self.fatal is not None:
+                return
+            try:
+                block, outcome = await loop.run_in_executor(
+                    self._executor, self.applier.apply, committed
+                )
+                self.hooks.on_block(block, outcome)
+            except Exception as exc:
+                self._fail(exc)
+                return
+            self._inputs.put_nowait(("executed", (block.height, outcome.state_root)))
+
+    # ------------------------------------------------------------ actions
+    async def _run(self, actions: Sequence[Action]) -> None:
+        """Carry out one round's ``actions`` in order, with one synced write for
+        all its ``Persist`` records before any message that followed one leaves."""
+        records: dict[bytes, bytes | None] = {}  # key -> last value: what the batch leaves
+        waiting: list[Send | Broadcast | Relay] = []  # messages that follow a Persist
+        for action in actions:
+            if isinstance(action, Persist):
+                for key, value in action.records:
+                    records[key] = value
+            elif isinstance(action, (Send, Broadcast, Relay)):
+                if records or waiting:
+                    waiting.append(action)
+                else:
+                    self._transmit(action)
+            elif isinstance(action, Deliver):
+                self._blocks.put_nowait(action.block)
+            else:
+                self._note(action)
+        if records:
+            loop = asyncio.get_running_loop()
+            batch: list[Write] = list(records.items())
+            await loop.run_in_executor(self._executor, self.store.persist_consensus, batch)
+        for message in waiting:
+            self._transmit(message)
+
+    def _transmit(self, action: Send | Broadcast | Relay) -> None:
+        """Hand one message to the transport; never raises (see the module docstring)."""
+        if isinstance(action, Relay):
+            self._relay(action)
+            return
+        if isinstance(action, Send):
+            to = action.to
+            if not 0 <= to < len(self.validator_ids) or to == self.replica.me:
+                return
+            peers = [self.validator_ids[to]]
+        else:
+            peers = [p for i, p in enumerate(self.validator_ids) if i != self.replica.me]
+        msg = action.message
+        try:
+            frame = encode_frame(ConsensusFrame(msg))
+        except Exception as exc:
+            self._drop(type(msg).__name__, "send_error", len(peers), error=repr(exc))
+            return
+        self._send_frame(type(msg).__name__, frame, peers, count_out=True)
+
+    def _relay(self, action: Relay) -> None:
+        if not 0 <= action.to < len(self.validator_ids) or not action.requests:
+            return
+        limit = self.hooks.max_frame_bytes
+        try:
+            frames = list(
+                txs_frames(
+                    action.requests,
+                    max_count=RELAY_BATCH,
+                    max_bytes=limit if limit is not None else 1 << 62,
+                )
+            )
+        except Exception as exc:
+            self._drop("Relay", "send_error", 1, error=repr(exc))
+            return
+        for frame in frames:
+            self._send_frame("Relay", frame, [self.validator_ids[action.to]], count_out=False)
+
+    def _send_frame(self, kind: str, frame: bytes, peers: list[bytes], *, count_out: bool) -> None:
+        limit = self.hooks.max_frame_bytes
+        if limit is not None and len(frame) > limit:
+            self._drop(kind, "too_large", len(peers), size=len(frame), limit=limit)
+            return
+        if count_out:
+            self._count_out(kind, len(peers))
+        for peer in peers:
+            try:
+                self.hooks.send(peer, frame)
+            except Exception as exc:
+                self._drop(kind, "send_error", 1, error=repr(exc))
+
+    def _drop(self, kind: str, reason: str, copies: int, **detail: Any) -> None:
+        """Count (and log, at the 1st, 2nd, 4th... time of a reason) a message not sent."""
+        stats = self.stats.dropped
+        before = stats.get(reason, 0)
+        stats[reason] = before + copies
+        self.hooks.observer.dropped(kind, reason, copies)
+        if before == 0 or before.bit_length() != (before + copies).bit_length():
+            log.warning(
+                "consensus message not sent",
+                type=kind,
+                reason=reason,
+                copies=copies,
+                dropped=before + copies,
+                **detail,
+            )
+
+    def _note(self, action: Action) -> None:
+        """The actions that neither persist nor send: timers, sync, logs, metrics."""
+        if isinstance(action, SetTimer):
+            self._arm(action.at)
+        elif isinstance(action, NeedSync):
+            self.hooks.on_need_sync(action.target_height, action.hints)
+        elif isinstance(action, Rejected):
+            self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
+            self.hooks.observer.rejected(action.reason)
+            log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
+            self._blame(action.sender, action.reason)
+        elif isinstance(action, ViewChanged):
+            self.stats.view_changes += 1
+            self.stats.last_view_change = {"view": action.view, "cause": action.cause}
+            self.hooks.observer.view_changed(action.view, action.cause)
+            log.info("view changed", view=action.view, cause=action.cause)
+        elif isinstance(action, Evidence):
+            self.stats.evidence += 1
+            self.hooks.observer.equivocation(action.validator, type(action.first).__name__)
+            log.warning(
+                "equivocation evidence",
+                validator=action.validator,
+                kind=type(action.first).__name__,
+            )
+            self._blame(action.validator, "equivocation")
+        elif isinstance(action, Divergence):
+            self.stats.divergence.append(
+                {
+                    "height": action.height,
+                    "ours": action.ours.hex(),
+                    "stable": action.stable.hex(),
+                }
+            )
+            log.error(
+                "DIVERGENT EXECUTION: our state root differs from the stable checkpoint",
+                height=action.height,
+                ours=action.ours.hex(),
+                stable=action.stable.hex(),
+            )
+
+    def _count_out(self, name: str, copies: int) -> None:
+        self.stats.messages_out[name] = self.stats.messages_out.get(name, 0) + copies
+        self.hooks.observer.message_out(name, copies)
+
+    def _blame(self, validator: int, reason: str) -> None:
+        """Tell the daemon; scoring a peer must never stop consensus."""
+        if not 0 <= validator < len(self.validator_ids) or validator == self.replica.me:
+            return
+        try:
+            self.hooks.blame(validator, reason)
+        except Exception:
+            log.exception("blaming a validator failed", validator=validator, reason=reason)
+
+    def _arm(self, at: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0, at - self._clock()) / 1000
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._inputs.put_nowait, ("timer", None))

@@ -1,0 +1,16 @@
+"""The list of ledger domains this node runs (order does not matter)."""
+
+from __future__ import annotations
+
+from node.ledger.domain import Domain
+from node.ledger.domains import claims, ehr, governance, supply, trials
+from node.ledger.domains.anchor import DOMAIN as ANCHOR
+
+DOMAINS: tuple[Domain, ...] = (
+    ANCHOR,
+    governance.DOMAIN,
+    ehr.DOMAIN,
+    supply.DOMAIN,
+    trials.DOMAIN,
+    claims.DOMAIN,
+)

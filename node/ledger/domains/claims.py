@@ -1,0 +1,1086 @@
+"""Insurance: policies, coverage, pre-authorisation, claims, settlement.
+
+Transaction types (``docs/claims.md`` has the field mapping to FHIR Claim,
+ClaimResponse, Coverage and the X12 835 claim adjustment reason codes):
+
+* ``policy.publish`` (insurer): a policy as a declarative contract, data not
+  code. A new publish of the same ``policy_id`` is its next version; each
+  version has an ``effective`` date (default: the block's date; never before
+  the block's date nor before the previous version's). A claim line uses the
+  version *in force at its service date* (the highest version whose
+  ``effective`` <= the service date).
+* ``coverage.enroll`` (insurer): a patient key to one of its policies, with a
+  period (inclusive dates).
+* ``preauth.request`` (provider) and ``preauth.decide`` (insurer).
+* ``claim.submit`` (provider): adjudicated at commit, deterministically; the
+  result data is the explanation of benefits (EOB).
+* ``claim.settle`` (insurer) and ``claim.reverse`` (insurer).
+
+Adjudication of an item (quantities are integers, money integer minor units):
+``submitted = quantity * unit_price``; ``eligible = min(submitted, quantity *
+allowed)`` (the excess is CARC 45); then the deductible still open for the
+patient, policy and calendar year (CARC 1), then the fixed copay per item
+(CARC 3), then the coinsurance ``floor(rest * copay_bp / 10000)`` (CARC 2);
+the benefit is what is left, capped by what remains of the annual limit
+(CARC 119). The calendar year is the UTC year of the block time. Every item
+satisfies ``submitted == benefit + sum(adjustment amounts)``.
+
+Fraud checks flag the claim and deny the items concerned: a duplicate
+(same patient, provider, service code and service date, at any insurer), an
+evidence record that is not an anchored record of that patient by that
+provider (``node.ledger.domains.ehr.record_info``), a drug item whose serial that
+provider did not dispense (``node.ledger.domains.supply.serial_info``). Both lookups
+are resolved when a claim is applied, so this module works before those
+domains exist: without the function, the check cannot pass (flagged).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from node.core.codec import parse_json
+from node.ledger.context import ExecContext
+from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
+from node.ledger.domains import ehr, supply
+from node.ledger.members import member_key, require_member, signer_key
+from node.ledger.registry import TxType
+from node.ledger.result import Rejection
+from node.ledger.schema import Bool, Hex64, Int, List, Obj, Str, malformed
+from node.ledger.state import BlockState
+
+# ------------------------------------------------------------------ formats
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # CPT/HCPCS/local-like codes
+ICD = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")  # ICD-10-like
+GTIN = re.compile(r"^[0-9]{14}$")
+SERIAL = re.compile(r"^[!-~]{1,20}$")  # GS1 AI (21): printable ASCII, at most 20
+CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217
+DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+REASON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$")
+
+PROVIDER_ROLES = ("hospital", "clinic", "pharmacy")
+INSURER_ROLES = ("insurer",)
+MAX_AMOUNT = 10**12  # minor units per unit
+MAX_QUANTITY = 10_000
+MAX_VERSIONS = 64
+MAX_COVERAGES = 16
+MAX_PAYMENTS = 64
+BP = 10_000  # basis points in 100 %
+
+
+@dataclass
+class Date(Str):
+    """A calendar date ``YYYY-MM-DD`` (ISO 8601, as FHIR ``date``)."""
+
+    max_len: int = 10
+    min_len: int = 10
+    optional: bool = False
+
+    def check(self, value: Any, path: str) -> None:
+        super().check(value, path)
+        if not DATE.fullmatch(value):
+            raise malformed(path, "must be a date YYYY-MM-DD")
+        try:
+            datetime.date.fromisoformat(value)
+        except ValueError:
+            raise malformed(path, "is not a calendar date") from None
+
+
+def block_date(time_ms: int) -> str:
+    return datetime.datetime.fromtimestamp(time_ms // 1000, datetime.UTC).date().isoformat()
+
+
+def block_year(time_ms: int) -> int:
+    return datetime.datetime.fromtimestamp(time_ms // 1000, datetime.UTC).year
+
+
+# ------------------------------------------------------------------ keys
+def policy_key(policy_id: str) -> bytes:
+    return b"claims/policy/" + policy_id.encode()
+
+
+def policy_version_key(policy_id: str, version: int) -> bytes:
+    return b"claims/policyv/" + policy_id.encode() + b"/" + b"%08d" % version
+
+
+def coverage_key(insurer: str, patient: str) -> bytes:
+    return b"claims/cov/" + insurer.encode() + b"/" + patient.encode()
+
+
+def preauth_key(provider: str, preauth_id: str) -> bytes:
+    return b"claims/preauth/" + provider.encode() + b"/" + preauth_id.encode()
+
+
+def claim_key(provider: str, claim_id: str) -> bytes:
+    return b"claims/claim/" + provider.encode() + b"/" + claim_id.encode()
+
+
+def claim_state_key(provider: str, claim_id: str) -> bytes:
+    return b"claims/claimst/" + provider.encode() + b"/" + claim_id.encode()
+
+
+def insurer_index_key(insurer: str, provider: str, claim_id: str) -> bytes:
+    return b"claims/byins/" + f"{insurer}/{provider}/{claim_id}".encode()
+
+
+def duplicate_key(patient: str, provider: str, code: str, date: str) -> bytes:
+    return b"claims/dup/" + f"{patient}/{provider}/{code}/{date}".encode()
+
+
+def accumulator_key(insurer: str, patient: str, policy_id: str, year: int) -> bytes:
+    return b"claims/accum/" + f"{insurer}/{patient}/{policy_id}/{year}".encode()
+
+
+def ledger_key(provider: str, insurer: str) -> bytes:
+    return b"claims/ledger/" + provider.encode() + b"/" + insurer.encode()
+
+
+def payment_key(insurer: str, payment_ref: str) -> bytes:
+    return b"claims/pay/" + insurer.encode() + b"/" + payment_ref.encode()
+
+
+# ------------------------------------------------------------------ helpers
+def _member_id(ctx: ExecContext) -> str:
+    mid: str = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
+    return mid
+
+
+def _is_active_insurer(state: BlockState, member_id: str) -> bool:
+    member = _get_frozen(state, member_key(member_id))
+    return (
+        member is not None
+        and member.get("status", "active") == "active"
+        and "insurer" in member.get("roles", ())
+    )
+
+
+def _require(ctx: ExecContext, roles: tuple[str, ...]) -> None:
+    """``members.require_member`` with the member record read through the parse cache
+    (the hot path); a key of no member falls back to it for the same rejection."""
+    member_id = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
+    member = _get_frozen(ctx.state, member_key(member_id)) if member_id is not None else None
+    if (
+        member is None
+        or member.get("status", "active") != "active"
+        or not any(r in member["roles"] for r in roles)
+    ):
+        require_member(ctx.state, ctx.tx.signer, *roles)  # raises with its message
+        raise Rejection("unauthorized", "signer is not a key of a member with the role")
+
+
+def _authorize_insurer(ctx: ExecContext) -> None:
+    _require(ctx, INSURER_ROLES)
+
+
+def _authorize_provider(ctx: ExecContext) -> None:
+    _require(ctx, PROVIDER_ROLES)
+
+
+_FROZEN: dict[bytes, Any] = {}
+
+
+def _get_frozen(state: BlockState, key: bytes) -> Any:
+    """``state.get`` for values the caller never mutates (policy versions), cached by
+    their bytes: the same bytes always parse to the same value."""
+    raw = state.get_raw(key)
+    if raw is None:
+        return None
+    found = _FROZEN.get(raw)
+    if found is None:
+        if len(_FROZEN) >= 256:
+            _FROZEN.clear()
+        found = _FROZEN[raw] = parse_json(raw)
+    return found
+
+
+def _adj(group: str, code: str, amount: int) -> dict[str, Any]:
+    return {"group": group, "code": code, "amount": amount}
+
+
+def _ledger_add(
+    state: BlockState, provider: str, insurer: str, approved: int, paid: int, claims: int = 0
+) -> None:
+    key = ledger_key(provider, insurer)
+    row = state.get(key) or {
+        "provider": provider,
+        "insurer": insurer,
+        "approved": 0,
+        "paid": 0,
+        "outstanding": 0,
+        "claims": 0,
+    }
+    row["approved"] += approved
+    row["paid"] += paid
+    row["outstanding"] = row["approved"] - row["paid"]
+    row["claims"] += claims
+    # the totals grow without bound: one past 64 bits makes the codec refuse it
+    # (CodecError), and the executor rejects this transaction instead of the row
+    state.put(key, row)
+
+
+# ------------------------------------------------------------------ policy.publish
+POLICY_SCHEMA = Obj(
+    {
+        "policy_id": Str(pattern=ID),
+        "effective": Date(optional=True),
+        "currency": Str(min_len=3, max_len=3, pattern=CURRENCY),
+        "services": List(
+            Obj({"code": Str(max_len=32, pattern=CODE), "allowed": Int(max=MAX_AMOUNT)}),
+            min_items=1,
+            max_items=256,
+        ),
+        "copay_bp": Int(max=BP, optional=True),
+        "copay_fixed": Int(max=MAX_AMOUNT, optional=True),
+        "deductible": Int(max=MAX_AMOUNT * 1000, optional=True),
+        "annual_limit": Int(max=MAX_AMOUNT * 1000, optional=True),
+        "preauth_codes": List(
+            Str(max_len=32, pattern=CODE), max_items=256, unique=True, optional=True
+        ),
+        "evidence_required": Bool(optional=True),
+    }
+)
+
+
+def _publish(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    insurer = _member_id(ctx)
+    services: dict[str, int] = {}
+    for i, svc in enumerate(body["services"]):
+        if svc["code"] in services:
+            raise Rejection("invalid-policy", f"services[{i}].code {svc['code']} repeated")
+        services[svc["code"]] = svc["allowed"]
+    preauth = sorted(body.get("preauth_codes", []))
+    for code in preauth:
+        if code not in services:
+            raise Rejection("invalid-policy", f"preauth code {code} is not a covered service")
+    today = block_date(ctx.block.time_ms)
+    effective = body.get("effective", today)
+    if effective < today:
+        raise Rejection("invalid-policy", f"effective {effective} is before the block date {today}")
+    head = ctx.state.get(policy_key(body["policy_id"]))
+    if head is None:
+        head = {"policy_id": body["policy_id"], "insurer": insurer, "effective": []}
+    elif head["insurer"] != insurer:
+        raise Rejection("not-owner", f"policy {body['policy_id']} belongs to {head['insurer']}")
+    elif len(head["effective"]) >= MAX_VERSIONS:
+        raise Rejection("too-many-versions", f"a policy has at most {MAX_VERSIONS} versions")
+    elif effective < head["effective"][-1]:
+        raise Rejection(
+            "invalid-policy", f"effective {effective} is before version {len(head['effective'])}'s"
+        )
+    version = len(head["effective"]) + 1
+    head["effective"].append(effective)
+    head["latest"] = version
+    record = {
+        "policy_id": body["policy_id"],
+        "version": version,
+        "insurer": insurer,
+        "effective": effective,
+        "currency": body["currency"],
+        "services": services,
+        "copay_bp": body.get("copay_bp", 0),
+        "copay_fixed": body.get("copay_fixed", 0),
+        "deductible": body.get("deductible", 0),
+        "annual_limit": body.get("annual_limit"),
+        "preauth_codes": preauth,
+        "evidence_required": body.get("evidence_required", False),
+        "published": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
+    }
+    ctx.state.put(policy_key(body["policy_id"]), head)
+    ctx.state.put(policy_version_key(body["policy_id"], version), record)
+    return {"policy_id": body["policy_id"], "version": version, "effective": effective}
+
+
+# ------------------------------------------------------------------ coverage.enroll
+def _enroll(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    insurer = _member_id(ctx)
+    head = ctx.state.get(policy_key(body["policy_id"]))
+    if head is None:
+        raise Rejection("unknown-policy", f"no policy {body['policy_id']}")
+    if head["insurer"] != insurer:
+        raise Rejection("not-owner", f"policy {body['policy_id']} belongs to {head['insurer']}")
+    if body["end"] < body["start"]:
+        raise Rejection("invalid-period", "end is before start")
+    key = coverage_key(insurer, body["patient"])
+    entry = ctx.state.get(key) or {"insurer": insurer, "patient": body["patient"], "coverages": []}
+    if any(c["coverage_id"] == body["coverage_id"] for c in entry["coverages"]):
+        raise Rejection("coverage-exists", f"coverage {body['coverage_id']} already enrolled")
+    if len(entry["coverages"]) >= MAX_COVERAGES:
+        raise Rejection("too-many-coverages", f"at most {MAX_COVERAGES} per patient and insurer")
+    entry["coverages"].append(
+        {
+            "coverage_id": body["coverage_id"],
+            "policy_id": body["policy_id"],
+            "start": body["start"],
+            "end": body["end"],
+            "height": ctx.block.height,
+        }
+    )
+    ctx.state.put(key, entry)
+    return {"coverage_id": body["coverage_id"], "policy_id": body["policy_id"]}
+
+
+# ------------------------------------------------------------------ pre-authorisation
+def _preauth_request(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    provider = _member_id(ctx)
+    if not _is_active_insurer(ctx.state, body["insurer"]):
+        raise Rejection("unknown-insurer", f"{body['insurer']} is not an active insurer")
+    key = preauth_key(provider, body["preauth_id"])
+    if ctx.state.exists(key):
+        raise Rejection("preauth-exists", f"pre-authorisation {body['preauth_id']} exists")
+    record = {
+        "preauth_id": body["preauth_id"],
+        "provider": provider,
+        "insurer": body["insurer"],
+        "patient": body["patient"],
+        "service_codes": body["service_codes"],
+        "diagnosis": body.get("diagnosis", []),
+        "status": "requested",
+        "expires": None,
+        "reason": None,
+        "requested": {"height": ctx.block.height, "time": ctx.block.time_ms},
+    }
+    ctx.state.put(key, record)
+    return {"preauth_id": body["preauth_id"], "status": "requested"}
+
+
+def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    insurer = _member_id(ctx)
+    key = preauth_key(body["provider"], body["preauth_id"])
+    record = ctx.state.get(key)
+    if record is None:
+        raise Rejection("unknown-preauth", f"no pre-authorisation {body['preauth_id']}")
+    if record["insurer"] != insurer:
+        raise Rejection("not-owner", f"pre-authorisation is addressed to {record['insurer']}")
+    if record["status"] != "requested":
+        raise Rejection("already-decided", f"pre-authorisation is {record['status']}")
+    if body["decision"] == "denied" and "expires" in body:
+        raise Rejection("malformed", "body.expires: only an approval expires")
+    record["status"] = body["decision"]
+    record["expires"] = body.get("expires")
+    record["reason"] = body.get("reason")
+    record["decided"] = {"height": ctx.block.height, "time": ctx.block.time_ms}
+    ctx.state.put(key, record)
+    return {"preauth_id": body["preauth_id"], "status": record["status"]}
+
+
+# ------------------------------------------------------------------ claim.submit
+def _lookup(module: Any, name: str) -> Callable[..., dict[str, Any] | None] | None:
+    fn = getattr(module, name, None)
+    return fn if callable(fn) else None
+
+
+class _Adjudicator:
+    """Per-claim caches of policy versions and accumulators (written back at the end)."""
+
+    def __init__(self, ctx: ExecContext, insurer: str, patient: str) -> None:
+        self.state = ctx.state
+        self.insurer = insurer
+        self.patient = patient
+        self.year = block_year(ctx.block.time_ms)
+        cov = ctx.state.get(coverage_key(insurer, patient))
+        self.coverages: list[dict[str, Any]] = cov["coverages"] if cov else []
+        self.heads: dict[str, dict[str, Any] | None] = {}
+        self.versions: dict[tuple[str, int], dict[str, Any]] = {}
+        self.accums: dict[str, dict[str, int]] = {}
+
+    def coverage_at(self, date: str) -> tuple[dict[str, Any] | None, str]:
+        """The first enrolled coverage whose period holds ``date``, or a denial CARC."""
+        if not self.coverages:
+            return None, "31"  # patient cannot be identified as our insured
+        reason = "27"
+        for cov in self.coverages:
+            if cov["start"] <= date <= cov["end"]:
+                return cov, ""
+            if date < cov["start"]:
+                reason = "26"
+        return None, reason
+
+    def policy_at(self, policy_id: str, date: str) -> dict[str, Any] | None:
+        if policy_id not in self.heads:
+            self.heads[policy_id] = _get_frozen(self.state, policy_key(policy_id))
+        head = self.heads[policy_id]
+        if head is None:
+            return None
+        version = 0
+        for i, eff in enumerate(head["effective"]):
+            if eff <= date:
+                version = i + 1
+        if version == 0:
+            return None
+        ident = (policy_id, version)
+        if ident not in self.versions:
+            self.versions[ident] = _get_frozen(self.state, policy_version_key(policy_id, version))
+        return self.versions[ident]
+
+    def accum(self, policy_id: str) -> dict[str, int]:
+        if policy_id not in self.accums:
+            key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
+            self.accums[policy_id] = self.state.get(key) or {"deductible_met": 0, "benefit": 0}
+        return self.accums[policy_id]
+
+    def write_back(self) -> None:
+        for policy_id, acc in self.accums.items():
+            key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
+            self.state.put(key, acc)
+
+
+def _price(item: dict[str, Any], policy: dict[str, Any], acc: dict[str, int]) -> dict[str, Any]:
+    """The arithmetic of one covered item (module docstring); updates ``acc``."""
+    submitted = item["quantity"] * item["unit_price"]
+    adjustments: list[dict[str, Any]] = []
+    allowed_total = item["quantity"] * policy["services"][item["service_code"]]
+    eligible = min(submitted, allowed_total)
+    if submitted > eligible:
+        adjustments.append(_adj("CO", "45", submitted - eligible))
+    deductible = min(eligible, max(0, policy["deductible"] - acc["deductible_met"]))
+    if deductible:
+        adjustments.append(_adj("PR", "1", deductible))
+    rest = eligible - deductible
+    copay = min(rest, policy["copay_fixed"])
+    if copay:
+        adjustments.append(_adj("PR", "3", copay))
+    rest -= copay
+    coinsurance = rest * policy["copay_bp"] // BP
+    if coinsurance:
+        adjustments.append(_adj("PR", "2", coinsurance))
+    benefit = rest - coinsurance
+    limited = 0
+    if policy["annual_limit"] is not None:
+        remaining = max(0, policy["annual_limit"] - acc["benefit"])
+        if benefit > remaining:
+            limited = benefit - remaining
+            benefit = remaining
+            adjustments.append(_adj("PR", "119", limited))
+    acc["deductible_met"] += deductible
+    acc["benefit"] += benefit
+    return {
+        "submitted": submitted,
+        "eligible": eligible,
+        "deductible": deductible,
+        "copay": copay,
+        "coinsurance": coinsurance,
+        "limit_exceeded": limited,
+        "benefit": benefit,
+        "adjustments": adjustments,
+        # an item the annual limit leaves nothing of is denied (CARC 119); one the
+        # deductible absorbs is approved: the patient pays it
+        "denied": limited > 0 and benefit == 0,
+    }
+
+
+def _denied(submitted: int, group: str, code: str) -> dict[str, Any]:
+    return {
+        "submitted": submitted,
+        "eligible": 0,
+        "deductible": 0,
+        "copay": 0,
+        "coinsurance": 0,
+        "limit_exceeded": 0,
+        "benefit": 0,
+        "adjustments": [_adj(group, code, submitted)],
+        "denied": True,
+    }
+
+
+def _check_evidence(
+    state: BlockState, evidence: list[str], patient: str, provider: str
+) -> list[dict[str, Any]]:
+    """Flags for every evidence id that is not an anchored record of ``patient`` by ``provider``."""
+    record_info = _lookup(ehr, "record_info")
+    flags: list[dict[str, Any]] = []
+    for record_id in evidence:
+        info = record_info(state, record_id) if record_info is not None else None
+        if info is None:
+            why = "not-anchored" if record_info is not None else "unverifiable"
+        elif info.get("patient") != patient:
+            why = "other-patient"
+        elif info.get("custodian") != provider:
+            why = "other-custodian"
+        else:
+            continue
+        flags.append({"code": "evidence-mismatch", "record_id": record_id, "why": why})
+    return flags
+
+
+def _check_drug(state: BlockState, item: dict[str, Any], provider: str) -> str | None:
+    """Why the provider cannot claim this drug pack, or None if it dispensed it."""
+    serial_info = _lookup(supply, "serial_info")
+    if serial_info is None:
+        return "unverifiable"
+    info = serial_info(state, item["gtin"], item["serial"])
+    if info is None:
+        return "unknown-serial"
+    if info.get("dispensed_by") != provider:
+        return "not-dispensed-by-provider"
+    return None
+
+
+def _submit(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    state = ctx.state
+    provider = _member_id(ctx)
+    insurer = body["insurer"]
+    patient = body["patient"]
+    key = claim_key(provider, body["claim_id"])
+    if state.exists(key):
+        raise Rejection("claim-exists", f"claim {body['claim_id']} exists")
+    if not _is_active_insurer(state, insurer):
+        raise Rejection("unknown-insurer", f"{insurer} is not an active insurer")
+    for i, item in enumerate(body["items"]):
+        if ("gtin" in item) != ("serial" in item):
+            raise Rejection("malformed", f"body.items[{i}]: gtin and serial go together")
+
+    flags: list[dict[str, Any]] = []
+    evidence = body.get("evidence", [])
+    evidence_flags = _check_evidence(state, evidence, patient, provider)
+    flags.extend(evidence_flags)
+    preauth = None
+    if "preauth" in body:
+        preauth = state.get(preauth_key(provider, body["preauth"]))
+
+    adj = _Adjudicator(ctx, insurer, patient)
+    items_out: list[dict[str, Any]] = []
+    dup_writes: list[bytes] = []
+    seen_in_claim: dict[bytes, int] = {}
+    for seq, item in enumerate(body["items"], start=1):
+        code, date = item["service_code"], item["service_date"]
+        submitted = item["quantity"] * item["unit_price"]
+        dkey = duplicate_key(patient, provider, code, date)
+        original = state.get(dkey)
+        if original is None and dkey in seen_in_claim:
+            original = {
+                "provider": provider,
+                "insurer": insurer,
+                "claim_id": body["claim_id"],
+                "item": seen_in_claim[dkey],
+            }
+        drug_why = _check_drug(state, item, provider) if "gtin" in item else None
+        cov, cov_reason = adj.coverage_at(date)
+        policy = adj.policy_at(cov["policy_id"], date) if cov is not None else None
+        if original is not None:
+            flags.append(
+                {
+                    "code": "duplicate",
+                    "item": seq,
+                    "original": original,
+                    "cross_insurer": original["insurer"] != insurer,
+                }
+            )
+            priced = _denied(submitted, "OA", "18")
+        else:
+            seen_in_claim[dkey] = seq
+            dup_writes.append(dkey)
+            if drug_why is not None:
+                flags.append({"code": "drug-not-dispensed", "item": seq, "why": drug_why})
+                priced = _denied(submitted, "CO", "16")
+            elif evidence_flags:
+                priced = _denied(submitted, "CO", "16")
+            elif cov is None:
+                priced = _denied(submitted, "CO", cov_reason)
+            elif policy is None:
+                priced = _denied(submitted, "CO", "26")  # no version in force yet
+            elif policy["evidence_required"] and not evidence:
+                priced = _denied(submitted, "CO", "252")
+            elif code not in policy["services"]:
+                priced = _denied(submitted, "CO", "96")
+            elif code in policy["preauth_codes"] and not (
+                preauth is not None
+                and preauth["status"] == "approved"
+                and preauth["patient"] == patient
+                and preauth["insurer"] == insurer
+                and code in preauth["service_codes"]
+                and (preauth["expires"] is None or date <= preauth["expires"])
+            ):
+                priced = _denied(submitted, "CO", "197")
+            else:
+                priced = _price(item, policy, adj.accum(policy["policy_id"]))
+        denied = priced.pop("denied")
+        out = {
+            "sequence": seq,
+            "service_code": code,
+            "service_date": date,
+            "quantity": item["quantity"],
+            "unit_price": item["unit_price"],
+            **({"gtin": item["gtin"], "serial": item["serial"]} if "gtin" in item else {}),
+            "policy_id": policy["policy_id"] if policy and not denied else None,
+            "policy_version": policy["version"] if policy and not denied else None,
+            "decision": "denied" if denied else "approved",
+            **priced,
+            "patient_responsibility": sum(
+                a["amount"] for a in priced["adjustments"] if a["group"] == "PR"
+            ),
+        }
+        items_out.append(out)
+
+    adj.write_back()
+    for dkey in dup_writes:
+        state.put(
+            dkey,
+            {
+                "provider": provider,
+                "insurer": insurer,
+                "claim_id": body["claim_id"],
+                "item": seen_in_claim[dkey],
+            },
+        )
+    decisions = {i["decision"] for i in items_out}
+    decision = (
+        "approved"
+        if decisions == {"approved"}
+        else "denied"
+        if decisions == {"denied"}
+        else "partial"
+    )
+    totals = {
+        name: sum(i[name] for i in items_out)
+        for name in (
+            "submitted",
+            "eligible",
+            "deductible",
+            "copay",
+            "coinsurance",
+            "limit_exceeded",
+            "benefit",
+            "patient_responsibility",
+        )
+    }
+    claim = {
+        "claim_id": body["claim_id"],
+        "provider": provider,
+        "insurer": insurer,
+        "patient": patient,
+        "diagnosis": body["diagnosis"],
+        "evidence": evidence,
+        "preauth": body.get("preauth"),
+        "year": adj.year,
+        "decision": decision,
+        "status": "active",
+        "items": items_out,
+        "totals": totals,
+        "flags": flags,
+        "submitted": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
+    }
+    state.put(key, claim)
+    state.put(
+        claim_state_key(provider, body["claim_id"]),
+        {
+            "insurer": insurer,
+            "status": "active",
+            "benefit": totals["benefit"],
+            "paid": 0,
+            "payments": [],
+        },
+    )
+    state.put(insurer_index_key(insurer, provider, body["claim_id"]), decision)
+    _ledger_add(state, provider, insurer, totals["benefit"], 0, 1)
+    return {
+        "claim_id": body["claim_id"],
+        "decision": decision,
+        "totals": totals,
+        "flags": flags,
+        "items": [
+            {k: i[k] for k in ("sequence", "decision", "eligible", "benefit", "adjustments")}
+            for i in items_out
+        ],
+    }
+
+
+# ------------------------------------------------------------------ settlement
+def _claim_for_insurer(ctx: ExecContext) -> tuple[bytes, dict[str, Any], str]:
+    """The claim's settlement state (small, mutable), checked to be addressed to the signer."""
+    body = ctx.tx.body
+    insurer = _member_id(ctx)
+    key = claim_state_key(body["provider"], body["claim_id"])
+    st = ctx.state.get(key)
+    if st is None:
+        raise Rejection("unknown-claim", f"no claim {body['claim_id']} of {body['provider']}")
+    if st["insurer"] != insurer:
+        raise Rejection("not-owner", f"claim {body['claim_id']} is addressed to {st['insurer']}")
+    return key, st, insurer
+
+
+def _settle(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    key, st, insurer = _claim_for_insurer(ctx)
+    if st["status"] != "active":
+        raise Rejection("claim-reversed", f"claim {body['claim_id']} is reversed")
+    outstanding = st["benefit"] - st["paid"]
+    if body["amount"] > outstanding:
+        raise Rejection(
+            "over-settlement", f"amount {body['amount']} exceeds the outstanding {outstanding}"
+        )
+    if len(st["payments"]) >= MAX_PAYMENTS:
+        raise Rejection("too-many-payments", f"a claim has at most {MAX_PAYMENTS} payments")
+    pkey = payment_key(insurer, body["payment_ref"])
+    if ctx.state.exists(pkey):
+        raise Rejection("payment-exists", f"payment {body['payment_ref']} already recorded")
+    ctx.state.put(
+        pkey,
+        {
+            "payment_ref": body["payment_ref"],
+            "insurer": insurer,
+            "provider": body["provider"],
+            "claim_id": body["claim_id"],
+            "amount": body["amount"],
+            "status": "paid",
+            "height": ctx.block.height,
+            "time": ctx.block.time_ms,
+        },
+    )
+    st["paid"] += body["amount"]
+    st["payments"].append(
+        {"payment_ref": body["payment_ref"], "amount": body["amount"], "status": "paid"}
+    )
+    ctx.state.put(key, st)
+    _ledger_add(ctx.state, body["provider"], insurer, 0, body["amount"])
+    return {
+        "claim_id": body["claim_id"],
+        "paid": st["paid"],
+        "outstanding": st["benefit"] - st["paid"],
+    }
+
+
+def _reverse(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    key, st, insurer = _claim_for_insurer(ctx)
+    state = ctx.state
+    if "payment_ref" in body:
+        pkey = payment_key(insurer, body["payment_ref"])
+        payment = state.get(pkey)
+        if payment is None or (payment["provider"], payment["claim_id"]) != (
+            body["provider"],
+            body["claim_id"],
+        ):
+            raise Rejection("unknown-payment", f"no payment {body['payment_ref']} of this claim")
+        if payment["status"] != "paid":
+            raise Rejection("already-reversed", f"payment {body['payment_ref']} is reversed")
+        payment["status"] = "reversed"
+        payment["reason"] = body["reason"]
+        state.put(pkey, payment)
+        st["paid"] -= payment["amount"]
+        for p in st["payments"]:
+            if p["payment_ref"] == body["payment_ref"]:
+                p["status"] = "reversed"
+        state.put(key, st)
+        _ledger_add(state, body["provider"], insurer, 0, -payment["amount"])
+        return {
+            "claim_id": body["claim_id"],
+            "payment_ref": body["payment_ref"],
+            "paid": st["paid"],
+        }
+    if st["status"] != "active":
+        raise Rejection("already-reversed", f"claim {body['claim_id']} is reversed")
+    if st["paid"] != 0:
+        raise Rejection("claim-paid", "reverse its settlements first")
+    claim = state.get(claim_key(body["provider"], body["claim_id"]))
+    for item in claim["items"]:
+        if item["policy_id"] is not None:
+            akey = accumulator_key(insurer, claim["patient"], item["policy_id"], claim["year"])
+            acc = state.get(akey)
+            acc["deductible_met"] -= item["deductible"]
+            acc["benefit"] -= item["benefit"]
+            state.put(akey, acc)
+        dkey = duplicate_key(
+            claim["patient"], claim["provider"], item["service_code"], item["service_date"]
+        )
+        entry = state.get(dkey)
+        if entry is not None and (entry["provider"], entry["claim_id"]) == (
+            claim["provider"],
+            claim["claim_id"],
+        ):
+            state.delete(dkey)
+    st["status"] = "reversed"
+    st["reversal"] = {"reason": body["reason"], "height": ctx.block.height}
+    state.put(key, st)
+    state.put(insurer_index_key(insurer, claim["provider"], claim["claim_id"]), "reversed")
+    _ledger_add(state, claim["provider"], insurer, -st["benefit"], 0)
+    return {"claim_id": body["claim_id"], "status": "reversed"}
+
+
+# ------------------------------------------------------------------ queries
+def _id_param(value: str, name: str) -> str:
+    return pattern_param(value, name, ID)
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    return int_param(query, "limit", 100, 1, 1000)
+
+
+def _claim_view(state: BlockState, provider: str, claim_id: str) -> dict[str, Any] | None:
+    """The explanation of benefits with its settlement state."""
+    claim = state.get(claim_key(provider, claim_id))
+    if claim is None:
+        return None
+    st = state.get(claim_state_key(provider, claim_id))
+    outstanding = 0 if st["status"] == "reversed" else st["benefit"] - st["paid"]
+    view: dict[str, Any] = {
+        **claim,
+        "status": st["status"],
+        "paid": st["paid"],
+        "outstanding": outstanding,
+        "payments": st["payments"],
+    }
+    if "reversal" in st:
+        view["reversal"] = st["reversal"]
+    return view
+
+
+def _q_claim(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    return _claim_view(
+        state, _id_param(path["provider"], "provider"), _id_param(path["claim_id"], "claim_id")
+    )
+
+
+def _summary(claim: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "claim_id": claim["claim_id"],
+        "provider": claim["provider"],
+        "insurer": claim["insurer"],
+        "decision": claim["decision"],
+        "status": claim["status"],
+        "benefit": claim["totals"]["benefit"],
+        "paid": claim["paid"],
+        "flags": sorted({f["code"] for f in claim["flags"]}),
+    }
+
+
+def _statement(rows: list[dict[str, Any]], claims: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "pairs": rows,
+        "totals": {
+            k: sum(r[k] for r in rows) for k in ("approved", "paid", "outstanding", "claims")
+        },
+        "claims": claims,
+    }
+
+
+def _q_provider_statement(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any]:
+    provider = _id_param(path["member"], "member")
+    limit = _limit(query)
+    rows = [v for _, v in state.iter_prefix(ledger_key(provider, ""))]
+    claims: list[dict[str, Any]] = []
+    for k, _ in state.iter_prefix(b"claims/claimst/" + provider.encode() + b"/"):
+        if len(claims) >= limit:
+            break
+        view = _claim_view(state, provider, k.decode().split("/", 3)[3])
+        assert view is not None
+        claims.append(_summary(view))
+    return {"member": provider, "role": "provider", **_statement(rows, claims)}
+
+
+def _q_insurer_statement(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any]:
+    insurer = _id_param(path["member"], "member")
+    limit = _limit(query)
+    rows = [v for _, v in state.iter_prefix(b"claims/ledger/") if v["insurer"] == insurer]
+    claims: list[dict[str, Any]] = []
+    for k, _ in state.iter_prefix(b"claims/byins/" + insurer.encode() + b"/"):
+        if len(claims) >= limit:
+            break
+        _, _, _, provider, claim_id = k.decode().split("/", 4)
+        view = _claim_view(state, provider, claim_id)
+        assert view is not None
+        claims.append(_summary(view))
+    return {"member": insurer, "role": "insurer", **_statement(rows, claims)}
+
+
+def _q_policy(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    policy_id = _id_param(path["policy_id"], "policy_id")
+    head = state.get(policy_key(policy_id))
+    if head is None:
+        return None
+    versions = [state.get(policy_version_key(policy_id, n)) for n in range(1, head["latest"] + 1)]
+    return {
+        "policy_id": policy_id,
+        "insurer": head["insurer"],
+        "latest": head["latest"],
+        "versions": versions,
+    }
+
+
+def _q_coverage(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    insurer = _id_param(path["insurer"], "insurer")
+    patient = hex64_param(path["patient"], "patient")
+    found: dict[str, Any] | None = state.get(coverage_key(insurer, patient))
+    return found
+
+
+def _q_preauth(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    key = preauth_key(
+        _id_param(path["provider"], "provider"), _id_param(path["preauth_id"], "preauth_id")
+    )
+    found: dict[str, Any] | None = state.get(key)
+    return found
+
+
+# ------------------------------------------------------------------ the domain
+MEMBER = Str(pattern=ID)
+CODES = List(Str(max_len=32, pattern=CODE), min_items=1, max_items=32, unique=True)
+DIAGNOSES = List(Str(max_len=8, pattern=ICD), min_items=1, max_items=12, unique=True)
+
+POLICY_PUBLISH = TxType(
+    "policy.publish",
+    POLICY_SCHEMA,
+    _authorize_insurer,
+    _publish,
+    "publish (a new version of) an insurance policy: a declarative contract",
+)
+COVERAGE_ENROLL = TxType(
+    "coverage.enroll",
+    Obj(
+        {
+            "coverage_id": Str(pattern=ID),
+            "patient": Hex64(),
+            "policy_id": Str(pattern=ID),
+            "start": Date(),
+            "end": Date(),
+        }
+    ),
+    _authorize_insurer,
+    _enroll,
+    "enroll a patient key in one of the insurer's policies for a period",
+)
+PREAUTH_REQUEST = TxType(
+    "preauth.request",
+    Obj(
+        {
+            "preauth_id": Str(pattern=ID),
+            "patient": Hex64(),
+            "insurer": MEMBER,
+            "service_codes": CODES,
+            "diagnosis": List(Str(max_len=8, pattern=ICD), max_items=12, optional=True),
+        }
+    ),
+    _authorize_provider,
+    _preauth_request,
+    "a provider asks an insurer to pre-authorise services for a patient",
+)
+PREAUTH_DECIDE = TxType(
+    "preauth.decide",
+    Obj(
+        {
+            "provider": MEMBER,
+            "preauth_id": Str(pattern=ID),
+            "decision": Str(choices=("approved", "denied")),
+            "expires": Date(optional=True),
+            "reason": Str(pattern=REASON, optional=True),
+        }
+    ),
+    _authorize_insurer,
+    _preauth_decide,
+    "the insurer approves (until an optional date) or denies a pre-authorisation",
+)
+CLAIM_SUBMIT = TxType(
+    "claim.submit",
+    Obj(
+        {
+            "claim_id": Str(pattern=ID),
+            "patient": Hex64(),
+            "insurer": MEMBER,
+            "items": List(
+                Obj(
+                    {
+                        "service_code": Str(max_len=32, pattern=CODE),
+                        "quantity": Int(min=1, max=MAX_QUANTITY),
+                        "unit_price": Int(max=MAX_AMOUNT),
+                        "service_date": Date(),
+                        "gtin": Str(min_len=14, max_len=14, pattern=GTIN, optional=True),
+                        "serial": Str(max_len=20, pattern=SERIAL, optional=True),
+                    }
+                ),
+                min_items=1,
+                max_items=50,
+            ),
+            "diagnosis": DIAGNOSES,
+            "evidence": List(Str(pattern=ID), max_items=16, unique=True, optional=True),
+            "preauth": Str(pattern=ID, optional=True),
+        }
+    ),
+    _authorize_provider,
+    _submit,
+    "submit a claim; adjudicated at commit, the result is the explanation of benefits",
+)
+CLAIM_SETTLE = TxType(
+    "claim.settle",
+    Obj(
+        {
+            "provider": MEMBER,
+            "claim_id": Str(pattern=ID),
+            "payment_ref": Str(pattern=ID),
+            "amount": Int(min=1, max=MAX_AMOUNT * 1000),
+        }
+    ),
+    _authorize_insurer,
+    _settle,
+    "record a payment of an approved claim (at most what is outstanding)",
+)
+CLAIM_REVERSE = TxType(
+    "claim.reverse",
+    Obj(
+        {
+            "provider": MEMBER,
+            "claim_id": Str(pattern=ID),
+            "payment_ref": Str(pattern=ID, optional=True),
+            "reason": Str(pattern=REASON),
+        }
+    ),
+    _authorize_insurer,
+    _reverse,
+    "reverse a settlement (with payment_ref) or a whole unpaid claim",
+)
+
+DOMAIN = Domain(
+    name="claims",
+    tx_types=(
+        POLICY_PUBLISH,
+        COVERAGE_ENROLL,
+        PREAUTH_REQUEST,
+        PREAUTH_DECIDE,
+        CLAIM_SUBMIT,
+        CLAIM_SETTLE,
+        CLAIM_REVERSE,
+    ),
+    queries=(
+        Query(
+            "/claims/{provider}/{claim_id}", _q_claim, "A claim: status and explanation of benefits"
+        ),
+        Query(
+            "/claims-statements/providers/{member}",
+            _q_provider_statement,
+            "A provider's settlement statement: per insurer approved, paid, outstanding",
+            ("limit",),
+        ),
+        Query(
+            "/claims-statements/insurers/{member}",
+            _q_insurer_statement,
+            "An insurer's settlement statement: per provider approved, paid, outstanding",
+            ("limit",),
+        ),
+        Query("/policies/{policy_id}", _q_policy, "An insurance policy and all its versions"),
+        Query(
+            "/coverage/{insurer}/{patient}", _q_coverage, "A patient key's coverages at an insurer"
+        ),
+        Query(
+            "/preauths/{provider}/{preauth_id}", _q_preauth, "A pre-authorisation and its decision"
+        ),
+    ),
+)

@@ -1,0 +1,650 @@
+"""Health records: patients, record anchors, consent, audited access (``docs/health-records.md``).
+
+Transaction types (FHIR R4 names where one exists; the mapping is in the docs):
+
+* ``patient.enroll`` (hospital or clinic): registers a patient's pseudonymous
+  Ed25519 public key. From then on the patient signs their own consents.
+* ``record.anchor`` (custodian: hospital, clinic or pharmacy): a salted
+  SHA-256 commitment of one version of a record; versions form a chain
+  (``version`` n+1 ``replaces`` the version id of n, the id being the hash of
+  the anchoring transaction).
+* ``consent.grant`` / ``consent.revoke`` (the patient): a grantee member may
+  access records in a scope, for purposes, within a period of block time.
+* ``access.log`` (the grantee): an access under a consent, accepted only when
+  the consent covers the record, the purpose and the block time.
+* ``access.emergency`` (hospital or clinic): break-glass access without
+  consent, time-boxed, flagged, listed to the patient and to auditors.
+
+Nothing here holds personal data: keys are pseudonyms, documents are salted
+commitments, everything else is a code, an id or an integer. There is no
+free-text field.
+
+State (all values canonical JSON)::
+
+    ehr/patient/<pubhex>                         patient_info
+    ehr/record/<record_id>                       the latest version (record_info)
+    ehr/version/<record_id>/<version:010>        every version
+    ehr/commitment/<commitment>                  {record_id, version}
+    ehr/consent/<consent_id>                     a consent (never erased)
+    ehr/pconsent/<pubhex>/<height:012>/<index:06>   consent_id (per patient, in order)
+    ehr/disclosure/<pubhex>/<height:012>/<index:06> an access or emergency event
+    ehr/emergency/<height:012>/<index:06>           an emergency event (for auditors)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from node.core.uint import parse_uint
+from node.ledger.context import ExecContext
+from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
+from node.ledger.members import member_key, member_of, require_member
+from node.ledger.registry import TxType
+from node.ledger.result import Rejection
+from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
+from node.ledger.state import BlockState, block_time
+
+# ----------------------------------------------------------------- vocabulary
+ENROLLER_ROLES = ("hospital", "clinic")
+CUSTODIAN_ROLES = ("hospital", "clinic", "pharmacy")
+EMERGENCY_ROLES = ("hospital", "clinic")
+
+# HL7 v3 PurposeOfUse (FHIR Consent.provision.purpose, AuditEvent.purposeOfEvent)
+PURPOSES = (
+    "TREAT",  # treatment
+    "ETREAT",  # emergency treatment
+    "COC",  # coordination of care
+    "HPAYMT",  # healthcare payment
+    "CLMATTCH",  # claim attachment
+    "COVAUTH",  # coverage authorization
+    "HOPERAT",  # healthcare operations
+    "HRESCH",  # healthcare research
+    "CLINTRCH",  # clinical trial research
+    "PUBHLTH",  # public health
+    "PATRQT",  # patient requested
+)
+# break-glass reasons, also HL7 v3 PurposeOfUse codes
+EMERGENCY_REASONS = ("ETREAT", "ERTREAT", "BTG", "THREAT", "DISASTER", "PUBHLTH")
+SCOPES = ("records", "types", "all")
+
+MAX_EMERGENCY_MS = 72 * 3600 * 1000  # a break-glass window is at most 72 hours
+MAX_VERSION = 1_000_000
+MAX_QUERY_LIMIT = 1000
+DEFAULT_QUERY_LIMIT = 100
+
+RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+# a FHIR R4 resource type (DocumentReference, Observation, ...) or a LOINC code (11506-3)
+RECORD_TYPE = re.compile(r"^(?:[A-Z][A-Za-z]{1,63}|[0-9]{1,7}-[0-9])$")
+
+_RECORD_ID = Str(max_len=64, pattern=RECORD_ID)
+_RECORD_TYPE = Str(max_len=64, pattern=RECORD_TYPE)
+
+
+# ----------------------------------------------------------------- keys
+def patient_key(pubhex: str) -> bytes:
+    return b"ehr/patient/" + pubhex.encode()
+
+
+def record_key(record_id: str) -> bytes:
+    return b"ehr/record/" + record_id.encode()
+
+
+def version_prefix(record_id: str) -> bytes:
+    return b"ehr/version/" + record_id.encode() + b"/"
+
+
+def version_key(record_id: str, version: int) -> bytes:
+    return version_prefix(record_id) + f"{version:010d}".encode()
+
+
+def commitment_key(commitment: str) -> bytes:
+    return b"ehr/commitment/" + commitment.encode()
+
+
+def consent_key(consent_id: str) -> bytes:
+    return b"ehr/consent/" + consent_id.encode()
+
+
+def _pos(ctx: ExecContext) -> bytes:
+    return f"{ctx.block.height:012d}/{ctx.index:06d}".encode()
+
+
+def patient_consents_prefix(pubhex: str) -> bytes:
+    return b"ehr/pconsent/" + pubhex.encode() + b"/"
+
+
+def disclosures_prefix(pubhex: str) -> bytes:
+    return b"ehr/disclosure/" + pubhex.encode() + b"/"
+
+
+EMERGENCY_PREFIX = b"ehr/emergency/"
+
+
+# ----------------------------------------------------------------- exports
+def record_info(state: BlockState, record_id: str) -> dict[str, Any] | None:
+    """The latest version of a record: record_id, patient, custodian, type, version,
+    commitment, version_id, replaces, height, time, tx; None if unknown."""
+    if not RECORD_ID.fullmatch(record_id):
+        return None
+    found: dict[str, Any] | None = state.get(record_key(record_id))
+    return found
+
+
+def patient_info(state: BlockState, pubkey_hex: str) -> dict[str, Any] | None:
+    """An enrolled patient: key, enrolled_by (member id), height, time, tx; None if not."""
+    if not HEX64.fullmatch(pubkey_hex):
+        return None
+    found: dict[str, Any] | None = state.get(patient_key(pubkey_hex))
+    return found
+
+
+# ----------------------------------------------------------------- helpers
+def _signer_member_id(ctx: ExecContext) -> str:
+    member = member_of(ctx.state, ctx.tx.signer)
+    assert member is not None  # authorize ran first
+    return str(member["id"])
+
+
+def _require_patient(ctx: ExecContext) -> None:
+    if ctx.state.get(patient_key(ctx.tx.signer)) is None:
+        raise Rejection("unauthorized", "signer is not an enrolled patient key")
+
+
+def _event(ctx: ExecContext, patient: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Store an access event (FHIR AuditEvent) in the patient's accounting of disclosures."""
+    event = {
+        **fields,
+        "patient": patient,
+        "height": ctx.block.height,
+        "time": ctx.block.time_ms,
+        "tx": ctx.tx.hash,
+    }
+    ctx.state.put(disclosures_prefix(patient) + _pos(ctx), event)
+    return event
+
+
+def consent_decision(
+    consent: dict[str, Any] | None,
+    record: dict[str, Any] | None,
+    member_id: str,
+    purpose: str,
+    now_ms: int,
+) -> tuple[str, str]:
+    """("ok", "") or (reason code, message): does this consent let the member access
+    this record for this purpose at block time ``now_ms``?"""
+    if record is None:
+        return "unknown-record", "no such record"
+    if consent is None:
+        return "unknown-consent", "no such consent"
+    if consent["grantee"] != member_id:
+        return "consent-grantee", f"consent is granted to {consent['grantee']}, not {member_id}"
+    if consent["patient"] != record["patient"]:
+        return "consent-scope", "consent was given by another patient than the record's"
+    if consent.get("revoked") is not None:
+        return "consent-revoked", f"consent revoked at height {consent['revoked']['height']}"
+    period = consent["period"]
+    if now_ms < period["start"]:
+        return "consent-not-yet-valid", f"consent period starts at {period['start']}"
+    if now_ms >= period["end"]:
+        return "consent-expired", f"consent period ended at {period['end']}"
+    scope = consent["scope"]
+    if scope == "records" and record["record_id"] not in consent["data"]:
+        return "consent-scope", f"record {record['record_id']} is not in the consent's records"
+    if scope == "types" and record["type"] not in consent["class"]:
+        return "consent-scope", f"record type {record['type']} is not in the consent's types"
+    if purpose not in consent["purpose"]:
+        return "consent-purpose", f"purpose {purpose} is not among {', '.join(consent['purpose'])}"
+    return "ok", ""
+
+
+# ----------------------------------------------------------------- patient.enroll
+def _auth_enroller(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, *ENROLLER_ROLES)
+
+
+def _apply_enroll(ctx: ExecContext) -> dict[str, Any]:
+    key = ctx.tx.body["patient"]
+    if ctx.state.get(patient_key(key)) is not None:
+        raise Rejection("already-enrolled", "this patient key is already enrolled")
+    if member_of(ctx.state, key) is not None:
+        raise Rejection("key-is-member", "a member's signing key cannot be a patient key")
+    info = {
+        "key": key,
+        "enrolled_by": _signer_member_id(ctx),
+        "height": ctx.block.height,
+        "time": ctx.block.time_ms,
+        "tx": ctx.tx.hash,
+    }
+    ctx.state.put(patient_key(key), info)
+    return {"patient": key}
+
+
+# ----------------------------------------------------------------- record.anchor
+def _auth_custodian(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, *CUSTODIAN_ROLES)
+
+
+def _apply_anchor(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    record_id, version = body["record_id"], body["version"]
+    custodian = _signer_member_id(ctx)
+    if ctx.state.get(patient_key(body["patient"])) is None:
+        raise Rejection("unknown-patient", "the patient key is not enrolled")
+    if ctx.state.get(commitment_key(body["commitment"])) is not None:
+        raise Rejection("commitment-exists", "this commitment is already anchored")
+    latest = ctx.state.get(record_key(record_id))
+    replaces = body.get("replaces")
+    if latest is None:
+        if version != 1 or replaces is not None:
+            raise Rejection("bad-version", "a new record starts at version 1 and replaces nothing")
+    else:
+        if latest["custodian"] != custodian:
+            raise Rejection("not-custodian", f"record {record_id} is held by {latest['custodian']}")
+        if latest["patient"] != body["patient"]:
+            raise Rejection("patient-mismatch", "a new version must keep the record's patient")
+        if version != latest["version"] + 1:
+            raise Rejection(
+                "bad-version", f"next version of {record_id} is {latest['version'] + 1}"
+            )
+        if replaces != latest["version_id"]:
+            raise Rejection(
+                "bad-replaces", f"version {version} must replace {latest['version_id']}"
+            )
+    entry = {
+        "record_id": record_id,
+        "patient": body["patient"],
+        "custodian": custodian,
+        "type": body["type"],
+        "version": version,
+        "version_id": ctx.tx.hash,
+        "replaces": replaces,
+        "commitment": body["commitment"],
+        "height": ctx.block.height,
+        "time": ctx.block.time_ms,
+        "tx": ctx.tx.hash,
+    }
+    ctx.state.put(record_key(record_id), entry)
+    ctx.state.put(version_key(record_id, version), entry)
+    ctx.state.put(commitment_key(body["commitment"]), {"record_id": record_id, "version": version})
+    return {"record_id": record_id, "version": version, "version_id": ctx.tx.hash}
+
+
+# ----------------------------------------------------------------- consent.grant
+def _apply_grant(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    patient = ctx.tx.signer
+    grantee = ctx.state.get(member_key(body["grantee"]))
+    if grantee is None or grantee.get("status", "active") != "active":
+        raise Rejection("unknown-grantee", f"no active member {body['grantee']}")
+    scope = body["scope"]
+    data, klass = body.get("data"), body.get("class")
+    if scope == "records":
+        if not data or klass is not None:
+            raise Rejection("malformed", "scope records needs data (record ids) and no class")
+        for rid in data:
+            rec = ctx.state.get(record_key(rid))
+            if rec is None:
+                raise Rejection("unknown-record", f"no record {rid}")
+            if rec["patient"] != patient:
+                raise Rejection("not-patients-record", f"record {rid} is not the signer's")
+    elif scope == "types":
+        if not klass or data is not None:
+            raise Rejection("malformed", "scope types needs class (record types) and no data")
+    elif data is not None or klass is not None:
+        raise Rejection("malformed", "scope all takes neither data nor class")
+    period = body["period"]
+    if period["end"] <= period["start"]:
+        raise Rejection("bad-period", "period.end must be after period.start")
+    consent = {
+        "consent_id": ctx.tx.hash,
+        "patient": patient,
+        "grantee": body["grantee"],
+        "scope": scope,
+        "data": sorted(data) if data else [],
+        "class": sorted(klass) if klass else [],
+        "purpose": sorted(body["purpose"]),
+        "period": {"start": period["start"], "end": period["end"]},
+        "height": ctx.block.height,
+        "time": ctx.block.time_ms,
+        "revoked": None,
+    }
+    ctx.state.put(consent_key(ctx.tx.hash), consent)
+    ctx.state.put(patient_consents_prefix(patient) + _pos(ctx), ctx.tx.hash)
+    return {"consent_id": ctx.tx.hash}
+
+
+# ----------------------------------------------------------------- consent.revoke
+def _apply_revoke(ctx: ExecContext) -> dict[str, Any]:
+    consent_id = ctx.tx.body["consent_id"]
+    consent = ctx.state.get(consent_key(consent_id))
+    if consent is None:
+        raise Rejection("unknown-consent", "no such consent")
+    if consent["patient"] != ctx.tx.signer:
+        raise Rejection("unauthorized", "only the patient who granted a consent may revoke it")
+    if consent["revoked"] is not None:
+        raise Rejection("already-revoked", f"revoked at height {consent['revoked']['height']}")
+    consent["revoked"] = {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash}
+    ctx.state.put(consent_key(consent_id), consent)
+    return {"consent_id": consent_id}
+
+
+# ----------------------------------------------------------------- access.log
+def _auth_member(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer)
+
+
+def _apply_access(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    member_id = _signer_member_id(ctx)
+    record = ctx.state.get(record_key(body["record_id"]))
+    consent = ctx.state.get(consent_key(body["consent_id"]))
+    code, message = consent_decision(consent, record, member_id, body["purpose"], ctx.block.time_ms)
+    if code != "ok":
+        raise Rejection(code, message)
+    assert record is not None
+    event = _event(
+        ctx,
+        record["patient"],
+        {
+            "kind": "access",
+            "emergency": False,
+            "record_id": record["record_id"],
+            "version": record["version"],
+            "agent": member_id,
+            "purpose": body["purpose"],
+            "consent_id": body["consent_id"],
+            "reason": None,
+            "period": None,
+        },
+    )
+    return {"record_id": record["record_id"], "version": record["version"], "time": event["time"]}
+
+
+# ----------------------------------------------------------------- access.emergency
+def _auth_emergency(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, *EMERGENCY_ROLES)
+
+
+def _apply_emergency(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    member_id = _signer_member_id(ctx)
+    record = ctx.state.get(record_key(body["record_id"]))
+    if record is None:
+        raise Rejection("unknown-record", "no such record")
+    start = ctx.block.time_ms
+    event = _event(
+        ctx,
+        record["patient"],
+        {
+            "kind": "emergency",
+            "emergency": True,
+            "record_id": record["record_id"],
+            "version": record["version"],
+            "agent": member_id,
+            "purpose": body["reason"],
+            "consent_id": None,
+            "reason": body["reason"],
+            "period": {"start": start, "end": start + body["duration_ms"]},
+        },
+    )
+    ctx.state.put(EMERGENCY_PREFIX + _pos(ctx), event)
+    return {
+        "record_id": record["record_id"],
+        "emergency": True,
+        "period": event["period"],
+    }
+
+
+# ----------------------------------------------------------------- queries
+def _limit(query: Mapping[str, str]) -> int:
+    return int_param(query, "limit", DEFAULT_QUERY_LIMIT, 1, MAX_QUERY_LIMIT)
+
+
+def _from_height(query: Mapping[str, str]) -> int:
+    raw = query.get("from_height", "0")
+    height = parse_uint(raw, 12)
+    if height is None:
+        raise Rejection("malformed", "from_height must be a non-negative integer")
+    return height
+
+
+def _record_param(value: str) -> str:
+    return pattern_param(value, "record_id", RECORD_ID)
+
+
+def _page(items: Iterator[tuple[bytes, Any]], query: Mapping[str, str]) -> list[Any]:
+    limit, from_height = _limit(query), _from_height(query)
+    out: list[Any] = []
+    for _, value in items:
+        if isinstance(value, dict) and value.get("height", 0) < from_height:
+            continue
+        out.append(value)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _q_record(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    return record_info(state, _record_param(path["record_id"]))
+
+
+def _q_history(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    record_id = _record_param(path["record_id"])
+    if state.get(record_key(record_id)) is None:
+        return None
+    versions = _page(state.iter_prefix(version_prefix(record_id)), query)
+    return {"record_id": record_id, "versions": versions}
+
+
+def _q_verify(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    commitment = hex64_param(path["commitment"], "commitment")
+    where = state.get(commitment_key(commitment))
+    if where is None:
+        return None
+    entry = state.get(version_key(where["record_id"], where["version"]))
+    latest = state.get(record_key(where["record_id"]))
+    return {**entry, "latest": latest["version"] == where["version"]}
+
+
+def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    record_id = _record_param(path["record_id"])
+    member_id = query.get("member", "")
+    purpose = query.get("purpose", "")
+    if not MEMBER_ID.fullmatch(member_id):
+        raise Rejection("malformed", "member (a member id) is required")
+    if purpose not in PURPOSES:
+        raise Rejection("malformed", f"purpose must be one of {', '.join(PURPOSES)}")
+    now = block_time(state)
+    record = state.get(record_key(record_id))
+    answer: dict[str, Any] = {
+        "record_id": record_id,
+        "member": member_id,
+        "purpose": purpose,
+        "time": now,
+        "allowed": False,
+        "consent_id": None,
+        "reason": "unknown-record",
+    }
+    if record is None:
+        return answer
+    wanted = query.get("consent_id")
+    candidates: list[str] = []
+    if wanted is not None:
+        candidates = [hex64_param(wanted, "consent_id")]
+    else:
+        for _, cid in state.iter_prefix(patient_consents_prefix(record["patient"])):
+            candidates.append(cid)
+    reason = "no-consent"
+    for cid in candidates:
+        code, _ = consent_decision(state.get(consent_key(cid)), record, member_id, purpose, now)
+        if code == "ok":
+            return {**answer, "allowed": True, "consent_id": cid, "reason": "ok"}
+        if code != "consent-grantee" or wanted is not None:
+            reason = code  # the last relevant reason among the member's consents
+    return {**answer, "reason": reason}
+
+
+def _q_patient(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    return patient_info(state, hex64_param(path["key"], "key"))
+
+
+def _consent_status(consent: dict[str, Any], now: int) -> str:
+    """FHIR Consent.status at block time ``now``: active, proposed (not yet valid) or
+    inactive (expired or revoked)."""
+    if consent["revoked"] is not None or now >= consent["period"]["end"]:
+        return "inactive"
+    if now < consent["period"]["start"]:
+        return "proposed"
+    return "active"
+
+
+def _q_consents(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    key = hex64_param(path["key"], "key")
+    if state.get(patient_key(key)) is None:
+        return None
+    now = block_time(state)
+    index = state.iter_prefix(patient_consents_prefix(key))
+    page = _page(((k, state.get(consent_key(cid))) for k, cid in index), query)
+    consents = [{**c, "status": _consent_status(c, now)} for c in page]
+    return {"patient": key, "time": now, "consents": consents}
+
+
+def _q_disclosures(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    key = hex64_param(path["key"], "key")
+    if state.get(patient_key(key)) is None:
+        return None
+    return {"patient": key, "disclosures": _page(state.iter_prefix(disclosures_prefix(key)), query)}
+
+
+def _q_emergency(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    return {"emergency_accesses": _page(state.iter_prefix(EMERGENCY_PREFIX), query)}
+
+
+# ----------------------------------------------------------------- registration
+PATIENT_ENROLL = TxType(
+    name="patient.enroll",
+    schema=Obj({"patient": Hex64()}),
+    authorize=_auth_enroller,
+    apply=_apply_enroll,
+    summary="a hospital or clinic enrols a patient's pseudonymous Ed25519 public key",
+)
+
+RECORD_ANCHOR = TxType(
+    name="record.anchor",
+    schema=Obj(
+        {
+            "record_id": _RECORD_ID,
+            "patient": Hex64(),
+            "type": _RECORD_TYPE,
+            "commitment": Hex64(),
+            "version": Int(min=1, max=MAX_VERSION),
+            "replaces": Hex64(optional=True),
+        }
+    ),
+    authorize=_auth_custodian,
+    apply=_apply_anchor,
+    summary="a custodian anchors a salted commitment of one version of a patient's record",
+)
+
+CONSENT_GRANT = TxType(
+    name="consent.grant",
+    schema=Obj(
+        {
+            "grantee": Str(max_len=64, pattern=MEMBER_ID),
+            "scope": Str(choices=SCOPES),
+            "data": List(_RECORD_ID, max_items=64, min_items=1, unique=True, optional=True),
+            "class": List(_RECORD_TYPE, max_items=32, min_items=1, unique=True, optional=True),
+            "purpose": List(
+                Str(choices=PURPOSES), max_items=len(PURPOSES), min_items=1, unique=True
+            ),
+            "period": Obj({"start": Int(), "end": Int()}),
+        }
+    ),
+    authorize=_require_patient,
+    apply=_apply_grant,
+    summary="a patient grants a member access to records for purposes within a period",
+)
+
+CONSENT_REVOKE = TxType(
+    name="consent.revoke",
+    schema=Obj({"consent_id": Hex64()}),
+    authorize=_require_patient,
+    apply=_apply_revoke,
+    summary="a patient ends a consent (it stays on record, marked revoked)",
+)
+
+ACCESS_LOG = TxType(
+    name="access.log",
+    schema=Obj({"record_id": _RECORD_ID, "purpose": Str(choices=PURPOSES), "consent_id": Hex64()}),
+    authorize=_auth_member,
+    apply=_apply_access,
+    summary="a grantee records an access to a record under a consent (checked at commit)",
+)
+
+ACCESS_EMERGENCY = TxType(
+    name="access.emergency",
+    schema=Obj(
+        {
+            "record_id": _RECORD_ID,
+            "reason": Str(choices=EMERGENCY_REASONS),
+            "duration_ms": Int(min=1, max=MAX_EMERGENCY_MS),
+        }
+    ),
+    authorize=_auth_emergency,
+    apply=_apply_emergency,
+    summary="break-glass access without consent: time-boxed, flagged, seen by patient and auditors",
+)
+
+DOMAIN = Domain(
+    name="ehr",
+    tx_types=(
+        PATIENT_ENROLL,
+        RECORD_ANCHOR,
+        CONSENT_GRANT,
+        CONSENT_REVOKE,
+        ACCESS_LOG,
+        ACCESS_EMERGENCY,
+    ),
+    queries=(
+        Query("/ehr/records/{record_id}", _q_record, "The latest version of a record"),
+        Query(
+            "/ehr/records/{record_id}/history",
+            _q_history,
+            "A record's version history, oldest first",
+            ("limit", "from_height"),
+        ),
+        Query(
+            "/ehr/records/{record_id}/may-access",
+            _q_may_access,
+            "May member X access this record for purpose P at the latest block time?",
+            ("member", "purpose", "consent_id"),
+        ),
+        Query(
+            "/ehr/commitments/{commitment}",
+            _q_verify,
+            "Document verification: which record and version a commitment anchors, when, by whom",
+        ),
+        Query("/ehr/patients/{key}", _q_patient, "An enrolled patient (pseudonymous key)"),
+        Query(
+            "/ehr/patients/{key}/consents",
+            _q_consents,
+            "A patient's consents with their status at the latest block time",
+            ("limit", "from_height"),
+        ),
+        Query(
+            "/ehr/patients/{key}/disclosures",
+            _q_disclosures,
+            "A patient's accounting of disclosures: every access and emergency access",
+            ("limit", "from_height"),
+        ),
+        Query(
+            "/ehr/emergency-accesses",
+            _q_emergency,
+            "Break-glass accesses, for auditors",
+            ("limit", "from_height"),
+        ),
+    ),
+)

@@ -1,0 +1,499 @@
+"""genesis.json: the chain id, genesis time, consensus parameters, validators and members.
+
+Every node of a consortium holds the same genesis.json; its hash (SHA-256 of
+the canonical JSON: keys sorted, separators ``,`` and ``:``, UTF-8 with
+``ensure_ascii`` off, integers only) names the chain's starting point::
+
+    {"chain_id": "hygeia-testnet",
+     "genesis_time": 1767225600000,              # integer ms since the Unix epoch
+     "consensus": {"batch_max_count": 500, ...},  # every ConsensusConfig knob but chain_id, n
+     "validators": [{"name": "node0", "node_key": "<64 hex>", "p2p": "10.0.0.1:26656"}],
+     "members": [{"id": "hospital-0", "name": "Hospital 0", "roles": ["hospital"],
+                  "keys": ["<64 hex>"]}]}
+
+The validator index used by consensus is the position in ``validators``; the
+replica count ``n`` is its length. Loading is strict: unknown or missing
+fields, floats, duplicate object keys, malformed keys and addresses, unknown
+roles and duplicates are ``GenesisError`` naming the file and the field path
+(``genesis.json: validators[2].node_key: ...``). Every consensus knob must be
+present, so a change of a default in the code can never make two nodes of one
+chain run with different parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from consensus.config import NODE_LOCAL_FIELDS, ConsensusConfig
+from node.core.codec import canonical_json
+from node.ledger.members import ROLES
+from node.net.addr import parse_host_port
+
+__all__ = [
+    "CONSENSUS_KNOBS",
+    "MAX_GENESIS_BYTES",
+    "ROLES",
+    "Genesis",
+    "GenesisError",
+    "Member",
+    "Validator",
+    "default_consensus_params",
+    "genesis_hash",
+    "load_genesis",
+    "loads_genesis",
+    "parse_genesis",
+    "render_reference",
+    "write_genesis",
+]
+
+GENESIS_FIELDS: Final = ("chain_id", "genesis_time", "consensus", "validators", "members")
+VALIDATOR_FIELDS: Final = ("name", "node_key", "p2p")
+MEMBER_FIELDS: Final = ("id", "name", "roles", "keys")
+CONSENSUS_KNOBS: Final = tuple(
+    f.name
+    for f in dataclasses.fields(ConsensusConfig)
+    if f.name not in ("chain_id", "n", *NODE_LOCAL_FIELDS)
+)
+MAX_GENESIS_BYTES: Final = 16 << 20
+MAX_CHAIN_ID_LEN: Final = 128
+MAX_INT: Final = 2**63 - 1
+
+_CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+_CONSENSUS_DOCS: Final = {
+    "batch_max_count": "Most transactions in one batch; the primary proposes a full batch at once.",
+    "batch_max_bytes": "Most bytes of transactions in one batch.",
+    "batch_timeout_ms": "The primary proposes a batch that is not full once its oldest "
+    "transaction has waited this long.",
+    "pipeline_window": "Most proposed-but-uncommitted heights at once.",
+    "checkpoint_interval": "A checkpoint every this many heights.",
+    "watermark_window": "Heights accepted above the last stable checkpoint; "
+    "at least 2 * checkpoint_interval.",
+    "view_change_timeout_ms": "Time an in-flight proposal may take before a view change; "
+    "doubles with each consecutive view change.",
+    "view_change_timeout_max_ms": "Cap of the doubling view-change timeout.",
+    "request_timeout_ms": "Time a pending request may wait for a proposal before a view change.",
+    "max_clock_drift_ms": "How far in the future a proposal's timestamp may be.",
+    "future_buffer_limit": "Pre-prepares above the high watermark kept for later, per replica.",
+    "resend_interval_ms": "Minimum spacing of NEW-VIEW pushes and requests to one peer.",
+}
+
+
+class GenesisError(ValueError):
+    """A genesis file that cannot be used; the message names the file and the field."""
+
+
+def default_consensus_params() -> dict[str, int]:
+    """The consensus knobs of a new genesis: ``ConsensusConfig``'s defaults."""
+    defaults = ConsensusConfig(chain_id="-", n=1)
+    return {knob: int(getattr(defaults, knob)) for knob in CONSENSUS_KNOBS}
+
+
+@dataclass(frozen=True)
+class Validator:
+    """One validator: its consensus index is its position in ``Genesis.validators``."""
+
+    name: str
+    node_key: str  # 64 lower-case hex: the Ed25519 public key (the node id)
+    p2p: str  # host:port other validators dial
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes.fromhex(self.node_key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "node_key": self.node_key, "p2p": self.p2p}
+
+
+@dataclass(frozen=True)
+class Member:
+    """A founding member institution: its roles and signing keys (64 lower-case hex)."""
+
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "roles": list(self.roles),
+            "keys": list(self.keys),
+        }
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """A loaded, checked genesis. Build one with ``parse_genesis`` (it checks everything)."""
+
+    chain_id: str
+    genesis_time: int
+    consensus: Mapping[str, int]
+    validators: tuple[Validator, ...]
+    members: tuple[Member, ...]
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {v.node_key: i for i, v in enumerate(self.validators)}
+        object.__setattr__(self, "_index", index)
+
+    @property
+    def n(self) -> int:
+        return len(self.validators)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "genesis_time": self.genesis_time,
+            "consensus": dict(self.consensus),
+            "validators": [v.to_json() for v in self.validators],
+            "members": [m.to_json() for m in self.members],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    def genesis_hash(self) -> bytes:
+        """SHA-256 of the canonical JSON of the whole document (32 bytes)."""
+        return hashlib.sha256(self.canonical_bytes()).digest()
+
+    def genesis_hash_hex(self) -> str:
+        return self.genesis_hash().hex()
+
+    def dumps(self) -> bytes:
+        """The document as written to disk: indented, fields in documentation order."""
+        return (json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def consensus_config(self) -> ConsensusConfig:
+        return ConsensusConfig(chain_id=self.chain_id, n=self.n, **self.consensus)
+
+    def validator_index(self, node_key: str | bytes) -> int | None:
+        """The consensus index of the validator with this public key (hex or bytes), or None."""
+        key = node_key.hex() if isinstance(node_key, bytes) else node_key.lower()
+        return self._index.get(key)
+
+    def validator_index_by_name(self, name: str) -> int | None:
+        for i, v in enumerate(self.validators):
+            if v.name == name:
+                return i
+        return None
+
+    def validator_public_keys(self) -> list[bytes]:
+        """Public keys by consensus index (for ``node.core.keys.ValidatorVerifier``)."""
+        return [v.public_key for v in self.validators]
+
+    def members_json(self) -> list[dict[str, Any]]:
+        """The founding members as plain dicts (for the ledger's genesis state)."""
+        return [m.to_json() for m in self.members]
+
+
+# ------------------------------------------------------------------ strict parsing
+class _Checker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, path: str, message: str) -> GenesisError:
+        return GenesisError(
+            f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}"
+        )
+
+    def obj(self, value: Any, path: str, fields: Sequence[str]) -> dict[str, Any]:
+        what = path or "the document"
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected an object, got {_kind(value)}")
+        unknown = [k for k in value if k not in fields]
+        if unknown:
+            raise self.error(
+                _join(path, unknown[0]), f"unknown field (expected {', '.join(fields)})"
+            )
+        missing = [k for k in fields if k not in value]
+        if missing:
+            raise self.error(_join(path, missing[0]), f"missing from {what}")
+        return value
+
+    def string(self, value: Any, path: str, *, max_len: int = 256) -> str:
+        if not isinstance(value, str):
+            raise self.error(path, f"expected a string, got {_kind(value)}")
+        if not value.strip():
+            raise self.error(path, "must not be empty")
+        if len(value) > max_len or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise self.error(path, f"must be at most {max_len} printable characters")
+        return value
+
+    def integer(self, value: Any, path: str, *, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path, f"expected an integer, got {_kind(value)}")
+        if not minimum <= value <= MAX_INT:
+            raise self.error(path, f"must be in {minimum}..{MAX_INT}, got {value}")
+        return value
+
+    def array(self, value: Any, path: str, *, non_empty: bool) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.error(path, f"expected an array, got {_kind(value)}")
+        if non_empty and not value:
+            raise self.error(path, "must not be empty")
+        return value
+
+    def key(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not _HEX64.fullmatch(value):
+            raise self.error(
+                path,
+                f"expected 64 lower-case hex digits (an Ed25519 public key), got {_short(value)}",
+            )
+        return value
+
+    def address(self, value: Any, path: str) -> str:
+        text = self.string(value, path)
+        try:
+            parse_host_port(text)
+        except ValueError as e:
+            raise self.error(path, str(e)) from None
+        return text
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, str):
+        return f"a string ({_short(value)})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _consensus(c: _Checker, value: Any) -> dict[str, int]:
+    doc = c.obj(value, "consensus", CONSENSUS_KNOBS)
+    knobs = {k: c.integer(doc[k], f"consensus.{k}", minimum=1) for k in CONSENSUS_KNOBS}
+    if knobs["view_change_timeout_ms"] > knobs["view_change_timeout_max_ms"]:
+        raise c.error(
+            "consensus.view_change_timeout_ms",
+            f"must not exceed consensus.view_change_timeout_max_ms "
+            f"({knobs['view_change_timeout_ms']} > {knobs['view_change_timeout_max_ms']})",
+        )
+    return knobs
+
+
+def _validators(c: _Checker, value: Any) -> tuple[Validator, ...]:
+    out: list[Validator] = []
+    names: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    addresses: dict[str, int] = {}
+    for i, raw in enumerate(c.array(value, "validators", non_empty=True)):
+        path = f"validators[{i}]"
+        doc = c.obj(raw, path, VALIDATOR_FIELDS)
+        name = c.string(doc["name"], f"{path}.name", max_len=64)
+        key = c.key(doc["node_key"], f"{path}.node_key")
+        p2p = c.address(doc["p2p"], f"{path}.p2p")
+        for seen, item, what in (
+            (names, name, "name"),
+            (keys, key, "node_key"),
+            (addresses, p2p, "p2p"),
+        ):
+            if item in seen:
+                raise c.error(f"{path}.{what}", f"same as validators[{seen[item]}].{what}")
+            seen[item] = i
+        out.append(Validator(name, key, p2p))
+    return tuple(out)
+
+
+def _members(c: _Checker, value: Any) -> tuple[Member, ...]:
+    out: list[Member] = []
+    ids: dict[str, int] = {}
+    owners: dict[str, str] = {}
+    for i, raw in enumerate(c.array(value, "members", non_empty=False)):
+        path = f"members[{i}]"
+        doc = c.obj(raw, path, MEMBER_FIELDS)
+        member_id = c.string(doc["id"], f"{path}.id", max_len=64)
+        if not _MEMBER_ID.fullmatch(member_id):
+            raise c.error(f"{path}.id", f"{_short(member_id)} is not [A-Za-z0-9][A-Za-z0-9._-]*")
+        if member_id in ids:
+            raise c.error(f"{path}.id", f"same as members[{ids[member_id]}].id")
+        ids[member_id] = i
+        name = c.string(doc["name"], f"{path}.name")
+        roles: list[str] = []
+        for j, role in enumerate(c.array(doc["roles"], f"{path}.roles", non_empty=True)):
+            if role not in ROLES:
+                raise c.error(
+                    f"{path}.roles[{j}]", f"unknown role {_short(role)} (roles: {', '.join(ROLES)})"
+                )
+            if role in roles:
+                raise c.error(f"{path}.roles[{j}]", f"role {role} listed twice")
+            roles.append(role)
+        keys: list[str] = []
+        for j, raw_key in enumerate(c.array(doc["keys"], f"{path}.keys", non_empty=True)):
+            key = c.key(raw_key, f"{path}.keys[{j}]")
+            if key in owners:
+                raise c.error(f"{path}.keys[{j}]", f"key already belongs to member {owners[key]}")
+            owners[key] = member_id
+            keys.append(key)
+        out.append(Member(member_id, name, tuple(roles), tuple(keys)))
+    return tuple(out)
+
+
+def parse_genesis(obj: Any, *, source: str = "genesis.json") -> Genesis:
+    """Check a decoded genesis document and build a ``Genesis``; ``GenesisError`` if invalid."""
+    c = _Checker(source)
+    doc = c.obj(obj, "", GENESIS_FIELDS)
+    chain_id = c.string(doc["chain_id"], "chain_id", max_len=MAX_CHAIN_ID_LEN)
+    if not _CHAIN_ID.fullmatch(chain_id):
+        raise c.error("chain_id", f"{_short(chain_id)} is not [A-Za-z0-9][A-Za-z0-9._-]*")
+    genesis_time = c.integer(doc["genesis_time"], "genesis_time", minimum=0)
+    knobs = _consensus(c, doc["consensus"])
+    validators = _validators(c, doc["validators"])
+    members = _members(c, doc["members"])
+    genesis = Genesis(chain_id, genesis_time, knobs, validators, members)
+    try:
+        genesis.consensus_config()
+    except ValueError as e:
+        raise c.error("consensus", str(e).removeprefix("consensus: ")) from None
+    return genesis
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {json.dumps(k, ensure_ascii=False)} in an object")
+        out[k] = v
+    return out
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError(f"floats are not allowed ({text}); use integers")
+
+
+def loads_genesis(data: bytes | str, *, source: str = "genesis.json") -> Genesis:
+    """Parse genesis JSON text strictly (no floats, NaN or duplicate keys) and check it."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        obj = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_float=_no_float,
+            parse_constant=_no_float,
+        )
+    except UnicodeDecodeError:
+        raise GenesisError(f"{source}: not UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise GenesisError(f"{source}: invalid JSON: {e}") from None
+    except ValueError as e:
+        raise GenesisError(f"{source}: {e}") from None
+    return parse_genesis(obj, source=source)
+
+
+def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+    """Read and check a genesis.json file."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_GENESIS_BYTES:
+            raise GenesisError(f"{p}: {size} bytes; a genesis file is at most {MAX_GENESIS_BYTES}")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise GenesisError(
+            f"{p}: not found (every node needs the consortium's genesis.json)"
+        ) from None
+    except IsADirectoryError:
+        raise GenesisError(f"{p}: is a directory, not a genesis file") from None
+    except OSError as e:
+        raise GenesisError(f"{p}: cannot read: {e.strerror}") from None
+    return loads_genesis(data, source=str(p))
+
+
+def genesis_hash(genesis: Genesis | Mapping[str, Any] | bytes | str) -> bytes:
+    """The genesis hash (32 bytes) that names a chain: SHA-256 of the canonical JSON.
+
+    The one function for it, whatever form the genesis is in: a loaded ``Genesis``,
+    a decoded document (checked with ``parse_genesis`` first) or JSON text
+    (``loads_genesis``). It is what a node's database records (``meta/genesis``,
+    checked at start), what backups carry in their manifest, and what peers
+    should compare in their handshake. ``GenesisError`` if the document is invalid.
+    """
+    if isinstance(genesis, bytes | str):
+        genesis = loads_genesis(genesis)
+    elif not isinstance(genesis, Genesis):
+        genesis = parse_genesis(genesis)
+    return genesis.genesis_hash()
+
+
+def write_genesis(path: str | os.PathLike[str], genesis: Genesis) -> None:
+    """Write ``genesis`` (``Genesis.dumps``) through a temporary file and a rename."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(genesis.dumps())
+    os.replace(tmp, target)
+
+
+# ------------------------------------------------------------------ reference
+def render_reference() -> str:
+    """The genesis.json section of ``docs/configuration.md``."""
+    defaults = default_consensus_params()
+    lines = [
+        "## genesis.json",
+        "",
+        "One file, byte-identical on every node of a chain (`hygeia testnet init` writes",
+        "one for a local network). Loading is strict: unknown or missing fields, floats,",
+        "duplicate object keys, malformed keys or addresses, unknown roles and duplicate",
+        "names, keys, addresses or member ids are errors naming the field, e.g.",
+        "`genesis.json: validators[2].node_key: expected 64 lower-case hex digits ...`.",
+        "",
+        "| field | type | meaning |",
+        "|---|---|---|",
+        "| `chain_id` | string `[A-Za-z0-9][A-Za-z0-9._-]*`, at most "
+        f"{MAX_CHAIN_ID_LEN} | the chain; every transaction names it |",
+        "| `genesis_time` | integer | milliseconds since the Unix epoch |",
+        "| `consensus` | object | every knob below, each a positive integer |",
+        '| `validators` | array, not empty | `{"name", "node_key", "p2p"}`; a validator\'s '
+        "consensus index is its position, `n` is the array's length |",
+        "| `validators[i].name` | string | unique, for people |",
+        "| `validators[i].node_key` | 64 lower-case hex | Ed25519 public key (the node id); "
+        "unique |",
+        "| `validators[i].p2p` | host:port | where the other validators dial it; unique |",
+        '| `members` | array | founding member institutions `{"id", "name", "roles", "keys"}` |',
+        "| `members[i].id` | string `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 64 | unique |",
+        "| `members[i].name` | string | the institution's name |",
+        f"| `members[i].roles` | array of roles, not empty | among {', '.join(ROLES)} |",
+        "| `members[i].keys` | array of 64 lower-case hex, not empty | the member's Ed25519 "
+        "signing keys; a key belongs to one member only |",
+        "",
+        "Consensus knobs (`f` and the quorums follow from `n`; durations in ms):",
+        "",
+        "| knob | default in new genesis files | meaning |",
+        "|---|---|---|",
+    ]
+    for knob in CONSENSUS_KNOBS:
+        lines.append(f"| `{knob}` | `{defaults[knob]}` | {_CONSENSUS_DOCS[knob]} |")
+    lines += [
+        "",
+        "The genesis hash is the SHA-256 of the canonical JSON of the document (keys sorted,",
+        "separators `,` and `:`, UTF-8 with non-ASCII characters as themselves, integers",
+        "only), so the file's indentation and key order do not change it.",
+        "",
+    ]
+    return "\n".join(lines)
