@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -42,6 +41,7 @@ import msgspec
 from consensus.merkle import merkle_root
 from consensus.messages import Commit, CommittedBlock, Proposal
 from node.core.codec import INT64_MAX, canonical_json_unchecked
+from node.core.hexstr import HEX64, HEX128
 from node.core.tx import TxError, decode_tx, tx_from_json_obj
 
 __all__ = [
@@ -68,9 +68,6 @@ HEADER_FIELDS: Final = (
     "view",
 )
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX128 = re.compile(r"[0-9a-f]{128}")
-
 
 class BlockError(ValueError):
     """A block, stored record or block JSON that is inconsistent or malformed."""
@@ -81,7 +78,7 @@ def _hex32(value: str | bytes, what: str) -> str:
         if len(value) != 32:
             raise BlockError(f"{what}: must be 32 bytes, got {len(value)}")
         return bytes(value).hex()
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+    if not isinstance(value, str) or not HEX64.fullmatch(value):
         raise BlockError(f"{what}: must be 64 lower-case hex digits, got {value!r}")
     return value
 
@@ -172,7 +169,7 @@ def certificate_from_json(obj: Any, proposal: Proposal) -> tuple[Commit, ...]:
         if not isinstance(entry, dict) or sorted(entry) != ["sig", "validator", "view"]:
             raise BlockError(f"{what}: must be an object with validator, view and sig")
         sig = entry["sig"]
-        if not isinstance(sig, str) or not _HEX128.fullmatch(sig):
+        if not isinstance(sig, str) or not HEX128.fullmatch(sig):
             raise BlockError(f"{what}.sig: must be 128 lower-case hex digits")
         out.append(
             Commit(

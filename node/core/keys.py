@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import threading
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
+from node.core.hexstr import HEX64
 from node.core.secretfile import SecretFileError, write_secret
 
 __all__ = [
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 SigningKey = nacl.signing.SigningKey
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class KeyFileError(Exception):
@@ -161,7 +160,7 @@ def load_key(
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise KeyFileError(f"key file {source} is not text; expected JSON or a hex seed") from None
-    if _HEX64.fullmatch(text):
+    if HEX64.fullmatch(text.lower()):
         return nacl.signing.SigningKey(bytes.fromhex(text))
     try:
         doc = json.loads(text)
@@ -177,7 +176,7 @@ def load_key(
             f"key file {source}: unsupported key type {doc.get('type')!r}, expected 'ed25519'"
         )
     seed = doc.get("seed_hex")
-    if not isinstance(seed, str) or not _HEX64.fullmatch(seed):
+    if not isinstance(seed, str) or not HEX64.fullmatch(seed.lower()):
         raise KeyFileError(f"key file {source}: seed_hex must be 64 hex digits (32 bytes)")
     key = nacl.signing.SigningKey(bytes.fromhex(seed))
     pub = doc.get("public_key_hex")

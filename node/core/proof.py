@@ -32,7 +32,6 @@ does not vouch for them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +49,7 @@ from node.core.block import (
     certificate_to_json,
 )
 from node.core.codec import INT64_MAX
+from node.core.hexstr import HEX64
 from node.core.keys import ValidatorVerifier
 from node.core.tx import TxError, tx_from_json_obj
 
@@ -69,7 +69,6 @@ PROOF_FIELDS: Final = (
     "tx_hash",
 )
 PROPOSAL_FIELDS: Final = ("chain_id", "height", "payload_root", "proposer", "timestamp")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -157,7 +156,7 @@ def _int(value: Any, what: str, low: int = 0) -> int:
 
 
 def _hex32(value: Any, what: str) -> bytes:
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+    if not isinstance(value, str) or not HEX64.fullmatch(value):
         raise ProofError(f"malformed proof: {what} must be 64 lower-case hex digits")
     return bytes.fromhex(value)
 

@@ -46,6 +46,7 @@ from node.core.codec import (
     canonical_json_unchecked,
     parse_json,
 )
+from node.core.hexstr import HEX64, HEX128
 from node.core.keys import sign, verify, verify_batch
 
 __all__ = [
@@ -70,8 +71,6 @@ MAX_CHAIN_ID_LEN: Final = 128
 MAX_TYPE_LEN: Final = 64
 
 _TYPE_RE = re.compile(r"[a-z]+(\.[a-z_]+)+")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX128 = re.compile(r"[0-9a-f]{128}")
 
 
 class TxError(ValueError):
@@ -120,7 +119,7 @@ def _check_body(v: Any) -> dict[str, Any]:
 
 
 def _check_signer(v: Any) -> str:
-    if not isinstance(v, str) or not _HEX64.fullmatch(v):
+    if not isinstance(v, str) or not HEX64.fullmatch(v):
         raise _field_error("signer", "64 lower-case hex digits (an Ed25519 public key)", v)
     return v
 
@@ -132,7 +131,7 @@ def _check_nonce(v: Any) -> int:
 
 
 def _check_sig(v: Any) -> str:
-    if not isinstance(v, str) or not _HEX128.fullmatch(v):
+    if not isinstance(v, str) or not HEX128.fullmatch(v):
         raise _field_error("sig", "128 lower-case hex digits (an Ed25519 signature)", v)
     return v
 

@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 # hosts on which a listener binds every interface
 WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})
 
@@ -85,7 +85,7 @@ def parse_peer(text: str) -> Peer:
     node_id, sep, address = text.strip().partition("@")
     if not sep:
         raise ValueError(f"{text!r} is not ID@HOST:PORT")
-    if not _HEX64.fullmatch(node_id):
+    if not HEX64.fullmatch(node_id.lower()):
         raise ValueError(f"{text!r}: the peer id must be 64 hex digits (its node key)")
     parse_host_port(address)
     return Peer(node_id.lower(), address)
