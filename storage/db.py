@@ -288,15 +288,6 @@ class Database:
             self._is_closed,
         )
 
-    def is_empty(self) -> bool:
-        """True when the database holds no key at all, in any namespace."""
-        self._check_open()
-        try:
-            with self._raw.iterator(include_value=False) as it:
-                return next(it, None) is None
-        except plyvel.Error as exc:
-            raise translate_error(self._path, exc) from exc
-
     def write(self, ops: Iterable[WriteOp], *, sync: bool) -> None:
         """Apply ``ops`` as one atomic write batch (fsynced when ``sync``).
 
