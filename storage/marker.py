@@ -27,7 +27,6 @@ Marker format (JSON, one object)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from storage.errors import StorageError
+from storage.files import replace_atomically
 
 MARKER_NAME: Final = "HYGEIA"
 MARKER_FORMAT: Final = "hygeia-data/1"
@@ -101,31 +101,14 @@ def read_marker(directory: Path) -> Marker | None:
     return Marker(version, genesis, manifest)
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_marker(directory: Path, marker: Marker) -> None:
     """Replace the marker atomically (temporary file, fsync, rename, fsync of the directory)."""
     path = marker_path(directory)
-    tmp = directory / f".{MARKER_NAME}.tmp-{os.getpid()}"
     data = (json.dumps(marker.to_json(), indent=2) + "\n").encode()
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_atomically(path, data)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    _fsync_dir(directory)
 
 
 def current_manifest(directory: Path) -> str | None:

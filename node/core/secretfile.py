@@ -14,18 +14,11 @@ import os
 import threading
 from pathlib import Path
 
+from storage.files import fsync_dir
+
 
 class SecretFileError(Exception):
     """The file exists (and ``force`` was not given), or a stale temporary is in the way."""
-
-
-def fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _create_0600(path: Path, data: bytes) -> None:
