@@ -144,16 +144,18 @@ self-certifying, so a replica accepts one for any view above its own.
 
 Persistence and recovery
 ------------------------
-Records (``Persist`` upserts): ``view`` (current view, in view change or not),
-``slot/<height>`` (the accepted pre-prepare with its view, the highest-view
-prepared certificate and the view of the last commit sent) and ``stable``
-(the stable checkpoint with its proof). Every vote is preceded in the action
-list by the persist of the record that justifies it, so a replica rebuilt from
-its records and the committed chain (``ChainTip``) never sends a vote that
-conflicts with one it sent before the crash: in the persisted view it has the
-accepted proposal for each height, and it never returns to an older view.
-On start it re-broadcasts the votes of its in-flight heights (identical
-messages), so a whole-network restart continues where it stopped.
+Records (``Persist`` upserts; their types and keys are in ``records.py``):
+``view`` (current view, in view change or not), ``slot/<height>`` (the
+accepted pre-prepare with its view, the highest-view prepared certificate and
+the view of the last commit sent), ``stable`` (the stable checkpoint with its
+proof) and ``ckpt/<height>`` (own checkpoints not yet stable). Every vote is
+preceded in the action list by the persist of the record that justifies it,
+so a replica rebuilt from its records and the committed chain (``ChainTip``)
+never sends a vote that conflicts with one it sent before the crash: in the
+persisted view it has the accepted proposal for each height, and it never
+returns to an older view. On start it re-broadcasts the votes of its
+in-flight heights (identical messages), so a whole-network restart continues
+where it stopped.
 
 Evidence
 --------
@@ -212,8 +214,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from consensus.actions import (
     Action,
     Broadcast,
@@ -255,6 +255,43 @@ from consensus.quorum import (
     verify_commit_certificate,
     verify_prepared_cert,
 )
+from consensus.records import (
+    CHECKPOINT_PREFIX,
+    KEY_STABLE,
+    KEY_VIEW,
+    SLOT_PREFIX,
+    SlotRecord,
+    StableRecord,
+    ViewRecord,
+    checkpoint_key,
+    decode_checkpoint,
+    decode_slot,
+    decode_stable,
+    decode_view,
+    slot_height,
+    slot_key,
+)
+
+# The record names (``records.py``) are re-exported until the code outside
+# consensus/ that imports them from here imports them from ``records``.
+__all__ = [
+    "CHECKED_VIEW_CHANGES",
+    "CHECKPOINT_PREFIX",
+    "KEY_STABLE",
+    "KEY_VIEW",
+    "LOWER_VIEW_CHANGES",
+    "MAX_VOTE_VIEWS",
+    "NEVER",
+    "SLOT_PREFIX",
+    "ChainTip",
+    "Replica",
+    "Slot",
+    "SlotRecord",
+    "StableRecord",
+    "ViewRecord",
+    "checkpoint_key",
+    "slot_key",
+]
 
 NEVER = 1 << 62
 # views remembered per (vote kind, sender) at one height; older ones are forgotten
@@ -280,56 +317,6 @@ class ChainTip:
     height: int
     timestamp: int
     state_root: bytes
-
-
-class SlotRecord(msgspec.Struct, frozen=True, array_like=True):
-    """What a replica must remember about one in-flight height across a crash."""
-
-    accepted_view: int
-    accepted: PrePrepare | None
-    prepared: PreparedCert | None
-    commit_view: int
-    # True: ``accepted`` is ``prepared.pre_prepare`` and was left out, so the
-    # payload is stored once (records written before this field decode as False)
-    accepted_in_prepared: bool = False
-
-    def accepted_pre_prepare(self) -> PrePrepare | None:
-        """The pre-prepare voted for in ``accepted_view``, wherever it was stored."""
-        if self.accepted_in_prepared and self.prepared is not None:
-            return self.prepared.pre_prepare
-        return self.accepted
-
-
-class StableRecord(msgspec.Struct, frozen=True, array_like=True):
-    height: int
-    state_root: bytes
-    proof: tuple[Checkpoint, ...]
-
-
-class ViewRecord(msgspec.Struct, frozen=True, array_like=True):
-    view: int
-    in_view_change: bool
-    # the last view the replica was in normally (records before this field: -1)
-    normal_view: int = -1
-
-
-_slot_decoder = msgspec.msgpack.Decoder(SlotRecord)
-_stable_decoder = msgspec.msgpack.Decoder(StableRecord)
-_view_decoder = msgspec.msgpack.Decoder(ViewRecord)
-_checkpoint_decoder = msgspec.msgpack.Decoder(Checkpoint)
-
-KEY_VIEW = b"view"
-KEY_STABLE = b"stable"
-SLOT_PREFIX = b"slot/"
-CHECKPOINT_PREFIX = b"ckpt/"
-
-
-def slot_key(height: int) -> bytes:
-    return SLOT_PREFIX + height.to_bytes(8, "big")
-
-
-def checkpoint_key(height: int) -> bytes:
-    return CHECKPOINT_PREFIX + height.to_bytes(8, "big")
 
 
 def _weight(msg: Message) -> int:
@@ -509,16 +496,16 @@ class Replica:
     def _restore(self, records: Mapping[bytes, bytes]) -> None:
         raw = records.get(KEY_VIEW)
         if raw is not None:
-            vr = _view_decoder.decode(raw)
+            vr = decode_view(raw)
             self._view, self._in_vc = vr.view, vr.in_view_change
             self._normal_view = vr.normal_view if vr.in_view_change else vr.view
         raw = records.get(KEY_STABLE)
         if raw is not None:
-            st = _stable_decoder.decode(raw)
+            st = decode_stable(raw)
             self._low, self._stable_root, self._stable_proof = st.height, st.state_root, st.proof
         for key in sorted(records):
             if key.startswith(CHECKPOINT_PREFIX):
-                cp = _checkpoint_decoder.decode(records[key])
+                cp = decode_checkpoint(records[key])
                 if cp.height >= self._low and cp.sender == self.me:
                     self._own_checkpoints[cp.height] = cp
                     self._own_roots[cp.height] = cp.state_root
@@ -527,10 +514,10 @@ class Replica:
                 continue
             if not key.startswith(SLOT_PREFIX):
                 continue
-            h = int.from_bytes(key[len(SLOT_PREFIX) :], "big")
+            h = slot_height(key)
             if h <= self._low:
                 continue
-            rec = _slot_decoder.decode(records[key])
+            rec = decode_slot(records[key])
             slot = self._slot(h)
             accepted = rec.accepted_pre_prepare()
             slot.accepted_view, slot.accepted = rec.accepted_view, accepted
