@@ -7,6 +7,11 @@ equivocation evidence, a refused peer frame. Gauges (height, mempool, peers,
 sync lag, database size) are refreshed when scraped (``refresh``). Every name
 starts with ``hygeia_``; counters end in ``_total`` and units are in the names.
 
+The consensus counters are not counted here: ``NodeMetrics`` is the driver's
+observer and hands each consensus event to its ``ConsensusCounts``
+(node/ops/consensus_counts.py), the one record the admin ``/consensus`` reads
+too; a collector exposes those counts at scrape (``_CountsCollector``).
+
 Every metric is created through ``NodeMetrics._counter``/``_gauge``/
 ``_histogram``, which also record a ``MetricDoc`` (exposed name, type, labels,
 meaning, when it moves). ``render_reference`` turns those into
@@ -17,13 +22,17 @@ tests/unit/test_metrics.py keeps the file equal to it and checks it against
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from node.core.block import Block
 from node.ledger.executor import BlockOutcome
+from node.ops.consensus_counts import ConsensusCounts, Sample, reason_code
 from node.setup.refdoc import generated_header, table_cell
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,6 +47,34 @@ class MetricDoc:
     labels: tuple[str, ...]
     meaning: str  # also the metric's HELP text
     moves: str
+
+
+# the children of one counter family
+Samples = Callable[[], Iterable[Sample]]
+
+
+class _CountsCollector:
+    """Counters whose values live elsewhere (``ConsensusCounts``), read at scrape and
+    exposed exactly as a ``prometheus_client.Counter`` of the same name would be."""
+
+    def __init__(self) -> None:
+        self.families: list[tuple[MetricDoc, Samples]] = []
+
+    def _family(self, doc: MetricDoc) -> CounterMetricFamily:
+        return CounterMetricFamily(doc.name, doc.meaning, labels=doc.labels)
+
+    def describe(self) -> Iterator[Metric]:
+        for doc, _ in self.families:
+            yield self._family(doc)
+
+    def collect(self) -> Iterator[Metric]:
+        # a Counter's _created samples follow prometheus_client's switch for them
+        created_on = getattr(prometheus_metrics, "_use_created", True)
+        for doc, samples in self.families:
+            family = self._family(doc)
+            for labels, value, created in samples():
+                family.add_metric(labels, value, created=created if created_on else None)
+            yield family
 
 
 class NodeMetrics:
@@ -116,8 +153,12 @@ class NodeMetrics:
             "signature does not verify, checked in the verify pool).",
             ("reason",),
         )
-        # ---- consensus
-        self.consensus_in = self._counter(
+        # ---- consensus: counted in ConsensusCounts, exposed by one collector
+        self.consensus = ConsensusCounts()
+        counts = self.consensus
+        self._tallied = _CountsCollector()
+        self._tallied_counter(
+            counts.messages_in.samples,
             "hygeia_consensus_messages_in_total",
             "Consensus messages received from validators and passed to the replica, by type",
             "+1 per message received, within its peer's budget and with a good signature "
@@ -125,13 +166,15 @@ class NodeMetrics:
             "`NewView`, `NewViewRequest`, `Status`, `PayloadRequest`, `PayloadReply`).",
             ("type",),
         )
-        self.consensus_out = self._counter(
+        self._tallied_counter(
+            counts.messages_out.samples,
             "hygeia_consensus_messages_out_total",
             "Consensus messages sent to other validators, by type (one per recipient)",
             "+ the number of recipients, per message the replica sends or broadcasts.",
             ("type",),
         )
-        self.consensus_dropped = self._counter(
+        self._tallied_counter(
+            counts.messages_dropped.samples,
             "hygeia_consensus_messages_dropped_total",
             "Consensus messages this node did not send, by type and reason (one per recipient)",
             "+ the number of recipients, per message not handed to the transport: "
@@ -139,7 +182,8 @@ class NodeMetrics:
             "or queueing it failed). Type `Relay` is relayed client requests.",
             ("type", "reason"),
         )
-        self.consensus_rejected = self._counter(
+        self._tallied_counter(
+            lambda: counts.messages_rejected.samples(lambda key: (reason_code(key[0]),)),
             "hygeia_consensus_messages_rejected_total",
             "Inputs the consensus replica refused, by reason code",
             "+1 per refusal (`bad-signature`, `unknown-sender`, `prepare-from-primary`, "
@@ -147,7 +191,8 @@ class NodeMetrics:
             "a `:` is dropped from the label (it is in the debug log and `/consensus`).",
             ("reason",),
         )
-        self.view_changes = self._counter(
+        self._tallied_counter(
+            counts.view_changes.samples,
             "hygeia_view_changes_total",
             "View-change events of this replica, by cause",
             "+1 when the replica starts a view change (cause `progress timeout`, "
@@ -155,33 +200,46 @@ class NodeMetrics:
             "it enters the new view (cause `new view`).",
             ("cause",),
         )
-        self.evidence = self._counter(
+        self._tallied_counter(
+            counts.equivocations.samples,
             "hygeia_equivocation_evidence_total",
             "Equivocation evidence: two conflicting signed messages from one validator, "
             "by its index and the message type",
             "+1 per pair of conflicting messages detected (also logged as a warning).",
             ("validator", "type"),
         )
-        # children of labelled counters on the hot path, looked up once per label value
-        self._in: dict[str, Any] = {}
-        self._out: dict[str, Any] = {}
+        self.registry.register(self._tallied)
 
     # ------------------------------------------------------------ creation
+    def _document(
+        self, name: str, kind: str, meaning: str, moves: str, labels: tuple[str, ...] = ()
+    ) -> MetricDoc:
+        assert name.endswith("_total") == (kind == "counter"), f"{name}: _total is for counters"
+        doc = MetricDoc(name, kind, labels, meaning, moves)
+        self.documented.append(doc)
+        return doc
+
     def _counter(
         self, name: str, meaning: str, moves: str, labels: tuple[str, ...] = ()
     ) -> Counter:
-        assert name.endswith("_total"), f"counter {name} must end in _total"
-        self.documented.append(MetricDoc(name, "counter", labels, meaning, moves))
+        self._document(name, "counter", meaning, moves, labels)
         return Counter(name, meaning, labels, registry=self.registry)
 
+    def _tallied_counter(
+        self, samples: Samples, name: str, meaning: str, moves: str, labels: tuple[str, ...]
+    ) -> None:
+        """A counter read from ``samples`` at scrape (the consensus counts)."""
+        doc = self._document(name, "counter", meaning, moves, labels)
+        self._tallied.families.append((doc, samples))
+
     def _gauge(self, name: str, meaning: str, moves: str) -> Gauge:
-        self.documented.append(MetricDoc(name, "gauge", (), meaning, moves))
+        self._document(name, "gauge", meaning, moves)
         return Gauge(name, meaning, registry=self.registry)
 
     def _histogram(
         self, name: str, meaning: str, moves: str, buckets: tuple[float, ...]
     ) -> Histogram:
-        self.documented.append(MetricDoc(name, "histogram", (), meaning, moves))
+        self._document(name, "histogram", meaning, moves)
         return Histogram(name, meaning, buckets=buckets, registry=self.registry)
 
     # ------------------------------------------------------------ events
@@ -197,30 +255,24 @@ class NodeMetrics:
             if result.status == "rejected":
                 self.ledger_rejections.labels(_tx_type(tx_wire), result.code).inc()
 
-    # the DriverObserver protocol (node/engine/driver.py)
+    # the DriverObserver protocol (node/engine/driver.py): counted once, in ConsensusCounts
     def message_in(self, kind: str) -> None:
-        child = self._in.get(kind)
-        if child is None:
-            child = self._in[kind] = self.consensus_in.labels(kind)
-        child.inc()
+        self.consensus.message_in(kind)
 
     def message_out(self, kind: str, copies: int) -> None:
-        child = self._out.get(kind)
-        if child is None:
-            child = self._out[kind] = self.consensus_out.labels(kind)
-        child.inc(copies)
+        self.consensus.message_out(kind, copies)
 
     def dropped(self, kind: str, reason: str, copies: int) -> None:
-        self.consensus_dropped.labels(kind, reason).inc(copies)
+        self.consensus.dropped(kind, reason, copies)
 
     def rejected(self, reason: str) -> None:
-        self.consensus_rejected.labels(reason.partition(":")[0].strip()).inc()
+        self.consensus.rejected(reason)
 
     def view_changed(self, view: int, cause: str) -> None:
-        self.view_changes.labels(cause).inc()
+        self.consensus.view_changed(view, cause)
 
     def equivocation(self, validator: int, kind: str) -> None:
-        self.evidence.labels(str(validator), kind).inc()
+        self.consensus.equivocation(validator, kind)
 
     # ------------------------------------------------------------ scrape
     def refresh(self, node: Any) -> None:

@@ -197,6 +197,90 @@ async def test_driver_tells_the_metrics_of_sends_refusals_view_changes_and_evide
     assert got[("hygeia_view_changes_total", (("cause", "new view"),))] == 1
     evidence = ("hygeia_equivocation_evidence_total", (("type", "Prepare"), ("validator", "2")))
     assert got[evidence] == 1
-    # /consensus keeps its own since-start counts, unchanged
-    assert driver.stats.view_changes == 2 and driver.stats.evidence == 1
-    assert driver.stats.messages_out == {"Prepare": 3, "Commit": 1}
+    # /consensus reads the very same counts (ConsensusCounts), with the refusals' detail
+    summary = metrics.consensus.summary()
+    assert summary["view_changes"] == 2 and summary["evidence"] == 1, summary
+    assert summary["last_view_change"] == {"view": 1, "cause": "new view"}, summary
+    assert summary["messages_out"] == {"Prepare": 3, "Commit": 1}, summary
+    assert summary["rejected"] == {
+        "bad-new-view: certificate does not verify": 1,
+        "request-too-large": 1,
+    }, summary
+
+
+def consensus_counts_of(samples: Samples) -> dict[str, Any]:
+    """The counts ``/consensus`` shows, as a ``/metrics`` scrape has them (refusals by
+    code: the metric's label drops the detail after ':')."""
+
+    def family(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        return {labels: v for (n, labels), v in samples.items() if n == name}
+
+    return {
+        "messages_in": by_type(samples, "hygeia_consensus_messages_in_total"),
+        "messages_out": by_type(samples, "hygeia_consensus_messages_out_total"),
+        "rejected": {
+            dict(labels)["reason"]: v
+            for labels, v in family("hygeia_consensus_messages_rejected_total").items()
+        },
+        "view_changes": sum(family("hygeia_view_changes_total").values()),
+        "evidence": sum(family("hygeia_equivocation_evidence_total").values()),
+    }
+
+
+def by_code(rejected: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for reason, n in rejected.items():
+        code = reason.partition(":")[0].strip()
+        out[code] = out.get(code, 0) + n
+    return out
+
+
+# the counts of /consensus (the rest of it is the replica's round)
+COUNT_KEYS = ("messages_in", "messages_out", "rejected", "view_changes", "evidence")
+
+
+async def consensus_and_metrics(
+    session: aiohttp.ClientSession, home: Home
+) -> tuple[dict[str, Any], Samples, dict[str, Any]]:
+    """``/consensus``, ``/metrics``, ``/consensus`` again: counters only grow, so when
+    both ``/consensus`` answers show the same counts the scrape saw those very counts."""
+    url = f"{home.admin_url}/consensus"
+    before = (await get_json(session, url, home.token))[1]
+    samples = await scrape(session, home)
+    after = (await get_json(session, url, home.token))[1]
+    return before, samples, after
+
+
+def unmoved(read: tuple[dict[str, Any], Samples, dict[str, Any]]) -> bool:
+    return all(read[0][k] == read[2][k] for k in COUNT_KEYS)
+
+
+async def test_consensus_and_metrics_report_the_same_numbers(
+    make_cluster: Callable[..., Cluster],  # noqa: F811
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    """``/consensus`` and ``/metrics`` read one record of the consensus events: with
+    the primary of view 0 never started, the other three change view and commit a
+    transaction, and on each of them every count ``/consensus`` shows (messages in
+    and out by type, refusals, view changes, evidence) is what ``/metrics`` says."""
+    c = make_cluster(4, consensus={"view_change_timeout_ms": 500, "request_timeout_ms": 1000})
+    group = (1, 2, 3)
+    await c.start(*group)
+    await c.wait_connected(group)
+    tx = c.anchor_tx(member=1)
+    assert await c.node(1).submit_tx(tx.wire) == tx.hash
+    await c.wait_committed([tx.hash], group)
+    for i in group:
+        shown, samples, _ = await wait_until(
+            f"node{i}: no consensus event during a scrape",
+            functools.partial(consensus_and_metrics, http, c.homes[i]),
+            unmoved,
+        )
+        counts = {k: shown[k] for k in COUNT_KEYS}
+        counts["rejected"] = by_code(shown["rejected"])
+        assert counts == consensus_counts_of(samples), f"node{i}"
+        assert shown["view_changes"] >= 1 and shown["view"] >= 1, shown
+        assert shown["messages_in"] and shown["messages_out"], shown
+        causes = [dict(k)["cause"] for n, k in samples if n == "hygeia_view_changes_total"]
+        assert shown["last_view_change"]["cause"] in causes, shown
+    assert_alive(c)

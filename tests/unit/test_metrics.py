@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.api import views
 from node.core.block import Block
 from node.ledger.executor import BlockOutcome
 from node.ledger.result import TxResult
@@ -157,6 +158,58 @@ def test_counters_move_on_events() -> None:
     assert got[("hygeia_view_changes_total", (("cause", "new view"),))] == 1
     evidence = ("hygeia_equivocation_evidence_total", (("type", "Prepare"), ("validator", "2")))
     assert got[evidence] == 1
+
+
+def test_consensus_view_and_metrics_read_one_record() -> None:
+    """The observer's events land in ``ConsensusCounts`` once; ``GET /consensus``
+    (``node.api.views.consensus``) and the scrape both read it, so they agree,
+    and the scrape has each counter's ``_created`` as a ``Counter`` would."""
+    m = NodeMetrics()
+    m.message_in("Prepare")
+    m.message_in("Commit")
+    m.message_in("Prepare")
+    m.message_out("Commit", 3)
+    m.dropped("PrePrepare", "too_large", 3)
+    m.rejected("bad-view-change: one detail")
+    m.rejected("bad-view-change: another")
+    m.view_changed(4, "progress timeout")
+    m.equivocation(1, "Commit")
+    replica: Any = SimpleNamespace(
+        view=4,
+        primary=0,
+        in_view_change=True,
+        height=9,
+        low_watermark=0,
+        high_watermark=40,
+        pending_count=0,
+        in_flight=lambda: [],
+    )
+    body = views.consensus(replica, 2, m.consensus.summary(), [])
+    assert list(body)[-7:] == [
+        "view_changes",
+        "last_view_change",
+        "messages_in",
+        "messages_out",
+        "rejected",
+        "evidence",
+        "divergence",
+    ]
+    assert body["messages_in"] == {"Prepare": 2, "Commit": 1}
+    assert body["messages_out"] == {"Commit": 3}
+    assert body["rejected"] == {"bad-view-change: one detail": 1, "bad-view-change: another": 1}
+    assert (body["view_changes"], body["evidence"]) == (1, 1)
+    assert body["last_view_change"] == {"view": 4, "cause": "progress timeout"}
+    got = samples(m)
+    assert got[("hygeia_consensus_messages_in_total", (("type", "Prepare"),))] == 2
+    assert got[("hygeia_consensus_messages_in_total", (("type", "Commit"),))] == 1
+    assert got[("hygeia_consensus_messages_out_total", (("type", "Commit"),))] == 3
+    dropped = (("reason", "too_large"), ("type", "PrePrepare"))
+    assert got[("hygeia_consensus_messages_dropped_total", dropped)] == 3
+    rejected = (("reason", "bad-view-change"),)
+    assert got[("hygeia_consensus_messages_rejected_total", rejected)] == 2
+    assert got[("hygeia_view_changes_total", (("cause", "progress timeout"),))] == 1
+    assert got[("hygeia_consensus_messages_rejected_created", rejected)] > 0
+    assert views.consensus(None, None, {}, []) == {"validator": False}
 
 
 def _block(height: int, txs: list[bytes]) -> Block:
