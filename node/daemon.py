@@ -33,6 +33,11 @@ accepted again.
 The replica's ``max_message_bytes`` is the peer frame limit less a
 ``ConsensusFrame``'s own bytes, so the replica refuses at start a
 configuration whose largest messages could not be sent.
+
+The HTTP handlers reach the node through ``NodeFacade`` (node/api/facade.py):
+``Node`` hands each JSON view of node/api/views.py the parts it reads, and the
+driver's observer is the node's ``NodeMetrics``, whose ``ConsensusCounts`` both
+``/consensus`` and ``/metrics`` read.
 """
 
 from __future__ import annotations
@@ -54,10 +59,11 @@ from aiohttp import web
 from consensus.config import ConsensusConfig
 from consensus.messages import CommittedBlock, Message
 from consensus.replica import Replica
-from node import __version__
+from node.api import views
 from node.api.admin import admin_app
 from node.api.client import client_app
-from node.api.errors import ApiError
+from node.api.errors import ApiError, api_errors
+from node.api.health import health_reasons
 from node.api.listener import (
     ListenerSection,
     check_open_files,
@@ -65,16 +71,13 @@ from node.api.listener import (
     start_listener,
 )
 from node.core.block import Block
-from node.core.codec import parse_json
 from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
-from node.core.proof import build_proof
 from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.engine.applier import BlockApplier
 from node.engine.driver import ConsensusDriver, DriverHooks, wall_clock_ms
 from node.ledger.domain import QueryFn
-from node.ledger.executor import BlockOutcome, Ledger, result_key
+from node.ledger.executor import BlockOutcome, Ledger
 from node.ledger.result import Rejection
-from node.ledger.state import BlockState
 from node.mempool import Mempool, MempoolError, MempoolTx
 from node.net.addr import parse_host_port
 from node.net.budget import TrafficBudget, Verdict, consensus_budget
@@ -107,45 +110,9 @@ log = structlog.get_logger("hygeia.node")
 GOSSIP_INTERVAL_S = 0.005
 STATUS_INTERVAL_S = 1.0
 GOSSIP_BATCH = 256
-STALL_HEALTH_MS = 30_000
 # a peer over the penalty threshold is disconnected and refused this long, then
 # accepted again (no ban is for good: an honest node scored by mistake comes back)
 PEER_BAN_SECONDS = 600.0
-
-
-def health_reasons(
-    *,
-    failed: BaseException | None,
-    validators: int,
-    peers: int,
-    syncing: bool,
-    pending_txs: int,
-    since_commit_ms: int,
-    disk_free_bytes: int,
-    min_free_disk_mib: int,
-) -> list[str]:
-    """Why ``GET /health`` answers 503 (empty: healthy).
-
-    - ``consensus stopped: ...``: the driver hit a bug or a storage failure;
-    - ``no peers``: not a single link, in a consortium of more than one validator;
-    - ``syncing``: catching up by block sync;
-    - ``height stalled for S s``: transactions wait and no block was committed for
-      ``STALL_HEALTH_MS`` (an idle chain with an empty mempool is healthy);
-    - ``disk low: M MiB free``: the data directory's filesystem has less than
-      ``[admin] health_min_free_disk_mib`` free (0 turns the check off).
-    """
-    reasons: list[str] = []
-    if failed is not None:
-        reasons.append(f"consensus stopped: {failed}")
-    if validators > 1 and peers == 0:
-        reasons.append("no peers")
-    if syncing:
-        reasons.append("syncing")
-    if pending_txs and since_commit_ms > STALL_HEALTH_MS:
-        reasons.append(f"height stalled for {since_commit_ms // 1000} s")
-    if disk_free_bytes < min_free_disk_mib << 20:
-        reasons.append(f"disk low: {disk_free_bytes >> 20} MiB free")
-    return reasons
 
 
 def consensus_config(genesis: Genesis, max_frame_bytes: int) -> ConsensusConfig:
@@ -168,6 +135,8 @@ def _gossip_frames(txs: Sequence[MempoolTx], max_frame_bytes: int) -> Iterator[b
 
 
 class Node:
+    """One node of one home: its parts, their lifecycle, and the callbacks between them."""
+
     def __init__(self, cfg: NodeConfig, *, clock: Any = wall_clock_ms) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -178,9 +147,10 @@ class Node:
         self.me = self.genesis.validator_index(self.node_id)
         self.consensus_config = consensus_config(self.genesis, cfg.p2p.max_frame_bytes)
         self.validator_ids = self.genesis.validator_public_keys()
-        self.verifier = ValidatorVerifier(self.validator_ids)
         # the replica's verifier: signatures checked in the verify pool are trusted
-        self.signatures = PreverifiedSignatures(self.verifier, self.validator_ids)
+        self.signatures = PreverifiedSignatures(
+            ValidatorVerifier(self.validator_ids), self.validator_ids
+        )
         self.budget = TrafficBudget(
             consensus_budget(self.consensus_config, cfg.p2p.max_frame_bytes)
         )
@@ -188,12 +158,11 @@ class Node:
         # admission may be stricter than the protocol, never looser: what a valid
         # block may hold (MAX_TX_BYTES) must not depend on a node's own setting
         self._max_tx = min(cfg.mempool.max_tx_bytes, MAX_TX_BYTES)
-        self.started_ms = clock()
-        self.last_commit_ms = self.started_ms
+        self.last_commit_ms = clock()  # since start, when no block is committed yet
         self.metrics = NodeMetrics()
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
-        self._stopped = asyncio.Event()
+        self._stopped = False
         self._gossip_queued = asyncio.Event()  # set when the mempool queues a tx for gossip
         self.store: ChainStore | None = None
         self.driver: ConsensusDriver | None = None
@@ -306,19 +275,11 @@ class Node:
         # connection caps, read and keep-alive timeouts: node/api/listener.py
         self._runners.append(await start_listener(app, section))
 
-    def bound_ports(self) -> list[int]:
-        """The TCP ports the HTTP listeners got (useful with port 0)."""
-        ports: list[int] = []
-        for runner in self._runners:
-            for addr in runner.addresses:
-                ports.append(int(addr[1]))
-        return ports
-
     async def stop(self) -> None:
         """Clean shutdown; safe to call twice."""
-        if self._stopped.is_set():
+        if self._stopped:
             return
-        self._stopped.set()
+        self._stopped = True
         for runner in self._runners:  # stop accepting requests first
             await runner.cleanup()
         for task in self._tasks:
@@ -335,9 +296,6 @@ class Node:
         if self.store is not None:
             self.store.close()
         log.info("node stopped", height=self.applier.tip.height)
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
 
     @property
     def failed(self) -> BaseException | None:
@@ -431,7 +389,7 @@ class Node:
                 peer, "consensus: bad-signature", consensus_points("bad-signature")
             )
             return
-        if self.driver is not None:  # counts it (stats and the metrics observer)
+        if self.driver is not None:  # counts it (ConsensusCounts, via the metrics observer)
             self.driver.submit_message(msg)
 
     def _blame(self, validator: int, reason: str) -> None:
@@ -500,24 +458,15 @@ class Node:
     # ------------------------------------------------------------ transactions
     async def submit_tx(self, data: bytes) -> str:
         """Client API entry; raises ``ApiError`` with a stable code."""
-        try:
+        with api_errors():
             tx = decode_tx(data, chain_id=self.chain_id, max_bytes=self._max_tx)
-        except TxError as err:
-            status = 413 if err.code == "too-large" else 400
-            raise ApiError(status, err.code, str(err)) from None
-        if self.mempool.holds(tx):  # these very bytes: same answer, no work
-            return tx.hash
-        try:
+            if self.mempool.holds(tx):  # these very bytes: same answer, no work
+                return tx.hash
             self.ledger.check_tx(tx)
-        except Rejection as rej:
-            raise ApiError(400, rej.code, rej.message) from None
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(self._verify_exec, tx.verify_signature):
-            raise ApiError(400, "bad-signature", "signature does not verify for the signer")
-        try:
+            loop = asyncio.get_running_loop()
+            if not await loop.run_in_executor(self._verify_exec, tx.verify_signature):
+                raise ApiError(400, "bad-signature", "signature does not verify for the signer")
             self._admit(tx)
-        except MempoolError as err:
-            raise ApiError(err.http_status, err.code, err.message) from None
         return tx.hash
 
     def _check_signer(self, tx: MempoolTx) -> None:
@@ -599,77 +548,39 @@ class Node:
             self.transport.broadcast(self._status_frame())
             self.sync.tick(self.clock())
 
-    # ------------------------------------------------------------ queries
+    # ------------------------------------------------------------ queries (NodeFacade)
+    # the JSON bodies are node/api/views.py's; these hand them the parts they read
     def info(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "genesis_hash": self.genesis.genesis_hash_hex(),
-            "height": self.applier.tip.height,
-            "version": __version__,
-        }
+        return views.info(self.genesis, self.applier.tip.height)
 
     def tx_status(self, tx_hash: str) -> dict[str, Any]:
-        assert self.store is not None
-        loc = self.store.tx_location(bytes.fromhex(tx_hash))
-        if loc is not None:
-            raw = self.store.state_get(result_key(tx_hash))
-            result = parse_json(raw) if raw is not None else None
-            rejected = result is not None and result.get("status") == "rejected"
-            return {
-                "status": "rejected" if rejected else "committed",
-                "height": loc[0],
-                "index": loc[1],
-                "result": result,
-            }
-        if tx_hash in self.mempool:
-            return {"status": "pending", "height": None, "index": None, "result": None}
-        return {"status": "unknown", "height": None, "index": None, "result": None}
-
-    def _block(self, height: int | None) -> Block | None:
-        assert self.store is not None
-        h = self.applier.tip.height if height is None else height
-        raw = self.store.block_by_height(h) if h >= 1 else None
-        return Block.from_bytes(raw) if raw is not None else None
+        return views.tx_status(self._chain(), self.mempool, tx_hash)
 
     def block_json(self, height: int | None) -> dict[str, Any] | None:
-        block = self._block(height)
-        return block.to_json() if block is not None else None
+        return views.block_json(self._chain(), self.applier.tip.height, height)
 
     def proof_json(self, tx_hash: str) -> dict[str, Any] | None:
-        assert self.store is not None
-        loc = self.store.tx_location(bytes.fromhex(tx_hash))
-        if loc is None:
-            return None
-        block = self._block(loc[0])
-        return build_proof(block, loc[1]) if block is not None else None
+        return views.proof_json(self._chain(), tx_hash)
 
     def run_query(self, fn: QueryFn, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
-        """A ledger-domain query on a consistent snapshot of the committed state."""
-        assert self.store is not None
-        with self.store.snapshot() as view:
-            return fn(BlockState(view), path, query)
+        return views.run_query(self._chain(), fn, path, query)
 
-    # ------------------------------------------------------------ admin
+    def recent_blocks_json(self, limit: int) -> list[dict[str, Any]]:
+        return views.recent_blocks(self._chain(), self.applier.tip.height, limit)
+
     def status(self) -> dict[str, Any]:
-        replica = self.driver.replica if self.driver else None
-        tip = self.applier.tip
-        return {
-            "node_id": self.node_id.hex(),
-            "name": self.cfg.node.name,
-            "chain_id": self.chain_id,
-            "height": tip.height,
-            "last_block_hash": tip.block_hash,
-            "last_block_time": tip.timestamp,
-            "view": replica.view if replica else None,
-            "primary": replica.primary if replica else None,
-            "validator_index": self.me,
-            "validators": len(self.validator_ids),
-            "peers": len(self.transport.connected()),
-            "syncing": self.sync.syncing,
-            "sync": self.sync.progress(),
-            "mempool_size": len(self.mempool),
-            "version": __version__,
-        }
+        return views.status(
+            node_id=self.node_id,
+            name=self.cfg.node.name,
+            chain_id=self.chain_id,
+            tip=self.applier.tip,
+            replica=self.driver.replica if self.driver else None,
+            validator_index=self.me,
+            validators=len(self.validator_ids),
+            peers=len(self.transport.connected()),
+            sync=self.sync,
+            mempool_size=len(self.mempool),
+        )
 
     def health(self) -> tuple[bool, list[str]]:
         reasons = health_reasons(
@@ -685,62 +596,27 @@ class Node:
         return not reasons, reasons
 
     def peers_json(self) -> list[dict[str, Any]]:
-        names = {v.public_key: v.name for v in self.genesis.validators}
-        out = []
-        for info in self.transport.peers():
-            d = info.to_dict()
-            d["name"] = names.get(bytes.fromhex(info.node_id), "")
-            d["height"] = self.sync.peer_heights.get(bytes.fromhex(info.node_id))
-            out.append(d)
-        return out
+        return views.peers(self.genesis, self.transport.peers(), self.sync.peer_heights)
 
     def consensus_json(self) -> dict[str, Any]:
         if self.driver is None:
-            return {"validator": False}
-        r = self.driver.replica
-        stats = self.driver.stats
-        return {
-            "validator": True,
-            "index": self.me,
-            "view": r.view,
-            "primary": r.primary,
-            "in_view_change": r.in_view_change,
-            "height": r.height,
-            "low_watermark": r.low_watermark,
-            "high_watermark": r.high_watermark,
-            "pending_requests": r.pending_count,
-            "in_flight": r.in_flight(),
-            "view_changes": stats.view_changes,
-            "last_view_change": stats.last_view_change,
-            "messages_in": stats.messages_in,
-            "messages_out": stats.messages_out,
-            "rejected": stats.rejected,
-            "evidence": stats.evidence,
-            "divergence": stats.divergence,
-        }
+            return views.consensus(None, self.me, {}, [])
+        counts = self.metrics.consensus.summary()  # what /metrics exposes too
+        return views.consensus(self.driver.replica, self.me, counts, self.driver.stats.divergence)
 
     def mempool_json(self) -> dict[str, Any]:
-        now = self.clock()
-        return {
-            "size": len(self.mempool),
-            "bytes": self.mempool.total_bytes,
-            "oldest_age_ms": self.mempool.oldest_age_ms(now),
-            "rejected": dict(sorted(self.mempool.rejected.items())),
-        }
+        return views.mempool(self.mempool, self.clock())
 
     def validators_json(self) -> list[dict[str, Any]]:
-        connected = set(self.transport.connected())
-        return [
-            {
-                "index": i,
-                "name": v.name,
-                "node_key": v.public_key.hex(),
-                "p2p": v.p2p,
-                "self": i == self.me,
-                "connected": v.public_key in connected,
-            }
-            for i, v in enumerate(self.genesis.validators)
-        ]
+        return views.validators(self.genesis, set(self.transport.connected()), self.me)
+
+    def metrics_text(self) -> bytes:
+        self.metrics.refresh(self)
+        return self.metrics.render()
+
+    def _chain(self) -> ChainStore:
+        assert self.store is not None, "the node is not started"
+        return self.store
 
     @property
     def backup_dir(self) -> Path:
@@ -748,30 +624,13 @@ class Node:
         return self.cfg.home / "backups"
 
     async def backup_to(self, path: Path, *, include_node_key: bool = False) -> dict[str, Any]:
-        """Write a backup of the database to ``path`` (``node.ops.backup`` format).
+        """Write a backup of the database to ``path`` (node/ops/live_backup.py)."""
+        from node.ops.live_backup import backup_running
 
-        The LevelDB snapshot is taken in the storage executor, so it is ordered
-        after any block being written; the (long) read of that snapshot then runs
-        in its own thread, so block commits are not held up meanwhile.
-        """
-        from node.ops import backup
-
-        assert self.store is not None
-        db = self.store.database
-        genesis = backup.read_json_file(self.cfg.genesis_path, "genesis.json")
-        key = (
-            backup.read_json_file(self.cfg.node_key_path, "node key") if include_node_key else None
+        db = self._chain().database
+        return await backup_running(
+            db, self._db_exec, self.cfg, path, include_node_key=include_node_key
         )
-        loop = asyncio.get_running_loop()
-        snap = await loop.run_in_executor(self._db_exec, db.snapshot)
-        try:
-            manifest = await asyncio.to_thread(
-                backup.write_snapshot, snap, path, genesis=genesis, node_key=key
-            )
-        finally:
-            snap.close()
-        log.info("backup written", path=str(path), height=manifest.height, keys=manifest.key_count)
-        return manifest.summary()
 
     async def disconnect_peer(self, node_id: bytes) -> bool:
         """Close the link to ``node_id`` now (it is redialled as usual); False: no link."""
@@ -780,29 +639,3 @@ class Node:
             return False
         await peer.link.close(CloseCode.GOING_AWAY, "disconnected by the operator")
         return True
-
-    def metrics_text(self) -> bytes:
-        assert self.store is not None
-        self.metrics.refresh(self)
-        return self.metrics.render()
-
-    def recent_blocks_json(self, limit: int) -> list[dict[str, Any]]:
-        """The last ``limit`` committed blocks, newest first, in brief (``GET /blocks/recent``)."""
-        top = self.applier.tip.height
-        out: list[dict[str, Any]] = []
-        for h in range(top, max(top - limit, 0), -1):
-            block = self._block(h)
-            if block is None:
-                break
-            hd = block.header
-            out.append(
-                {
-                    "height": h,
-                    "hash": block.hash,
-                    "time": hd.timestamp,
-                    "view": hd.view,
-                    "proposer": hd.proposer,
-                    "txs": len(block.tx_hashes),
-                }
-            )
-        return out

@@ -15,14 +15,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from node.api.errors import ApiError, json_errors
+from node.api.errors import ApiError, api_errors, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
 from node.api.openapi import openapi_document
 from node.core.uint import parse_uint
 from node.ledger.domain import Query
 from node.ledger.domains import DOMAINS
-from node.ledger.result import Rejection
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_BODY = 1 << 20
@@ -77,10 +76,8 @@ def query_handler(query: Query) -> Callable[[web.Request], Awaitable[web.Respons
     """An aiohttp handler running one ledger-domain query on the committed state."""
 
     async def handle(request: web.Request) -> web.Response:
-        try:
+        with api_errors():
             data = _node(request).run_query(query.fn, request.match_info, request.query)
-        except Rejection as rej:
-            raise ApiError(400, rej.code, rej.message) from None
         if data is None:
             raise ApiError(404, "not-found", f"nothing at {request.path}")
         return web.json_response(data)

@@ -11,11 +11,16 @@ those of each domain are listed in its own page).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 import structlog
 from aiohttp import web
+
+from node.core.tx import TxError
+from node.ledger.result import Rejection
+from node.mempool import MempoolError
 
 log = structlog.get_logger("hygeia.api")
 
@@ -63,6 +68,21 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+@contextlib.contextmanager
+def api_errors() -> Iterator[None]:
+    """Turns the refusals of the layers below into ``ApiError``s: a transaction that
+    does not decode or check (``TxError``: its code's status in ``ERROR_CODES``), a
+    ledger ``Rejection`` (400, the ledger's code) and a mempool refusal (its status)."""
+    try:
+        yield
+    except TxError as err:
+        raise ApiError(ERROR_CODES[err.code][0], err.code, str(err)) from None
+    except Rejection as rej:
+        raise ApiError(400, rej.code, rej.message) from None
+    except MempoolError as err:
+        raise ApiError(err.http_status, err.code, err.message) from None
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

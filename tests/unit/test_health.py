@@ -1,4 +1,4 @@
-"""Why ``GET /health`` answers 503: ``node.daemon.health_reasons`` and its config key.
+"""Why ``GET /health`` answers 503: ``node.api.health.health_reasons`` and its config key.
 
 Each reason of the issue (no peers, syncing, height stalled, disk low) and the
 consensus driver having stopped is triggered on its own, at its threshold, and
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from node.daemon import STALL_HEALTH_MS, health_reasons
+from node.api.health import STALL_HEALTH_MS, health_reasons
 from node.setup.config import ConfigError, load_config
 
 MIB = 1 << 20

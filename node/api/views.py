@@ -1,0 +1,210 @@
+"""The JSON bodies of the client and admin APIs, as functions of the parts they read.
+
+Each function takes the node's parts it reads (the store, the genesis, the
+mempool, the replica, ...) and returns what one route answers; none keeps
+state or changes anything, so a test can call one with stand-ins.
+``node.daemon.Node`` implements the handlers' ``NodeFacade`` by calling these
+with its parts. The shapes are the public contract: docs/operator.md
+("Monitor") and docs/dashboard.md describe the admin ones, the OpenAPI document
+(``node.api.openapi``) the client ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from consensus.replica import Replica
+from node import __version__
+from node.core.block import Block
+from node.core.codec import parse_json
+from node.core.proof import build_proof
+from node.engine.applier import Tip
+from node.ledger.domain import QueryFn
+from node.ledger.executor import result_key
+from node.ledger.state import BlockState
+from node.mempool import Mempool
+from node.net.peers import PeerInfo
+from node.net.sync import BlockSync
+from node.setup.genesis import Genesis
+from storage.base import ChainStorage, ChainView
+
+
+# ------------------------------------------------------------------ client API
+def info(genesis: Genesis, height: int) -> dict[str, Any]:
+    """``GET /v1/info``: what a client needs to build a transaction."""
+    return {
+        "chain_id": genesis.chain_id,
+        "genesis_hash": genesis.genesis_hash_hex(),
+        "height": height,
+        "version": __version__,
+    }
+
+
+def tx_status(store: ChainView, pool: Mempool, tx_hash: str) -> dict[str, Any]:
+    """``GET /v1/txs/{hash}``: committed (or rejected) where, pending, or unknown."""
+    loc = store.tx_location(bytes.fromhex(tx_hash))
+    if loc is not None:
+        raw = store.state_get(result_key(tx_hash))
+        result = parse_json(raw) if raw is not None else None
+        rejected = result is not None and result.get("status") == "rejected"
+        return {
+            "status": "rejected" if rejected else "committed",
+            "height": loc[0],
+            "index": loc[1],
+            "result": result,
+        }
+    status = "pending" if tx_hash in pool else "unknown"
+    return {"status": status, "height": None, "index": None, "result": None}
+
+
+def read_block(store: ChainView, height: int) -> Block | None:
+    """The stored block at ``height`` (None below 1 or above the tip)."""
+    raw = store.block_by_height(height) if height >= 1 else None
+    return Block.from_bytes(raw) if raw is not None else None
+
+
+def block_json(store: ChainView, tip_height: int, height: int | None) -> dict[str, Any] | None:
+    """``GET /v1/blocks/{height}`` (None: ``latest``, the block at ``tip_height``)."""
+    block = read_block(store, tip_height if height is None else height)
+    return block.to_json() if block is not None else None
+
+
+def proof_json(store: ChainView, tx_hash: str) -> dict[str, Any] | None:
+    """``GET /v1/proofs/{hash}``: the inclusion proof of a committed transaction."""
+    loc = store.tx_location(bytes.fromhex(tx_hash))
+    if loc is None:
+        return None
+    block = read_block(store, loc[0])
+    return build_proof(block, loc[1]) if block is not None else None
+
+
+def run_query(
+    store: ChainStorage, fn: QueryFn, path: Mapping[str, str], query: Mapping[str, str]
+) -> Any:
+    """A ledger-domain query on a consistent snapshot of the committed state."""
+    with store.snapshot() as view:
+        return fn(BlockState(view), path, query)
+
+
+# ------------------------------------------------------------------ admin API
+def status(
+    *,
+    node_id: bytes,
+    name: str,
+    chain_id: str,
+    tip: Tip,
+    replica: Replica | None,
+    validator_index: int | None,
+    validators: int,
+    peers: int,
+    sync: BlockSync,
+    mempool_size: int,
+) -> dict[str, Any]:
+    """``GET /status`` (also what ``hygeia status`` prints)."""
+    return {
+        "node_id": node_id.hex(),
+        "name": name,
+        "chain_id": chain_id,
+        "height": tip.height,
+        "last_block_hash": tip.block_hash,
+        "last_block_time": tip.timestamp,
+        "view": replica.view if replica else None,
+        "primary": replica.primary if replica else None,
+        "validator_index": validator_index,
+        "validators": validators,
+        "peers": peers,
+        "syncing": sync.syncing,
+        "sync": sync.progress(),
+        "mempool_size": mempool_size,
+        "version": __version__,
+    }
+
+
+def peers(
+    genesis: Genesis, known: Iterable[PeerInfo], heights: Mapping[bytes, int]
+) -> list[dict[str, Any]]:
+    """``GET /peers``: every known peer, with its validator name and reported height."""
+    names = {v.public_key: v.name for v in genesis.validators}
+    out = []
+    for peer in known:
+        node_id = bytes.fromhex(peer.node_id)
+        d = peer.to_dict()
+        d["name"] = names.get(node_id, "")
+        d["height"] = heights.get(node_id)
+        out.append(d)
+    return out
+
+
+def consensus(
+    replica: Replica | None,
+    index: int | None,
+    counts: Mapping[str, Any],
+    divergence: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """``GET /consensus``: the replica's round and the consensus counts since start
+    (``counts``: ``ConsensusCounts.summary()``, what ``/metrics`` exposes too)."""
+    if replica is None:
+        return {"validator": False}
+    return {
+        "validator": True,
+        "index": index,
+        "view": replica.view,
+        "primary": replica.primary,
+        "in_view_change": replica.in_view_change,
+        "height": replica.height,
+        "low_watermark": replica.low_watermark,
+        "high_watermark": replica.high_watermark,
+        "pending_requests": replica.pending_count,
+        "in_flight": replica.in_flight(),
+        **counts,
+        "divergence": divergence,
+    }
+
+
+def mempool(pool: Mempool, now_ms: int) -> dict[str, Any]:
+    """``GET /mempool``: size, bytes, the oldest transaction's age, refusals by code."""
+    return {
+        "size": len(pool),
+        "bytes": pool.total_bytes,
+        "oldest_age_ms": pool.oldest_age_ms(now_ms),
+        "rejected": dict(sorted(pool.rejected.items())),
+    }
+
+
+def validators(
+    genesis: Genesis, connected: Collection[bytes], me: int | None
+) -> list[dict[str, Any]]:
+    """``GET /validators``: genesis's validators, which is us, which have a link."""
+    return [
+        {
+            "index": i,
+            "name": v.name,
+            "node_key": v.public_key.hex(),
+            "p2p": v.p2p,
+            "self": i == me,
+            "connected": v.public_key in connected,
+        }
+        for i, v in enumerate(genesis.validators)
+    ]
+
+
+def recent_blocks(store: ChainView, tip_height: int, limit: int) -> list[dict[str, Any]]:
+    """``GET /blocks/recent``: the last ``limit`` committed blocks, newest first, in brief."""
+    out: list[dict[str, Any]] = []
+    for h in range(tip_height, max(tip_height - limit, 0), -1):
+        block = read_block(store, h)
+        if block is None:
+            break
+        hd = block.header
+        out.append(
+            {
+                "height": h,
+                "hash": block.hash,
+                "time": hd.timestamp,
+                "view": hd.view,
+                "proposer": hd.proposer,
+                "txs": len(block.tx_hashes),
+            }
+        )
+    return out
