@@ -123,7 +123,8 @@ selection from the VIEW-CHANGEs in the message and accepts only an exact
 match. Safety: a value committed at h was prepared by a quorum, of which f+1
 honest replicas keep the certificate (it is persisted) until h is below a
 stable checkpoint; every view-change quorum contains one of them, so NEW-VIEW
-re-proposes that value.
+re-proposes that value. The selection, the re-proposals and the checks of
+VIEW-CHANGE and NEW-VIEW are pure functions (``new_view.py``).
 
 Neither message carries payloads: certificates hold *stripped* pre-prepares
 (the signature covers the proposal digest, which covers the payload root),
@@ -249,12 +250,16 @@ from consensus.messages import (
     canonical,
     sign_message,
 )
-from consensus.quorum import (
-    CertificateError,
-    verify_checkpoint_proof,
-    verify_commit_certificate,
-    verify_prepared_cert,
+from consensus.new_view import (
+    adopted_checkpoint,
+    check_new_view,
+    check_null_time,
+    check_view_change,
+    pick_view_changes,
+    reproposals,
+    select_prepared,
 )
+from consensus.quorum import CertificateError, verify_commit_certificate
 from consensus.records import (
     CHECKPOINT_PREFIX,
     KEY_STABLE,
@@ -1381,47 +1386,20 @@ class Replica:
         if self._vc_quorum_at == NEVER:
             self._vc_quorum_at = now
         if self.config.primary(view) == self.me and view not in self._new_view_sent:
-            chosen = tuple(votes[s] for s in sorted(votes)[: self.config.quorum])
+            chosen = pick_view_changes(votes, self.config.quorum)
             pps = self._new_view_pre_prepares(view, chosen, now)
             nv = self._sign(NewView(view, chosen, pps, self.me))
             self._new_view_sent.add(view)
             self._enter_view(nv, now, out, own=True)
 
     def _check_view_change(self, vc: ViewChange) -> None:
-        """Check every proof in ``vc`` (its own signature is checked by the caller).
-
-        Certificates must have exactly the shape an honest replica gives them
-        (quorum checkpoints, quorum-1 prepares, stripped pre-prepares), which
-        bounds the size of every VIEW-CHANGE and NEW-VIEW (``sizes.py``). A
-        VIEW-CHANGE that passed once is not checked again.
-        """
+        """Check every proof in ``vc`` (its own signature is checked by the caller;
+        ``new_view.check_view_change``). A VIEW-CHANGE that passed once is not
+        checked again."""
         key = hashlib.sha256(vc.signing_bytes(self._chain)).digest() + vc.sig
         if key in self._checked_vcs:
             return
-        cfg = self.config
-        if vc.stable_height % cfg.checkpoint_interval or vc.stable_height < 0:
-            raise CertificateError("stable height is not a checkpoint height")
-        if vc.stable_height > 0:
-            if len(vc.checkpoint_proof) != cfg.quorum:
-                raise CertificateError(f"checkpoint proof of {len(vc.checkpoint_proof)} != quorum")
-            verify_checkpoint_proof(
-                cfg, self._verifier, vc.stable_height, vc.stable_root, vc.checkpoint_proof
-            )
-        elif vc.checkpoint_proof or vc.stable_root:
-            raise CertificateError("a proof for the genesis checkpoint")
-        last = vc.stable_height
-        for cert in vc.prepared:
-            h = cert.pre_prepare.height
-            if h <= last or h > vc.stable_height + cfg.watermark_window:
-                raise CertificateError(f"prepared certificate at height {h} out of order or range")
-            if cert.pre_prepare.view >= vc.new_view:
-                raise CertificateError("prepared certificate from a view not below the new view")
-            if cert.pre_prepare.payload:
-                raise CertificateError(f"prepared certificate at height {h} carries a payload")
-            if len(cert.prepares) != cfg.quorum - 1:
-                raise CertificateError(f"prepared certificate at height {h}: not quorum-1 prepares")
-            verify_prepared_cert(cfg, self._verifier, self._rules, cert)
-            last = h
+        check_view_change(self.config, self._verifier, self._rules, vc)
         self._checked_vcs[key] = None
         if len(self._checked_vcs) > CHECKED_VIEW_CHANGES:
             del self._checked_vcs[next(iter(self._checked_vcs))]
@@ -1429,39 +1407,18 @@ class Replica:
     def _new_view_pre_prepares(
         self, view: int, vcs: tuple[ViewChange, ...], now: int
     ) -> tuple[PrePrepare, ...]:
-        """The new primary's re-proposals: prepared values, empty blocks in the gaps.
-
-        An empty block is timestamped now (and after the block below it), so
-        it passes every replica's clock checks like a fresh proposal.
-        """
-        min_s, max_s, chosen = self._select(vcs)
-        out: list[PrePrepare] = []
-        prev_ts = self._delivered_ts
-        for h in range(min_s + 1, max_s + 1):
-            cert = chosen.get(h)
-            if cert is not None:
-                proposal = cert.pre_prepare.proposal  # re-proposed without its payload
-            else:
-                ts = max(now, prev_ts + 1)
-                proposal = Proposal(self._chain, h, ts, self.me, self._empty_root)
-            prev_ts = proposal.timestamp
-            out.append(self._sign(PrePrepare(view, proposal, (), self.me)))
-        return tuple(out)
-
-    @staticmethod
-    def _select(vcs: tuple[ViewChange, ...]) -> tuple[int, int, dict[int, PreparedCert]]:
-        min_s = max(vc.stable_height for vc in vcs)
-        chosen: dict[int, PreparedCert] = {}
-        for vc in vcs:
-            for cert in vc.prepared:
-                h = cert.pre_prepare.height
-                if h <= min_s:
-                    continue
-                have = chosen.get(h)
-                if have is None or cert.pre_prepare.view > have.pre_prepare.view:
-                    chosen[h] = cert
-        max_s = max(chosen, default=min_s)
-        return min_s, max_s, chosen
+        """The new primary's re-proposals, signed: prepared values, empty blocks
+        in the gaps (``new_view.reproposals``)."""
+        pps = reproposals(
+            view,
+            select_prepared(vcs),
+            chain_id=self._chain,
+            proposer=self.me,
+            empty_root=self._empty_root,
+            prev_ts=self._delivered_ts,
+            now=now,
+        )
+        return tuple(self._sign(pp) for pp in pps)
 
     def _on_new_view(self, nv: NewView, now: int, out: list[Action]) -> None:
         if nv.view < self._view or (nv.view == self._view and not self._in_vc):
@@ -1476,56 +1433,26 @@ class Replica:
         self._enter_view(nv, now, out, own=False)
 
     def _check_new_view(self, nv: NewView, now: int) -> None:
-        cfg = self.config
-        if nv.sender != cfg.primary(nv.view):
-            raise CertificateError("NEW-VIEW not from the view's primary")
-        senders = [vc.sender for vc in nv.view_changes]
-        if len(set(senders)) != len(senders) or len(senders) != cfg.quorum:
-            raise CertificateError("NEW-VIEW needs a quorum of view changes from distinct replicas")
-        for vc in nv.view_changes:
-            if vc.new_view != nv.view:
-                raise CertificateError("view change for another view")
-            if not 0 <= vc.sender < cfg.n or not self._verifier.verify(
-                vc.sender, vc.signing_bytes(self._chain), vc.sig
-            ):
-                raise CertificateError(f"view change from {vc.sender} badly signed")
-            self._check_view_change(vc)
-        min_s, max_s, chosen = self._select(nv.view_changes)
-        expected = list(range(min_s + 1, max_s + 1))
-        if [pp.height for pp in nv.pre_prepares] != expected:
-            raise CertificateError("NEW-VIEW re-proposes the wrong heights")
-        for pp in nv.pre_prepares:
-            if pp.view != nv.view or pp.sender != nv.sender:
-                raise CertificateError("NEW-VIEW pre-prepare of another view or sender")
-            if not self._verifier.verify(pp.sender, pp.signing_bytes(self._chain), pp.sig):
-                raise CertificateError("NEW-VIEW pre-prepare badly signed")
-            if pp.payload:
-                raise CertificateError(f"NEW-VIEW re-proposal at {pp.height} carries a payload")
-            cert = chosen.get(pp.height)
-            if cert is not None:
-                if pp.proposal != cert.pre_prepare.proposal:
-                    raise CertificateError(f"NEW-VIEW changes the prepared value at {pp.height}")
-            else:
-                p = pp.proposal
-                if (
-                    p.chain_id != self._chain
-                    or p.proposer != nv.sender
-                    or p.payload_root != self._empty_root
-                ):
-                    raise CertificateError(f"NEW-VIEW must propose an empty block at {pp.height}")
-                self._check_null_time(nv, pp, now)
+        check_new_view(
+            self.config,
+            self._verifier,
+            self._empty_root,
+            nv,
+            check_view_change=self._check_view_change,
+            check_null_time=lambda pp: self._check_null_time(nv, pp, now),
+        )
 
     def _check_null_time(self, nv: NewView, pp: PrePrepare, now: int) -> None:
         """An empty block's time is the new primary's choice: hold it to the rules
         of a fresh proposal (not ahead of our clock, after the block below)."""
-        ts, h = pp.proposal.timestamp, pp.height
-        if ts > now + self.config.max_clock_drift_ms:
-            raise CertificateError(f"NEW-VIEW empty block at {h} is timestamped in the future")
-        below = [q for q in nv.pre_prepares if q.height == h - 1]
-        if below and ts <= below[0].proposal.timestamp:
-            raise CertificateError(f"NEW-VIEW empty block at {h} is older than the block below")
-        if h - 1 == self._delivered and ts <= self._delivered_ts:
-            raise CertificateError(f"NEW-VIEW empty block at {h} is older than block {h - 1}")
+        check_null_time(
+            nv,
+            pp,
+            now=now,
+            max_clock_drift_ms=self.config.max_clock_drift_ms,
+            delivered=self._delivered,
+            delivered_ts=self._delivered_ts,
+        )
 
     def _enter_view(self, nv: NewView, now: int, out: list[Action], *, own: bool) -> None:
         view = nv.view
@@ -1544,7 +1471,7 @@ class Replica:
         self._persist_view(out)
         out.append(ViewChanged(view, "new view"))
         # adopt the highest stable checkpoint of the quorum
-        best = max(nv.view_changes, key=lambda vc: (vc.stable_height, -vc.sender))
+        best = adopted_checkpoint(nv.view_changes)
         own_root = self._own_roots.get(best.stable_height)
         if best.stable_height > self._low and own_root not in (None, best.stable_root):
             assert own_root is not None
@@ -1569,7 +1496,7 @@ class Replica:
         for slot in self._slots.values():
             if slot.accepted_view < view:
                 slot.accepted = None
-        _min_s, _max_s, chosen = self._select(nv.view_changes)
+        chosen = select_prepared(nv.view_changes).prepared
         for pp in nv.pre_prepares:
             h = pp.height
             if h <= self._low:
