@@ -9,6 +9,7 @@ no client library normalises them first.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -182,3 +183,34 @@ async def test_405_keeps_allow_and_codes_are_documented(
     status, body = await post_tx(http, api, b'{"x": "' + b"a" * (100 << 10) + b'"}')
     assert status == 413 and _error_code(body) == "too-large", body
     assert "/v1/txs" in openapi_document()["paths"]
+
+
+async def _chunks(total: int, size: int = 64 << 10) -> AsyncIterator[bytes]:
+    """``total`` bytes as a chunked body (no Content-Length: only reading it shows
+    that it is too large)."""
+    for start in range(0, total, size):
+        yield b"a" * min(size, total - start)
+
+
+async def test_body_over_the_listener_limit_without_length_is_too_large(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    """A chunked body over the app's ``client_max_size`` is refused by aiohttp itself
+    while it is read, not by a handler: the answer is still JSON with the one declared
+    code, 413 ``too-large``, on the client API and on the admin API."""
+    c = cluster
+    home = c.homes[0]
+    home.cfg = dataclasses.replace(
+        home.cfg, admin=dataclasses.replace(home.cfg.admin, enable_mutations=True)
+    )
+    await c.start(0)
+    headers = {"Content-Type": "application/json"}
+    async with http.post(f"{home.api_url}/v1/txs", data=_chunks(2 << 20), headers=headers) as r:
+        assert r.status == 413, await r.text()
+        assert _error_code(await r.json()) == "too-large"
+    headers["Authorization"] = f"Bearer {home.token}"
+    url = f"{home.admin_url}/admin/backup"
+    async with http.post(url, data=_chunks(2 << 20), headers=headers) as r:
+        assert r.status == 413, await r.text()
+        assert _error_code(await r.json()) == "too-large"
+    assert not (home.path / "backups").exists()
