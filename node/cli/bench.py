@@ -1,6 +1,6 @@
 """``hygeia bench``: load a running network and report throughput, latency and memory.
 
-Registered in ``node/cli/main.py`` with ``main.add_command(bench)``; also runnable
+One of ``COMMANDS`` that ``node/cli/main.py`` adds to ``hygeia``; also runnable
 as ``python -m node.cli.bench``. The method is described in
 ``node/bench/load.py`` and ``docs/benchmarks.md``.
 """
@@ -16,31 +16,32 @@ import click
 from node.api.remote import ClientError, request_json
 from node.bench.load import LoadConfig, NodeTarget, load_testnet, run_load
 from node.bench.progress import make_progress
+from node.cli import options
 from node.core.keys import KeyFileError
 from node.setup.testnet import TestnetError
 
-__all__ = ["bench"]
+__all__ = ["COMMANDS", "bench"]
 
 
 @click.command(name="bench")
 @click.option(
     "--testnet",
     "testnet_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=options.EXISTING_DIRECTORY,
     help="A `hygeia testnet init` directory: API URLs, member keys, admin tokens, node homes.",
 )
-@click.option(
-    "--api",
+@options.api(
+    "A node's client API (repeatable; instead of --testnet). Needs --key.",
     "apis",
+    required=False,
     multiple=True,
     metavar="URL",
-    help="A node's client API (repeatable; instead of --testnet). Needs --key.",
 )
 @click.option(
     "--key",
     "keys",
     multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=options.EXISTING_FILE,
     help="A member key file to sign with (repeatable; with --testnet: every member_key.json).",
 )
 @click.option(
@@ -83,9 +84,7 @@ __all__ = ["bench"]
     show_default=True,
     help="Seconds between polls for the next block.",
 )
-@click.option(
-    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
-)
+@click.option("--out", "out", type=options.FILE, help="Also write JSON here.")
 @click.option("--progress/--no-progress", default=True, help="Progress on stderr.")
 def bench(
     testnet_dir: Path | None,
@@ -171,6 +170,8 @@ def bench(
         out.write_text(text, encoding="utf-8")
     sys.stdout.write(text)
 
+
+COMMANDS: tuple[click.Command, ...] = (bench,)
 
 if __name__ == "__main__":
     bench()

@@ -15,8 +15,10 @@ from typing import Any
 import click
 
 from node.api.remote import ClientError
+from node.cli import options
 from node.cli.clients import GROUPS
-from node.cli.clients.common import echo, fail, get, sha256_file, submit_signed, tx_options
+from node.cli.clients.common import echo, fail, get, sha256_file, submit_signed
+from node.cli.registry import add_commands
 from node.core.proof import ProofError, verify_proof
 from node.setup.genesis import GenesisError, load_genesis
 
@@ -29,12 +31,12 @@ def client() -> None:
 
 
 @client.command(name="anchor")
-@tx_options()
+@options.tx_options()
 @click.option("--digest", help="The SHA-256 (64 lowercase hex) of the document.")
 @click.option(
     "--file",
     "file_",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=options.EXISTING_FILE,
     help="A document to hash locally (its bytes never leave this machine).",
 )
 @click.option("--kind", help="A short label, e.g. lab-report (no personal data).")
@@ -69,7 +71,7 @@ def anchor(
 
 @client.command(name="tx")
 @click.argument("tx_hash")
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 def tx_status(tx_hash: str, api: str) -> None:
     """Show a transaction's status and result."""
     echo({"hash": tx_hash, **get(api, f"/txs/{tx_hash}")})
@@ -77,8 +79,8 @@ def tx_status(tx_hash: str, api: str) -> None:
 
 @client.command(name="proof")
 @click.argument("tx_hash")
-@click.option("--api", required=True, help="The node's client API.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
+@options.api()
+@click.option("--out", type=options.FILE, help="Write it here.")
 def proof_fetch(tx_hash: str, api: str, out: Path | None) -> None:
     """Fetch the inclusion proof of a committed transaction."""
     text = json.dumps(get(api, f"/proofs/{tx_hash}"), indent=2, sort_keys=True)
@@ -95,11 +97,11 @@ def proof() -> None:
 
 
 @proof.command(name="verify")
-@click.argument("proof_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("proof_file", type=options.EXISTING_FILE)
 @click.option(
     "--genesis",
     "genesis_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=options.EXISTING_FILE,
     required=True,
     help="The consortium's genesis.json (its validator set).",
 )
@@ -118,7 +120,6 @@ def proof_verify(proof_file: Path, genesis_file: Path) -> None:
     click.echo(f"VALID: {result.statement()}")
 
 
-for _group in GROUPS:
-    client.add_command(_group)
+add_commands(client, GROUPS)
 
-COMMANDS = (client, proof)
+COMMANDS: tuple[click.Command, ...] = (client, proof)

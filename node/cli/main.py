@@ -1,16 +1,17 @@
-"""The ``hygeia`` command: one click group; each area registers its own subgroup here."""
+"""The ``hygeia`` command: one click group; every area's ``COMMANDS`` join it (see registry.py)."""
 
 from __future__ import annotations
 
 import click
 
+from node.cli import bench as cli_bench
+from node.cli import client as cli_client
 from node.cli import node as cli_node
 from node.cli import ops as cli_ops
+from node.cli import run as cli_run
+from node.cli import sim as cli_sim
 from node.cli import status as cli_status
-from node.cli.bench import bench
-from node.cli.client import COMMANDS as CLIENT_COMMANDS
-from node.cli.run import start
-from node.cli.sim import sim
+from node.cli.registry import add_commands
 
 
 @click.group()
@@ -19,9 +20,13 @@ def main() -> None:
     """Hygeia: a permissioned PBFT blockchain node for healthcare consortia."""
 
 
-main.add_command(sim)
-main.add_command(start)
-main.add_command(bench)
-cli_node.register(main)  # init, keys, testnet (with `testnet start`), config
-for command in (*CLIENT_COMMANDS, *cli_status.COMMANDS, *cli_ops.COMMANDS):  # client, proof;
-    main.add_command(command)  # status; backup, restore, export
+add_commands(
+    main,
+    cli_node.COMMANDS,  # init, keys, testnet (run.py adds `testnet start`), config
+    cli_run.COMMANDS,  # start
+    cli_client.COMMANDS,  # client, proof
+    cli_status.COMMANDS,  # status
+    cli_ops.COMMANDS,  # backup, restore, export
+    cli_sim.COMMANDS,  # sim
+    cli_bench.COMMANDS,  # bench
+)

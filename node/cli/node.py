@@ -1,91 +1,46 @@
 """Node set-up commands: ``init``, ``keys new``, ``testnet init``, ``config show|check``.
 
-They are not registered here: ``node/cli/main.py`` adds them to the ``hygeia``
-group (``register(main)``, or ``main.add_command`` for each of ``COMMANDS``).
+``node/cli/main.py`` adds ``COMMANDS`` to the ``hygeia`` group (node/cli/registry.py).
 Other areas may add subcommands to the ``testnet``, ``keys`` and ``config``
 groups (e.g. ``testnet start``).
 
 User errors (bad configuration, existing keys, malformed genesis, unwritable
 paths) are one line on stderr (``Error: ...``) and exit code 1; bad usage is
-click's message and exit code 2. No traceback for either.
+click's message and exit code 2 (node/cli/errors.py). No traceback for either.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import click
 
-from node.ops.logs import LogConfigError
+from node.cli import options
+from node.cli.errors import user_errors
+from node.cli.registry import add_commands
 from node.setup.config import (
-    ConfigError,
     default_config,
     load_config,
     parse_overrides,
     render_toml,
 )
-from node.setup.genesis import GenesisError, load_genesis
-from node.setup.home import HomeError, adopt_database, check_home, generate_key_file, init_home
+from node.setup.genesis import load_genesis
+from node.setup.home import adopt_database, check_home, generate_key_file, init_home
 from node.setup.testnet import (
     DEFAULT_BASE_PORT,
     DEFAULT_CHAIN_ID,
     MAX_VALIDATORS,
     TESTNET_FILE,
-    TestnetError,
     testnet_init,
 )
 
 __all__ = ["COMMANDS", "config", "init", "keys", "register", "testnet"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-_USER_ERRORS = (ConfigError, GenesisError, HomeError, TestnetError, LogConfigError)
-
-
-def _user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the errors a user can fix into one ``Error: ...`` line and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except _USER_ERRORS as e:
-            raise click.ClickException(str(e)) from None
-        except OSError as e:
-            where = f"{e.filename}: " if e.filename else ""
-            raise click.ClickException(f"{where}{e.strerror or e}") from None
-
-    return wrapper
-
-
-def _home_option(required: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    return click.option(
-        "--home",
-        type=click.Path(file_okay=False, path_type=Path),
-        required=required,
-        envvar="HYGEIA_HOME",
-        show_envvar=True,
-        help="The node's home directory.",
-    )
-
-
-_SET_OPTION = click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override one configuration key, as a command-line flag would (repeatable).",
-)
-
 
 # ------------------------------------------------------------------ init
 @click.command(name="init")
-@_home_option()
+@options.home()
 @click.option(
     "--name", default=None, help="Node name in logs and status [default: the home's name]."
 )
@@ -101,7 +56,7 @@ _SET_OPTION = click.option(
     help="For a home made by an older hygeia: check its database against genesis.json "
     "and mark it (or create it if the data directory is empty). Nothing else is written.",
 )
-@_user_errors
+@user_errors
 def init(home: Path, name: str | None, force: bool, adopt: bool) -> None:
     """Create a node home: node key (0600), admin token (0600), config.toml, database.
 
@@ -145,11 +100,11 @@ def keys() -> None:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=options.FILE,
     help="Where to write the key file (mode 0600).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing file.")
-@_user_errors
+@user_errors
 def keys_new(out: Path, force: bool) -> None:
     """Make a new Ed25519 key file; print its public key (64 hex) on stdout."""
     public = generate_key_file(out, force=force)
@@ -173,7 +128,7 @@ def testnet() -> None:
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=options.DIRECTORY,
     required=True,
     help="Directory for the node homes and testnet.json.",
 )
@@ -186,7 +141,7 @@ def testnet() -> None:
 )
 @click.option("--chain-id", default=DEFAULT_CHAIN_ID, show_default=True, help="The chain id.")
 @click.option("--force", is_flag=True, help="Replace an existing testnet in --out.")
-@_user_errors
+@user_errors
 def testnet_init_cmd(
     validators: int, out_dir: Path, base_port: int, chain_id: str, force: bool
 ) -> None:
@@ -210,7 +165,7 @@ def config() -> None:
 
 
 @config.command(name="show")
-@_home_option(required=False)
+@options.home(required=False)
 @click.option(
     "--defaults", is_flag=True, help="Show the defaults, ignoring config.toml and the environment."
 )
@@ -221,8 +176,8 @@ def config() -> None:
     default="toml",
     show_default=True,
 )
-@_SET_OPTION
-@_user_errors
+@options.settings()
+@user_errors
 def config_show(home: Path | None, defaults: bool, fmt: str, settings: tuple[str, ...]) -> None:
     """Print the effective configuration (flags > environment > config.toml > defaults).
 
@@ -243,9 +198,9 @@ def config_show(home: Path | None, defaults: bool, fmt: str, settings: tuple[str
 
 
 @config.command(name="check")
-@_home_option()
-@_SET_OPTION
-@_user_errors
+@options.home()
+@options.settings()
+@user_errors
 def config_check(home: Path, settings: tuple[str, ...]) -> None:
     """Check a home without starting the node: config.toml, key, token, genesis, and the
     database against genesis.json (nothing is written; a running node's database is
@@ -274,6 +229,5 @@ COMMANDS: tuple[click.Command, ...] = (init, keys, testnet, config)
 
 
 def register(group: click.Group) -> None:
-    """Add ``init``, ``keys``, ``testnet`` and ``config`` to the ``hygeia`` group."""
-    for command in COMMANDS:
-        group.add_command(command)
+    """``add_commands(group, COMMANDS)``: a group with only this area's commands (tests)."""
+    add_commands(group, COMMANDS)

@@ -1,6 +1,6 @@
 """Operations commands: ``backup``, ``restore``, ``export``.
 
-Registered by ``node/cli/main.py`` (``for command in cli_ops.COMMANDS: main.add_command(command)``).
+``node/cli/main.py`` adds ``COMMANDS`` to the ``hygeia`` group (node/cli/registry.py).
 User errors are one ``Error: ...`` line and exit code 1. See docs/backup.md.
 """
 
@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from node.api.remote import ClientError, request_json
-from node.cli.node import _user_errors
+from node.cli import options
+from node.cli.errors import user_errors
 from node.net.addr import parse_host_port
 from node.ops import backup as bk
 from node.ops import export as ex
@@ -96,22 +97,14 @@ def _backup_through_node(cfg: NodeConfig, out: Path, include_node_key: bool) -> 
 
 
 @click.command(name="backup")
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    envvar="HYGEIA_HOME",
-    help="The node's home directory.",
-)
-@click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Backup file."
-)
+@options.home(show_envvar=False)
+@click.option("--out", type=options.FILE, required=True, help="Backup file.")
 @click.option(
     "--include-node-key",
     is_flag=True,
     help="Put the node key in the backup (secret: two nodes with one key equivocate).",
 )
-@_user_errors
+@user_errors
 def backup(home: Path, out: Path, include_node_key: bool) -> None:
     """Back up a node's database: directly when it is stopped, through its admin API
     (POST /admin/backup) when it runs. Records the height and a SHA-256 checksum."""
@@ -138,20 +131,15 @@ def backup(home: Path, out: Path, include_node_key: bool) -> None:
 
 
 @click.command(name="restore")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="The new node home to create.",
-)
+@click.argument("file", type=options.EXISTING_FILE)
+@options.home("The new node home to create.", envvar=None, show_envvar=False)
 @click.option("--name", default=None, help="Node name [default: the home's name].")
 @click.option(
     "--restore-node-key",
     is_flag=True,
     help="Use the node key saved in the backup (only if the old node will never run again).",
 )
-@_user_errors
+@user_errors
 def restore(file: Path, home: Path, name: str | None, restore_node_key: bool) -> None:
     """Restore a backup into a new home; refuses a backup whose checksum is wrong."""
     try:
@@ -176,14 +164,14 @@ def restore(file: Path, home: Path, name: str | None, restore_node_key: bool) ->
 
 
 @click.command(name="export")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--api", default=None, help="Client API URL [default: from the home's config].")
+@options.home(None, required=False, envvar=None, show_envvar=False, default=None)
+@options.api("Client API URL [default: from the home's config].", required=False, default=None)
 @click.option("--disclosures", "patient", metavar="PATIENT_KEY", default=None)
 @click.option("--serial", nargs=2, metavar="GTIN SERIAL", default=None)
 @click.option("--trial", "trial_id", metavar="TRIAL_ID", default=None)
 @click.option("--blocks", "height_range", metavar="FROM:TO", default=None)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@_user_errors
+@click.option("--out", type=options.FILE, required=True)
+@user_errors
 def export(
     home: Path | None,
     api: str | None,

@@ -27,7 +27,9 @@ from typing import IO, Any
 import click
 import structlog
 
-from node.cli.node import _SET_OPTION, _home_option, _user_errors, testnet
+from node.cli import options
+from node.cli.errors import user_errors
+from node.cli.node import testnet
 from node.daemon import Node
 from node.ops import logs, notify
 from node.setup.config import ConfigError, load_config, parse_overrides
@@ -85,13 +87,13 @@ async def _stop_quietly(node: Node, timeout_ms: int) -> None:
 
 
 @click.command(name="start")
-@_home_option()
-@_SET_OPTION
+@options.home()
+@options.settings()
 @click.option("--p2p-listen", help="Override [p2p] listen (host:port).")
 @click.option("--api-listen", help="Override [api] listen (host:port).")
 @click.option("--admin-listen", help="Override [admin] listen (host:port).")
 @click.option("--log-level", help="Override [log] level.")
-@_user_errors
+@user_errors
 def start(
     home: Path,
     settings: tuple[str, ...],
@@ -168,11 +170,11 @@ def print_testnet_banner(meta: dict[str, Any]) -> None:
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=options.EXISTING_DIRECTORY,
     required=True,
     help="A directory made by `hygeia testnet init`.",
 )
-@_user_errors
+@user_errors
 def testnet_start(directory: Path) -> None:
     """Run every node of a local testnet as its own process."""
     meta = read_testnet(directory, need=("name", "home", "api", "admin", "admin_token_file"))
@@ -218,3 +220,6 @@ def testnet_start(directory: Path) -> None:
     for t in pumps:
         t.join(timeout=2)
     sys.exit(status)
+
+
+COMMANDS: tuple[click.Command, ...] = (start,)  # `testnet start` joins node.py's group

@@ -12,6 +12,9 @@ from node.sim import fuzz, report, sweep
 from node.sim.engine import Simulation
 from node.sim.scenario import Scenario, ScenarioError, load
 
+SCENARIO_FILE = click.Path(exists=True, dir_okay=False)  # paths as str: scenarios name them so
+OUT_DIR = click.Path(file_okay=False)
+
 
 def _load(path: str, params: tuple[str, ...]) -> Scenario:
     try:
@@ -38,12 +41,12 @@ def sim() -> None:
 
 
 @sim.command(name="run")
-@click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("scenario_file", type=SCENARIO_FILE)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's RNG.")
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Directory for report.json [default: out/sim-<scenario name>].",
 )
@@ -72,7 +75,7 @@ def run_cmd(scenario_file: str, seed: int, out_dir: str | None, params: tuple[st
 
 
 @sim.command(name="sweep")
-@click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("scenario_file", type=SCENARIO_FILE)
 @click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--first-seed", type=int, default=0, show_default=True)
 @click.option(
@@ -84,7 +87,7 @@ def run_cmd(scenario_file: str, seed: int, out_dir: str | None, params: tuple[st
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Directory for sweep.csv and the plots [default: out/sweep-<scenario name>].",
 )
@@ -142,7 +145,7 @@ def sweep_cmd(
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default="out/sim-fuzz",
     show_default=True,
     help="Where the TOML of every failing scenario is written (fuzz-<seed>.toml).",
@@ -180,3 +183,6 @@ def fuzz_cmd(seed: int, count: int, jobs: int, out_dir: str, emit_all: bool) -> 
         click.echo(f"  wrote {count} scenarios to {out}")
     if failed:
         raise SystemExit(1)
+
+
+COMMANDS: tuple[click.Command, ...] = (sim,)

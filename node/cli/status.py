@@ -27,6 +27,7 @@ import click
 from click.core import ParameterSource
 
 from node.api.remote import ClientError, request_json
+from node.cli import options
 from node.cli.clients.common import echo
 from node.cli.ops import local_url
 from node.setup.config import ConfigError, load_config
@@ -456,17 +457,14 @@ def wait_until_synced(target: Target, timeout: float) -> tuple[Report, SyncState
 
 # ------------------------------------------------------------------ the command
 @click.command(name="status")
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="HYGEIA_HOME",
-    show_envvar=True,
-    help="A local node's home: its config.toml gives the admin address and token file.",
+@options.home(
+    "A local node's home: its config.toml gives the admin address and token file.",
+    required=False,
 )
 @click.option("--admin", help="The node's admin API, e.g. http://127.0.0.1:26658.")
 @click.option(
     "--token-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=options.FILE,
     help="The admin token file (with --admin).",
 )
 @click.option(

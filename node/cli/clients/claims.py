@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import fail as _fail
 
@@ -29,11 +30,11 @@ def group() -> None:
 
 
 @group.command(name="publish-policy")
-@common.tx_options()
+@options.tx_options()
 @click.option(
     "--file",
     "file_",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=options.EXISTING_FILE,
     required=True,
     help="The policy as JSON (policy.publish body; see docs/claims.md).",
 )
@@ -49,7 +50,7 @@ def publish_policy(api: str, key_file: Path, wait: bool, timeout: float, file_: 
 
 
 @group.command(name="enroll")
-@common.tx_options()
+@options.tx_options()
 @click.option("--coverage-id", required=True)
 @click.option("--patient", required=True, help="The patient's public key (64 hex).")
 @click.option("--policy", "policy_id", required=True)
@@ -78,7 +79,7 @@ def enroll(
 
 
 @group.command(name="preauth-request")
-@common.tx_options()
+@options.tx_options()
 @click.option("--preauth-id", required=True)
 @click.option("--patient", required=True, help="The patient's public key (64 hex).")
 @click.option("--insurer", required=True, help="The insurer's member id.")
@@ -108,7 +109,7 @@ def preauth_request(
 
 
 @group.command(name="preauth-decide")
-@common.tx_options()
+@options.tx_options()
 @click.option("--provider", required=True, help="The requesting provider's member id.")
 @click.option("--preauth-id", required=True)
 @click.option("--decision", type=click.Choice(["approved", "denied"]), required=True)
@@ -153,7 +154,7 @@ def _parse_item(spec: str) -> dict[str, Any]:
 
 
 @group.command(name="submit")
-@common.tx_options()
+@options.tx_options()
 @click.option("--claim-id", required=True)
 @click.option("--patient", required=True, help="The patient's public key (64 hex).")
 @click.option("--insurer", required=True, help="The insurer's member id.")
@@ -196,7 +197,7 @@ def submit(
 
 
 @group.command(name="settle")
-@common.tx_options()
+@options.tx_options()
 @click.option("--provider", required=True, help="The claiming provider's member id.")
 @click.option("--claim-id", required=True)
 @click.option("--payment-ref", required=True, help="The payment's reference (trace number).")
@@ -222,7 +223,7 @@ def settle(
 
 
 @group.command(name="reverse")
-@common.tx_options()
+@options.tx_options()
 @click.option("--provider", required=True, help="The claiming provider's member id.")
 @click.option("--claim-id", required=True)
 @click.option("--payment-ref", help="Reverse this settlement; without it, the whole claim.")
@@ -245,7 +246,7 @@ def reverse(
 
 
 @group.command(name="status")
-@click.option("--api", required=True, help="The node's client API URL.")
+@options.api(options.API_URL_HELP)
 @click.option("--provider", required=True, help="The claiming provider's member id.")
 @click.option("--claim-id", required=True)
 def status(api: str, provider: str, claim_id: str) -> None:
@@ -254,10 +255,10 @@ def status(api: str, provider: str, claim_id: str) -> None:
 
 
 @group.command(name="statement")
-@click.option("--api", required=True, help="The node's client API URL.")
+@options.api(options.API_URL_HELP)
 @click.option("--provider", help="A provider's member id.")
 @click.option("--insurer", help="An insurer's member id.")
-@click.option("--limit", type=int, default=100, show_default=True, help="Claims listed.")
+@options.limit("Claims listed.")
 def statement(api: str, provider: str | None, insurer: str | None, limit: int) -> None:
     """Settlement statement (approved, paid, outstanding) of a provider or an insurer."""
     if (provider is None) == (insurer is None):
@@ -267,7 +268,7 @@ def statement(api: str, provider: str | None, insurer: str | None, limit: int) -
 
 
 @group.command(name="policy")
-@click.option("--api", required=True, help="The node's client API URL.")
+@options.api(options.API_URL_HELP)
 @click.option("--policy", "policy_id", required=True)
 def policy(api: str, policy_id: str) -> None:
     """A policy and all its versions."""

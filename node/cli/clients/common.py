@@ -13,9 +13,9 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import click
@@ -23,10 +23,6 @@ import click
 from node.api.remote import ClientError, request_json
 from node.core.keys import KeyFileError, load_key
 from node.core.tx import build_tx
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-API_HELP = "The node's client API, e.g. http://127.0.0.1:26657."
 
 
 def fail(message: str) -> NoReturn:
@@ -103,31 +99,8 @@ def submit(
     return result
 
 
-def tx_options(key_help: str = "The member's signing key file.") -> Callable[[F], F]:
-    """``--api``, ``--key`` (as ``key_file``), ``--wait`` and ``--timeout``: see ``submit_tx``."""
-    options = (
-        click.option("--api", required=True, help=API_HELP),
-        click.option(
-            "--key",
-            "key_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            required=True,
-            help=key_help,
-        ),
-        click.option("--wait", is_flag=True, help="Wait until the transaction is committed."),
-        click.option("--timeout", default=30.0, show_default=True, help="Seconds for --wait."),
-    )
-
-    def decorate(fn: F) -> F:
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return decorate
-
-
 def submit_tx(
     api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
 ) -> dict[str, Any]:
-    """``submit`` for a command with ``tx_options``: it waits only with ``--wait``."""
+    """``submit`` for a command with ``options.tx_options``: it waits only with ``--wait``."""
     return submit(api, key_file, tx_type, body, timeout if wait else 0)

@@ -17,13 +17,13 @@ import hashlib
 import secrets
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import click
 
+from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
@@ -35,9 +35,6 @@ from node.ledger.domains.ehr import EMERGENCY_REASONS, PURPOSES
 
 MAX_DOCUMENT_BYTES = 64 << 20
 SALT_BYTES = 32
-
-_KEY = click.Path(dir_okay=False, path_type=Path)
-_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 def _pubkey(hex_: str | None, key_file: Path | None, what: str) -> str:
@@ -103,22 +100,19 @@ def _document(fhir: Path | None, file_: Path | None) -> tuple[Path, bytes, str |
     return file_, file_.read_bytes(), None
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def api_option(f: F) -> F:
-    return click.option("--api", required=True, help="The node's client API URL.")(f)
-
-
-def wait_options(f: F) -> F:
-    f = click.option(
-        "--timeout", default=30.0, show_default=True, help="Seconds to wait for the commit."
-    )(f)
-    return click.option("--no-wait", is_flag=True, help="Submit and return at once.")(f)
-
-
-def key_option(help_: str) -> Callable[[F], F]:
-    return click.option("--key", "key_file", type=_KEY, required=True, help=help_)
+# the options of this group's commands, declared once each
+api_option = options.api(options.API_URL_HELP)
+wait_options = options.compose(options.no_wait(), options.commit_timeout())
+_patient = click.option("--patient", help="The patient's public key (64 hex).")
+_patient_key = click.option(
+    "--patient-key", type=options.EXISTING_FILE, help="Or the patient's key file."
+)
+_patient_key_enrol = click.option(
+    "--patient-key",
+    type=options.EXISTING_FILE,
+    help="Or the patient's key file (public part used).",
+)
+_from_height = click.option("--from-height", type=int, default=0, show_default=True)
 
 
 @click.group(name="ehr")
@@ -128,7 +122,9 @@ def group() -> None:
 
 # ----------------------------------------------------------------- transactions
 @group.command(name="patient-key")
-@click.option("--out", type=_KEY, required=True, help="Where to write the new key (mode 0600).")
+@click.option(
+    "--out", type=options.FILE, required=True, help="Where to write the new key (mode 0600)."
+)
 def patient_key(out: Path) -> None:
     """Make a new pseudonymous patient key (held by the patient) and print its public key."""
     key = generate_key()
@@ -141,9 +137,9 @@ def patient_key(out: Path) -> None:
 
 @group.command(name="enroll")
 @api_option
-@key_option("The hospital's or clinic's member key file.")
-@click.option("--patient", help="The patient's public key (64 hex).")
-@click.option("--patient-key", type=_FILE, help="Or the patient's key file (public part used).")
+@options.key("The hospital's or clinic's member key file.")
+@_patient
+@_patient_key_enrol
 @wait_options
 def enroll(
     api: str,
@@ -160,13 +156,19 @@ def enroll(
 
 @group.command(name="record-anchor")
 @api_option
-@key_option("The custodian's member key file.")
+@options.key("The custodian's member key file.")
 @click.option("--record-id", required=True, help="The record's id (no personal data).")
-@click.option("--patient", help="The patient's public key (64 hex).")
-@click.option("--patient-key", type=_FILE, help="Or the patient's key file (public part used).")
+@_patient
+@_patient_key_enrol
 @click.option("--type", "type_", help="FHIR resource type or LOINC code (default: resourceType).")
-@click.option("--fhir", type=_FILE, help="A FHIR resource (JSON): committed in canonical JSON.")
-@click.option("--file", "file_", type=_FILE, help="Or any document, committed as raw bytes.")
+@click.option(
+    "--fhir",
+    type=options.EXISTING_FILE,
+    help="A FHIR resource (JSON): committed in canonical JSON.",
+)
+@click.option(
+    "--file", "file_", type=options.EXISTING_FILE, help="Or any document, committed as raw bytes."
+)
 @click.option("--commitment", help="Or a commitment computed elsewhere (64 hex).")
 @click.option("--version", type=int, help="Version number (default: the next one).")
 @click.option("--replaces", help="The previous version's id (default: the latest version's).")
@@ -230,7 +232,7 @@ def record_anchor(
 
 @group.command(name="consent-grant")
 @api_option
-@key_option("The patient's key file.")
+@options.key("The patient's key file.")
 @click.option("--grantee", required=True, help="The member id granted access.")
 @click.option(
     "--scope", type=click.Choice(["all", "records", "types"]), default="all", show_default=True
@@ -277,7 +279,7 @@ def consent_grant(
 
 @group.command(name="consent-revoke")
 @api_option
-@key_option("The patient's key file.")
+@options.key("The patient's key file.")
 @click.option("--consent", "consent_id", required=True, help="The consent id (64 hex).")
 @wait_options
 def consent_revoke(
@@ -290,7 +292,7 @@ def consent_revoke(
 
 @group.command(name="access")
 @api_option
-@key_option("The grantee's member key file.")
+@options.key("The grantee's member key file.")
 @click.option("--record", "record_id", required=True, help="The record id.")
 @click.option("--purpose", required=True, type=click.Choice(PURPOSES))
 @click.option("--consent", "consent_id", required=True, help="The consent id (64 hex).")
@@ -311,7 +313,7 @@ def access(
 
 @group.command(name="emergency")
 @api_option
-@key_option("The hospital's or clinic's member key file.")
+@options.key("The hospital's or clinic's member key file.")
 @click.option("--record", "record_id", required=True, help="The record id.")
 @click.option("--reason", required=True, type=click.Choice(EMERGENCY_REASONS))
 @click.option("--minutes", type=int, default=60, show_default=True, help="Break-glass window.")
@@ -346,7 +348,7 @@ def record(api: str, record_id: str) -> None:
 @group.command(name="history")
 @api_option
 @click.argument("record_id")
-@click.option("--limit", type=int, default=100, show_default=True)
+@options.limit()
 def history(api: str, record_id: str, limit: int) -> None:
     """A record's version history."""
     _echo(_get(api, f"/ehr/records/{_rid(record_id)}/history", {"limit": str(limit)}))
@@ -355,9 +357,17 @@ def history(api: str, record_id: str, limit: int) -> None:
 @group.command(name="verify")
 @api_option
 @click.option("--commitment", help="A commitment (64 hex).")
-@click.option("--fhir", type=_FILE, help="Or a FHIR resource (with RESOURCE.json.salt beside it).")
-@click.option("--file", "file_", type=_FILE, help="Or a raw document (with DOCUMENT.salt).")
-@click.option("--salt", "salt_file", type=_FILE, help="The salt file (default: beside it).")
+@click.option(
+    "--fhir",
+    type=options.EXISTING_FILE,
+    help="Or a FHIR resource (with RESOURCE.json.salt beside it).",
+)
+@click.option(
+    "--file", "file_", type=options.EXISTING_FILE, help="Or a raw document (with DOCUMENT.salt)."
+)
+@click.option(
+    "--salt", "salt_file", type=options.EXISTING_FILE, help="The salt file (default: beside it)."
+)
 def verify(
     api: str,
     commitment: str | None,
@@ -400,8 +410,8 @@ def may_access(api: str, record_id: str, member: str, purpose: str, consent_id: 
 
 @group.command(name="patient")
 @api_option
-@click.option("--patient", help="The patient's public key (64 hex).")
-@click.option("--patient-key", type=_FILE, help="Or the patient's key file.")
+@_patient
+@_patient_key
 def patient(api: str, patient: str | None, patient_key: Path | None) -> None:
     """An enrolled patient: who enrolled the key, when."""
     _echo(_get(api, f"/ehr/patients/{_pubkey(patient, patient_key, 'patient')}"))
@@ -409,9 +419,9 @@ def patient(api: str, patient: str | None, patient_key: Path | None) -> None:
 
 @group.command(name="consents")
 @api_option
-@click.option("--patient", help="The patient's public key (64 hex).")
-@click.option("--patient-key", type=_FILE, help="Or the patient's key file.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@_patient
+@_patient_key
+@options.limit()
 def consents(api: str, patient: str | None, patient_key: Path | None, limit: int) -> None:
     """A patient's consents, with their status at the latest block time."""
     key = _pubkey(patient, patient_key, "patient")
@@ -420,10 +430,10 @@ def consents(api: str, patient: str | None, patient_key: Path | None, limit: int
 
 @group.command(name="disclosures")
 @api_option
-@click.option("--patient", help="The patient's public key (64 hex).")
-@click.option("--patient-key", type=_FILE, help="Or the patient's key file.")
-@click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--from-height", type=int, default=0, show_default=True)
+@_patient
+@_patient_key
+@options.limit()
+@_from_height
 def disclosures(
     api: str, patient: str | None, patient_key: Path | None, limit: int, from_height: int
 ) -> None:
@@ -435,8 +445,8 @@ def disclosures(
 
 @group.command(name="emergencies")
 @api_option
-@click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--from-height", type=int, default=0, show_default=True)
+@options.limit()
+@_from_height
 def emergencies(api: str, limit: int, from_height: int) -> None:
     """Break-glass accesses, for auditors."""
     params = {"limit": str(limit), "from_height": str(from_height)}

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
@@ -37,7 +38,7 @@ def _public_key(value: str) -> str:
         _fail(f"{value!r} is neither 64 lowercase hex nor a key file: {exc}")
 
 
-_tx_options = common.tx_options("The signing key file of an active member.")
+_tx_options = options.tx_options("The signing key file of an active member.")
 
 
 def _proposal_options(fn: F) -> F:
@@ -183,7 +184,7 @@ def vote(
 @click.option(
     "--new-key",
     "new_key_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=options.FILE,
     required=True,
     help="The new key file (it signs the proof of possession locally).",
 )
@@ -215,7 +216,7 @@ def finish_rotation(api: str, key_file: Path, wait: bool, timeout: float) -> Non
 
 @group.command(name="proposal")
 @click.argument("proposal_id")
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 def proposal(proposal_id: str, api: str) -> None:
     """Show a proposal: action, votes, tally and status."""
     _echo(_get(api, f"/proposals/{proposal_id}"))
@@ -227,7 +228,7 @@ def proposal(proposal_id: str, api: str) -> None:
     type=click.Choice(["open", "executed", "defeated", "failed", "expired"]),
     help="Only proposals with this status.",
 )
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 def proposals(status: str | None, api: str) -> None:
     """List proposals, newest first."""
     _echo(_get(api, "/proposals", {"status": status}))
@@ -236,7 +237,7 @@ def proposals(status: str | None, api: str) -> None:
 @group.command(name="members")
 @click.argument("member_id", required=False)
 @click.option("--status", type=click.Choice(["active", "suspended"]), help="Filter the list.")
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 def members(member_id: str | None, status: str | None, api: str) -> None:
     """List members (or show one): roles, keys, status, pending rotation."""
     if member_id:

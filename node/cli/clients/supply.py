@@ -9,12 +9,12 @@ counterfeit rule (the result lists the alerts raised). Queries print JSON.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import echo as _echo_json
 
@@ -41,30 +41,22 @@ def _query(api: str, path: str, params: dict[str, str | None]) -> None:
     _echo_json(common.get(api, path, params))
 
 
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--api", required=True, help="The node's client API.")(fn)
-    fn = click.option(
-        "--key",
-        "key_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        required=True,
-        help="The member's signing key file.",
-    )(fn)
-    fn = click.option(
-        "--timeout", default=30.0, show_default=True, help="Seconds to wait for the commit."
-    )(fn)
-    fn = click.option("--gtin", required=True, help="GTIN-14 (AI 01), check digit included.")(fn)
-    return fn
+_common = options.compose(
+    click.option("--gtin", required=True, help="GTIN-14 (AI 01), check digit included."),
+    options.commit_timeout(),
+    options.key(),
+    options.api(),
+)
+"""What every movement command takes (``--api``, ``--key``, ``--timeout``, ``--gtin``)."""
 
 
-def _with_serials(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--serial", multiple=True, help="A serial (AI 21); repeat for more.")(fn)
-    fn = click.option(
-        "--serials-file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        help="A file of serials, one a line.",
-    )(fn)
-    return fn
+_with_serials = options.compose(
+    click.option(
+        "--serials-file", type=options.EXISTING_FILE, help="A file of serials, one a line."
+    ),
+    click.option("--serial", multiple=True, help="A serial (AI 21); repeat for more."),
+)
+"""``--serial`` (repeatable) and ``--serials-file``: the packs a movement is about."""
 
 
 @click.group(name="supply")
@@ -212,7 +204,7 @@ _flag_command("clear", "drug.clear", "Clear the suspect flag (drug.clear).")
 
 
 @group.command()
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 @click.option("--gtin", required=True)
 @click.option("--serial", required=True)
 @click.option("--lot", required=True)
@@ -223,7 +215,7 @@ def verify(api: str, gtin: str, serial: str, lot: str, expiry: str) -> None:
 
 
 @group.command()
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 @click.option("--gtin", required=True)
 @click.option("--serial", required=True)
 def history(api: str, gtin: str, serial: str) -> None:
@@ -232,7 +224,7 @@ def history(api: str, gtin: str, serial: str) -> None:
 
 
 @group.command()
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 @click.option("--gtin", help="Only this GTIN's alerts.")
 @click.option("--manufacturer", help="Only alerts on this manufacturer's products.")
 @click.option("--after", help="The last alert id of the previous page.")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
@@ -29,11 +30,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _tx_options(fn: F) -> F:
-    """``common.tx_options`` and the trial's ``--trial-id``."""
+    """``options.tx_options`` and the trial's ``--trial-id``."""
     trial_id = click.option(
         "--trial-id", required=True, help="NCT, EU CT, EudraCT or ISRCTN number."
     )
-    return common.tx_options()(trial_id(fn))
+    return options.tx_options()(trial_id(fn))
 
 
 def _hex(value: str, name: str) -> str:
@@ -67,9 +68,6 @@ def _outcomes(items: tuple[str, ...], name: str) -> list[dict[str, str]]:
     return out
 
 
-_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
-
-
 @click.group(name="trials")
 def group() -> None:
     """Clinical trials: registration, amendments, consent, data, results."""
@@ -79,9 +77,13 @@ def group() -> None:
 @_tx_options
 @click.option("--title", required=True, help="Brief title (short; must not hold PHI).")
 @click.option("--protocol", help="Protocol commitment (64 hex).")
-@click.option("--protocol-file", type=_FILE, help="Protocol document, hashed locally.")
+@click.option(
+    "--protocol-file", type=options.EXISTING_FILE, help="Protocol document, hashed locally."
+)
 @click.option("--sap", help="Statistical analysis plan commitment (64 hex).")
-@click.option("--sap-file", type=_FILE, help="Statistical analysis plan, hashed locally.")
+@click.option(
+    "--sap-file", type=options.EXISTING_FILE, help="Statistical analysis plan, hashed locally."
+)
 @click.option("--primary", multiple=True, required=True, help="Primary outcome ID=HEX (repeat).")
 @click.option("--secondary", multiple=True, help="Secondary outcome ID=HEX (repeat).")
 @click.option("--site", multiple=True, help="Member id of a site (hospital or clinic; repeat).")
@@ -118,9 +120,13 @@ def register(
 @click.option("--reason-code", required=True, type=click.Choice(AMEND_REASONS))
 @click.option("--reason", required=True, help="Short reason (must not hold PHI).")
 @click.option("--protocol", help="New protocol commitment (64 hex).")
-@click.option("--protocol-file", type=_FILE, help="New protocol document, hashed locally.")
+@click.option(
+    "--protocol-file", type=options.EXISTING_FILE, help="New protocol document, hashed locally."
+)
 @click.option("--sap", help="New statistical analysis plan commitment (64 hex).")
-@click.option("--sap-file", type=_FILE, help="New statistical analysis plan, hashed locally.")
+@click.option(
+    "--sap-file", type=options.EXISTING_FILE, help="New statistical analysis plan, hashed locally."
+)
 @click.option("--primary", multiple=True, help="Replace the primary outcomes: ID=HEX (repeat).")
 @click.option("--secondary", multiple=True, help="Replace the secondary outcomes: ID=HEX (repeat).")
 @click.option("--no-secondary", is_flag=True, help="Remove every secondary outcome.")
@@ -284,7 +290,7 @@ def results(
 
 
 @group.command(name="report")
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 @click.option("--trial-id", required=True, help="The trial's id.")
 @click.option("--data-limit", type=int, default=100, show_default=True, help="Data batches listed.")
 def report(api: str, trial_id: str, data_limit: int) -> None:
@@ -293,7 +299,7 @@ def report(api: str, trial_id: str, data_limit: int) -> None:
 
 
 @group.command(name="show")
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 @click.option("--trial-id", required=True, help="The trial's id.")
 def show(api: str, trial_id: str) -> None:
     """A trial's registration and current state."""
@@ -301,7 +307,7 @@ def show(api: str, trial_id: str) -> None:
 
 
 @group.command(name="list")
-@click.option("--api", required=True, help="The node's client API.")
+@options.api()
 @click.option("--sponsor", help="Only this sponsor member's trials.")
 def list_(api: str, sponsor: str | None) -> None:
     """Registered trials, all or by sponsor."""
