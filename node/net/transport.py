@@ -271,16 +271,6 @@ class Transport:
         if self._started and not self._stopping and (task is None or task.done()):
             self._start_dialer(peer)
 
-    def remove_peer(self, node_id: bytes) -> None:
-        """Stop redialing ``node_id`` (a current link stays up until it ends)."""
-        peer = self._peers.get(node_id)
-        if peer is not None:
-            peer.dial_address = None
-        task = self._dialers.pop(node_id, None)
-        if task is not None:
-            task.cancel()
-            self._track(task)
-
     def peers(self) -> list[PeerInfo]:
         """A snapshot of every known peer, connected or not, by node id."""
         book = self._penalties
