@@ -35,8 +35,9 @@ from typing import IO, Any, Final
 
 from node.api.remote import ClientError, request_json
 from node.bench import procs
-from node.bench.load import LoadConfig, load_testnet, run_load
+from node.bench.load import run_load
 from node.bench.progress import make_progress
+from node.bench.workload import LoadConfig, load_testnet
 from node.setup.testnet import node_ports, testnet_init
 
 VALIDATORS: Final = 4

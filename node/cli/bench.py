@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 
 from node.api.remote import ClientError, request_json
-from node.bench.load import LoadConfig, NodeTarget, load_testnet, run_load
+from node.bench.load import run_load
 from node.bench.progress import make_progress
+from node.bench.workload import LoadConfig, NodeTarget, load_testnet
 from node.cli import options
 from node.core.keys import KeyFileError
 from node.setup.testnet import TestnetError

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from node.api.remote import ClientError, request_json
+from node.bench.progress import TaskBar, is_terminal
 from node.cli import options
 from node.cli.errors import user_errors
 from node.net.addr import parse_host_port
@@ -40,32 +41,13 @@ def local_url(listen: str) -> str:
 
 @contextlib.contextmanager
 def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on a TTY (stderr); nothing otherwise."""
-    if not sys.stderr.isatty():
+    """A progress bar (bytes) on a terminal (stderr); nothing otherwise."""
+    if not is_terminal(sys.stderr):
         yield None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-
-        def advance(n: int) -> None:
-            bar.update(task, advance=n)
-
-        yield advance
+    columns = ("{task.description}", "bar", "download", "remaining")
+    with TaskBar(label, columns, total=total) as bar:
+        yield bar.advance
 
 
 def _describe(m: bk.Manifest) -> str:

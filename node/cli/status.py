@@ -27,6 +27,7 @@ import click
 from click.core import ParameterSource
 
 from node.api.remote import ClientError, request_json
+from node.bench.progress import Every, TaskBar, is_terminal
 from node.cli import options
 from node.cli.clients.common import echo
 from node.cli.ops import local_url
@@ -293,17 +294,12 @@ def plain_table(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> 
     ]
 
 
-def _is_tty(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
 def _print_table(
     header: Sequence[str] | None, rows: Sequence[Sequence[str]], *, title: str | None = None
 ) -> None:
     """A rich table when stdout is a terminal, ``plain_table`` otherwise. Without a
     header the rows are (field, value) pairs; the health cell is green when "ok"."""
-    if not _is_tty(sys.stdout):
+    if not is_terminal(sys.stdout):
         for line in plain_table(header, rows):
             click.echo(line)
         return
@@ -385,50 +381,31 @@ Show = Callable[[str, SyncState | None, str | None], None]
 
 @contextlib.contextmanager
 def _sync_display(label: str) -> Iterator[Show]:
-    """A rich bar (height of best peer height) on a terminal (stderr); otherwise a
+    """A bar (height of best peer height) on a terminal (stderr); otherwise a
     progress line on stderr every ``PLAIN_EVERY_S`` seconds."""
-    if not _is_tty(sys.stderr):
-        next_line = 0.0
+    if not is_terminal(sys.stderr):
+        every = Every(PLAIN_EVERY_S)
 
         def line(name: str, state: SyncState | None, error: str | None) -> None:
-            nonlocal next_line
-            now = time.monotonic()
-            if now >= next_line:
-                next_line = now + PLAIN_EVERY_S
+            if every.due(time.monotonic()):
                 what = state.describe() if state else f"not answering ({error})"
                 click.echo(f"{name}: {what}", err=True)
 
         yield line
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None, detail="")
+    columns = ("{task.description}", "bar", "count", "{task.fields[detail]}", "elapsed")
+    with TaskBar(label, columns, detail="") as bar:
 
         def show(name: str, state: SyncState | None, error: str | None) -> None:
             if state is None:
-                bar.update(task, description=name, detail=f"not answering ({error})")
+                bar.update(description=name, detail=f"not answering ({error})")
                 return
             total = None if state.best is None else max(state.best, state.height, 1)
             if state.caught_up or state.syncing:
                 detail = "caught up" if state.caught_up else "syncing"
             else:
                 detail = "waiting for peer heights" if state.best is None else "behind"
-            bar.update(task, description=name, completed=state.height, total=total, detail=detail)
+            bar.update(description=name, completed=state.height, total=total, detail=detail)
 
         yield show
 

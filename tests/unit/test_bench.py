@@ -12,20 +12,18 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from node.bench import load, procs, run_all
-from node.bench.load import (
-    LoadConfig,
+from node.bench import procs, run_all, workload
+from node.bench.progress import PlainProgress, Snapshot, make_progress
+from node.bench.stats import (
     NodeSample,
     RunStats,
-    Snapshot,
     build_report,
     latency_summary,
     per_second,
     percentile,
-    presign,
     sliding_min_rate,
 )
-from node.bench.progress import PlainProgress, make_progress
+from node.bench.workload import LoadConfig, presign
 from node.core.tx import decode_tx
 from node.setup import testnet
 
@@ -92,7 +90,7 @@ def test_load_config_validates_and_plans_the_pre_signed_pool() -> None:
     open_cfg = LoadConfig(mode="open", rate=100.0, duration_s=10.0, warmup_s=2.0)
     assert open_cfg.planned_txs() == 1200 + 16
     closed = LoadConfig(mode="closed", concurrency=50, duration_s=4.0, warmup_s=0.0)
-    assert closed.planned_txs() == load.CLOSED_CEILING_TPS * 4 + 50
+    assert closed.planned_txs() == workload.CLOSED_CEILING_TPS * 4 + 50
     assert LoadConfig(mode="closed", txs=7).planned_txs() == 7
     with pytest.raises(ValueError):
         LoadConfig(mode="sideways")  # type: ignore[arg-type]
@@ -106,7 +104,7 @@ def test_load_config_validates_and_plans_the_pre_signed_pool() -> None:
 
 def test_load_testnet_reads_targets_keys_and_tokens(tmp_path: Path) -> None:
     doc = testnet.testnet_init(tmp_path / "tn", validators=2, base_port=45000, genesis_time=1)
-    chain_id, targets, keys = load.load_testnet(tmp_path / "tn")
+    chain_id, targets, keys = workload.load_testnet(tmp_path / "tn")
     assert chain_id == doc["chain_id"]
     assert [t.name for t in targets] == ["node0", "node1"]
     assert targets[1].api == "http://127.0.0.1:45011"
@@ -136,7 +134,7 @@ def test_presign_builds_distinct_valid_anchors_round_robin_over_keys() -> None:
         assert tx.type == "data.anchor"
         assert tx.signer == pubs[i % 3]
         assert tx.nonce == i
-        assert tx.body == {"digest": load.anchor_digest(b"s", i)}
+        assert tx.body == {"digest": workload.anchor_digest(b"s", i)}
         digests.add(tx.body["digest"])
     assert len(digests) == 10
 
@@ -152,7 +150,7 @@ def test_presign_is_deterministic_for_a_salt_and_fresh_without_one() -> None:
 def test_presign_in_worker_processes_matches_one_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(load, "_PRESIGN_CHUNK", 4)
+    monkeypatch.setattr(workload, "_PRESIGN_CHUNK", 4)
     parallel = presign(_seeds(2), CHAIN, 9, salt=b"p", workers=2)
     serial = presign(_seeds(2), CHAIN, 9, salt=b"p", workers=1)
     assert parallel == serial

@@ -253,7 +253,7 @@ def test_rich_table_on_a_terminal(
     serve: Callable[[FakeNode], FakeNode], token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = serve(FakeNode(_status("node0"), health=(False, ["consensus stopped: [boom]"])))
-    monkeypatch.setattr(cli_status, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(cli_status, "is_terminal", lambda stream: True)
     args = ["status", "--admin", fake.url, "--token-file", str(token_file)]
     result = CliRunner().invoke(main, args, env={"HYGEIA_HOME": None, "FORCE_COLOR": "1"})
     assert result.exit_code == 1
@@ -338,7 +338,7 @@ def test_testnet_rich_table_on_a_terminal(
     a = serve(FakeNode(_status("node0")))
     dead = f"http://127.0.0.1:{_free_port()}"
     out = _write_testnet(tmp_path, [("node0", a.url, token_file), ("node1", dead, token_file)])
-    monkeypatch.setattr(cli_status, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(cli_status, "is_terminal", lambda stream: True)
     result = run("--testnet", str(out))
     assert result.exit_code == 1
     assert "1 of 2 nodes healthy" in result.output
@@ -425,7 +425,7 @@ def test_wait_synced_progress_bar_on_a_terminal(
     fast_polls: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli_status, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(cli_status, "is_terminal", lambda stream: True)
     st = _status("node3", height=0, syncing=True)
     fake = serve(FakeNode(st, peers=_peers([560]), on_status=_catching_up))
     result = run("--admin", fake.url, "--token-file", str(token_file), "--wait-synced", "--json")
