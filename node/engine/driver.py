@@ -1,36 +1,38 @@
-"""Drives the sans-IO replica inside the daemon: inputs in order, actions in order.
+"""Drives the sans-IO replica inside the daemon: the driver's core with IO at its edges.
 
-Inputs (consensus messages, client requests, timer firings, synced blocks,
-executed blocks) go through one queue and one task, so the replica never sees
-two inputs at once. The task takes every input already waiting (up to
-``MAX_INPUTS_PER_ROUND``), hands them to the replica one by one, and carries
-out all the actions they produced, in order, as one *round*:
+What to do with the replica's inputs and actions is decided by the driver's
+core (``node.engine.core``, shared with the simulator): inputs (consensus
+messages, client requests, timer firings, synced blocks, executed blocks) go
+through one queue and one task, so the replica never sees two inputs at once;
+the task takes every input already waiting (up to ``MAX_INPUTS_PER_ROUND``),
+hands them to the replica one by one and carries out all the actions they
+produced as one *round*, in the core's order. This module is the edges:
 
-- ``Persist``: the records of every ``Persist`` in the round go into ONE synced
-  LevelDB batch (group commit), written in the storage thread before anything
-  that followed them is sent: a vote is durable before it leaves, as the
-  replica requires, but a busy node pays one fsync per round instead of one per
-  input. Later records of the same key overwrite earlier ones, exactly as
-  separate writes in that order would;
-- ``Send``/``Broadcast``/``Relay``: encoded once and handed to the transport's
-  per-peer queues; once one of them has to wait for a ``Persist``, every later
-  one waits too, so messages leave in the order the replica produced them.
-  Sending never stops consensus: a message whose frame is over
-  ``hooks.max_frame_bytes`` is not sent (``too_large``), and an exception
-  while encoding or handing over one message drops that message
-  (``send_error``); both are counted (``stats.dropped``, the observer's
-  ``dropped``) and logged as a warning at the 1st, 2nd, 4th, 8th... drop of a
-  reason. Relayed requests go in as many ``TxsFrame``s as the limit needs;
-- ``Deliver``: the block goes to the apply task, which executes and writes
-  blocks one at a time in height order (one synced batch each) while the
-  replica goes on voting for later heights; after each block, ``on_block``
-  runs and ``on_executed`` comes back to the replica as an input;
-- ``SetTimer``: one asyncio timer, replaced on every new deadline;
-- ``NeedSync``, ``Evidence``, ``Divergence``, ``ViewChanged``, ``Rejected``:
-  handed to callbacks (sync manager, logs, metrics). A ``Rejected`` with a
-  sender (not -1) and an ``Evidence`` also go to ``hooks.blame(validator,
-  reason)`` (reason ``equivocation`` for evidence): the daemon scores the
-  validator's peer link with them (``node.net.penalties.consensus_points``).
+- the round's write: the records of every ``Persist`` in ONE synced LevelDB
+  batch (group commit), written in the storage thread before any message
+  that followed a ``Persist`` is sent: a vote is durable before it leaves, as
+  the replica requires, but a busy node pays one fsync per round instead of
+  one per input;
+- ``transmit`` (``Send``/``Broadcast``/``Relay``): encoded once and handed to
+  the transport's per-peer queues. Sending never stops consensus: a message
+  whose frame is over ``hooks.max_frame_bytes`` is not sent (``too_large``),
+  and an exception while encoding or handing over one message drops that
+  message (``send_error``); both are counted (``stats.dropped``, the
+  observer's ``dropped``) and logged as a warning at the 1st, 2nd, 4th, 8th...
+  drop of a reason. Relayed requests go in as many ``TxsFrame``s as the limit
+  needs;
+- ``execute`` (``Deliver``, after the round's write): the block goes to the
+  apply task, which executes and writes blocks one at a time in height order
+  (one synced batch each) while the replica goes on voting for later heights;
+  after each block, ``on_block`` runs and ``on_executed`` comes back to the
+  replica as an input;
+- ``arm_timer`` (``SetTimer``): one asyncio timer, replaced on every new deadline;
+- ``need_sync`` and ``note`` (``NeedSync``, ``Evidence``, ``Divergence``,
+  ``ViewChanged``, ``Rejected``): handed to callbacks (sync manager, logs,
+  metrics). A ``Rejected`` with a sender (not -1) and an ``Evidence`` also go
+  to ``hooks.blame(validator, reason)`` (reason ``equivocation`` for
+  evidence): the daemon scores the validator's peer link with them
+  (``node.net.penalties.consensus_points``).
 
 Only a failure of the replica itself (a bug) or of storage (a ``Persist`` or a
 block that cannot be written) stops consensus (``fatal``, ``_fail``).
@@ -56,30 +58,37 @@ import structlog
 
 from consensus.actions import (
     Action,
-    Broadcast,
-    Deliver,
     Divergence,
     Evidence,
-    NeedSync,
-    Persist,
     Rejected,
     Relay,
     Send,
-    SetTimer,
     ViewChanged,
 )
 from consensus.messages import CommittedBlock, Message
 from consensus.replica import Replica
 from node.core.block import Block
 from node.engine.applier import BlockApplier
+from node.engine.core import (
+    MAX_INPUTS_PER_ROUND,
+    Input,
+    Note,
+    OnBlock,
+    OnExecuted,
+    OnMessage,
+    OnRequest,
+    OnTimer,
+    Outbound,
+    carry_out,
+    feed,
+    plan,
+)
 from node.ledger.executor import BlockOutcome
 from node.net.wire import ConsensusFrame, encode_frame, txs_frames
 from storage.base import ChainStorage, Write
 
 log = structlog.get_logger("hygeia.consensus")
 
-# inputs handed to the replica before their actions are carried out together
-MAX_INPUTS_PER_ROUND = 512
 # requests per relayed TxsFrame (as gossip)
 RELAY_BATCH = 256
 
@@ -149,7 +158,9 @@ class DriverHooks:
     blame: Callable[[int, str], None] = _no_blame
 
 
-_Input = tuple[str, Any]
+# what the input queue holds: an input of the core, or None to stop
+_Queued = Input | None
+_TIMER = OnTimer()
 
 
 class ConsensusDriver:
@@ -172,7 +183,7 @@ class ConsensusDriver:
         self.stats = DriverStats()
         self._executor = storage_executor
         self._clock = clock
-        self._inputs: asyncio.Queue[_Input] = asyncio.Queue()
+        self._inputs: asyncio.Queue[_Queued] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._apply_task: asyncio.Task[None] | None = None
@@ -185,13 +196,13 @@ class ConsensusDriver:
         name = type(msg).__name__
         self.stats.messages_in[name] = self.stats.messages_in.get(name, 0) + 1
         self.hooks.observer.message_in(name)
-        self._inputs.put_nowait(("msg", msg))
+        self._inputs.put_nowait(OnMessage(msg))
 
     def submit_request(self, wire: bytes) -> None:
-        self._inputs.put_nowait(("req", wire))
+        self._inputs.put_nowait(OnRequest(wire))
 
     def submit_block(self, block: CommittedBlock) -> None:
-        self._inputs.put_nowait(("block", block))
+        self._inputs.put_nowait(OnBlock(block))
 
     @property
     def backlog(self) -> int:
@@ -210,7 +221,7 @@ class ConsensusDriver:
         if self._timer is not None:
             self._timer.cancel()
         if self._task is not None:
-            self._inputs.put_nowait(("stop", None))
+            self._inputs.put_nowait(None)
             await self._task
         if self._apply_task is not None:
             self._blocks.put_nowait(None)
@@ -222,7 +233,7 @@ class ConsensusDriver:
         if self.fatal is None:
             self.fatal = exc
         self._stopping = True
-        self._inputs.put_nowait(("stop", None))
+        self._inputs.put_nowait(None)
         self._blocks.put_nowait(None)
 
     async def _loop(self) -> None:
@@ -234,30 +245,17 @@ class ConsensusDriver:
             actions: list[Action] = []
             stop = False
             try:
-                for kind, payload in batch:
-                    if kind == "stop" or self._stopping:
+                for item in batch:
+                    if item is None or self._stopping:
                         stop = True
                         break
-                    actions.extend(self._dispatch(kind, payload))
+                    actions.extend(feed(self.replica, item, self._clock()))
                 await self._run(actions)
             except Exception as exc:
                 self._fail(exc)
                 return
             if stop:
                 return
-
-    def _dispatch(self, kind: str, payload: Any) -> list[Action]:
-        now = self._clock()
-        if kind == "msg":
-            return self.replica.on_message(payload, now)
-        if kind == "req":
-            return self.replica.on_request(payload, now)
-        if kind == "timer":
-            return self.replica.on_timer(now)
-        if kind == "executed":
-            height, state_root = payload
-            return self.replica.on_executed(height, state_root, now)
-        return self.replica.on_committed_block(payload, now)
 
     async def _apply_loop(self) -> None:
         """Apply delivered blocks one at a time, in the order they were delivered."""
@@ -274,35 +272,26 @@ class ConsensusDriver:
             except Exception as exc:
                 self._fail(exc)
                 return
-            self._inputs.put_nowait(("executed", (block.height, outcome.state_root)))
+            self._inputs.put_nowait(OnExecuted(block.height, outcome.state_root))
 
     # ------------------------------------------------------------ actions
     async def _run(self, actions: Sequence[Action]) -> None:
-        """Carry out one round's ``actions`` in order, with one synced write for
-        all its ``Persist`` records before any message that followed one leaves."""
-        records: dict[bytes, bytes | None] = {}  # key -> last value: what the batch leaves
-        waiting: list[Send | Broadcast | Relay] = []  # messages that follow a Persist
-        for action in actions:
-            if isinstance(action, Persist):
-                for key, value in action.records:
-                    records[key] = value
-            elif isinstance(action, (Send, Broadcast, Relay)):
-                if records or waiting:
-                    waiting.append(action)
-                else:
-                    self._transmit(action)
-            elif isinstance(action, Deliver):
-                self._blocks.put_nowait(action.block)
-            else:
-                self._note(action)
-        if records:
+        """Carry out one round's ``actions`` in the core's order: what goes at once,
+        one synced write of all its ``Persist`` records, then what waited for it."""
+        if not actions:
+            return
+        step = plan(actions)
+        for action in step.first:
+            carry_out(action, self)
+        if step.write is not None:
             loop = asyncio.get_running_loop()
-            batch: list[Write] = list(records.items())
+            batch: list[Write] = list(step.write.records)
             await loop.run_in_executor(self._executor, self.store.persist_consensus, batch)
-        for message in waiting:
-            self._transmit(message)
+        for action in step.then:
+            carry_out(action, self)
 
-    def _transmit(self, action: Send | Broadcast | Relay) -> None:
+    # -------------------------------------------- the core's Edges (node.engine.core)
+    def transmit(self, action: Outbound) -> None:
         """Hand one message to the transport; never raises (see the module docstring)."""
         if isinstance(action, Relay):
             self._relay(action)
@@ -369,13 +358,23 @@ class ConsensusDriver:
                 **detail,
             )
 
-    def _note(self, action: Action) -> None:
-        """The actions that neither persist nor send: timers, sync, logs, metrics."""
-        if isinstance(action, SetTimer):
-            self._arm(action.at)
-        elif isinstance(action, NeedSync):
-            self.hooks.on_need_sync(action.target_height, action.hints)
-        elif isinstance(action, Rejected):
+    def execute(self, block: CommittedBlock) -> None:
+        """To the apply task (after the round's write), which feeds ``OnExecuted`` back."""
+        self._blocks.put_nowait(block)
+
+    def need_sync(self, target: int, hints: tuple[int, ...]) -> None:
+        self.hooks.on_need_sync(target, hints)
+
+    def arm_timer(self, at: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0, at - self._clock()) / 1000
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._inputs.put_nowait, _TIMER)
+
+    def note(self, action: Note) -> None:
+        """Informational actions: logs, metrics, blame."""
+        if isinstance(action, Rejected):
             self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
             self.hooks.observer.rejected(action.reason)
             log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
@@ -421,10 +420,3 @@ class ConsensusDriver:
             self.hooks.blame(validator, reason)
         except Exception:
             log.exception("blaming a validator failed", validator=validator, reason=reason)
-
-    def _arm(self, at: int) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        delay = max(0, at - self._clock()) / 1000
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(delay, self._inputs.put_nowait, ("timer", None))
