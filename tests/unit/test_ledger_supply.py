@@ -11,16 +11,9 @@ from node.core.keys import key_from_seed, public_key_hex
 from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
 from node.ledger.domains import supply
-from node.ledger.domains.supply import (
-    DOMAIN,
-    expiry_ok,
-    gs1_check_digit_ok,
-    list_alerts,
-    serial_info,
-    verify,
-    with_check_digit,
-)
+from node.ledger.domains.supply import DOMAIN, list_alerts, serial_info, verify
 from node.ledger.executor import Ledger
+from node.ledger.gs1 import with_check_digit
 from node.ledger.result import Rejection, TxResult
 from node.ledger.state import BlockState
 from storage.memory import MemoryChainStore
@@ -129,16 +122,6 @@ def body_of(tx_type: str, **over: Any) -> dict[str, Any]:
         "drug.clear": {"gtin": GTIN, "serials": ["S1"]},
     }
     return {**base[tx_type], **over}
-
-
-# ------------------------------------------------------------------ identifiers
-def test_gs1_check_digits_and_expiry_dates() -> None:
-    """GTIN/SSCC mod-10 check digits (a known GTIN, a wrong one) and YYMMDD validation."""
-    assert gs1_check_digit_ok("00614141000036") and not gs1_check_digit_ok("00614141000037")
-    assert gs1_check_digit_ok("106141411234567897")  # the GS1 specification's SSCC example
-    assert with_check_digit("0061414100003") == "00614141000036"
-    assert expiry_ok("301231") and expiry_ok("300200") and expiry_ok("280229")
-    assert not expiry_ok("270229") and not expiry_ok("301301") and not expiry_ok("2030-12")
 
 
 # ------------------------------------------------------------------ valid, per type

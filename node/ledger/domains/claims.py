@@ -46,6 +46,7 @@ from node.core.codec import parse_json
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
 from node.ledger.domains import ehr, supply
+from node.ledger.gs1 import GTIN_RE, PRINTABLE_SERIAL
 from node.ledger.members import member_key, require_member, signer_key
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -56,8 +57,6 @@ from node.ledger.state import BlockState
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # CPT/HCPCS/local-like codes
 ICD = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")  # ICD-10-like
-GTIN = re.compile(r"^[0-9]{14}$")
-SERIAL = re.compile(r"^[!-~]{1,20}$")  # GS1 AI (21): printable ASCII, at most 20
 CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217
 DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 REASON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$")
@@ -1003,8 +1002,9 @@ CLAIM_SUBMIT = TxType(
                         "quantity": Int(min=1, max=MAX_QUANTITY),
                         "unit_price": Int(max=MAX_AMOUNT),
                         "service_date": Date(),
-                        "gtin": Str(min_len=14, max_len=14, pattern=GTIN, optional=True),
-                        "serial": Str(max_len=20, pattern=SERIAL, optional=True),
+                        # looked up, not trusted: no check digit, printable ASCII (gs1.py)
+                        "gtin": Str(min_len=14, max_len=14, pattern=GTIN_RE, optional=True),
+                        "serial": Str(max_len=20, pattern=PRINTABLE_SERIAL, optional=True),
                     }
                 ),
                 min_items=1,

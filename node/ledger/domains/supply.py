@@ -2,10 +2,8 @@
 suspect and clear serialised packs; verify a pack; list counterfeit alerts.
 
 The product identifier is the one printed in the pack's GS1 DataMatrix (EU FMD
-and US DSCSA): GTIN (AI 01, 14 digits, check digit validated), serial (AI 21,
-1..20 characters of the GS1 AI encodable set 82), lot (AI 10, same set) and
-expiry (AI 17, ``YYMMDD``; ``DD`` = ``00`` means the end of the month; the
-century is 20YY). docs/supply-chain.md maps every field, step, disposition
+and US DSCSA): GTIN, serial, lot and expiry, in the formats of
+``node.ledger.gs1``. docs/supply-chain.md maps every field, step, disposition
 and reason code to GS1 EPCIS 2.0 / CBV, EU FMD and DSCSA.
 
 State (one key per serial; nothing ever re-reads a list that grows):
@@ -34,7 +32,6 @@ recipient, a GTIN owned by another manufacturer, a recall of an unknown lot.
 
 from __future__ import annotations
 
-import calendar
 import itertools
 import re
 from collections.abc import Mapping
@@ -44,21 +41,20 @@ from typing import Any
 from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, ids_after
+from node.ledger.gs1 import Expiry, Gs1Text, Gtin, Sscc, expiry_yyyymmdd
+
+# re-exported for node/bench/apply_supply.py and tests/ that still import it from here
+from node.ledger.gs1 import with_check_digit as with_check_digit
 from node.ledger.members import member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import List, Obj, Str, malformed
+from node.ledger.schema import HEX64, List, Obj, Str
 from node.ledger.state import BlockState, block_time
 
 MAX_SERIALS = 1000  # per transaction (a commission, a shipment ...)
 MAX_EVENTS_PAGE = 1000
 MAX_ALERTS_PAGE = 500
 
-GTIN_RE = re.compile(r"^[0-9]{14}$")
-SSCC_RE = re.compile(r"^[0-9]{18}$")
-# GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1)
-GS1_CSET82 = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$")
-EXPIRY_RE = re.compile(r"^[0-9]{6}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")  # short codes, never free text
 MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -94,84 +90,15 @@ REASONS = (
 )
 
 
-# ------------------------------------------------------------------ identifiers
-def with_check_digit(body: str) -> str:
-    """``body`` (13 digits for a GTIN-14, 17 for an SSCC) plus its check digit
-    (GS1 mod-10: weights 3,1,3,... from the rightmost digit of ``body``)."""
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
-    return body + str((10 - total % 10) % 10)
-
-
-def gs1_check_digit_ok(digits: str) -> bool:
-    """Is the last digit the GS1 check digit of the others?"""
-    return with_check_digit(digits[:-1]) == digits
-
-
-def expiry_ok(value: str) -> bool:
-    if not EXPIRY_RE.fullmatch(value):
-        return False
-    yy, mm, dd = int(value[:2]), int(value[2:4]), int(value[4:])
-    if not 1 <= mm <= 12:
-        return False
-    return 0 <= dd <= calendar.monthrange(2000 + yy, mm)[1]
-
-
-def expiry_yyyymmdd(value: str) -> int:
-    """The last valid day as an integer 20YYMMDD (day 00 = the month's last day)."""
-    yy, mm, dd = int(value[:2]), int(value[2:4]), int(value[4:])
-    if dd == 0:
-        dd = calendar.monthrange(2000 + yy, mm)[1]
-    return (2000 + yy) * 10000 + mm * 100 + dd
-
-
+# ------------------------------------------------------------------ schema pieces
 def day_of(time_ms: int) -> int:
+    """The UTC date of a block time as an integer YYYYMMDD (compared with an expiry)."""
     d = datetime.fromtimestamp(time_ms // 1000, tz=UTC)
     return d.year * 10000 + d.month * 100 + d.day
 
 
-class Gs1Key(Str):
-    """A GS1 identification key of fixed length whose last digit is a check digit."""
-
-    def __init__(self, length: int, pattern: re.Pattern[str], name: str, optional: bool) -> None:
-        super().__init__(max_len=length, min_len=length, pattern=pattern, optional=optional)
-        self.name = name
-
-    def check(self, value: Any, path: str) -> None:
-        super().check(value, path)
-        if not gs1_check_digit_ok(value):
-            raise malformed(path, f"{self.name} check digit is wrong")
-
-
-def Gtin(optional: bool = False) -> Gs1Key:
-    return Gs1Key(14, GTIN_RE, "GTIN", optional)
-
-
-def Sscc(optional: bool = False) -> Gs1Key:
-    return Gs1Key(18, SSCC_RE, "SSCC", optional)
-
-
-class Expiry(Str):
-    def __init__(self, optional: bool = False) -> None:
-        super().__init__(max_len=6, min_len=6, pattern=EXPIRY_RE, optional=optional)
-
-    def check(self, value: Any, path: str) -> None:
-        super().check(value, path)
-        if not expiry_ok(value):
-            raise malformed(path, "must be a valid date YYMMDD (DD 00 = end of month)")
-
-
-def _serial() -> Str:
-    return Str(max_len=20, pattern=GS1_CSET82)
-
-
 def _serials(optional: bool = False) -> List:
-    return List(_serial(), max_items=MAX_SERIALS, min_items=1, unique=True, optional=optional)
-
-
-def _lot(optional: bool = False) -> Str:
-    return Str(max_len=20, pattern=GS1_CSET82, optional=optional)
+    return List(Gs1Text(), max_items=MAX_SERIALS, min_items=1, unique=True, optional=optional)
 
 
 def _code(optional: bool = False) -> Str:
@@ -697,8 +624,8 @@ def _q_verify(
     lot, expiry = _param(query, "lot"), _param(query, "expiry")
     assert gtin is not None and serial is not None and lot is not None and expiry is not None
     _check_param(Gtin(), gtin, "gtin")
-    _check_param(_serial(), serial, "serial")
-    _check_param(_lot(), lot, "lot")
+    _check_param(Gs1Text(), serial, "serial")
+    _check_param(Gs1Text(), lot, "lot")
     _check_param(Expiry(), expiry, "expiry")
     return verify(state, gtin, serial, lot, expiry)
 
@@ -709,7 +636,7 @@ def _q_pack(
     gtin, serial = _param(query, "gtin"), _param(query, "serial")
     assert gtin is not None and serial is not None
     _check_param(Gtin(), gtin, "gtin")
-    _check_param(_serial(), serial, "serial")
+    _check_param(Gs1Text(), serial, "serial")
     info = serial_info(state, gtin, serial)
     if info is None:
         return None
@@ -769,7 +696,7 @@ def _q_alerts(
 # ------------------------------------------------------------------ the domain
 COMMISSION = TxType(
     name="drug.commission",
-    schema=Obj({"gtin": Gtin(), "lot": _lot(), "expiry": Expiry(), "serials": _serials()}),
+    schema=Obj({"gtin": Gtin(), "lot": Gs1Text(), "expiry": Expiry(), "serials": _serials()}),
     authorize=_auth_manufacturer,
     apply=_apply_commission,
     summary="commission serialised packs of a GTIN and lot (EPCIS commissioning)",
@@ -794,9 +721,7 @@ RECEIVE = TxType(
         {
             "gtin": Gtin(),
             "serials": _serials(),
-            "shipment": Str(
-                max_len=64, min_len=64, pattern=re.compile(r"^[0-9a-f]{64}$"), optional=True
-            ),
+            "shipment": Str(max_len=64, min_len=64, pattern=HEX64, optional=True),
         }
     ),
     authorize=_auth_member,
@@ -809,7 +734,7 @@ DISPENSE = TxType(
         {
             "gtin": Gtin(),
             "serials": _serials(),
-            "lot": _lot(optional=True),
+            "lot": Gs1Text(optional=True),
             "expiry": Expiry(optional=True),
         }
     ),
@@ -833,7 +758,7 @@ DECOMMISSION = TxType(
 _FLAG_SCHEMA = Obj(
     {
         "gtin": Gtin(),
-        "lot": _lot(optional=True),
+        "lot": Gs1Text(optional=True),
         "serials": _serials(optional=True),
         "reason": _code(optional=True),
     }
