@@ -1,6 +1,6 @@
 """``docs/configuration.md``: the reference of a node home, config.toml, genesis.json, testnet.json.
 
-Rendered from the schemas themselves (``node.setup.config``, ``node.setup.genesis``,
+Rendered from the schemas themselves (``node.setup.config_schema``, ``node.setup.genesis``,
 ``node.setup.testnet``), so the document cannot drift from what the loaders accept:
 ``python -m node.setup.reference > docs/configuration.md`` writes it and
 ``tests/unit/test_config.py`` fails when the file and the code disagree.
@@ -9,13 +9,14 @@ Rendered from the schemas themselves (``node.setup.config``, ``node.setup.genesi
 from __future__ import annotations
 
 from node.setup import genesis, testnet
-from node.setup.config import (
+from node.setup.config_render import toml_value
+from node.setup.config_schema import (
     CONFIG_FILE,
     SECTIONS,
     AdminSection,
     NodeSection,
+    plain,
     schema,
-    toml_value,
 )
 from node.setup.refdoc import generated_header, table_cell
 
@@ -27,7 +28,7 @@ def render_reference() -> str:
     out = [
         *generated_header(
             "Configuration reference",
-            "node/setup/config.py, node/setup/genesis.py and node/setup/testnet.py",
+            "node/setup/config_schema.py, node/setup/genesis.py and node/setup/testnet.py",
             "node.setup.reference",
             "docs/configuration.md",
             "tests/unit/test_config.py",
@@ -101,7 +102,7 @@ def render_reference() -> str:
             "|---|---|---|---|---|",
         ]
         for key in keys.values():
-            default = toml_value(key.kind.to_plain(key.default))
+            default = toml_value(plain(key.default))
             out.append(
                 f"| `{key.name}` | {table_cell(key.kind.label)} | `{table_cell(default)}` "
                 f"| `{key.env_var}` | {table_cell(key.doc)} |"
