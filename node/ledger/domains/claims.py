@@ -29,16 +29,14 @@ Fraud checks flag the claim and deny the items concerned: a duplicate
 (same patient, provider, service code and service date, at any insurer), an
 evidence record that is not an anchored record of that patient by that
 provider (``node.ledger.domains.ehr.record_info``), a drug item whose serial that
-provider did not dispense (``node.ledger.domains.supply.serial_info``). Both lookups
-are resolved when a claim is applied, so this module works before those
-domains exist: without the function, the check cannot pass (flagged).
+provider did not dispense (``node.ledger.domains.supply.serial_info``).
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -371,11 +369,6 @@ def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ claim.submit
-def _lookup(module: Any, name: str) -> Callable[..., dict[str, Any] | None] | None:
-    fn = getattr(module, name, None)
-    return fn if callable(fn) else None
-
-
 class _Adjudicator:
     """Per-claim caches of policy versions and accumulators (written back at the end)."""
 
@@ -493,12 +486,11 @@ def _check_evidence(
     state: BlockState, evidence: list[str], patient: str, provider: str
 ) -> list[dict[str, Any]]:
     """Flags for every evidence id that is not an anchored record of ``patient`` by ``provider``."""
-    record_info = _lookup(ehr, "record_info")
     flags: list[dict[str, Any]] = []
     for record_id in evidence:
-        info = record_info(state, record_id) if record_info is not None else None
+        info = ehr.record_info(state, record_id)
         if info is None:
-            why = "not-anchored" if record_info is not None else "unverifiable"
+            why = "not-anchored"
         elif info.get("patient") != patient:
             why = "other-patient"
         elif info.get("custodian") != provider:
@@ -511,10 +503,7 @@ def _check_evidence(
 
 def _check_drug(state: BlockState, item: dict[str, Any], provider: str) -> str | None:
     """Why the provider cannot claim this drug pack, or None if it dispensed it."""
-    serial_info = _lookup(supply, "serial_info")
-    if serial_info is None:
-        return "unverifiable"
-    info = serial_info(state, item["gtin"], item["serial"])
+    info = supply.serial_info(state, item["gtin"], item["serial"])
     if info is None:
         return "unknown-serial"
     if info.get("dispensed_by") != provider:
