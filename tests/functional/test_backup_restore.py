@@ -12,32 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from node.ops import backup as bk
 from storage.chain import ChainStore
-from tests.functional.framework import TIMEOUT, TestNetwork
-
-HYGEIA = [sys.executable, "-m", "node.cli"]
+from tests.functional.framework import TIMEOUT, TestNetwork, run_hygeia
 
 
 def hy(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``hygeia ARGS`` (HYGEIA_* variables of the caller's shell removed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYGEIA_")}
-    proc = subprocess.run(
-        [*HYGEIA, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-        env=env,
-    )
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"hygeia {' '.join(map(str, args))}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    """``hygeia ARGS`` (see ``run_hygeia``)."""
+    return run_hygeia(*args, ok=ok, timeout=TIMEOUT)
 
 
 def payload_sha256(path: Path, manifest: bk.Manifest) -> str:

@@ -15,31 +15,18 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import plyvel
 
 from storage.layout import META_HEIGHT, Namespace, decode_u64, encode_u64
-from tests.functional.framework import TIMEOUT, TestNetwork
-
-HYGEIA = [sys.executable, "-m", "node.cli"]
+from tests.functional.framework import TIMEOUT, TestNetwork, run_hygeia
 
 
 def hy(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """``hygeia ARGS``; a command that runs on (a node that started) fails the test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYGEIA_")}
-    try:
-        return subprocess.run(
-            [*HYGEIA, *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"hygeia {' '.join(map(str, args))} did not exit: {exc}") from None
+    """``hygeia ARGS``, any exit status; a command that runs on (a node that started)
+    fails the test."""
+    return run_hygeia(*args, ok=False, timeout=TIMEOUT)
 
 
 def tree_digest(directory: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ the test fails unless ``HYGEIA_SKIP_BROWSER=1`` asks to skip it.
 
 from __future__ import annotations
 
-import http.client
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.functional.framework import HOST, TestNetwork, wait_until
+from tests.functional.framework import HOST, TestNetwork, fetch, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -103,33 +102,24 @@ def net(request: pytest.FixtureRequest) -> Iterator[TestNetwork]:
         network.teardown(failed=request.session.testsfailed > failed_before)
 
 
-def _get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        conn.request(method, path)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 def test_ui_is_served_without_token_and_everything_else_still_needs_it(net: TestNetwork) -> None:
     """/ui and its two assets answer 200 without a token (with a CSP that allows only
     this listener), /ui/ redirects to /ui; /status, /blocks/recent, paths next to
     /ui and a POST to /ui still answer 401; /blocks/recent lists the newest blocks
     as the client API has them and refuses a bad limit."""
     admin = net.nodes[0].admin
-    status, headers, body = _get(admin, "/ui")
-    assert status == 200 and headers["content-type"].startswith("text/html"), (status, headers)
-    assert b'id="height"' in body and b'src="ui/app.js"' in body
-    csp = headers["content-security-policy"]
+    ui = fetch(admin, "/ui")
+    assert ui.status == 200 and ui.headers["content-type"].startswith("text/html"), ui.headers
+    assert b'id="height"' in ui.body and b'src="ui/app.js"' in ui.body
+    csp = ui.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp, csp
     for path, ctype in (("/ui/app.js", "text/javascript"), ("/ui/style.css", "text/css")):
-        status, headers, body = _get(admin, path)
-        assert status == 200 and headers["content-type"].startswith(ctype), (path, headers)
-        assert body
-    status, headers, _ = _get(admin, "/ui/")
-    assert status == 308 and headers["location"] == "../ui", (status, headers)
+        asset = fetch(admin, path)
+        assert asset.status == 200, (path, asset.headers)
+        assert asset.headers["content-type"].startswith(ctype), (path, asset.headers)
+        assert asset.body
+    slash = fetch(admin, "/ui/")
+    assert slash.status == 308 and slash.headers["location"] == "../ui", slash
 
     for path, method in (
         ("/status", "GET"),
@@ -138,8 +128,8 @@ def test_ui_is_served_without_token_and_everything_else_still_needs_it(net: Test
         ("/ui/index.html", "GET"),
         ("/ui", "POST"),
     ):
-        status, _, body = _get(admin, path, method)
-        assert status == 401 and b"unauthorized" in body, (method, path, status, body)
+        denied = fetch(admin, path, method=method)
+        assert denied.status == 401 and b"unauthorized" in denied.body, (method, path, denied)
 
     net.wait_committed(net.submit([0, 1], 20))
     top = net.height(0)

@@ -7,26 +7,14 @@ has caught up (exit 0); a SIGKILLed node's row says ``down`` and the exit status
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
-from tests.functional.framework import TestNetwork, wait_until
-
-CLI_TIMEOUT = 90.0
+from tests.functional.framework import TestNetwork, run_hygeia, wait_until
 
 
 def hygeia(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m node.cli ARGS`` (not a terminal: plain tables, progress lines)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYGEIA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "node.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+    """``hygeia ARGS``, any exit status (not a terminal: plain tables, progress lines)."""
+    return run_hygeia(*args, ok=False)
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
@@ -41,8 +29,17 @@ def rows(stdout: str) -> dict[str, list[str]]:
 def advance(net: TestNetwork, nodes: list[int], blocks: int) -> int:
     """Commit transactions in small rounds until ``nodes`` are ``blocks`` heights further."""
     start = max(net.heights(nodes).values())
-    while min(net.heights(nodes).values()) < start + blocks:
+
+    def commit_a_round() -> dict[int, int]:
         net.wait_committed(net.submit(nodes, 3), nodes=nodes)
+        return net.heights(nodes)
+
+    wait_until(
+        f"nodes {nodes} {blocks} heights past {start}",
+        commit_a_round,
+        lambda heights: min(heights.values()) >= start + blocks,
+        interval=0,
+    )
     return net.wait_same_height(nodes, at_least=start + blocks)
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,20 +16,7 @@ from typing import Any
 import pytest
 
 from node.setup import testnet
-from tests.functional.framework import cli_testnet, wait_until
-
-HYGEIA = [sys.executable, "-m", "node.cli"]
-
-
-def _hygeia(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*HYGEIA, *args], capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"hygeia {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
-
-
-def _json(*args: str) -> Any:
-    return json.loads(_hygeia(*args).stdout)
+from tests.functional.framework import cli_testnet, hygeia_json, wait_until
 
 
 @pytest.fixture
@@ -64,17 +49,17 @@ def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(json.dumps(policy), encoding="utf-8")
     tx = ["--api", insurer_api, "--key", insurer_key, "--wait", "--timeout", "60"]
-    published = _json("client", "claims", "publish-policy", *tx, "--file", str(policy_file))
+    published = hygeia_json("client", "claims", "publish-policy", *tx, "--file", str(policy_file))
     assert published["status"] == "committed", published
     assert published["result"]["data"]["version"] == 1
-    enrolled = _json(
+    enrolled = hygeia_json(
         "client", "claims", "enroll", *tx, "--coverage-id", "cov-story", "--patient", patient,
         "--policy", "story-gold", "--start", "2000-01-01", "--end", "2099-12-31",
     )  # fmt: skip
     assert enrolled["status"] == "committed", enrolled
 
     def submit(claim_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = _json(
+        out: dict[str, Any] = hygeia_json(
             "client", "claims", "submit", "--api", hospital_api, "--key", hospital_key,
             "--wait", "--timeout", "60",
             "--claim-id", claim_id, "--patient", patient, "--insurer", "insurer-3",
@@ -93,7 +78,7 @@ def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
     assert [f["code"] for f in dup["flags"]] == ["duplicate"]
     assert dup["flags"][0]["original"]["claim_id"] == "story-1"
 
-    settled = _json(
+    settled = hygeia_json(
         "client", "claims", "settle", *tx, "--provider", "hospital-0", "--claim-id", "story-1",
         "--payment-ref", "TRN-0001", "--amount", "15200",
     )  # fmt: skip
@@ -102,7 +87,7 @@ def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
 
     statement = wait_until(
         "the hospital's statement on node1 to show the payment",
-        lambda: _json(
+        lambda: hygeia_json(
             "client", "claims", "statement", "--api", nodes[1]["api"], "--provider", "hospital-0"
         ),
         lambda s: s["totals"]["paid"] == 15_200,
@@ -111,12 +96,12 @@ def test_claim_story_publish_enroll_submit_duplicate_settle_statement(
         {"provider": "hospital-0", "insurer": "insurer-3", "approved": 15_200, "paid": 15_200,
          "outstanding": 0, "claims": 2}
     ]  # fmt: skip
-    status = _json(
+    status = hygeia_json(
         "client", "claims", "status", "--api", insurer_api, "--provider", "hospital-0",
         "--claim-id", "story-1",
     )  # fmt: skip
     assert (status["paid"], status["outstanding"], status["status"]) == (15_200, 0, "active")
-    insurer_view = _json(
+    insurer_view = hygeia_json(
         "client", "claims", "statement", "--api", insurer_api, "--insurer", "insurer-3"
     )
     flagged = [c["claim_id"] for c in insurer_view["claims"] if "duplicate" in c["flags"]]

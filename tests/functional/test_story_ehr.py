@@ -13,28 +13,10 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.functional.framework import cli_testnet, wait_until
-
-HYGEIA = [sys.executable, "-m", "node.cli"]
-TIMEOUT = 60.0
-
-
-def hy(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*HYGEIA, *map(str, args)], capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"hygeia {' '.join(map(str, args))}: {proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def hy_json(*args: str | Path, ok: bool = True) -> Any:
-    return json.loads(hy(*args, ok=ok).stdout)
+from tests.functional.framework import cli_testnet, hygeia_json, run_hygeia, wait_until
 
 
 def make_b_a_clinic(genesis: dict[str, Any]) -> None:
@@ -58,8 +40,8 @@ def test_health_records_story(tmp_path: Path) -> None:
         genesis = Path(nodes[0]["home"]) / "genesis.json"
         patient_key = tmp_path / "patient_key.json"
 
-        patient = hy_json("client", "ehr", "patient-key", "--out", patient_key)["patient"]
-        r = hy_json(
+        patient = hygeia_json("client", "ehr", "patient-key", "--out", patient_key)["patient"]
+        r = hygeia_json(
             "client", "ehr", "enroll", "--api", api_a, "--key", key_a, "--patient-key", patient_key
         )
         assert r["status"] == "committed" and r["result"]["status"] == "ok", r
@@ -67,7 +49,7 @@ def test_health_records_story(tmp_path: Path) -> None:
         # hospital A anchors a lab report from a FHIR resource, and a discharge summary
         resource = tmp_path / "report.json"
         resource.write_text(json.dumps({"resourceType": "DiagnosticReport", "status": "final"}))
-        first = hy_json(
+        first = hygeia_json(
             "client",
             "ehr",
             "record-anchor",
@@ -85,7 +67,7 @@ def test_health_records_story(tmp_path: Path) -> None:
         assert first["result"]["status"] == "ok", first
         salt = Path(str(resource) + ".salt")
         assert salt.exists() and (salt.stat().st_mode & 0o777) == 0o600
-        second = hy_json(
+        second = hygeia_json(
             "client",
             "ehr",
             "record-anchor",
@@ -105,7 +87,7 @@ def test_health_records_story(tmp_path: Path) -> None:
         assert second["result"]["status"] == "ok", second
 
         # the patient grants clinic B treatment access; B logs an access
-        grant = hy_json(
+        grant = hygeia_json(
             "client",
             "ehr",
             "consent-grant",
@@ -121,7 +103,7 @@ def test_health_records_story(tmp_path: Path) -> None:
             "3600",
         )
         consent = grant["result"]["data"]["consent_id"]
-        may = hy_json(
+        may = hygeia_json(
             "client",
             "ehr",
             "may-access",
@@ -136,11 +118,11 @@ def test_health_records_story(tmp_path: Path) -> None:
         assert may["allowed"] is True and may["consent_id"] == consent
         access = ("client", "ehr", "access", "--api", api_b, "--key", key_b,
                   "--record", "rpt-001", "--purpose", "TREAT", "--consent", consent)  # fmt: skip
-        acc = hy_json(*access)
+        acc = hygeia_json(*access)
         assert acc["result"]["status"] == "ok", acc
 
         # the patient revokes; B's next access is rejected with the reason
-        rev = hy_json(
+        rev = hygeia_json(
             "client",
             "ehr",
             "consent-revoke",
@@ -152,12 +134,12 @@ def test_health_records_story(tmp_path: Path) -> None:
             consent,
         )
         assert rev["result"]["status"] == "ok", rev
-        denied = hy(*access, ok=False)  # the same access again
+        denied = run_hygeia(*access, ok=False)  # the same access again
         assert denied.returncode == 1
         assert json.loads(denied.stdout)["result"]["code"] == "consent-revoked"
 
         # break-glass by B: accepted without consent, flagged
-        em = hy_json(
+        em = hygeia_json(
             "client",
             "ehr",
             "emergency",
@@ -183,10 +165,10 @@ def test_health_records_story(tmp_path: Path) -> None:
         for node in nodes:
             wait_until(
                 f"the emergency access committed on {node['name']}",
-                functools.partial(hy_json, "client", "tx", em["hash"], "--api", node["api"]),
+                functools.partial(hygeia_json, "client", "tx", em["hash"], "--api", node["api"]),
                 lambda st: st["status"] == "committed",
             )
-            d = hy_json(
+            d = hygeia_json(
                 "client", "ehr", "disclosures", "--api", node["api"], "--patient-key", patient_key
             )["disclosures"]
             got = [
@@ -201,14 +183,14 @@ def test_health_records_story(tmp_path: Path) -> None:
                 for e in d
             ]
             assert got == want, (node["name"], d)
-            audit = hy_json("client", "ehr", "emergencies", "--api", node["api"])
+            audit = hygeia_json("client", "ehr", "emergencies", "--api", node["api"])
             assert [e["height"] for e in audit["emergency_accesses"]] == [height]
-        consents = hy_json("client", "ehr", "consents", "--api", api_a, "--patient", patient)
+        consents = hygeia_json("client", "ehr", "consents", "--api", api_a, "--patient", patient)
         assert consents["consents"][0]["status"] == "inactive"
         assert consents["consents"][0]["revoked"] is not None
 
         # the FHIR resource (with its salt) verifies; a changed resource does not
-        v = hy_json("client", "ehr", "verify", "--api", api_b, "--fhir", resource)
+        v = hygeia_json("client", "ehr", "verify", "--api", api_b, "--fhir", resource)
         assert (v["anchored"], v["record_id"], v["version"], v["custodian"]) == (
             True,
             "rpt-001",
@@ -216,13 +198,13 @@ def test_health_records_story(tmp_path: Path) -> None:
             "hospital-0",
         )
         resource.write_text(json.dumps({"resourceType": "DiagnosticReport", "status": "amended"}))
-        assert (
-            hy("client", "ehr", "verify", "--api", api_b, "--fhir", resource, ok=False).returncode
-            == 1
+        changed = run_hygeia(
+            "client", "ehr", "verify", "--api", api_b, "--fhir", resource, ok=False
         )
+        assert changed.returncode == 1
 
         # a proof of the first anchor verifies offline against genesis
         proof = tmp_path / "proof.json"
-        hy("client", "proof", first["hash"], "--api", nodes[2]["api"], "--out", proof)
-        out = hy("proof", "verify", proof, "--genesis", genesis)
+        run_hygeia("client", "proof", first["hash"], "--api", nodes[2]["api"], "--out", proof)
+        out = run_hygeia("proof", "verify", proof, "--genesis", genesis)
         assert out.stdout.startswith("VALID") and first["hash"] in out.stdout

@@ -9,9 +9,6 @@ test, and stopped with SIGINT (what Ctrl-C sends) at the end.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,16 +16,11 @@ from typing import Any
 import pytest
 
 from node.ledger.domains.supply import with_check_digit
-from tests.functional.framework import cli_testnet
+from tests.functional.framework import cli_testnet, run_hygeia
 
-HYGEIA = [sys.executable, "-m", "node.cli"]
 GTIN = with_check_digit("0061414177777")
 LOT, EXP = "LOT-F1", "301231"
 SSCC = with_check_digit("10614141" + "000000042")
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HYGEIA_")}
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def testnet(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def client(meta: dict[str, Any], node: int, *args: str, key: bool = True) -> tuple[int, Any]:
     """``hygeia client supply ARGS`` against node ``node`` (signed with its member key)."""
-    cmd = [*HYGEIA, "client", "supply", args[0], "--api", meta["nodes"][node]["api"]]
+    cmd = ["client", "supply", args[0], "--api", meta["nodes"][node]["api"]]
     if key:
         cmd += [
             "--key",
@@ -47,9 +39,7 @@ def client(meta: dict[str, Any], node: int, *args: str, key: bool = True) -> tup
             "--timeout",
             "60",
         ]
-    done = subprocess.run(
-        [*cmd, *args[1:]], capture_output=True, text=True, env=_env(), timeout=120
-    )
+    done = run_hygeia(*cmd, *args[1:], ok=False)
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
 

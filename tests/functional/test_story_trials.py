@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 import pytest
 
 from node.setup import testnet
-from tests.functional.framework import cli_testnet
+from tests.functional.framework import cli_testnet, run_hygeia
 
 NCT = "NCT04000001"
 
@@ -37,14 +35,7 @@ def h(label: str) -> str:
 
 def hygeia(*args: str, ok: bool = True) -> tuple[int, Any]:
     """Run ``hygeia ARGS``; return (exit code, parsed JSON stdout or text)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "node.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"hygeia {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
+    proc = run_hygeia(*args, ok=ok)
     try:
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:

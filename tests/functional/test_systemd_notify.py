@@ -8,50 +8,56 @@ SIGTERM brings STOPPING=1 and exit status 0.
 
 from __future__ import annotations
 
-import http.client
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from node.setup import testnet
-from tests.functional.framework import _PRELUDE, HOST, STOP_TIMEOUT, TIMEOUT, reserve_base_port
+from tests.functional.framework import (
+    STOP_TIMEOUT,
+    child_env,
+    fetch,
+    node_argv,
+    reserve_base_port,
+    wait_until,
+)
 
 
 def _get(url: str, path: str, token: str | None = None) -> int:
     """The HTTP status of GET ``url + path``; raises OSError if nothing answers."""
     port = urlsplit(url).port
     assert port is not None
-    conn = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
+    return fetch(port, path, token=token, timeout=5).status
 
 
 def _receive(sock: socket.socket, proc: subprocess.Popen[bytes], log: Path) -> list[str]:
     """The assignments of the next datagram; fails if the node exits or it takes too long."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise AssertionError(
+                f"node exited with {proc.returncode} before notifying; log:\n{tail}"
+            )
+
+    def datagram() -> list[str] | None:
+        try:  # the socket's timeout paces the polls
             return sock.recv(4096).decode("utf-8").split("\n")
         except TimeoutError:
-            if proc.poll() is not None:
-                tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-                raise AssertionError(
-                    f"node exited with {proc.returncode} before notifying; log:\n{tail}"
-                ) from None
-    raise AssertionError(f"no notification within {TIMEOUT:g}s")
+            return None
+
+    received: list[str] = wait_until(
+        "a notification on NOTIFY_SOCKET",
+        datagram,
+        lambda d: d is not None,
+        interval=0,
+        check=alive,
+    )
+    return received
 
 
 def test_ready_only_once_listeners_answer_and_stopping_on_sigterm() -> None:
@@ -71,13 +77,11 @@ def test_ready_only_once_listeners_answer_and_stopping_on_sigterm() -> None:
         sock.bind(str(sock_path))
         sock.settimeout(0.2)
         log = workdir / "node.log"
-        command = ["-m", "node.cli", "start", "--home", node["home"]]
-        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "HYGEIA_LOG_FORMAT": "json"}
+        env = child_env(NOTIFY_SOCKET=str(sock_path), HYGEIA_LOG_FORMAT="json")
         with sock, log.open("ab") as out:
-            # the framework's prelude: the node gets SIGKILL if this test process dies
-            prelude = ["-c", _PRELUDE, str(os.getpid())] if sys.platform == "linux" else []
+            # the node gets SIGKILL if this test process dies
             proc = subprocess.Popen(
-                [sys.executable, *prelude, *command],
+                node_argv(node["home"]),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -1,0 +1,61 @@
+"""Functional test framework: real ``hygeia`` node processes on loopback.
+
+In the style of Bitcoin Core's ``test/functional/test_framework``, one module
+per concern:
+
+* ``waiting``: ``wait_until``, the one way to wait for a condition (a deadline
+  and a message naming what was awaited and the last state seen), never a
+  fixed sleep; ``FrameworkError``;
+* ``ports``: ``reserve_base_port``, the one way to get free ports, held by
+  this process until released so that parallel runs never collide;
+* ``node``: one node process (``NodeProcess``), its command line (``node_argv``,
+  which ties the node's life to the test process on Linux) and environment,
+  and ``configure_home``;
+* ``network``: ``TestNetwork``, a testnet of real node processes as a context
+  manager (set-up, start/stop/kill/restart, queries, waits, clean shutdown
+  checked at the end);
+* ``httpclient``: JSON over HTTP to the nodes, and one-shot raw requests;
+* ``load``: a background thread submitting pre-signed transactions;
+* ``cli``: ``run_hygeia``, the one way to run the ``hygeia`` command, and
+  ``cli_testnet``, a testnet run with ``hygeia testnet start`` as an operator
+  would (the story tests).
+
+Tests import what they use from this package.
+"""
+
+from tests.functional.framework.cli import CLI_TIMEOUT, cli_testnet, hygeia_json, run_hygeia
+from tests.functional.framework.httpclient import HttpClient, NodeUnreachable, Response, fetch
+from tests.functional.framework.network import CHAIN_ID, TestNetwork
+from tests.functional.framework.node import (
+    STOP_TIMEOUT,
+    NodeProcess,
+    child_env,
+    configure_home,
+    node_argv,
+)
+from tests.functional.framework.ports import HOST, PortBlock, reserve_base_port
+from tests.functional.framework.waiting import TIMEOUT, FrameworkError, wait_until
+
+__all__ = [
+    "CHAIN_ID",
+    "CLI_TIMEOUT",
+    "HOST",
+    "STOP_TIMEOUT",
+    "TIMEOUT",
+    "FrameworkError",
+    "HttpClient",
+    "NodeProcess",
+    "NodeUnreachable",
+    "PortBlock",
+    "Response",
+    "TestNetwork",
+    "child_env",
+    "cli_testnet",
+    "configure_home",
+    "fetch",
+    "hygeia_json",
+    "node_argv",
+    "reserve_base_port",
+    "run_hygeia",
+    "wait_until",
+]

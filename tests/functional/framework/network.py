@@ -1,0 +1,496 @@
+"""``TestNetwork``: a testnet of real node processes, the lifecycle of a functional test.
+
+``with TestNetwork(4) as net: ...`` makes a testnet with
+``node.setup.testnet.testnet_init`` in a fresh temporary directory on a
+reserved base port (ports.py), runs every node as its own process (node.py),
+stdout and stderr appended to ``<dir>/node<i>.log``, and waits until all are
+linked. Every wait (waiting.py) also fails fast, with the tail of its log, if
+a node that should be running has exited. At the end it stops every node: on
+success with SIGTERM, checking each exits 0 (so every test also checks clean
+shutdown) and that no node exited on its own, then deletes the directory; on
+failure it kills what is left, keeps the directory and prints where the logs
+are, with their last lines.
+
+Node processes must be started from the thread that created the network (the
+main thread): Linux delivers the parent-death signal when that *thread* ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from node.core.keys import load_key
+from node.core.tx import Tx, build_tx
+from node.setup import testnet
+from node.setup.config import load_config
+from tests.functional.framework.httpclient import HttpClient, NodeUnreachable
+from tests.functional.framework.load import Loader
+from tests.functional.framework.node import (
+    LOG_TAIL_LINES,
+    STOP_TIMEOUT,
+    NodeProcess,
+    child_env,
+    configure_home,
+    node_argv,
+)
+from tests.functional.framework.ports import HOST, PortBlock, reserve_base_port
+from tests.functional.framework.waiting import TIMEOUT, FrameworkError, wait_until
+
+CHAIN_ID = "hygeia-functional"
+
+
+class TestNetwork:
+    """A testnet of real node processes; use as a context manager (see the module docstring)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        validators: int = 4,
+        *,
+        name: str = "net",
+        settings: Mapping[int, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.n = validators
+        self.settings = dict(settings or {})  # node index -> configure_home settings
+        self.dir = Path(tempfile.mkdtemp(prefix=f"hygeia-func-{name}-"))
+        self.nodes: list[NodeProcess] = []
+        self.chain_id = CHAIN_ID
+        self.http = HttpClient()
+        self.ports: PortBlock | None = None
+        self._owner = threading.get_ident()
+        self._nonce = itertools.count(secrets.randbits(40))
+
+    # ------------------------------------------------------------- lifecycle
+    def __enter__(self) -> TestNetwork:
+        try:
+            self.setup()
+        except BaseException:
+            self.teardown(failed=True)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown(failed=exc_type is not None)
+
+    def setup(self) -> None:
+        """Create the testnet, start every node, wait until all are linked to each other."""
+        self.ports = reserve_base_port(self.n)
+        base = self.ports.base
+        meta = testnet.testnet_init(
+            self.dir / "testnet", validators=self.n, base_port=base, chain_id=CHAIN_ID
+        )
+        for i, entry in enumerate(meta["nodes"]):
+            home = Path(entry["home"])
+            p2p, api, admin = testnet.node_ports(base, i)
+            self.nodes.append(
+                NodeProcess(
+                    index=i,
+                    name=entry["name"],
+                    home=home,
+                    p2p=p2p,
+                    api=api,
+                    admin=admin,
+                    token_file=Path(entry["admin_token_file"]),
+                    log_path=self.dir / f"{entry['name']}.log",
+                    member_key=load_key(home / testnet.MEMBER_KEY_FILE),
+                )
+            )
+        for i, settings in self.settings.items():
+            configure_home(self.nodes[i].home, settings)
+        self.log(f"testnet of {self.n} validators in {self.dir}, base port {base}")
+        for i in range(self.n):
+            self.start(i)
+        for i in range(self.n):
+            self.wait_ready(i)
+        self.wait_connected(range(self.n))
+
+    def teardown(self, *, failed: bool) -> None:
+        """Stop every node; on success check each exited 0 and remove the directory."""
+        self.http.close()
+        problems: list[str] = []
+        if not failed:
+            crashed = [
+                f"{n.name} exited on its own with status {n.proc.returncode}"
+                for n in self.nodes
+                if n.proc is not None and n.proc.poll() is not None
+            ]
+            problems.extend(crashed)
+            running = [n.index for n in self.nodes if n.running]
+            try:
+                self.stop(*running)
+            except FrameworkError as exc:
+                problems.append(str(exc))
+        for node in self.nodes:  # whatever is left (a failed test, a stop that hung)
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            if node.proc is not None:
+                try:
+                    node.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait()
+        if self.ports is not None:
+            self.ports.release()
+        if failed or problems:
+            self.print_logs()
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise FrameworkError("; ".join(problems))
+
+    def print_logs(self) -> None:
+        print(f"\n=== functional test failed: directory kept: {self.dir}")
+        for node in self.nodes:
+            print(f"--- {node.name}: log {node.log_path} (last {LOG_TAIL_LINES} lines)")
+            print(node.log_tail())
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    # ------------------------------------------------------------- processes
+    def start(self, i: int) -> None:
+        """Start node ``i``'s process (not waiting for it: see ``wait_ready``)."""
+        if threading.get_ident() != self._owner:
+            raise FrameworkError("start nodes from the thread that made the network")
+        node = self.nodes[i]
+        if node.running:
+            raise FrameworkError(f"{node.name} is already running")
+        node.starts += 1
+        with node.log_path.open("ab") as log:
+            log.write(f"=== framework: start #{node.starts} of {node.name}\n".encode())
+            log.flush()
+            node.proc = subprocess.Popen(
+                node_argv(node.home),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=child_env(),
+                cwd=self.dir,
+            )
+
+    def wait_ready(self, i: int, timeout: float = TIMEOUT) -> None:
+        """Until node ``i`` answers ``/status`` on its admin API."""
+
+        def probe() -> str:
+            try:
+                return str(self.status(i)["node_id"])
+            except NodeUnreachable as exc:
+                return f"unreachable ({exc})"
+
+        wait_until(
+            f"{self.nodes[i].name} to answer /status",
+            probe,
+            lambda s: not s.startswith("unreachable"),
+            timeout=timeout,
+            check=lambda: self.assert_running([i]),
+        )
+
+    def restart(self, i: int) -> None:
+        """Start node ``i`` again (after ``kill`` or ``stop``); wait until it answers and
+        is linked to every other running node.
+
+        Waiting for the links matters: a node gossips each transaction it admits
+        once, to the peers linked at that moment, so a tx submitted to a node that
+        has no links yet never reaches the others (see
+        ``tests/integration/test_node.py::test_tx_admitted_before_links_reaches_peers``).
+        """
+        self.start(i)
+        self.wait_ready(i)
+        self.wait_connected()
+
+    def move_home(self, i: int, home: Path) -> None:
+        """From now on run node ``i`` (stopped) from ``home`` (e.g. a restored backup):
+        its config.toml gets node ``i``'s listen ports; its admin token is used."""
+        node = self.nodes[i]
+        if node.running:
+            raise FrameworkError(f"{node.name} is running; stop it before moving its home")
+        configure_home(
+            home,
+            {
+                "p2p.listen": f'"{HOST}:{node.p2p}"',
+                "api.listen": f'"{HOST}:{node.api}"',
+                "admin.listen": f'"{HOST}:{node.admin}"',
+            },
+        )
+        node.home = home
+        node.token_file = load_config(home, env={}).admin_token_path
+        self.log(f"{node.name} now runs from {home}")
+
+    def kill(self, i: int) -> None:
+        """SIGKILL node ``i`` (``kill -9``) and reap it."""
+        node = self.nodes[i]
+        assert node.proc is not None and node.running, f"{node.name} is not running"
+        node.proc.kill()
+        node.exits.append(node.proc.wait())
+        node.proc = None
+        self.log(f"killed {node.name} (SIGKILL)")
+
+    def stop(self, *indices: int, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM the nodes (all at once), wait for them, check each exited 0."""
+        for i in indices:
+            node = self.nodes[i]
+            assert node.proc is not None and node.running, f"{node.name} is not running"
+            node.proc.send_signal(signal.SIGTERM)
+        failures = []
+        for i in indices:
+            node = self.nodes[i]
+            assert node.proc is not None
+            try:
+                code = node.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+                code = node.proc.wait()
+                failures.append(f"{node.name} did not exit within {timeout:g}s of SIGTERM")
+            node.exits.append(code)
+            node.proc = None
+            if code != 0 and not failures:
+                failures.append(f"{node.name} exited with status {code} after SIGTERM")
+        if failures:
+            raise FrameworkError("; ".join(failures))
+        if indices:
+            self.log(f"stopped {', '.join(self.nodes[i].name for i in indices)} (SIGTERM, exit 0)")
+
+    def running(self) -> list[int]:
+        return [n.index for n in self.nodes if n.running]
+
+    def assert_running(self, indices: Iterable[int]) -> None:
+        """Fail with the log tail of any of these nodes that is not running."""
+        for i in indices:
+            node = self.nodes[i]
+            if node.proc is None:
+                raise FrameworkError(f"{node.name} was stopped or killed by the test")
+            code = node.proc.poll()
+            if code is not None:
+                raise FrameworkError(
+                    f"{node.name} exited with status {code}; last log lines:\n{node.log_tail()}"
+                )
+
+    # ------------------------------------------------------------------ HTTP
+    def _get(self, port: int, path: str, token: str | None = None) -> Any:
+        status, body = self.http.request(port, "GET", path, token=token)
+        if status != 200:
+            raise FrameworkError(f"GET :{port}{path} answered {status}: {body}")
+        return body
+
+    def status(self, i: int) -> dict[str, Any]:
+        """``GET /status`` of node ``i``'s admin API (bearer token from its token file)."""
+        node = self.nodes[i]
+        st: dict[str, Any] = self._get(node.admin, "/status", node.token)
+        return st
+
+    def admin_get(self, i: int, path: str) -> Any:
+        node = self.nodes[i]
+        return self._get(node.admin, path, node.token)
+
+    def height(self, i: int) -> int:
+        return int(self.status(i)["height"])
+
+    def heights(self, nodes: Iterable[int] | None = None) -> dict[int, int]:
+        return {i: self.height(i) for i in self._which(nodes)}
+
+    def block(self, i: int, height: int) -> dict[str, Any]:
+        block: dict[str, Any] = self._get(self.nodes[i].api, f"/v1/blocks/{height}")
+        return block
+
+    def block_hashes(self, i: int, upto: int) -> list[str]:
+        """Hashes of node ``i``'s blocks at heights 1..upto."""
+        return [str(self.block(i, h)["hash"]) for h in range(1, upto + 1)]
+
+    def chain_tx_hashes(self, i: int, upto: int) -> list[str]:
+        """Hashes of the transactions in node ``i``'s blocks 1..upto, in chain order."""
+        out: list[str] = []
+        for h in range(1, upto + 1):
+            out.extend(self.block(i, h)["tx_hashes"])
+        return out
+
+    def tx_status(self, i: int, tx_hash: str) -> dict[str, Any]:
+        """``GET /v1/txs/{hash}`` on node ``i``."""
+        st: dict[str, Any] = self._get(self.nodes[i].api, f"/v1/txs/{tx_hash}")
+        return st
+
+    # ---------------------------------------------------------- transactions
+    def sign_anchors(self, count: int, member: int | None = None) -> list[Tx]:
+        """``count`` data.anchor txs of fresh random digests, pre-signed.
+
+        Signed by member ``member``'s key, or by the members in turn when None.
+        """
+        txs = []
+        for k in range(count):
+            key = self.nodes[k % self.n if member is None else member].member_key
+            body = {"digest": secrets.token_hex(32), "kind": "functional"}
+            txs.append(build_tx(self.chain_id, "data.anchor", body, key, next(self._nonce)))
+        return txs
+
+    def post_tx(self, i: int, tx: Tx) -> tuple[int, Any]:
+        return self.http.request(self.nodes[i].api, "POST", "/v1/txs", tx.wire)
+
+    def submit(
+        self,
+        node_index: int | Sequence[int],
+        txs: int | Sequence[Tx],
+        *,
+        concurrency: int = 16,
+    ) -> list[str]:
+        """Submit txs (or ``count`` fresh pre-signed anchors) to a node, or to several
+        nodes round-robin (tx k to ``node_index[k % len]``), ``concurrency`` requests
+        at a time; every one must be accepted (202). Returns their hashes in order."""
+        batch = self.sign_anchors(txs) if isinstance(txs, int) else list(txs)
+        targets = [node_index] if isinstance(node_index, int) else list(node_index)
+        plan = [(targets[k % len(targets)], tx) for k, tx in enumerate(batch)]
+        refused = asyncio.run(self._post_all(plan, concurrency))
+        if refused:
+            raise FrameworkError(f"{len(refused)} txs refused, e.g. {refused[:3]}")
+        return [tx.hash for tx in batch]
+
+    async def _post_all(self, plan: list[tuple[int, Tx]], concurrency: int) -> list[str]:
+        refused: list[str] = []
+        gate = asyncio.Semaphore(concurrency)
+        headers = {"Content-Type": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=30)
+
+        async def post(session: aiohttp.ClientSession, i: int, tx: Tx) -> None:
+            url = f"http://{HOST}:{self.nodes[i].api}/v1/txs"
+            async with gate:
+                try:
+                    async with session.post(url, data=tx.wire, headers=headers) as resp:
+                        body = await resp.json(content_type=None)
+                        if resp.status != 202 or body != {"hash": tx.hash}:
+                            refused.append(f"node{i} tx {tx.hash[:16]}: {resp.status} {body}")
+                except aiohttp.ClientError as exc:
+                    refused.append(f"node{i} tx {tx.hash[:16]}: {exc!r}")
+
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(*(post(session, i, tx) for i, tx in plan))
+        return refused
+
+    # --------------------------------------------------------------- waiting
+    def _which(self, nodes: Iterable[int] | None) -> list[int]:
+        return sorted(self.running() if nodes is None else nodes)
+
+    def wait_connected(self, nodes: Iterable[int] | None = None, timeout: float = TIMEOUT) -> None:
+        """Until each of these nodes has links to all the others of them (``status.peers``)."""
+        group = self._which(nodes)
+        wait_until(
+            f"nodes {group} to be linked to each other",
+            lambda: {i: self.status(i)["peers"] for i in group},
+            lambda peers: all(p >= len(group) - 1 for p in peers.values()),
+            timeout=timeout,
+            check=lambda: self.assert_running(group),
+        )
+
+    def wait_for_height(
+        self, height: int, nodes: Iterable[int] | None = None, timeout: float = TIMEOUT
+    ) -> dict[int, int]:
+        """Until every one of ``nodes`` (default: the running ones) is at ``height`` or above."""
+        group = self._which(nodes)
+        state: dict[int, int] = wait_until(
+            f"height >= {height} on nodes {group}",
+            lambda: self.heights(group),
+            lambda hs: min(hs.values()) >= height,
+            timeout=timeout,
+            check=lambda: self.assert_running(group),
+        )
+        return state
+
+    def wait_same_height(
+        self, nodes: Iterable[int] | None = None, at_least: int = 0, timeout: float = TIMEOUT
+    ) -> int:
+        """Until these nodes report one height (>= ``at_least``) and none is syncing."""
+        group = self._which(nodes)
+        state = wait_until(
+            f"nodes {group} at one height >= {at_least}, not syncing",
+            lambda: {i: (st["height"], st["syncing"]) for i in group for st in [self.status(i)]},
+            lambda s: (
+                len({h for h, _ in s.values()}) == 1
+                and min(h for h, _ in s.values()) >= at_least
+                and not any(syncing for _, syncing in s.values())
+            ),
+            timeout=timeout,
+            check=lambda: self.assert_running(group),
+        )
+        return int(next(iter(state.values()))[0])
+
+    def wait_committed(
+        self, hashes: Sequence[str], nodes: Iterable[int] | None = None, timeout: float = TIMEOUT
+    ) -> None:
+        """Until every tx of ``hashes`` is in the chain of each of ``nodes``."""
+        group = self._which(nodes)
+        want = set(hashes)
+        seen: dict[int, set[str]] = {i: set() for i in group}
+        scanned: dict[int, int] = dict.fromkeys(group, 0)
+
+        def missing() -> dict[int, int]:
+            for i in group:  # read only the blocks not scanned yet
+                top = self.height(i)
+                for h in range(scanned[i] + 1, top + 1):
+                    seen[i].update(self.block(i, h)["tx_hashes"])
+                scanned[i] = top
+            return {i: len(want - seen[i]) for i in group if want - seen[i]}
+
+        try:
+            wait_until(
+                f"{len(want)} txs committed on nodes {group} (missing per node)",
+                missing,
+                lambda m: not m,
+                timeout=timeout,
+                interval=0.1,
+                check=lambda: self.assert_running(group),
+            )
+        except FrameworkError as exc:
+            lost = sorted(set().union(*(want - seen[i] for i in group)))
+            where = {
+                h[:16]: {i: self.tx_status(i, h)["status"] for i in self.running()}
+                for h in lost[:3]
+            }
+            raise FrameworkError(f"{exc}; e.g. status by node: {where}") from None
+
+    def assert_same_chain(self, nodes: Iterable[int] | None = None) -> int:
+        """The nodes' block hashes are equal up to their common height; returns it."""
+        group = self._which(nodes)
+        common = min(self.heights(group).values())
+        chains = {i: self.block_hashes(i, common) for i in group}
+        first = chains[group[0]]
+        for i, chain in chains.items():
+            if chain != first:
+                fork = next(
+                    h for h, (a, b) in enumerate(zip(first, chain, strict=True), 1) if a != b
+                )
+                raise FrameworkError(
+                    f"node{group[0]} and node{i} differ at height {fork}: "
+                    f"{first[fork - 1]} != {chain[fork - 1]}"
+                )
+        return common
+
+    # ---------------------------------------------------------------- load
+    @contextlib.contextmanager
+    def load(self, txs: Sequence[Tx], targets: Iterable[int], rate: float) -> Iterator[Loader]:
+        """Submit ``txs`` from a background thread at about ``rate`` per second,
+        round-robin over ``loader.targets`` (change it while running)."""
+        loader = Loader([n.api for n in self.nodes], txs, targets, rate)
+        loader.start()
+        try:
+            yield loader
+        finally:
+            loader.finish()

@@ -1,0 +1,101 @@
+"""Ports for functional tests: ``reserve_base_port``, the one way a test gets free ports.
+
+Ports come from 20000-31999 (below the kernel's ephemeral range), in slots
+derived from ``PYTEST_XDIST_WORKER`` (one lane per worker), the process id and
+a per-process counter; every port of a slot is checked free and then held
+(``PortBlock``) by this process until ``release()``, so that no parallel run
+can take it, even while a node is down.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+from pathlib import Path
+
+from node.setup import testnet
+from tests.functional.framework.waiting import FrameworkError
+
+HOST = "127.0.0.1"
+PORT_LOW = 20000
+PORT_HIGH = 32000  # Linux hands out ephemeral ports from 32768 by default
+LANES = 16  # xdist workers gwN use slots with slot % LANES == N % LANES
+
+_counter = itertools.count()
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+class PortBlock:
+    """The ports of one testnet, held by this process until ``release()``.
+
+    Each port is bound with a plain ``bind()`` (which fails if anything holds
+    it: a listener, another reservation, a connection), then marked
+    SO_REUSEADDR and kept bound, never listening: the node processes' own
+    listeners (asyncio sets SO_REUSEADDR) can still bind and listen there, while
+    no other test run can reserve or bind them and no outgoing connection gets
+    one as its automatic port.
+    """
+
+    def __init__(self, base: int, ports: list[int], socks: list[socket.socket]) -> None:
+        self.base = base
+        self.ports = ports
+        self._socks = socks
+
+    @classmethod
+    def reserve(cls, base: int, ports: list[int]) -> PortBlock | None:
+        """The block, or None if any of its ports is taken."""
+        socks: list[socket.socket] = []
+        try:
+            for port in ports:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((HOST, port))
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        except OSError:
+            for s in socks:
+                s.close()
+            return None
+        return cls(base, ports, socks)
+
+    def release(self) -> None:
+        for s in self._socks:
+            s.close()
+        self._socks.clear()
+
+
+def _worker_lane() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    digits = worker.removeprefix("gw")
+    return int(digits) % LANES if digits.isdigit() else 0
+
+
+def reserve_base_port(validators: int) -> PortBlock:
+    """Reserve a base port P whose testnet ports (``node.setup.testnet.node_ports``) are free.
+
+    Slots of ``PORT_STRIDE * validators`` ports in ``PORT_LOW``..``PORT_HIGH``
+    (kept below the kernel's ephemeral range when it allows); xdist worker gwN
+    only uses slots in lane N % LANES, starting from a slot derived from the
+    process id and a per-process counter.
+    """
+    stride = testnet.PORT_STRIDE * validators
+    high = min(PORT_HIGH, _ephemeral_low())
+    if high - PORT_LOW < LANES * stride:
+        high = PORT_HIGH  # a low ephemeral range: overlap it, reservations still hold
+    slots = (high - PORT_LOW) // stride
+    lane_slots = list(range(_worker_lane(), slots, LANES))
+    start = (os.getpid() * 7919 + next(_counter) * 104729) % len(lane_slots)
+    for k in range(len(lane_slots)):
+        base = PORT_LOW + lane_slots[(start + k) % len(lane_slots)] * stride
+        ports = [p for i in range(validators) for p in testnet.node_ports(base, i)]
+        block = PortBlock.reserve(base, ports)
+        if block is not None:
+            return block
+    raise FrameworkError(f"no free block of {stride} ports in {PORT_LOW}..{high}")
