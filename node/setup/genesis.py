@@ -17,23 +17,41 @@ fields, floats, duplicate object keys, malformed keys and addresses, unknown
 roles and duplicates are ``GenesisError`` naming the file and the field path
 (``genesis.json: validators[2].node_key: ...``). Every consensus knob must be
 present, so a change of a default in the code can never make two nodes of one
-chain run with different parameters.
+chain run with different parameters. The shape of the document (fields, types,
+lengths, patterns, ranges) is the typed dataclasses below, checked through
+``node.core.strict``; what spans fields (duplicates, addresses, the consensus
+knobs together) is plain code after it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
 
 from consensus.config import NODE_LOCAL_FIELDS, ConsensusConfig
+from node.core import strict
 from node.core.codec import canonical_json
+from node.core.strict import (
+    NON_BLANK,
+    CheckedAs,
+    Problem,
+    Rule,
+    StrictError,
+    dotted,
+    one_of,
+    printable,
+    text,
+)
 from node.ledger.members import ROLES
 from node.net.addr import parse_host_port
 
@@ -54,9 +72,6 @@ __all__ = [
     "write_genesis",
 ]
 
-GENESIS_FIELDS: Final = ("chain_id", "genesis_time", "consensus", "validators", "members")
-VALIDATOR_FIELDS: Final = ("name", "node_key", "p2p")
-MEMBER_FIELDS: Final = ("id", "name", "roles", "keys")
 CONSENSUS_KNOBS: Final = tuple(
     f.name
     for f in dataclasses.fields(ConsensusConfig)
@@ -65,10 +80,6 @@ CONSENSUS_KNOBS: Final = tuple(
 MAX_GENESIS_BYTES: Final = 16 << 20
 MAX_CHAIN_ID_LEN: Final = 128
 MAX_INT: Final = 2**63 - 1
-
-_CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _CONSENSUS_DOCS: Final = {
     "batch_max_count": "Most transactions in one batch; the primary proposes a full batch at once.",
@@ -88,6 +99,21 @@ _CONSENSUS_DOCS: Final = {
     "resend_interval_ms": "Minimum spacing of NEW-VIEW pushes and requests to one peer.",
 }
 
+# ------------------------------------------------------------------ the field types
+_NAME = Rule(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z", "{value} is not [A-Za-z0-9][A-Za-z0-9._-]*")
+_KEY = "64 lower-case hex digits (an Ed25519 public key)"
+
+Text = Annotated[str, text(NON_BLANK, printable(256))]
+ShortText = Annotated[str, text(NON_BLANK, printable(64))]
+_HEX_KEY = Rule(r"[0-9a-f]{64}\Z", f"expected {_KEY}, got {{value}}")
+PublicKey = Annotated[str, text(_HEX_KEY), Meta(extra={"expected": _KEY})]
+Role = Annotated[str, text(one_of(ROLES, f"unknown role {{value}} (roles: {', '.join(ROLES)})"))]
+Knob = Annotated[int, Meta(ge=1, le=MAX_INT)]
+# genesis.json's "consensus": exactly the knobs, each present
+_KNOBS: Final = msgspec.defstruct(
+    "consensus", [(k, Knob) for k in CONSENSUS_KNOBS], forbid_unknown_fields=True, frozen=True
+)
+
 
 class GenesisError(ValueError):
     """A genesis file that cannot be used; the message names the file and the field."""
@@ -103,9 +129,9 @@ def default_consensus_params() -> dict[str, int]:
 class Validator:
     """One validator: its consensus index is its position in ``Genesis.validators``."""
 
-    name: str
-    node_key: str  # 64 lower-case hex: the Ed25519 public key (the node id)
-    p2p: str  # host:port other validators dial
+    name: ShortText
+    node_key: PublicKey  # the Ed25519 public key (the node id)
+    p2p: Text  # host:port other validators dial
 
     @property
     def public_key(self) -> bytes:
@@ -119,10 +145,10 @@ class Validator:
 class Member:
     """A founding member institution: its roles and signing keys (64 lower-case hex)."""
 
-    id: str
-    name: str
-    roles: tuple[str, ...]
-    keys: tuple[str, ...]
+    id: Annotated[str, text(NON_BLANK, printable(64), _NAME)]
+    name: Text
+    roles: Annotated[tuple[Role, ...], Meta(min_length=1)]
+    keys: Annotated[tuple[PublicKey, ...], Meta(min_length=1)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,16 +163,15 @@ class Member:
 class Genesis:
     """A loaded, checked genesis. Build one with ``parse_genesis`` (it checks everything)."""
 
-    chain_id: str
-    genesis_time: int
-    consensus: Mapping[str, int]
-    validators: tuple[Validator, ...]
+    chain_id: Annotated[str, text(NON_BLANK, printable(MAX_CHAIN_ID_LEN), _NAME)]
+    genesis_time: Annotated[int, Meta(ge=0, le=MAX_INT)]
+    consensus: Annotated[Mapping[str, int], CheckedAs(_KNOBS)]
+    validators: Annotated[tuple[Validator, ...], Meta(min_length=1)]
     members: tuple[Member, ...]
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        index = {v.node_key: i for i, v in enumerate(self.validators)}
-        object.__setattr__(self, "_index", index)
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {v.node_key: i for i, v in enumerate(self.validators)}
 
     @property
     def n(self) -> int:
@@ -199,73 +224,6 @@ class Genesis:
 
 
 # ------------------------------------------------------------------ strict parsing
-class _Checker:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, path: str, message: str) -> GenesisError:
-        return GenesisError(
-            f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}"
-        )
-
-    def obj(self, value: Any, path: str, fields: Sequence[str]) -> dict[str, Any]:
-        what = path or "the document"
-        if not isinstance(value, dict):
-            raise self.error(path, f"expected an object, got {_kind(value)}")
-        unknown = [k for k in value if k not in fields]
-        if unknown:
-            raise self.error(
-                _join(path, unknown[0]), f"unknown field (expected {', '.join(fields)})"
-            )
-        missing = [k for k in fields if k not in value]
-        if missing:
-            raise self.error(_join(path, missing[0]), f"missing from {what}")
-        return value
-
-    def string(self, value: Any, path: str, *, max_len: int = 256) -> str:
-        if not isinstance(value, str):
-            raise self.error(path, f"expected a string, got {_kind(value)}")
-        if not value.strip():
-            raise self.error(path, "must not be empty")
-        if len(value) > max_len or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-            raise self.error(path, f"must be at most {max_len} printable characters")
-        return value
-
-    def integer(self, value: Any, path: str, *, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path, f"expected an integer, got {_kind(value)}")
-        if not minimum <= value <= MAX_INT:
-            raise self.error(path, f"must be in {minimum}..{MAX_INT}, got {value}")
-        return value
-
-    def array(self, value: Any, path: str, *, non_empty: bool) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.error(path, f"expected an array, got {_kind(value)}")
-        if non_empty and not value:
-            raise self.error(path, "must not be empty")
-        return value
-
-    def key(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not _HEX64.fullmatch(value):
-            raise self.error(
-                path,
-                f"expected 64 lower-case hex digits (an Ed25519 public key), got {_short(value)}",
-            )
-        return value
-
-    def address(self, value: Any, path: str) -> str:
-        text = self.string(value, path)
-        try:
-            parse_host_port(text)
-        except ValueError as e:
-            raise self.error(path, str(e)) from None
-        return text
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -287,92 +245,74 @@ def _short(value: Any) -> str:
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
-def _consensus(c: _Checker, value: Any) -> dict[str, int]:
-    doc = c.obj(value, "consensus", CONSENSUS_KNOBS)
-    knobs = {k: c.integer(doc[k], f"consensus.{k}", minimum=1) for k in CONSENSUS_KNOBS}
+def _message(p: Problem) -> tuple[str, str]:
+    """(field path, what is wrong there) of a problem of the document's shape."""
+    if p.what == "unknown":
+        return dotted(p.path), f"unknown field (expected {', '.join(p.fields)})"
+    if p.what == "missing":
+        return dotted(p.path), f"missing from {dotted(p.path[:-1]) or 'the document'}"
+    if p.what == "type":
+        return dotted(p.path), f"expected {p.expected}, got {_kind(p.value)}"
+    return dotted(p.path), p.why(_short)
+
+
+def _unique(items: Sequence[str], path: str, what: str) -> tuple[str, str] | None:
+    """The first item of ``items`` equal to an earlier one, as (field path, message)."""
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item in seen:
+            return f"{path}[{i}].{what}", f"same as {path}[{seen[item]}].{what}"
+        seen[item] = i
+    return None
+
+
+def _problem(g: Genesis) -> tuple[str, str] | None:
+    """What is wrong across the fields of a genesis of the right shape, or None."""
+    knobs = g.consensus
     if knobs["view_change_timeout_ms"] > knobs["view_change_timeout_max_ms"]:
-        raise c.error(
-            "consensus.view_change_timeout_ms",
+        return "consensus.view_change_timeout_ms", (
             f"must not exceed consensus.view_change_timeout_max_ms "
-            f"({knobs['view_change_timeout_ms']} > {knobs['view_change_timeout_max_ms']})",
+            f"({knobs['view_change_timeout_ms']} > {knobs['view_change_timeout_max_ms']})"
         )
-    return knobs
-
-
-def _validators(c: _Checker, value: Any) -> tuple[Validator, ...]:
-    out: list[Validator] = []
-    names: dict[str, int] = {}
-    keys: dict[str, int] = {}
-    addresses: dict[str, int] = {}
-    for i, raw in enumerate(c.array(value, "validators", non_empty=True)):
-        path = f"validators[{i}]"
-        doc = c.obj(raw, path, VALIDATOR_FIELDS)
-        name = c.string(doc["name"], f"{path}.name", max_len=64)
-        key = c.key(doc["node_key"], f"{path}.node_key")
-        p2p = c.address(doc["p2p"], f"{path}.p2p")
-        for seen, item, what in (
-            (names, name, "name"),
-            (keys, key, "node_key"),
-            (addresses, p2p, "p2p"),
-        ):
-            if item in seen:
-                raise c.error(f"{path}.{what}", f"same as validators[{seen[item]}].{what}")
-            seen[item] = i
-        out.append(Validator(name, key, p2p))
-    return tuple(out)
-
-
-def _members(c: _Checker, value: Any) -> tuple[Member, ...]:
-    out: list[Member] = []
-    ids: dict[str, int] = {}
+    for i, v in enumerate(g.validators):
+        try:
+            parse_host_port(v.p2p)
+        except ValueError as e:
+            return f"validators[{i}].p2p", str(e)
+    for what in ("name", "node_key", "p2p"):
+        if found := _unique([getattr(v, what) for v in g.validators], "validators", what):
+            return found
+    if found := _unique([m.id for m in g.members], "members", "id"):
+        return found
     owners: dict[str, str] = {}
-    for i, raw in enumerate(c.array(value, "members", non_empty=False)):
-        path = f"members[{i}]"
-        doc = c.obj(raw, path, MEMBER_FIELDS)
-        member_id = c.string(doc["id"], f"{path}.id", max_len=64)
-        if not _MEMBER_ID.fullmatch(member_id):
-            raise c.error(f"{path}.id", f"{_short(member_id)} is not [A-Za-z0-9][A-Za-z0-9._-]*")
-        if member_id in ids:
-            raise c.error(f"{path}.id", f"same as members[{ids[member_id]}].id")
-        ids[member_id] = i
-        name = c.string(doc["name"], f"{path}.name")
-        roles: list[str] = []
-        for j, role in enumerate(c.array(doc["roles"], f"{path}.roles", non_empty=True)):
-            if role not in ROLES:
-                raise c.error(
-                    f"{path}.roles[{j}]", f"unknown role {_short(role)} (roles: {', '.join(ROLES)})"
-                )
-            if role in roles:
-                raise c.error(f"{path}.roles[{j}]", f"role {role} listed twice")
-            roles.append(role)
-        keys: list[str] = []
-        for j, raw_key in enumerate(c.array(doc["keys"], f"{path}.keys", non_empty=True)):
-            key = c.key(raw_key, f"{path}.keys[{j}]")
+    for i, m in enumerate(g.members):
+        for j, role in enumerate(m.roles):
+            if role in m.roles[:j]:
+                return f"members[{i}].roles[{j}]", f"role {role} listed twice"
+        for j, key in enumerate(m.keys):
             if key in owners:
-                raise c.error(f"{path}.keys[{j}]", f"key already belongs to member {owners[key]}")
-            owners[key] = member_id
-            keys.append(key)
-        out.append(Member(member_id, name, tuple(roles), tuple(keys)))
-    return tuple(out)
+                return f"members[{i}].keys[{j}]", f"key already belongs to member {owners[key]}"
+            owners[key] = m.id
+    try:
+        g.consensus_config()
+    except ValueError as e:
+        return "consensus", str(e).removeprefix("consensus: ")
+    return None
 
 
 def parse_genesis(obj: Any, *, source: str = "genesis.json") -> Genesis:
     """Check a decoded genesis document and build a ``Genesis``; ``GenesisError`` if invalid."""
-    c = _Checker(source)
-    doc = c.obj(obj, "", GENESIS_FIELDS)
-    chain_id = c.string(doc["chain_id"], "chain_id", max_len=MAX_CHAIN_ID_LEN)
-    if not _CHAIN_ID.fullmatch(chain_id):
-        raise c.error("chain_id", f"{_short(chain_id)} is not [A-Za-z0-9][A-Za-z0-9._-]*")
-    genesis_time = c.integer(doc["genesis_time"], "genesis_time", minimum=0)
-    knobs = _consensus(c, doc["consensus"])
-    validators = _validators(c, doc["validators"])
-    members = _members(c, doc["members"])
-    genesis = Genesis(chain_id, genesis_time, knobs, validators, members)
     try:
-        genesis.consensus_config()
-    except ValueError as e:
-        raise c.error("consensus", str(e).removeprefix("consensus: ")) from None
-    return genesis
+        genesis = strict.convert(obj, Genesis)
+        knobs = {k: genesis.consensus[k] for k in CONSENSUS_KNOBS}  # in documentation order
+        genesis = dataclasses.replace(genesis, consensus=knobs)
+        found = _problem(genesis)
+    except StrictError as e:
+        found = _message(e.problem)
+    if found is None:
+        return genesis
+    path, message = found
+    raise GenesisError(f"{source}: {path}: {message}" if path else f"{source}: {message}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
