@@ -1,0 +1,1 @@
+"""Jepsen-style fault suite for real hygeia processes (see README.md in this directory)."""
