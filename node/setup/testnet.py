@@ -27,8 +27,12 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import msgspec
+
+from node.core import strict
+from node.core.strict import Problem, StrictError, dotted
 from node.setup.config import ConfigError, load_config
 from node.setup.genesis import (
     Genesis,
@@ -81,10 +85,33 @@ class TestnetError(Exception):
     __test__ = False  # not a pytest test class
 
 
+class _Node(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An entry of ``nodes``: the fields ``testnet_init`` writes (a reader names those it
+    needs; the others may be absent)."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    home: str | msgspec.UnsetType = msgspec.UNSET
+    node_id: str | msgspec.UnsetType = msgspec.UNSET
+    p2p: str | msgspec.UnsetType = msgspec.UNSET
+    api: str | msgspec.UnsetType = msgspec.UNSET
+    admin: str | msgspec.UnsetType = msgspec.UNSET
+    admin_token_file: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Testnet(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``testnet.json``."""
+
+    chain_id: str | msgspec.UnsetType = msgspec.UNSET
+    nodes: Annotated[tuple[_Node, ...], msgspec.Meta(min_length=1)]
+
+
 def read_testnet(path: Path, need: tuple[str, ...] = ("name", "home")) -> dict[str, Any]:
     """The ``testnet.json`` of a testnet directory (or that file given directly),
-    with a non-empty ``nodes`` list whose entries have the string fields ``need``;
-    ``TestnetError`` says what is wrong and where."""
+    with a non-empty ``nodes`` list whose entries have the string fields ``need``.
+
+    The file is checked against its format (the module's docstring) through
+    ``node.core.strict``: an unknown field or a value that is not a string is an
+    error too. ``TestnetError`` says what is wrong and where."""
     file = path / TESTNET_FILE if path.is_dir() else path
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
@@ -96,13 +123,25 @@ def read_testnet(path: Path, need: tuple[str, ...] = ("name", "home")) -> dict[s
         raise TestnetError(f"cannot read {file}: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise TestnetError(f"{file} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
-        raise TestnetError(f'{file}: "nodes" must be a non-empty list')
-    for i, entry in enumerate(doc["nodes"]):
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in need):
-            names = ", ".join(f'"{k}"' for k in need[:-1]) + f' and "{need[-1]}"'
+    names = ", ".join(f'"{k}"' for k in need[:-1]) + f' and "{need[-1]}"'
+    try:
+        testnet = strict.convert(doc, _Testnet)
+    except StrictError as exc:
+        raise TestnetError(f"{file}: {_why(exc.problem, need, names)}") from None
+    for i, node in enumerate(testnet.nodes):
+        if any(getattr(node, k) is msgspec.UNSET for k in need):
             raise TestnetError(f"{file}: nodes[{i}] needs the strings {names}")
-    return doc
+    return dict(doc)
+
+
+def _why(p: Problem, need: tuple[str, ...], names: str) -> str:
+    if p.path in ((), ("nodes",)):
+        return '"nodes" must be a non-empty list'
+    if len(p.path) == 2 or p.path[2:] in [(k,) for k in need]:
+        return f"nodes[{p.path[1]}] needs the strings {names}"
+    if p.what == "unknown":
+        return f"{dotted(p.path)}: unknown field (expected {', '.join(p.fields)})"
+    return f"{dotted(p.path)}: expected a string, got {p.value!r}"
 
 
 def node_ports(base_port: int, index: int) -> tuple[int, int, int]:
