@@ -808,3 +808,47 @@ def test_adjudication_is_deterministic() -> None:
             chain.run(*block)
         roots.append(chain.root)
     assert roots[0] == roots[1]
+
+
+@pytest.mark.usefixtures("fake_ehr", "fake_supply")
+def test_the_first_denial_that_applies_decides_a_line() -> None:
+    """The order of the per-line ladder (claims._adjudicate_line): a duplicate before an
+    undispensed drug pack (only the duplicate is flagged), a drug pack or flagged
+    evidence before the coverage period, the coverage period before an uncovered code,
+    an uncovered code before a missing pre-authorisation."""
+    chain = setup()
+    drug = item("J1100", price=2_000, gtin=GTIN, serial="S1")
+    assert submit(chain, claim("c-1", [drug]), "p1")["decision"] == "approved"
+    unknown_pack = {"gtin": GTIN, "serial": "S9"}
+    out = submit(
+        chain,
+        claim(
+            "c-2",
+            [
+                {**drug, **unknown_pack},  # a duplicate of c-1's line, of an unknown pack
+                {**drug, **unknown_pack, "service_date": "2025-03-02"},
+                item(date="2026-01-01"),  # after the coverage period
+            ],
+            evidence=["rec-ok"],  # h1's record: another custodian for p1
+        ),
+        "p1",
+    )
+    assert [reasons(i)[0][:2] for i in out["items"]] == [("OA", "18"), ("CO", "16"), ("CO", "16")]
+    assert [(f["code"], f.get("item")) for f in out["flags"]] == [
+        ("evidence-mismatch", None),
+        ("duplicate", 1),
+        ("drug-not-dispensed", 2),
+    ]
+    out = submit(
+        chain,
+        claim(
+            "c-3",
+            [
+                item("00000", date="2026-01-01"),  # not covered, and after the period
+                item("00000", date="2025-03-03"),  # not covered
+                item("70450", date="2025-03-03"),  # covered, needs a pre-authorisation
+            ],
+        ),
+    )
+    assert [reasons(i)[0][:2] for i in out["items"]] == [("CO", "27"), ("CO", "96"), ("CO", "197")]
+    assert out["flags"] == [] and out["decision"] == "denied"

@@ -16,14 +16,11 @@ ClaimResponse, Coverage and the X12 835 claim adjustment reason codes):
   result data is the explanation of benefits (EOB).
 * ``claim.settle`` (insurer) and ``claim.reverse`` (insurer).
 
-Adjudication of an item (quantities are integers, money integer minor units):
-``submitted = quantity * unit_price``; ``eligible = min(submitted, quantity *
-allowed)`` (the excess is CARC 45); then the deductible still open for the
-patient, policy and calendar year (CARC 1), then the fixed copay per item
-(CARC 3), then the coinsurance ``floor(rest * copay_bp / 10000)`` (CARC 2);
-the benefit is what is left, capped by what remains of the annual limit
-(CARC 119). The calendar year is the UTC year of the block time. Every item
-satisfies ``submitted == benefit + sum(adjustment amounts)``.
+Adjudication of a line (``_adjudicate_line``): the first denial that applies
+(fraud, coverage, policy, evidence, pre-authorisation), else the money
+arithmetic of ``claims_pricing`` (allowed amount, deductible, copays, annual
+limit) against the patient's accumulators for the policy and calendar year,
+the UTC year of the block time.
 
 Fraud checks flag the claim and deny the items concerned: a duplicate
 (same patient, provider, service code and service date, at any insurer), an
@@ -44,6 +41,13 @@ from node.core.codec import parse_json
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
 from node.ledger.domains import ehr, supply
+from node.ledger.domains.claims_pricing import (
+    BP,
+    claim_totals,
+    denied_line,
+    patient_responsibility,
+    price_line,
+)
 from node.ledger.gs1 import GTIN_RE, PRINTABLE_SERIAL
 from node.ledger.members import member_key, require_member, signer_key
 from node.ledger.registry import TxType
@@ -66,7 +70,6 @@ MAX_QUANTITY = 10_000
 MAX_VERSIONS = 64
 MAX_COVERAGES = 16
 MAX_PAYMENTS = 64
-BP = 10_000  # basis points in 100 %
 
 
 @dataclass
@@ -192,10 +195,6 @@ def _get_frozen(state: BlockState, key: bytes) -> Any:
             _FROZEN.clear()
         found = _FROZEN[raw] = parse_json(raw)
     return found
-
-
-def _adj(group: str, code: str, amount: int) -> dict[str, Any]:
-    return {"group": group, "code": code, "amount": amount}
 
 
 def _ledger_add(
@@ -370,18 +369,30 @@ def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ claim.submit
 class _Adjudicator:
-    """Per-claim caches of policy versions and accumulators (written back at the end)."""
+    """One claim under adjudication: its parties and evidence, per-claim caches of
+    policy versions and accumulators, the flags raised, and the duplicate-index keys
+    its lines take (accumulators and index written back at the end)."""
 
-    def __init__(self, ctx: ExecContext, insurer: str, patient: str) -> None:
+    def __init__(self, ctx: ExecContext, provider: str) -> None:
+        body = ctx.tx.body
         self.state = ctx.state
-        self.insurer = insurer
-        self.patient = patient
+        self.provider = provider
+        self.insurer: str = body["insurer"]
+        self.patient: str = body["patient"]
+        self.claim_id: str = body["claim_id"]
         self.year = block_year(ctx.block.time_ms)
-        cov = ctx.state.get(coverage_key(insurer, patient))
+        self.evidence: list[str] = body.get("evidence", [])
+        self.flags = _check_evidence(self.state, self.evidence, self.patient, provider)
+        self.evidence_flagged = bool(self.flags)
+        self.preauth: dict[str, Any] | None = (
+            self.state.get(preauth_key(provider, body["preauth"])) if "preauth" in body else None
+        )
+        cov = ctx.state.get(coverage_key(self.insurer, self.patient))
         self.coverages: list[dict[str, Any]] = cov["coverages"] if cov else []
         self.heads: dict[str, dict[str, Any] | None] = {}
         self.versions: dict[tuple[str, int], dict[str, Any]] = {}
         self.accums: dict[str, dict[str, int]] = {}
+        self.duplicate_keys: dict[bytes, int] = {}  # key -> sequence of the line that took it
 
     def coverage_at(self, date: str) -> tuple[dict[str, Any] | None, str]:
         """The first enrolled coverage whose period holds ``date``, or a denial CARC."""
@@ -412,74 +423,57 @@ class _Adjudicator:
             self.versions[ident] = _get_frozen(self.state, policy_version_key(policy_id, version))
         return self.versions[ident]
 
-    def accum(self, policy_id: str) -> dict[str, int]:
+    def preauthorised(self, code: str, date: str) -> bool:
+        """Is the claim's ``preauth`` an approved pre-authorisation of this provider,
+        patient and insurer that lists ``code`` and has not expired by ``date``?"""
+        p = self.preauth
+        return (
+            p is not None
+            and p["status"] == "approved"
+            and p["patient"] == self.patient
+            and p["insurer"] == self.insurer
+            and code in p["service_codes"]
+            and (p["expires"] is None or date <= p["expires"])
+        )
+
+    def price(self, item: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
+        """A covered line priced by ``policy`` against this year's accumulators, which
+        it then adds to."""
+        policy_id = policy["policy_id"]
         if policy_id not in self.accums:
             key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
             self.accums[policy_id] = self.state.get(key) or {"deductible_met": 0, "benefit": 0}
-        return self.accums[policy_id]
+        acc = self.accums[policy_id]
+        priced = price_line(
+            quantity=item["quantity"],
+            unit_price=item["unit_price"],
+            allowed=policy["services"][item["service_code"]],
+            deductible=policy["deductible"],
+            copay_fixed=policy["copay_fixed"],
+            copay_bp=policy["copay_bp"],
+            annual_limit=policy["annual_limit"],
+            deductible_met=acc["deductible_met"],
+            benefit_paid=acc["benefit"],
+        )
+        acc["deductible_met"] += priced["deductible"]
+        acc["benefit"] += priced["benefit"]
+        return priced
+
+    def index_entry(self, seq: int) -> dict[str, Any]:
+        """What the duplicate index holds for line ``seq`` of this claim."""
+        return {
+            "provider": self.provider,
+            "insurer": self.insurer,
+            "claim_id": self.claim_id,
+            "item": seq,
+        }
 
     def write_back(self) -> None:
         for policy_id, acc in self.accums.items():
             key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
             self.state.put(key, acc)
-
-
-def _price(item: dict[str, Any], policy: dict[str, Any], acc: dict[str, int]) -> dict[str, Any]:
-    """The arithmetic of one covered item (module docstring); updates ``acc``."""
-    submitted = item["quantity"] * item["unit_price"]
-    adjustments: list[dict[str, Any]] = []
-    allowed_total = item["quantity"] * policy["services"][item["service_code"]]
-    eligible = min(submitted, allowed_total)
-    if submitted > eligible:
-        adjustments.append(_adj("CO", "45", submitted - eligible))
-    deductible = min(eligible, max(0, policy["deductible"] - acc["deductible_met"]))
-    if deductible:
-        adjustments.append(_adj("PR", "1", deductible))
-    rest = eligible - deductible
-    copay = min(rest, policy["copay_fixed"])
-    if copay:
-        adjustments.append(_adj("PR", "3", copay))
-    rest -= copay
-    coinsurance = rest * policy["copay_bp"] // BP
-    if coinsurance:
-        adjustments.append(_adj("PR", "2", coinsurance))
-    benefit = rest - coinsurance
-    limited = 0
-    if policy["annual_limit"] is not None:
-        remaining = max(0, policy["annual_limit"] - acc["benefit"])
-        if benefit > remaining:
-            limited = benefit - remaining
-            benefit = remaining
-            adjustments.append(_adj("PR", "119", limited))
-    acc["deductible_met"] += deductible
-    acc["benefit"] += benefit
-    return {
-        "submitted": submitted,
-        "eligible": eligible,
-        "deductible": deductible,
-        "copay": copay,
-        "coinsurance": coinsurance,
-        "limit_exceeded": limited,
-        "benefit": benefit,
-        "adjustments": adjustments,
-        # an item the annual limit leaves nothing of is denied (CARC 119); one the
-        # deductible absorbs is approved: the patient pays it
-        "denied": limited > 0 and benefit == 0,
-    }
-
-
-def _denied(submitted: int, group: str, code: str) -> dict[str, Any]:
-    return {
-        "submitted": submitted,
-        "eligible": 0,
-        "deductible": 0,
-        "copay": 0,
-        "coinsurance": 0,
-        "limit_exceeded": 0,
-        "benefit": 0,
-        "adjustments": [_adj(group, code, submitted)],
-        "denied": True,
-    }
+        for dkey, seq in self.duplicate_keys.items():
+            self.state.put(dkey, self.index_entry(seq))
 
 
 def _check_evidence(
@@ -511,12 +505,80 @@ def _check_drug(state: BlockState, item: dict[str, Any], provider: str) -> str |
     return None
 
 
+def _adjudicate_line(adj: _Adjudicator, seq: int, item: dict[str, Any]) -> dict[str, Any]:
+    """Line ``seq`` of the claim as its explanation of benefits shows it: decision,
+    amounts and adjustments (docs/claims.md, "Adjudication").
+
+    The first of these that applies denies the line, one adjustment of the whole
+    submitted amount: a duplicate of a line of this or an earlier claim (OA 18,
+    flagged); a drug pack this provider did not dispense (CO 16, flagged); evidence
+    flagged on the claim (CO 16); no coverage at the service date (CO 31, 26 or 27);
+    no policy version in force (CO 26); evidence required and none given (CO 252); a
+    service code the policy does not cover (CO 96); a code that needs a
+    pre-authorisation the claim does not carry (CO 197). Otherwise the policy version
+    in force at the service date prices it (``claims_pricing.price_line``).
+
+    A line that is no duplicate takes its duplicate-index key, whatever its decision.
+    """
+    code, date = item["service_code"], item["service_date"]
+    submitted = item["quantity"] * item["unit_price"]
+    dkey = duplicate_key(adj.patient, adj.provider, code, date)
+    original = adj.state.get(dkey)
+    if original is None and dkey in adj.duplicate_keys:
+        original = adj.index_entry(adj.duplicate_keys[dkey])
+    drug_why = _check_drug(adj.state, item, adj.provider) if "gtin" in item else None
+    cov, cov_reason = adj.coverage_at(date)
+    policy = adj.policy_at(cov["policy_id"], date) if cov is not None else None
+    if original is not None:
+        adj.flags.append(
+            {
+                "code": "duplicate",
+                "item": seq,
+                "original": original,
+                "cross_insurer": original["insurer"] != adj.insurer,
+            }
+        )
+        priced = denied_line(submitted, "OA", "18")
+    else:
+        adj.duplicate_keys[dkey] = seq
+        if drug_why is not None:
+            adj.flags.append({"code": "drug-not-dispensed", "item": seq, "why": drug_why})
+            priced = denied_line(submitted, "CO", "16")
+        elif adj.evidence_flagged:
+            priced = denied_line(submitted, "CO", "16")
+        elif cov is None:
+            priced = denied_line(submitted, "CO", cov_reason)
+        elif policy is None:
+            priced = denied_line(submitted, "CO", "26")  # no version in force yet
+        elif policy["evidence_required"] and not adj.evidence:
+            priced = denied_line(submitted, "CO", "252")
+        elif code not in policy["services"]:
+            priced = denied_line(submitted, "CO", "96")
+        elif code in policy["preauth_codes"] and not adj.preauthorised(code, date):
+            priced = denied_line(submitted, "CO", "197")
+        else:
+            priced = adj.price(item, policy)
+    denied = priced.pop("denied")
+    return {
+        "sequence": seq,
+        "service_code": code,
+        "service_date": date,
+        "quantity": item["quantity"],
+        "unit_price": item["unit_price"],
+        **({"gtin": item["gtin"], "serial": item["serial"]} if "gtin" in item else {}),
+        "policy_id": policy["policy_id"] if policy and not denied else None,
+        "policy_version": policy["version"] if policy and not denied else None,
+        "decision": "denied" if denied else "approved",
+        **priced,
+        "patient_responsibility": patient_responsibility(priced["adjustments"]),
+    }
+
+
 def _submit(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
     state = ctx.state
     provider = _member_id(ctx)
     insurer = body["insurer"]
-    patient = body["patient"]
     key = claim_key(provider, body["claim_id"])
     if state.exists(key):
         raise Rejection("claim-exists", f"claim {body['claim_id']} exists")
@@ -526,99 +588,9 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         if ("gtin" in item) != ("serial" in item):
             raise Rejection("malformed", f"body.items[{i}]: gtin and serial go together")
 
-    flags: list[dict[str, Any]] = []
-    evidence = body.get("evidence", [])
-    evidence_flags = _check_evidence(state, evidence, patient, provider)
-    flags.extend(evidence_flags)
-    preauth = None
-    if "preauth" in body:
-        preauth = state.get(preauth_key(provider, body["preauth"]))
-
-    adj = _Adjudicator(ctx, insurer, patient)
-    items_out: list[dict[str, Any]] = []
-    dup_writes: list[bytes] = []
-    seen_in_claim: dict[bytes, int] = {}
-    for seq, item in enumerate(body["items"], start=1):
-        code, date = item["service_code"], item["service_date"]
-        submitted = item["quantity"] * item["unit_price"]
-        dkey = duplicate_key(patient, provider, code, date)
-        original = state.get(dkey)
-        if original is None and dkey in seen_in_claim:
-            original = {
-                "provider": provider,
-                "insurer": insurer,
-                "claim_id": body["claim_id"],
-                "item": seen_in_claim[dkey],
-            }
-        drug_why = _check_drug(state, item, provider) if "gtin" in item else None
-        cov, cov_reason = adj.coverage_at(date)
-        policy = adj.policy_at(cov["policy_id"], date) if cov is not None else None
-        if original is not None:
-            flags.append(
-                {
-                    "code": "duplicate",
-                    "item": seq,
-                    "original": original,
-                    "cross_insurer": original["insurer"] != insurer,
-                }
-            )
-            priced = _denied(submitted, "OA", "18")
-        else:
-            seen_in_claim[dkey] = seq
-            dup_writes.append(dkey)
-            if drug_why is not None:
-                flags.append({"code": "drug-not-dispensed", "item": seq, "why": drug_why})
-                priced = _denied(submitted, "CO", "16")
-            elif evidence_flags:
-                priced = _denied(submitted, "CO", "16")
-            elif cov is None:
-                priced = _denied(submitted, "CO", cov_reason)
-            elif policy is None:
-                priced = _denied(submitted, "CO", "26")  # no version in force yet
-            elif policy["evidence_required"] and not evidence:
-                priced = _denied(submitted, "CO", "252")
-            elif code not in policy["services"]:
-                priced = _denied(submitted, "CO", "96")
-            elif code in policy["preauth_codes"] and not (
-                preauth is not None
-                and preauth["status"] == "approved"
-                and preauth["patient"] == patient
-                and preauth["insurer"] == insurer
-                and code in preauth["service_codes"]
-                and (preauth["expires"] is None or date <= preauth["expires"])
-            ):
-                priced = _denied(submitted, "CO", "197")
-            else:
-                priced = _price(item, policy, adj.accum(policy["policy_id"]))
-        denied = priced.pop("denied")
-        out = {
-            "sequence": seq,
-            "service_code": code,
-            "service_date": date,
-            "quantity": item["quantity"],
-            "unit_price": item["unit_price"],
-            **({"gtin": item["gtin"], "serial": item["serial"]} if "gtin" in item else {}),
-            "policy_id": policy["policy_id"] if policy and not denied else None,
-            "policy_version": policy["version"] if policy and not denied else None,
-            "decision": "denied" if denied else "approved",
-            **priced,
-            "patient_responsibility": sum(
-                a["amount"] for a in priced["adjustments"] if a["group"] == "PR"
-            ),
-        }
-        items_out.append(out)
-
+    adj = _Adjudicator(ctx, provider)
+    items_out = [_adjudicate_line(adj, seq, item) for seq, item in enumerate(body["items"], 1)]
     adj.write_back()
-    for dkey in dup_writes:
-        state.put(
-            dkey,
-            {
-                "provider": provider,
-                "insurer": insurer,
-                "claim_id": body["claim_id"],
-                "item": seen_in_claim[dkey],
-            },
-        )
     decisions = {i["decision"] for i in items_out}
     decision = (
         "approved"
@@ -627,33 +599,21 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         if decisions == {"denied"}
         else "partial"
     )
-    totals = {
-        name: sum(i[name] for i in items_out)
-        for name in (
-            "submitted",
-            "eligible",
-            "deductible",
-            "copay",
-            "coinsurance",
-            "limit_exceeded",
-            "benefit",
-            "patient_responsibility",
-        )
-    }
+    totals = claim_totals(items_out)
     claim = {
         "claim_id": body["claim_id"],
         "provider": provider,
         "insurer": insurer,
-        "patient": patient,
+        "patient": body["patient"],
         "diagnosis": body["diagnosis"],
-        "evidence": evidence,
+        "evidence": adj.evidence,
         "preauth": body.get("preauth"),
         "year": adj.year,
         "decision": decision,
         "status": "active",
         "items": items_out,
         "totals": totals,
-        "flags": flags,
+        "flags": adj.flags,
         "submitted": {"height": ctx.block.height, "time": ctx.block.time_ms, "tx": ctx.tx.hash},
     }
     state.put(key, claim)
@@ -673,7 +633,7 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         "claim_id": body["claim_id"],
         "decision": decision,
         "totals": totals,
-        "flags": flags,
+        "flags": adj.flags,
         "items": [
             {k: i[k] for k in ("sequence", "decision", "eligible", "benefit", "adjustments")}
             for i in items_out
