@@ -10,9 +10,8 @@ key is used: the private part never leaves this machine.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -25,7 +24,6 @@ from node.core.keys import KeyFileError, load_key, public_key_hex, sign
 from node.ledger.domains.governance import rotation_proof_message
 from node.ledger.schema import HEX64
 
-F = TypeVar("F", bound=Callable[..., Any])
 HOUR_MS = 3_600_000
 
 
@@ -41,17 +39,18 @@ def _public_key(value: str) -> str:
 _tx_options = options.tx_options("The signing key file of an active member.")
 
 
-def _proposal_options(fn: F) -> F:
-    fn = click.option("--note", help="A short reason (at most 140 chars, no personal data).")(fn)
-    fn = click.option(
+_proposal_options = options.compose(
+    _tx_options,
+    click.option(
         "--expires-in",
         "expires_in",
         type=click.IntRange(1, 720),
         default=72,
         show_default=True,
         help="Hours of block time before the proposal expires (at most 720 = 30 days).",
-    )(fn)
-    return _tx_options(fn)
+    ),
+    click.option("--note", help="A short reason (at most 140 chars, no personal data)."),
+)
 
 
 def _propose(

@@ -12,9 +12,8 @@ data: a participant is a 64-hex pseudonym commitment made by the site.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -26,15 +25,11 @@ from node.cli.clients.common import get as _get
 from node.ledger.domains.trials import AMEND_REASONS, WITHDRAW_REASONS
 from node.ledger.schema import HEX64
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _tx_options(fn: F) -> F:
-    """``options.tx_options`` and the trial's ``--trial-id``."""
-    trial_id = click.option(
-        "--trial-id", required=True, help="NCT, EU CT, EudraCT or ISRCTN number."
-    )
-    return options.tx_options()(trial_id(fn))
+_tx_options = options.compose(
+    options.tx_options(),
+    click.option("--trial-id", required=True, help="NCT, EU CT, EudraCT or ISRCTN number."),
+)
+"""``options.tx_options`` and the trial's ``--trial-id``."""
 
 
 def _hex(value: str, name: str) -> str:

@@ -20,38 +20,24 @@ per concern:
   ``cli_testnet``, a testnet run with ``hygeia testnet start`` as an operator
   would (the story tests).
 
-Tests import what they use from this package.
+Tests import what they use from the package (``__all__``).
 """
 
-from tests.functional.framework.cli import CLI_TIMEOUT, cli_testnet, hygeia_json, run_hygeia
-from tests.functional.framework.httpclient import HttpClient, NodeUnreachable, Response, fetch
-from tests.functional.framework.network import CHAIN_ID, TestNetwork
-from tests.functional.framework.node import (
-    STOP_TIMEOUT,
-    NodeProcess,
-    child_env,
-    configure_home,
-    node_argv,
-)
-from tests.functional.framework.ports import HOST, PortBlock, reserve_base_port
+from tests.functional.framework.cli import cli_testnet, hygeia_json, run_hygeia
+from tests.functional.framework.httpclient import fetch
+from tests.functional.framework.network import TestNetwork
+from tests.functional.framework.node import STOP_TIMEOUT, child_env, node_argv
+from tests.functional.framework.ports import HOST, reserve_base_port
 from tests.functional.framework.waiting import TIMEOUT, FrameworkError, wait_until
 
 __all__ = [
-    "CHAIN_ID",
-    "CLI_TIMEOUT",
     "HOST",
     "STOP_TIMEOUT",
     "TIMEOUT",
     "FrameworkError",
-    "HttpClient",
-    "NodeProcess",
-    "NodeUnreachable",
-    "PortBlock",
-    "Response",
     "TestNetwork",
     "child_env",
     "cli_testnet",
-    "configure_home",
     "fetch",
     "hygeia_json",
     "node_argv",

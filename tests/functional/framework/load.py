@@ -16,7 +16,6 @@ from tests.functional.framework.waiting import TIMEOUT, wait_until
 class Accepted:
     tx_hash: str
     node: int
-    at: float  # time.monotonic() of the 202
 
 
 class Loader(threading.Thread):
@@ -68,7 +67,7 @@ class Loader(threading.Thread):
             except NodeUnreachable as exc:
                 status, body = 0, str(exc)
             if status == 202:
-                self.accepted.append(Accepted(tx.hash, i, time.monotonic()))
+                self.accepted.append(Accepted(tx.hash, i))
                 return "accepted"
             self.errors.append(f"node{i}: {status} {body}")
             # unreachable (0) or mempool full (503): try again; anything else is final

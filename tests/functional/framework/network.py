@@ -243,7 +243,7 @@ class TestNetwork:
         node = self.nodes[i]
         assert node.proc is not None and node.running, f"{node.name} is not running"
         node.proc.kill()
-        node.exits.append(node.proc.wait())
+        node.proc.wait()
         node.proc = None
         self.log(f"killed {node.name} (SIGKILL)")
 
@@ -263,7 +263,6 @@ class TestNetwork:
                 node.proc.kill()
                 code = node.proc.wait()
                 failures.append(f"{node.name} did not exit within {timeout:g}s of SIGTERM")
-            node.exits.append(code)
             node.proc = None
             if code != 0 and not failures:
                 failures.append(f"{node.name} exited with status {code} after SIGTERM")
@@ -342,9 +341,6 @@ class TestNetwork:
             body = {"digest": secrets.token_hex(32), "kind": "functional"}
             txs.append(build_tx(self.chain_id, "data.anchor", body, key, next(self._nonce)))
         return txs
-
-    def post_tx(self, i: int, tx: Tx) -> tuple[int, Any]:
-        return self.http.request(self.nodes[i].api, "POST", "/v1/txs", tx.wire)
 
     def submit(
         self,

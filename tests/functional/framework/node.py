@@ -9,15 +9,12 @@ home's config.toml before a start.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import nacl.signing
 
@@ -96,7 +93,6 @@ class NodeProcess:
     member_key: nacl.signing.SigningKey
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
-    exits: list[int] = field(default_factory=list)
 
     @property
     def token(self) -> str:
@@ -119,13 +115,3 @@ class NodeProcess:
             return text in self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return False
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The JSON log records of every run of this node (other lines skipped)."""
-        out = []
-        with contextlib.suppress(FileNotFoundError):
-            for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if line.startswith("{"):
-                    with contextlib.suppress(ValueError):
-                        out.append(json.loads(line))
-        return out

@@ -44,9 +44,8 @@ class PortBlock:
     one as its automatic port.
     """
 
-    def __init__(self, base: int, ports: list[int], socks: list[socket.socket]) -> None:
+    def __init__(self, base: int, socks: list[socket.socket]) -> None:
         self.base = base
-        self.ports = ports
         self._socks = socks
 
     @classmethod
@@ -63,7 +62,7 @@ class PortBlock:
             for s in socks:
                 s.close()
             return None
-        return cls(base, ports, socks)
+        return cls(base, socks)
 
     def release(self) -> None:
         for s in self._socks:
