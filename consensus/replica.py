@@ -363,6 +363,102 @@ class Slot:
         return SlotRecord(self.accepted_view, self.accepted, self.prepared, self.commit_view)
 
 
+# ------------------------------------------------------------ replica state
+# The replica's fields beyond the core (view, watermarks, delivered height,
+# slots), grouped by what they serve. Plain mutable records: the transitions
+# that change them all live in ``Replica``.
+
+
+@dataclass(slots=True)
+class Requests:
+    """The requests the replica knows of and has not seen delivered, oldest first."""
+
+    # every known uncommitted request: id -> (request, arrival time)
+    pending: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    # those of them in no proposal accepted in the current view (what a primary
+    # may batch), and their total size
+    unproposed: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    unproposed_bytes: int = 0
+    # delivered request ids -> height, refused if offered again (kept a window)
+    recent_ids: dict[bytes, int] = field(default_factory=dict)
+    # (view, oldest unproposed request) last relayed to the primary; next relay
+    relayed: tuple[int, bytes] | None = None
+    relay_next: int = 0
+
+
+@dataclass(slots=True)
+class Checkpoints:
+    """Checkpoints above the stable one, and our own state roots."""
+
+    # height -> sender -> CHECKPOINT (ours included), heights above the low watermark
+    votes: dict[int, dict[int, Checkpoint]] = field(default_factory=dict)
+    # our own signed checkpoints, persisted, heights >= the low watermark
+    own: dict[int, Checkpoint] = field(default_factory=dict)
+    # our state root at checkpoint heights (and the chain tip, the low watermark)
+    own_roots: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FutureBuffer:
+    """Messages for a later view or beyond the high watermark, replayed when
+    their time comes; bounded per sender in count and ``byte_limit`` bytes."""
+
+    byte_limit: int
+    queues: dict[int, list[Message]] = field(default_factory=dict)  # sender -> messages
+    weights: dict[int, int] = field(default_factory=dict)  # sender -> bytes they hold
+
+
+@dataclass(slots=True)
+class ViewChangeState:
+    """VIEW-CHANGEs and NEW-VIEWs: ours, the others', and what we learnt from them."""
+
+    # view -> sender -> VIEW-CHANGE (per sender: for our view and its newest other)
+    votes: dict[int, dict[int, ViewChange]] = field(default_factory=dict)
+    own: ViewChange | None = None  # ours, while we change view
+    quorum_at: int = NEVER  # when we first held a quorum for the view we change to
+    resend_at: int = NEVER  # when ours goes out again
+    new_view: NewView | None = None  # the NEW-VIEW of our current view
+    new_view_sent: set[int] = field(default_factory=set)  # views we sent NEW-VIEW for
+    higher_views: dict[int, int] = field(default_factory=dict)  # sender -> newer view seen
+    checked: dict[bytes, None] = field(default_factory=dict)  # proofs checked (bounded)
+    lower: dict[int, ViewChange] = field(default_factory=dict)  # ours for views below ours
+
+
+@dataclass(slots=True)
+class Timers:
+    """Deadlines and the clocks they run from (milliseconds of the driver's clock)."""
+
+    armed_at: int = NEVER  # the last SetTimer
+    status_at: int = NEVER  # the next Status heartbeat
+    retransmit_at: int = NEVER  # the next repeat of our votes while waiting
+    was_waiting: bool = False  # waiting for something at the end of the last input
+    last_progress: int = 0  # the progress clock: last delivery or start of waiting
+    view_entered_at: int = 0
+    backoff: int = 0  # consecutive view changes without a delivery
+
+
+@dataclass(slots=True)
+class SyncState:
+    """Catching up with certified blocks fetched by the driver (``NeedSync``)."""
+
+    target: int = 0  # the height asked for
+    hints: tuple[int, ...] = ()  # peers that claimed it
+    since: int = 0  # when we fell behind
+    asked_at: int = -NEVER
+    blocks: dict[int, CommittedBlock] = field(default_factory=dict)  # fetched, not delivered
+    peer_heights: dict[int, int] = field(default_factory=dict)  # per peer, its Status height
+    ahead: dict[int, int] = field(default_factory=dict)  # per sender, a checkpoint far ahead
+
+
+@dataclass(slots=True)
+class AnswerLimits:
+    """Per peer, when we last answered it (at most once per resend interval)."""
+
+    answered: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (kind, peer, h)
+    last_push: dict[int, int] = field(default_factory=dict)  # our NEW-VIEW pushed to it
+    last_request: dict[int, int] = field(default_factory=dict)  # its NEW-VIEW asked for
+
+
 class Replica:
     """One validator's PBFT state machine. See the module docstring."""
 
@@ -386,7 +482,6 @@ class Replica:
         self._rules = rules
         self._chain = config.chain_id
         self._empty_root = rules.payload_root(())
-        self._future_byte_limit = (config.pipeline_window + 1) * config.batch_max_bytes
         tip = tip or ChainTip(0, 0, b"")
 
         self._view = 0
@@ -395,56 +490,25 @@ class Replica:
         self._delivered = tip.height  # last height handed to the driver
         self._delivered_ts = tip.timestamp
         self._executed = tip.height
-        self._own_roots: dict[int, bytes] = {tip.height: tip.state_root} if tip.state_root else {}
-        self._low = 0
+        self._low = 0  # the stable checkpoint: the low watermark
         self._stable_root = b""
         self._stable_proof: tuple[Checkpoint, ...] = ()
         self._slots: dict[int, Slot] = {}
-        self._sync_blocks: dict[int, CommittedBlock] = {}
-        self._checkpoints: dict[int, dict[int, Checkpoint]] = {}
-        self._own_checkpoints: dict[int, Checkpoint] = {}  # persisted, heights >= low
-        self._future: dict[int, list[Message]] = {}
-        self._future_bytes: dict[int, int] = {}
-        # requests
-        # every known uncommitted request, oldest first, and those of them in no
-        # proposal accepted in the current view (what a primary may batch)
-        self._pending: dict[bytes, tuple[bytes, int]] = {}
-        self._unproposed: dict[bytes, tuple[bytes, int]] = {}
-        self._recent_ids: dict[bytes, int] = {}
-        self._max_commit_height = tip.height
-        self._ahead: dict[int, int] = {}
+        # the highest height proposed (accepted) in this view or delivered, and
+        # its timestamp; the highest height f+1 replicas sent COMMITs for
         self._last_proposed = tip.height
         self._last_proposed_ts = tip.timestamp
-        # view change
-        self._vcs: dict[int, dict[int, ViewChange]] = {}
-        self._own_vc: ViewChange | None = None
-        self._vc_quorum_at = NEVER
-        self._vc_resend_at = NEVER
-        self._backoff = 0
-        self._view_entered_at = 0
-        self._last_progress = 0
-        self._new_view_msg: NewView | None = None
-        self._new_view_sent: set[int] = set()
-        self._higher_views: dict[int, int] = {}
-        self._last_push: dict[int, int] = {}
-        self._last_request: dict[int, int] = {}
+        self._max_commit_height = tip.height
         self._evidence_seen: dict[tuple[str, int, int, int], None] = {}
-        self._checked_vcs: dict[bytes, None] = {}
-        self._lower_vcs: dict[int, ViewChange] = {}
-        # peers' delivered heights (their Status); answers rate-limited per peer
-        self._peer_heights: dict[int, int] = {}
-        self._answered: dict[tuple[str, int, int], int] = {}
-        self._status_at = NEVER
-        self._sync_target = 0
-        self._sync_hints: tuple[int, ...] = ()
-        self._sync_since = 0
-        self._sync_asked_at = -NEVER
-        self._timer_at = NEVER
-        self._was_waiting = False
-        self._retransmit_at = NEVER
-        self._unproposed_bytes = 0
-        self._relayed: tuple[int, bytes] | None = None  # (view, oldest request) relayed
-        self._relay_next = 0
+        self._requests = Requests()
+        self._ckpt = Checkpoints()
+        if tip.state_root:
+            self._ckpt.own_roots[tip.height] = tip.state_root
+        self._future_buffer = FutureBuffer((config.pipeline_window + 1) * config.batch_max_bytes)
+        self._vc = ViewChangeState()
+        self._timers = Timers()
+        self._sync = SyncState()
+        self._limits = AnswerLimits()
         self._restore(records or {})
 
     # ------------------------------------------------------------------ state
@@ -475,7 +539,7 @@ class Replica:
 
     @property
     def pending_count(self) -> int:
-        return len(self._pending)
+        return len(self._requests.pending)
 
     def in_flight(self) -> list[dict[str, object]]:
         """Undelivered heights with vote counts (for the admin API)."""
@@ -498,6 +562,20 @@ class Replica:
             )
         return out
 
+    # The tests of bounds (tests/unit/test_replica_bounds.py, tests/sim/test_byzantine.py)
+    # read these by their former names.
+    @property
+    def _vcs(self) -> dict[int, dict[int, ViewChange]]:
+        return self._vc.votes
+
+    @property
+    def _future(self) -> dict[int, list[Message]]:
+        return self._future_buffer.queues
+
+    @property
+    def _future_bytes(self) -> dict[int, int]:
+        return self._future_buffer.weights
+
     def _restore(self, records: Mapping[bytes, bytes]) -> None:
         raw = records.get(KEY_VIEW)
         if raw is not None:
@@ -512,10 +590,10 @@ class Replica:
             if key.startswith(CHECKPOINT_PREFIX):
                 cp = decode_checkpoint(records[key])
                 if cp.height >= self._low and cp.sender == self.me:
-                    self._own_checkpoints[cp.height] = cp
-                    self._own_roots[cp.height] = cp.state_root
+                    self._ckpt.own[cp.height] = cp
+                    self._ckpt.own_roots[cp.height] = cp.state_root
                     if cp.height > self._low:  # our own vote toward its quorum
-                        self._checkpoints.setdefault(cp.height, {})[self.me] = cp
+                        self._ckpt.votes.setdefault(cp.height, {})[self.me] = cp
                 continue
             if not key.startswith(SLOT_PREFIX):
                 continue
@@ -539,15 +617,15 @@ class Replica:
     def start(self, now: int) -> list[Action]:
         """Called once after construction (fresh or restored)."""
         out: list[Action] = []
-        self._view_entered_at = now
-        self._last_progress = now
+        self._timers.view_entered_at = now
+        self._timers.last_progress = now
         # tell the others where we are: those ahead answer, and we sync if f+1 are
         self._broadcast_status(now, out)
         if self._in_vc:
-            self._own_vc = self._make_view_change(self._view)
-            self._vcs.setdefault(self._view, {})[self.me] = self._own_vc
-            self._vc_resend_at = now + self._retransmit_interval()
-            out.append(Broadcast(self._own_vc))
+            self._vc.own = self._make_view_change(self._view)
+            self._vc.votes.setdefault(self._view, {})[self.me] = self._vc.own
+            self._vc.resend_at = now + self._retransmit_interval()
+            out.append(Broadcast(self._vc.own))
         else:
             for h in sorted(self._slots):
                 out.extend(self._resend_votes(self._slots[h], now))
@@ -560,10 +638,10 @@ class Replica:
         if len(request) > self.config.batch_max_bytes:
             return [Rejected(-1, "request-too-large")]
         rid = self._rules.request_id(request)
-        if rid in self._pending or rid in self._recent_ids:
+        if rid in self._requests.pending or rid in self._requests.recent_ids:
             return []
-        self._pending[rid] = self._unproposed[rid] = (request, now)
-        self._unproposed_bytes += len(request)
+        self._requests.pending[rid] = self._requests.unproposed[rid] = (request, now)
+        self._requests.unproposed_bytes += len(request)
         out: list[Action] = []
         if self._is_primary_active():
             self._maybe_propose(now, out)
@@ -573,42 +651,42 @@ class Replica:
     def on_timer(self, now: int) -> list[Action]:
         out: list[Action] = []
         cfg = self.config
-        if now >= self._status_at:
+        if now >= self._timers.status_at:
             self._broadcast_status(now, out)
         if self._in_vc:
-            if now >= self._vc_quorum_at + self._timeout():
-                self._backoff += 1
+            if now >= self._vc.quorum_at + self._timeout():
+                self._timers.backoff += 1
                 self._start_view_change(self._view + 1, "new-view timeout", now, out)
-            elif now >= self._vc_resend_at and self._own_vc is not None:
+            elif now >= self._vc.resend_at and self._vc.own is not None:
                 # repeated at most every half timeout, so a lost VIEW-CHANGE is
                 # sent again before this replica could escalate past its view
-                self._vc_resend_at = now + self._retransmit_interval()
-                out.append(Broadcast(self._own_vc))
+                self._vc.resend_at = now + self._retransmit_interval()
+                out.append(Broadcast(self._vc.own))
                 self._resend_checkpoints(out)
         else:
             if now >= self._progress_deadline():
-                self._backoff += 1
+                self._timers.backoff += 1
                 self._relay_to_all(out)
                 self._start_view_change(self._view + 1, "progress timeout", now, out)
             elif now >= self._request_deadline():
-                self._backoff += 1
+                self._timers.backoff += 1
                 self._relay_to_all(out)
                 self._start_view_change(self._view + 1, "request timeout", now, out)
             elif now >= self._relay_deadline():
                 self._relay(now, out)
-            elif now >= self._retransmit_at:
+            elif now >= self._timers.retransmit_at:
                 # lost votes stall a height; repeating ours (identical messages)
                 # often completes it well before a view change would
-                self._retransmit_at = now + self._retransmit_interval()
+                self._timers.retransmit_at = now + self._retransmit_interval()
                 for h in sorted(self._slots):
                     out.extend(self._resend_votes(self._slots[h], now))
                 # a lost checkpoint quorum stalls the window for good unless
                 # repeated (the status carries them); a lost commit is repaired
                 # by peers that are ahead
                 self._broadcast_status(now, out)
-        sync_due = now >= self._sync_asked_at + cfg.resend_interval_ms
-        if self._sync_target > self._delivered and sync_due:
-            out.extend(self._need_sync(self._sync_target, (), now, force=True))
+        sync_due = now >= self._sync.asked_at + cfg.resend_interval_ms
+        if self._sync.target > self._delivered and sync_due:
+            out.extend(self._need_sync(self._sync.target, (), now, force=True))
         self._finish(now, out)
         return out
 
@@ -632,13 +710,13 @@ class Replica:
         self._executed = height
         K = self.config.checkpoint_interval
         if height % K == 0 or height == self._low:
-            self._own_roots[height] = state_root
+            self._ckpt.own_roots[height] = state_root
         if height == self._low and self._stable_root and state_root != self._stable_root:
             out.append(Divergence(height, state_root, self._stable_root))
         if height % K == 0:
             # persisted so that it can be repeated after a restart until stable
             cp = self._sign(Checkpoint(height, state_root, self.me))
-            self._own_checkpoints[height] = cp
+            self._ckpt.own[height] = cp
             out.append(Persist(((checkpoint_key(height), canonical(cp)),)))
             out.append(Broadcast(cp))
             self._add_checkpoint(cp, now, out)
@@ -655,7 +733,7 @@ class Replica:
             self._check_block(block)
         except CertificateError as exc:
             return [Rejected(-1, f"bad-sync-block: {exc}")]
-        self._sync_blocks[h] = block
+        self._sync.blocks[h] = block
         self._try_deliver(now, out)
         self._finish(now, out)
         return out
@@ -680,9 +758,9 @@ class Replica:
     def _may_answer(self, kind: str, peer: int, now: int, height: int = 0) -> bool:
         """At most one answer of ``kind`` (about ``height``) to ``peer`` per resend interval."""
         key = (kind, peer, height)
-        if now < self._answered.get(key, -NEVER) + self.config.resend_interval_ms:
+        if now < self._limits.answered.get(key, -NEVER) + self.config.resend_interval_ms:
             return False
-        self._answered[key] = now
+        self._limits.answered[key] = now
         return True
 
     def _is_full(self, pp: PrePrepare) -> bool:
@@ -703,7 +781,7 @@ class Replica:
     def _broadcast_status(self, now: int, out: list[Action]) -> None:
         """The heartbeat; our checkpoints that are not stable yet go with it, so an
         idle replica (nothing pending) still helps a lost quorum form."""
-        self._status_at = now + self.config.status_interval_ms
+        self._timers.status_at = now + self.config.status_interval_ms
         out.append(Broadcast(self._status()))
         self._resend_checkpoints(out)
 
@@ -712,13 +790,13 @@ class Replica:
 
     def _resend_checkpoints(self, out: list[Action]) -> None:
         """Repeat our checkpoints that are not stable yet (identical messages)."""
-        for h in sorted(self._own_checkpoints):
+        for h in sorted(self._ckpt.own):
             if h > self._low:
-                out.append(Broadcast(self._own_checkpoints[h]))
+                out.append(Broadcast(self._ckpt.own[h]))
 
     def _timeout(self) -> int:
         cfg = self.config
-        grown = cfg.view_change_timeout_ms << min(self._backoff, 30)
+        grown = cfg.view_change_timeout_ms << min(self._timers.backoff, 30)
         return min(grown, cfg.view_change_timeout_max_ms)
 
     def _retransmit_interval(self) -> int:
@@ -738,35 +816,41 @@ class Replica:
     def _sync_grace(self, deadline: int) -> int:
         """While we sync (the others are ahead, the primary is not to blame) a view
         change waits two timeouts from the sync request; then it may go ahead."""
-        if self._sync_target > self._delivered:
-            return max(deadline, self._sync_since + 2 * self._timeout())
+        if self._sync.target > self._delivered:
+            return max(deadline, self._sync.since + 2 * self._timeout())
         return deadline
 
     def _progress_deadline(self) -> int:
-        if not (self._pending or self._waiting()):
+        if not (self._requests.pending or self._waiting()):
             return NEVER
-        return self._sync_grace(max(self._last_progress, self._view_entered_at) + self._timeout())
+        return self._sync_grace(
+            max(self._timers.last_progress, self._timers.view_entered_at) + self._timeout()
+        )
 
     def _relay_deadline(self) -> int:
         """When to hand the primary the requests no proposal holds yet (PBFT's
         backups forward requests: gossip may never have reached the primary):
         half a timeout after the oldest arrived, once per oldest request and view,
         at most once per resend interval."""
-        if self._in_vc or not self._unproposed or self.config.primary(self._view) == self.me:
+        if (
+            self._in_vc
+            or not self._requests.unproposed
+            or self.config.primary(self._view) == self.me
+        ):
             return NEVER
-        rid, (_req, arrived) = next(iter(self._unproposed.items()))
-        if self._relayed == (self._view, rid):
+        rid, (_req, arrived) = next(iter(self._requests.unproposed.items()))
+        if self._requests.relayed == (self._view, rid):
             return NEVER
-        due = max(arrived, self._view_entered_at) + self._timeout() // 2
-        return max(due, self._relay_next)
+        due = max(arrived, self._timers.view_entered_at) + self._timeout() // 2
+        return max(due, self._requests.relay_next)
 
     def _relay_to_all(self, out: list[Action]) -> None:
         """Before blaming the primary for pending requests, hand the oldest of them
         to every other replica (PBFT's client re-broadcast): requests that only
         this replica knows would otherwise make it leave the view alone."""
-        if not self._pending:
+        if not self._requests.pending:
             return
-        batch = tuple(req for req, _arrived in self._pending.values())[
+        batch = tuple(req for req, _arrived in self._requests.pending.values())[
             : self.config.batch_max_count
         ]
         for peer in range(self.config.n):
@@ -774,9 +858,9 @@ class Replica:
                 out.append(Relay(peer, batch))
 
     def _relay(self, now: int, out: list[Action]) -> None:
-        self._relayed = (self._view, next(iter(self._unproposed)))
-        self._relay_next = now + self.config.resend_interval_ms
-        batch = [req for req, _arrived in self._unproposed.values()]
+        self._requests.relayed = (self._view, next(iter(self._requests.unproposed)))
+        self._requests.relay_next = now + self.config.resend_interval_ms
+        batch = [req for req, _arrived in self._requests.unproposed.values()]
         out.append(
             Relay(self.config.primary(self._view), tuple(batch[: self.config.batch_max_count]))
         )
@@ -784,13 +868,13 @@ class Replica:
     def _request_budget(self) -> int:
         base = self.config.request_timeout_ms
         cap = max(base, self.config.view_change_timeout_max_ms)
-        return min(base << min(self._backoff, 30), cap)
+        return min(base << min(self._timers.backoff, 30), cap)
 
     def _request_deadline(self) -> int:
-        if not self._pending:
+        if not self._requests.pending:
             return NEVER
-        oldest = next(iter(self._pending.values()))[1]
-        return self._sync_grace(max(oldest, self._view_entered_at) + self._request_budget())
+        oldest = next(iter(self._requests.pending.values()))[1]
+        return self._sync_grace(max(oldest, self._timers.view_entered_at) + self._request_budget())
 
     def _can_propose_next(self) -> bool:
         h = self._last_proposed + 1
@@ -799,7 +883,7 @@ class Replica:
     def _batch_deadline(self) -> int:
         if not self._is_primary_active() or not self._can_propose_next():
             return NEVER  # a delivery or a new window will call _maybe_propose
-        for _req, arrived in self._unproposed.values():
+        for _req, arrived in self._requests.unproposed.values():
             return arrived + self.config.batch_timeout_ms
         return NEVER
 
@@ -811,48 +895,50 @@ class Replica:
         """
         if self._is_primary_active():
             self._maybe_propose(now, out)
-        waiting = bool(self._pending) or self._waiting()
-        if waiting and not self._was_waiting:
-            self._last_progress = now
-            self._retransmit_at = now + self._retransmit_interval()
+        waiting = bool(self._requests.pending) or self._waiting()
+        if waiting and not self._timers.was_waiting:
+            self._timers.last_progress = now
+            self._timers.retransmit_at = now + self._retransmit_interval()
         elif not waiting:
-            self._retransmit_at = NEVER
-        self._was_waiting = waiting
+            self._timers.retransmit_at = NEVER
+        self._timers.was_waiting = waiting
         if self._in_vc:
-            at = min(self._vc_quorum_at + self._timeout(), self._vc_resend_at, self._status_at)
+            at = min(
+                self._vc.quorum_at + self._timeout(), self._vc.resend_at, self._timers.status_at
+            )
         else:
             at = min(
                 self._progress_deadline(),
                 self._request_deadline(),
                 self._batch_deadline(),
-                self._retransmit_at,
+                self._timers.retransmit_at,
                 self._relay_deadline(),
-                self._status_at,
+                self._timers.status_at,
             )
-        if self._sync_target > self._delivered:
-            at = min(at, self._sync_asked_at + self.config.resend_interval_ms)
+        if self._sync.target > self._delivered:
+            at = min(at, self._sync.asked_at + self.config.resend_interval_ms)
         if at >= NEVER:
-            self._timer_at = NEVER
+            self._timers.armed_at = NEVER
             return
         at = max(at, now + 1)
-        if at != self._timer_at:
-            self._timer_at = at
+        if at != self._timers.armed_at:
+            self._timers.armed_at = at
             out.append(SetTimer(at))
 
     # -------------------------------------------------------------- proposing
     def _maybe_propose(self, now: int, out: list[Action]) -> None:
         cfg = self.config
-        while self._unproposed and self._can_propose_next():
+        while self._requests.unproposed and self._can_propose_next():
             if (
-                len(self._unproposed) < cfg.batch_max_count
-                and self._unproposed_bytes < cfg.batch_max_bytes
-                and now < next(iter(self._unproposed.values()))[1] + cfg.batch_timeout_ms
+                len(self._requests.unproposed) < cfg.batch_max_count
+                and self._requests.unproposed_bytes < cfg.batch_max_bytes
+                and now < next(iter(self._requests.unproposed.values()))[1] + cfg.batch_timeout_ms
             ):
                 return  # neither a full batch nor an expired batch timer
             h = self._last_proposed + 1
             batch: list[bytes] = []
             size = 0
-            for req, _arrived in self._unproposed.values():
+            for req, _arrived in self._requests.unproposed.values():
                 if len(batch) >= cfg.batch_max_count or size + len(req) > cfg.batch_max_bytes:
                     break
                 batch.append(req)
@@ -900,8 +986,8 @@ class Replica:
     def _forget_requests(self, payload: tuple[bytes, ...]) -> None:
         """Requests in a proposal we vote for are no longer ours to propose."""
         for req in payload:
-            if self._unproposed.pop(self._rules.request_id(req), None) is not None:
-                self._unproposed_bytes -= len(req)
+            if self._requests.unproposed.pop(self._rules.request_id(req), None) is not None:
+                self._requests.unproposed_bytes -= len(req)
 
     # --------------------------------------------------------------- handlers
     def _view_gate(self, msg: Message, view: int, now: int, out: list[Action]) -> bool:
@@ -1139,7 +1225,7 @@ class Replica:
         # payloads may have arrived after a commit quorum
         while True:
             h = self._delivered + 1
-            block = self._sync_blocks.pop(h, None)
+            block = self._sync.blocks.pop(h, None)
             slot = self._slots.get(h)
             if block is None and slot is not None:
                 if slot.committed is None:
@@ -1153,18 +1239,18 @@ class Replica:
             self._delivered_ts = block.proposal.timestamp
             self._last_proposed = max(self._last_proposed, h)
             self._last_proposed_ts = max(self._last_proposed_ts, block.proposal.timestamp)
-            self._last_progress = now
+            self._timers.last_progress = now
             # votes are repeated only after a resend interval WITHOUT a delivery:
             # a node that is always busy is always "waiting", and repeating every
             # vote in flight each interval while blocks commit is pure load
-            self._retransmit_at = now + self._retransmit_interval()
-            self._backoff = 0
+            self._timers.retransmit_at = now + self._retransmit_interval()
+            self._timers.backoff = 0
             for req in block.payload:
                 rid = self._rules.request_id(req)
-                self._pending.pop(rid, None)
-                if self._unproposed.pop(rid, None) is not None:
-                    self._unproposed_bytes -= len(req)
-                self._recent_ids[rid] = h
+                self._requests.pending.pop(rid, None)
+                if self._requests.unproposed.pop(rid, None) is not None:
+                    self._requests.unproposed_bytes -= len(req)
+                self._requests.recent_ids[rid] = h
             out.append(Deliver(block))
 
     def _complete_from_payloads(self, slot: Slot) -> None:
@@ -1192,20 +1278,20 @@ class Replica:
     def _note_ahead(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
         """Checkpoints far beyond our window: once f+1 validators are past a height,
         one of them honestly, sync to it. One entry per sender bounds the memory."""
-        self._ahead[cp.sender] = max(self._ahead.get(cp.sender, 0), cp.height)
-        if len(self._ahead) >= self.config.weak_quorum:
-            heights = sorted(self._ahead.values(), reverse=True)
+        self._sync.ahead[cp.sender] = max(self._sync.ahead.get(cp.sender, 0), cp.height)
+        if len(self._sync.ahead) >= self.config.weak_quorum:
+            heights = sorted(self._sync.ahead.values(), reverse=True)
             target = heights[self.config.weak_quorum - 1]
-            hints = tuple(sorted(s for s, h in self._ahead.items() if h >= target))
+            hints = tuple(sorted(s for s, h in self._sync.ahead.items() if h >= target))
             out.extend(self._need_sync(target, hints, now))
 
     def _answer_checkpoint(self, peer: int, now: int, out: list[Action]) -> None:
-        own = self._own_checkpoints.get(self._low)
+        own = self._ckpt.own.get(self._low)
         if own is not None and self._may_answer("checkpoint", peer, now):
             out.append(Send(peer, own))
 
     def _add_checkpoint(self, cp: Checkpoint, now: int, out: list[Action]) -> None:
-        by_height = self._checkpoints.setdefault(cp.height, {})
+        by_height = self._ckpt.votes.setdefault(cp.height, {})
         by_height[cp.sender] = cp
         matching = {s: c for s, c in by_height.items() if c.state_root == cp.state_root}
         if cp.height > self._executed:
@@ -1215,7 +1301,7 @@ class Replica:
             return
         if len(matching) < self.config.quorum:
             return
-        own = self._own_roots.get(cp.height)
+        own = self._ckpt.own_roots.get(cp.height)
         if own is not None and own != cp.state_root:
             out.append(Divergence(cp.height, own, cp.state_root))
             return
@@ -1242,23 +1328,25 @@ class Replica:
             if sh <= h:
                 del self._slots[sh]
                 records.append((slot_key(sh), None))
-        for ch in [c for c in self._checkpoints if c <= h]:
-            del self._checkpoints[ch]
-        for rh in [r for r in self._own_roots if r < h]:
-            del self._own_roots[rh]
-        for oh in [o for o in self._own_checkpoints if o < h]:
-            del self._own_checkpoints[oh]
+        for ch in [c for c in self._ckpt.votes if c <= h]:
+            del self._ckpt.votes[ch]
+        for rh in [r for r in self._ckpt.own_roots if r < h]:
+            del self._ckpt.own_roots[rh]
+        for oh in [o for o in self._ckpt.own if o < h]:
+            del self._ckpt.own[oh]
             records.append((checkpoint_key(oh), None))
         for ekey in [e for e in self._evidence_seen if e[2] <= h]:
             del self._evidence_seen[ekey]
-        for akey in [a for a in self._answered if a[0] in ("payload", "commit") and a[2] <= h]:
-            del self._answered[akey]
+        for akey in [
+            a for a in self._limits.answered if a[0] in ("payload", "commit") and a[2] <= h
+        ]:
+            del self._limits.answered[akey]
         horizon = h - self.config.watermark_window
         if horizon > 0:
-            for rid in [r for r, rh in self._recent_ids.items() if rh <= horizon]:
-                del self._recent_ids[rid]
+            for rid in [r for r, rh in self._requests.recent_ids.items() if rh <= horizon]:
+                del self._requests.recent_ids[rid]
         out.append(Persist(tuple(records)))
-        self._ahead = {s: ah for s, ah in self._ahead.items() if ah > h}
+        self._sync.ahead = {s: ah for s, ah in self._sync.ahead.items() if ah > h}
         if self._last_proposed < h:
             self._last_proposed = h
         if replay:
@@ -1270,23 +1358,23 @@ class Replica:
     def _buffer(self, msg: Message) -> None:
         """Keep ``msg`` for when its view or window comes, bounded per sender in
         count and bytes (an honest sender is at most a pipeline ahead)."""
-        queue = self._future.setdefault(msg.sender, [])
+        queue = self._future_buffer.queues.setdefault(msg.sender, [])
         weight = _weight(msg)
-        used = self._future_bytes.get(msg.sender, 0)
-        limit = self._future_byte_limit
+        used = self._future_buffer.weights.get(msg.sender, 0)
+        limit = self._future_buffer.byte_limit
         if len(queue) < self.config.future_buffer_limit and used + weight <= limit:
             queue.append(msg)
-            self._future_bytes[msg.sender] = used + weight
+            self._future_buffer.weights[msg.sender] = used + weight
 
     def _outside_window(self, msg: Message, h: int) -> None:
         if h > self._low + self.config.watermark_window:
             self._buffer(msg)
 
     def _replay_future(self, now: int, out: list[Action]) -> None:
-        if not self._future:
+        if not self._future_buffer.queues:
             return
-        future, self._future = self._future, {}
-        self._future_bytes = {}
+        future, self._future_buffer.queues = self._future_buffer.queues, {}
+        self._future_buffer.weights = {}
         for sender in sorted(future):
             for msg in future[sender]:
                 _HANDLERS[type(msg)](self, msg, now, out)
@@ -1308,16 +1396,16 @@ class Replica:
             return
         self._view = new_view
         self._in_vc = True
-        self._view_entered_at = now
-        self._vc_quorum_at = NEVER
+        self._timers.view_entered_at = now
+        self._vc.quorum_at = NEVER
         self._persist_view(out)
-        self._own_vc = self._make_view_change(new_view)
-        self._vcs.setdefault(new_view, {})[self.me] = self._own_vc
-        self._vc_resend_at = now + self.config.resend_interval_ms
-        out.append(Broadcast(self._own_vc))
+        self._vc.own = self._make_view_change(new_view)
+        self._vc.votes.setdefault(new_view, {})[self.me] = self._vc.own
+        self._vc.resend_at = now + self.config.resend_interval_ms
+        out.append(Broadcast(self._vc.own))
         out.append(ViewChanged(new_view, cause))
-        for v in [v for v in self._vcs if v < new_view]:
-            del self._vcs[v]
+        for v in [v for v in self._vc.votes if v < new_view]:
+            del self._vc.votes[v]
         self._after_view_change_vote(new_view, now, out)
 
     def _on_view_change(self, vc: ViewChange, now: int, out: list[Action]) -> None:
@@ -1338,9 +1426,9 @@ class Replica:
         self._record_view_change(vc)
         # join rule: f+1 others want views above ours
         above: dict[int, int] = {}  # sender -> lowest view above ours it asks for
-        for v in sorted(self._vcs):
+        for v in sorted(self._vc.votes):
             if v > self._view:
-                for s in self._vcs[v]:
+                for s in self._vc.votes[v]:
                     if s != self.me:
                         above.setdefault(s, v)
         if len(above) >= self.config.weak_quorum:
@@ -1351,10 +1439,10 @@ class Replica:
 
     def _record_view_change(self, vc: ViewChange) -> None:
         """Keep per sender its VIEW-CHANGE for our view and its newest other one."""
-        for v in [v for v in self._vcs if v not in (vc.new_view, self._view)]:
-            if self._vcs[v].pop(vc.sender, None) is not None and not self._vcs[v]:
-                del self._vcs[v]
-        self._vcs.setdefault(vc.new_view, {})[vc.sender] = vc
+        for v in [v for v in self._vc.votes if v not in (vc.new_view, self._view)]:
+            if self._vc.votes[v].pop(vc.sender, None) is not None and not self._vc.votes[v]:
+                del self._vc.votes[v]
+        self._vc.votes.setdefault(vc.new_view, {})[vc.sender] = vc
 
     def _answer_view_change(self, peer: int, view: int, now: int, out: list[Action]) -> None:
         """A peer still collects VIEW-CHANGEs for ``view``, below the view we are
@@ -1369,27 +1457,27 @@ class Replica:
         """
         if not self._may_answer("view_change", peer, now):
             return
-        vc = self._lower_vcs.get(view)
+        vc = self._vc.lower.get(view)
         if vc is None:
             vc = self._make_view_change(view)
-            self._lower_vcs[view] = vc
-            while len(self._lower_vcs) > LOWER_VIEW_CHANGES:
-                del self._lower_vcs[min(self._lower_vcs)]
+            self._vc.lower[view] = vc
+            while len(self._vc.lower) > LOWER_VIEW_CHANGES:
+                del self._vc.lower[min(self._vc.lower)]
         out.append(Send(peer, vc))
 
     def _after_view_change_vote(self, view: int, now: int, out: list[Action]) -> None:
         if view != self._view or not self._in_vc:
             return
-        votes = self._vcs.get(view, {})
+        votes = self._vc.votes.get(view, {})
         if len(votes) < self.config.quorum:
             return
-        if self._vc_quorum_at == NEVER:
-            self._vc_quorum_at = now
-        if self.config.primary(view) == self.me and view not in self._new_view_sent:
+        if self._vc.quorum_at == NEVER:
+            self._vc.quorum_at = now
+        if self.config.primary(view) == self.me and view not in self._vc.new_view_sent:
             chosen = pick_view_changes(votes, self.config.quorum)
             pps = self._new_view_pre_prepares(view, chosen, now)
             nv = self._sign(NewView(view, chosen, pps, self.me))
-            self._new_view_sent.add(view)
+            self._vc.new_view_sent.add(view)
             self._enter_view(nv, now, out, own=True)
 
     def _check_view_change(self, vc: ViewChange) -> None:
@@ -1397,12 +1485,12 @@ class Replica:
         ``new_view.check_view_change``). A VIEW-CHANGE that passed once is not
         checked again."""
         key = hashlib.sha256(vc.signing_bytes(self._chain)).digest() + vc.sig
-        if key in self._checked_vcs:
+        if key in self._vc.checked:
             return
         check_view_change(self.config, self._verifier, self._rules, vc)
-        self._checked_vcs[key] = None
-        if len(self._checked_vcs) > CHECKED_VIEW_CHANGES:
-            del self._checked_vcs[next(iter(self._checked_vcs))]
+        self._vc.checked[key] = None
+        if len(self._vc.checked) > CHECKED_VIEW_CHANGES:
+            del self._vc.checked[next(iter(self._vc.checked))]
 
     def _new_view_pre_prepares(
         self, view: int, vcs: tuple[ViewChange, ...], now: int
@@ -1459,20 +1547,20 @@ class Replica:
         self._view = view
         self._in_vc = False
         self._normal_view = view
-        self._lower_vcs.clear()
-        self._view_entered_at = now
-        self._vc_quorum_at = NEVER
-        self._vc_resend_at = NEVER
-        self._own_vc = None
-        self._new_view_msg = nv
-        self._higher_views.clear()
-        for v in [v for v in self._vcs if v <= view]:
-            del self._vcs[v]
+        self._vc.lower.clear()
+        self._timers.view_entered_at = now
+        self._vc.quorum_at = NEVER
+        self._vc.resend_at = NEVER
+        self._vc.own = None
+        self._vc.new_view = nv
+        self._vc.higher_views.clear()
+        for v in [v for v in self._vc.votes if v <= view]:
+            del self._vc.votes[v]
         self._persist_view(out)
         out.append(ViewChanged(view, "new view"))
         # adopt the highest stable checkpoint of the quorum
         best = adopted_checkpoint(nv.view_changes)
-        own_root = self._own_roots.get(best.stable_height)
+        own_root = self._ckpt.own_roots.get(best.stable_height)
         if best.stable_height > self._low and own_root not in (None, best.stable_root):
             assert own_root is not None
             out.append(Divergence(best.stable_height, own_root, best.stable_root))
@@ -1490,8 +1578,8 @@ class Replica:
                 )
                 out.extend(self._need_sync(best.stable_height, hints, now))
         # in-flight proposals of older views are void; prepared certificates stay
-        self._unproposed = dict(self._pending)
-        self._unproposed_bytes = sum(len(r) for r, _ in self._unproposed.values())
+        self._requests.unproposed = dict(self._requests.pending)
+        self._requests.unproposed_bytes = sum(len(r) for r, _ in self._requests.unproposed.values())
         self._last_proposed = max(self._delivered, self._low)
         for slot in self._slots.values():
             if slot.accepted_view < view:
@@ -1526,27 +1614,27 @@ class Replica:
 
     # ----------------------------------------------------- learning the view
     def _note_higher_view(self, sender: int, view: int, now: int, out: list[Action]) -> None:
-        if self._higher_views.get(sender, -1) >= view:
+        if self._vc.higher_views.get(sender, -1) >= view:
             return
-        self._higher_views[sender] = view
-        if len(self._higher_views) < self.config.weak_quorum:
+        self._vc.higher_views[sender] = view
+        if len(self._vc.higher_views) < self.config.weak_quorum:
             return
-        for peer in sorted(self._higher_views):
-            if now >= self._last_request.get(peer, -NEVER) + self.config.resend_interval_ms:
-                self._last_request[peer] = now
-                want = self._higher_views[peer]
+        for peer in sorted(self._vc.higher_views):
+            if now >= self._limits.last_request.get(peer, -NEVER) + self.config.resend_interval_ms:
+                self._limits.last_request[peer] = now
+                want = self._vc.higher_views[peer]
                 out.append(Send(peer, self._sign(NewViewRequest(want, self.me))))
 
     def _on_new_view_request(self, req: NewViewRequest, now: int, out: list[Action]) -> None:
         self._push_new_view(req.sender, now, out)
 
     def _push_new_view(self, peer: int, now: int, out: list[Action]) -> None:
-        nv = self._new_view_msg
+        nv = self._vc.new_view
         if nv is None or nv.view != self._view or self._in_vc or nv.sender == peer:
             return  # (its author would refuse its own message as from itself)
-        if now < self._last_push.get(peer, -NEVER) + self.config.resend_interval_ms:
+        if now < self._limits.last_push.get(peer, -NEVER) + self.config.resend_interval_ms:
             return
-        self._last_push[peer] = now
+        self._limits.last_push[peer] = now
         out.append(Send(peer, nv))
 
     # ----------------------------------------------------------------- sync
@@ -1566,21 +1654,21 @@ class Replica:
         """
         if target <= self._delivered:
             return []
-        if target <= self._sync_target and not force:
+        if target <= self._sync.target and not force:
             return []
-        if self._sync_target <= self._delivered:
-            self._sync_since = now
+        if self._sync.target <= self._delivered:
+            self._sync.since = now
         if not urgent and not force:
-            if self._sync_target <= self._delivered:
-                self._sync_asked_at = now
-            self._sync_target = target
-            self._sync_hints = tuple(h for h in hints if h != self.me)
+            if self._sync.target <= self._delivered:
+                self._sync.asked_at = now
+            self._sync.target = target
+            self._sync.hints = tuple(h for h in hints if h != self.me)
             return []
-        self._sync_target = max(self._sync_target, target)
-        self._sync_asked_at = now
+        self._sync.target = max(self._sync.target, target)
+        self._sync.asked_at = now
         if hints:
-            self._sync_hints = tuple(h for h in hints if h != self.me)
-        return [NeedSync(self._sync_target, self._sync_hints)]
+            self._sync.hints = tuple(h for h in hints if h != self.me)
+        return [NeedSync(self._sync.target, self._sync.hints)]
 
     def _check_block(self, block: CommittedBlock) -> None:
         p = block.proposal
@@ -1667,7 +1755,7 @@ class Replica:
     def _stalled(self, now: int) -> bool:
         """Something above our height is known, and nothing was delivered for a
         resend interval."""
-        return self._waiting() and now >= self._last_progress + self._retransmit_interval()
+        return self._waiting() and now >= self._timers.last_progress + self._retransmit_interval()
 
     def _on_status(self, st: Status, now: int, out: list[Action]) -> None:
         """A peer's heartbeat. Once f+1 peers (one of them honest) are past our
@@ -1678,7 +1766,7 @@ class Replica:
         if st.height < 0 or st.low < 0:
             out.append(Rejected(st.sender, "malformed-status"))
             return
-        self._peer_heights[st.sender] = st.height
+        self._sync.peer_heights[st.sender] = st.height
         if st.view > self._view:
             self._note_higher_view(st.sender, st.view, now, out)
         elif st.view < self._view:
@@ -1688,10 +1776,10 @@ class Replica:
         if st.low < self._low:
             self._answer_checkpoint(st.sender, now, out)
         weak = self.config.weak_quorum
-        ahead = sorted(self._peer_heights.values(), reverse=True)
+        ahead = sorted(self._sync.peer_heights.values(), reverse=True)
         if len(ahead) >= weak and ahead[weak - 1] > self._delivered:
             target = ahead[weak - 1]
-            hints = tuple(sorted(p for p, h in self._peer_heights.items() if h >= target))
+            hints = tuple(sorted(p for p, h in self._sync.peer_heights.items() if h >= target))
             out.extend(self._need_sync(target, hints, now, urgent=False))
         elif (
             st.height > self._delivered
