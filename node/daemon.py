@@ -81,7 +81,6 @@ from node.ledger.result import Rejection
 from node.mempool import Mempool, MempoolError, MempoolTx
 from node.net.addr import parse_host_port
 from node.net.budget import TrafficBudget, Verdict, consensus_budget
-from node.net.codes import CloseCode
 from node.net.penalties import consensus_points
 from node.net.signatures import PreverifiedSignatures, Triple
 from node.net.sync import BlockServer, BlockSync
@@ -634,8 +633,4 @@ class Node:
 
     async def disconnect_peer(self, node_id: bytes) -> bool:
         """Close the link to ``node_id`` now (it is redialled as usual); False: no link."""
-        peer = self.transport._peers.get(node_id)
-        if peer is None or peer.link is None:
-            return False
-        await peer.link.close(CloseCode.GOING_AWAY, "disconnected by the operator")
-        return True
+        return await self.transport.disconnect(node_id, "disconnected by the operator")

@@ -365,6 +365,14 @@ class Transport:
         if peer is not None and peer.link is not None:
             self._spawn(peer.link.close(CloseCode.BANNED, f"banned: {reason}"), "p2p-ban")
 
+    async def disconnect(self, peer_id: bytes, reason: str) -> bool:
+        """Close the link to ``peer_id`` now (it is redialled as usual); False: no link."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.link is None:
+            return False
+        await peer.link.close(CloseCode.GOING_AWAY, reason)
+        return True
+
     # -- internals -----------------------------------------------------------
 
     def _is_allowed(self, node_id: bytes) -> bool:

@@ -446,6 +446,19 @@ async def test_dialer_reconnects_after_the_remote_restarts(cluster: Cluster) -> 
     await assert_exchange(a, b2, b"after restart")
 
 
+async def test_operator_disconnect_closes_the_link_which_is_redialled(cluster: Cluster) -> None:
+    """``disconnect`` closes a live link (True) and the peer is dialled again as usual; a
+    peer with no link, or an unknown one, answers False."""
+    a = await cluster.node()
+    b = await cluster.node()
+    a.transport.add_peer(b.id, b.address)  # only a dials
+    await wait_until(lambda: linked(a, b), what="a and b connected")
+    assert await a.transport.disconnect(b.id, "disconnected by the operator")
+    await wait_until(lambda: a.info(b).links == 2 and linked(a, b), what="a redialled b")
+    await assert_exchange(a, b, b"after the disconnect")
+    assert not await a.transport.disconnect(b"\x01" * 32, "unknown peer")
+
+
 # -- send queue -------------------------------------------------------------------
 
 
