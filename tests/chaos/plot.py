@@ -116,13 +116,16 @@ def render(
         2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
     cmap = plt.get_cmap("tab20")
-    colours = {kind: cmap(k % 20) for k, kind in enumerate(sorted({s[2] for s in data.spans}))}
+    strong_first = [*range(0, 20, 2), *range(1, 20, 2)]  # tab20's dark shades, then light
+    kinds = sorted({s[2] for s in data.spans})
+    colours = {kind: cmap(strong_first[k % 20]) for k, kind in enumerate(kinds)}
     shaded: set[str] = set()
     for start, end, kind in data.spans:
         for ax in (lat_ax, tp_ax):
             ax.axvspan(
-                start, max(end, start + 0.05), color=colours[kind], alpha=0.25,
-                label=kind if ax is lat_ax and kind not in shaded else None, linewidth=0,
+                start, max(end, start + 0.05), color=colours[kind], alpha=0.2,
+                label=f"fault: {kind}" if ax is lat_ax and kind not in shaded else None,
+                linewidth=0,
             )  # fmt: skip
         shaded.add(kind)
 
@@ -131,7 +134,7 @@ def render(
             [x for x, _ in data.latency], [y for _, y in data.latency],
             s=6, color="tab:blue", label="committed", zorder=3,
         )  # fmt: skip
-        top = max(y for _, y in data.latency) * 1.1 or 1.0
+        top = max(y for _, y in data.latency) * 1.12 or 1.0
     else:
         top = 1.0
     for xs, marker, colour, label in (
@@ -143,11 +146,11 @@ def render(
             lat_ax.scatter(xs, [top] * len(xs), marker=marker, s=18, color=colour,
                            label=label, zorder=3)  # fmt: skip
     lat_ax.set_ylabel("commit latency (s)")
-    lat_ax.set_ylim(bottom=0)
+    lat_ax.set_ylim(0, top * 1.06)  # the outcome markers get a band of their own at the top
     lat_ax.set_title(title)
     lat_ax.grid(True, alpha=0.3)
     if data.latency or data.spans or data.failed or data.unknown or data.lost:
-        lat_ax.legend(fontsize="x-small", loc="upper left", ncol=4)
+        lat_ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
     if data.throughput:
         tp_ax.step(
