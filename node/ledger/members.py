@@ -6,6 +6,7 @@ A signing key belongs to at most one member.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from node.ledger.result import Rejection
@@ -46,10 +47,20 @@ def member_of(state: BlockState, pubkey_hex: str) -> dict[str, Any] | None:
     return member
 
 
+def is_active(member: Mapping[str, Any] | None, *roles: str) -> bool:
+    """Is ``member`` (a member record, or None for no member) active and holding one
+    of ``roles`` (any role if none)? A record without ``status`` is active."""
+    return (
+        member is not None
+        and member.get("status", "active") == "active"
+        and (not roles or any(r in member["roles"] for r in roles))
+    )
+
+
 def require_member(state: BlockState, pubkey_hex: str, *roles: str) -> dict[str, Any]:
     """The active member owning this key, holding one of ``roles`` (any role if none)."""
     member = member_of(state, pubkey_hex)
-    if member is None or member.get("status", "active") != "active":
+    if member is None or not is_active(member):
         raise Rejection("unauthorized", "signer is not a key of an active member")
     if roles and not any(r in member["roles"] for r in roles):
         raise Rejection(

@@ -3,6 +3,8 @@ every counterfeit rule (triggered and not), verification reason codes, alerts, e
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -632,3 +634,19 @@ def test_state_roots_are_deterministic() -> None:
         net.refused("hosp", "drug.dispense", body_of("drug.dispense"))
         roots.append(net.root)
     assert roots[0] == roots[1]
+
+
+def _doc_table_codes(doc: str, heading: str) -> set[str]:
+    """The first-column codes of the table under ``heading`` in docs/supply-chain.md."""
+    section = doc.split(heading, 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE))
+
+
+def test_rule_reason_and_status_codes_are_the_documented_ones() -> None:
+    """supply.RULES, REASONS and STATUSES name exactly the codes docs/supply-chain.md
+    documents (alert rules, verification reasons, pack statuses)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "supply-chain.md").read_text("utf-8")
+    assert _doc_table_codes(doc, "### Counterfeit rules") == set(supply.RULES)
+    assert _doc_table_codes(doc, "### Verification reason codes") == set(supply.REASONS)
+    status_line = doc.split("* `status`:", 1)[1].split("\n*", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", status_line)) == set(supply.STATUSES)

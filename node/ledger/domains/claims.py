@@ -49,7 +49,7 @@ from node.ledger.domains.claims_pricing import (
     price_line,
 )
 from node.ledger.gs1 import GTIN_RE, PRINTABLE_SERIAL
-from node.ledger.members import member_key, require_member, signer_key
+from node.ledger.members import is_active, member_key, require_member, signer_key
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import Bool, Hex64, Int, List, Obj, Str, malformed
@@ -150,12 +150,7 @@ def _member_id(ctx: ExecContext) -> str:
 
 
 def _is_active_insurer(state: BlockState, member_id: str) -> bool:
-    member = _get_frozen(state, member_key(member_id))
-    return (
-        member is not None
-        and member.get("status", "active") == "active"
-        and "insurer" in member.get("roles", ())
-    )
+    return is_active(_get_frozen(state, member_key(member_id)), *INSURER_ROLES)
 
 
 def _require(ctx: ExecContext, roles: tuple[str, ...]) -> None:
@@ -163,11 +158,7 @@ def _require(ctx: ExecContext, roles: tuple[str, ...]) -> None:
     (the hot path); a key of no member falls back to it for the same rejection."""
     member_id = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
     member = _get_frozen(ctx.state, member_key(member_id)) if member_id is not None else None
-    if (
-        member is None
-        or member.get("status", "active") != "active"
-        or not any(r in member["roles"] for r in roles)
-    ):
+    if not is_active(member, *roles):
         require_member(ctx.state, ctx.tx.signer, *roles)  # raises with its message
         raise Rejection("unauthorized", "signer is not a key of a member with the role")
 

@@ -40,7 +40,7 @@ from typing import Any
 from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
-from node.ledger.members import member_key, member_of, require_member
+from node.ledger.members import is_active, member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
@@ -277,7 +277,7 @@ def _apply_grant(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
     patient = ctx.tx.signer
     grantee = ctx.state.get(member_key(body["grantee"]))
-    if grantee is None or grantee.get("status", "active") != "active":
+    if not is_active(grantee):
         raise Rejection("unknown-grantee", f"no active member {body['grantee']}")
     scope = body["scope"]
     data, klass = body.get("data"), body.get("class")

@@ -55,6 +55,7 @@ from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, pattern_param
 from node.ledger.members import (
     ROLES,
+    is_active,
     member_key,
     put_member,
     require_member,
@@ -169,7 +170,7 @@ def _members(state: BlockState) -> list[dict[str, Any]]:
 
 
 def _active_ids(state: BlockState) -> list[str]:
-    return [m["id"] for m in _members(state) if m.get("status", "active") == "active"]
+    return [m["id"] for m in _members(state) if is_active(m)]
 
 
 def _check_action(state: BlockState, action: dict[str, Any]) -> None:

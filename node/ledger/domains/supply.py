@@ -45,7 +45,7 @@ from node.ledger.gs1 import Expiry, Gs1Text, Gtin, Sscc, expiry_yyyymmdd
 
 # re-exported for node/bench/apply_supply.py and tests/ that still import it from here
 from node.ledger.gs1 import with_check_digit as with_check_digit
-from node.ledger.members import member_key, member_of, require_member
+from node.ledger.members import is_active, member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import HEX64, List, Obj, Str
@@ -374,7 +374,7 @@ def _apply_ship(ctx: ExecContext) -> dict[str, Any]:
     if to == run.mid:
         raise Rejection("malformed", "body.to: cannot ship to oneself")
     recipient = ctx.state.get(member_key(to))
-    if recipient is None or recipient.get("status", "active") != "active":
+    if not is_active(recipient):
         raise Rejection("unknown-recipient", f"{to} is not an active member")
     packs = _load(run)
     for s, rec in packs:

@@ -41,7 +41,7 @@ from typing import Any
 
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, ids_after, int_param
-from node.ledger.members import member_key, require_member
+from node.ledger.members import is_active, member_key, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
 from node.ledger.schema import Hex64, Int, List, Obj, Str
@@ -131,8 +131,6 @@ _TRIAL_ID = Str(max_len=20, pattern=TRIAL_ID)
 _PARTICIPANT = Hex64()
 _OUTCOME = Obj({"id": Str(max_len=32, pattern=OUTCOME_ID), "commitment": Hex64()})
 _PRIMARY = List(_OUTCOME, max_items=MAX_PRIMARY, min_items=1)
-_SECONDARY = List(_OUTCOME, max_items=MAX_SECONDARY)
-_SITES = List(Str(max_len=64, pattern=MEMBER_ID), max_items=MAX_SITES, unique=True)
 
 REGISTER_SCHEMA = Obj(
     {
@@ -246,12 +244,7 @@ def _check_outcome_ids(primary: list[Any], secondary: list[Any]) -> None:
 
 def _check_sites(state: BlockState, sites: list[str]) -> list[str]:
     for site in sites:
-        member = state.get(member_key(site))
-        if (
-            member is None
-            or member.get("status", "active") != "active"
-            or not any(r in member["roles"] for r in SITE_ROLES)
-        ):
+        if not is_active(state.get(member_key(site)), *SITE_ROLES):
             raise Rejection(
                 "unknown-site", f"site {site} is not an active member with role hospital or clinic"
             )
