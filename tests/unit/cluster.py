@@ -6,17 +6,24 @@ test asks for it: ``step``/``deliver_all`` hand queued messages over,
 ``drop_where``/``deliver_where``/``reorder`` change what the network does,
 ``advance``/``run`` move the virtual clock and fire due timers.
 
-Actions are carried out in list order, the way a driver must:
-``Persist`` updates the node's record dict (``None`` deletes), ``Send`` and
-``Broadcast`` enqueue, ``Deliver`` appends the block to the node's chain and
-is answered at once with ``on_executed(height, sha256(prev_root + digest),
-now)`` whose actions are processed before the rest of the list, ``SetTimer``
-arms the node's one timer. Everything else is kept in ``Node.events``.
+Each call of a replica entry point is one round of the driver's core
+(``node.engine.core``, the daemon's and the simulator's too), carried out in
+the core's order: the messages listed before every ``Persist`` and the
+timers, sync requests and informational actions at once; then ONE
+``Persist`` with the records of all of them (the node's record dict, ``None``
+deletes); then the messages that followed a ``Persist``; then the delivered
+blocks. ``Send`` and ``Broadcast`` enqueue, ``Deliver`` appends the block to
+the node's chain, and once the round is over each executed block comes back
+as ``on_executed(height, sha256(prev_root + digest), now)``, in delivery
+order; ``SetTimer`` arms the node's one timer. Everything else is kept in
+``Node.events``.
 
 A crash rebuilds the replica from the persisted records and a ``ChainTip`` of
 the executed chain. ``crash_after(i, k)`` crashes node i after it carried out
-k more actions (the rest of the interrupted lists is lost), which lets a test
-crash a node between any two actions.
+k more steps in the core's order (the write counts as one step; the rest of
+the interrupted rounds is lost), which lets a test crash a node between any
+two steps: before the write (its records are lost with the messages waiting
+for it) or after it (only the messages and blocks not yet handed on are).
 
 ``Solo`` drives a single replica by hand, and ``Craft`` builds validly signed
 messages of any validator for it (the other validators are simulated).
@@ -25,6 +32,7 @@ messages of any validator for it (the other validators are simulated).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
@@ -32,12 +40,9 @@ from typing import TypedDict, Unpack
 from consensus.actions import (
     Action,
     Broadcast,
-    Deliver,
     NeedSync,
     Persist,
-    Relay,
     Send,
-    SetTimer,
 )
 from consensus.config import ConsensusConfig
 from consensus.messages import (
@@ -57,6 +62,7 @@ from consensus.messages import (
     sign_message,
 )
 from consensus.replica import ChainTip, Replica
+from node.engine.core import Note, Outbound, carry_out, plan
 from node.sim.crypto import KeyedHashScheme, SimPayloadRules
 
 CHAIN_ID = "hygeia-unit"
@@ -174,9 +180,11 @@ class Node:
     alive: bool = True
     # every action list returned by the replica, with the entry point's name
     calls: list[tuple[str, list[Action]]] = field(default_factory=list)
-    # every action carried out, in driver order, with the id of the call that
-    # returned it (nested on_executed calls get their own id)
+    # every step carried out, in the core's order, with the id of the call that
+    # returned it (the round's write is one Persist; on_executed calls get their own id)
     trace: list[tuple[int, Action]] = field(default_factory=list)
+    # (height, state root) of executed blocks waiting to come back as on_executed
+    executed: deque[tuple[int, bytes]] = field(default_factory=deque)
     # every vote that left the node (carried-out Broadcast/Send), in order
     votes: list[Vote] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
@@ -221,6 +229,7 @@ class Cluster:
         self._sync_due: dict[int, None] = {}
         self._depth: dict[int, int] = {}
         self.nodes = [Node(i, self._make(i, None, None)) for i in range(n)]
+        self._edges = [ClusterEdges(self, node) for node in self.nodes]
         if start:
             for i in range(n):
                 self.call(i, "start", lambda r: r.start(self.now))
@@ -250,6 +259,9 @@ class Cluster:
             actions = entry(node.replica)
             node.calls.append((name, actions))
             self._process(node, actions, len(node.calls) - 1)
+            while node.executed:  # the blocks of this round (and earlier ones), in order
+                h, root = node.executed.popleft()
+                self.call(i, "on_executed", self._on_executed(h, root))
             return actions
         except Crashed:
             if self._depth[i] > 1:
@@ -260,8 +272,10 @@ class Cluster:
             self._depth[i] -= 1
 
     def _process(self, node: Node, actions: Sequence[Action], call_id: int) -> None:
+        """Carry out one round, step by step in the core's order (``crash_after`` counts steps)."""
         i = node.index
-        for a in actions:
+        edges = self._edges[i]
+        for a in plan(actions):
             budget = self._crash_budget.get(i)
             if budget is not None:
                 if budget == 0:
@@ -270,40 +284,42 @@ class Cluster:
                     raise Crashed(i)
                 self._crash_budget[i] = budget - 1
             node.trace.append((call_id, a))
-            if isinstance(a, Persist):
+            if isinstance(a, Persist):  # the round's write
                 persist(node.records, a)
-            elif isinstance(a, Broadcast | Send) and isinstance(a.message, Status):
-                node.statuses.append(a.message)
-                if self.deliver_status:
-                    dsts = [a.to] if isinstance(a, Send) else range(self.config.n)
-                    self.queue.extend(Envelope(i, j, a.message) for j in dsts if j != i)
-            elif isinstance(a, Broadcast):
-                node.votes.extend(votes_in(a, i))
-                node.sent.append(a.message)
-                for j in range(self.config.n):
-                    if j != i:
-                        self.queue.append(Envelope(i, j, a.message))
-            elif isinstance(a, Send):
-                node.votes.extend(votes_in(a, i))
-                node.sent.append(a.message)
-                self.queue.append(Envelope(i, a.to, a.message))
-            elif isinstance(a, Relay) and self.deliver_relays:
-                # as the driver does: the requests reach the peer's mempool
-                node.events.append(a)
-                node.timeline.append((self.now, a))
-                if 0 <= a.to < self.config.n and a.to != i and self.nodes[a.to].alive:
-                    for req in a.requests:
-                        self.nodes[a.to].mempool[req] = None
-                        self.call(a.to, "on_request", self._on_request(req))
-            elif isinstance(a, Deliver):
-                self._execute(node, a.block)
-            elif isinstance(a, SetTimer):
-                node.timer_at = a.at
             else:
-                node.events.append(a)
-                node.timeline.append((self.now, a))
-                if isinstance(a, NeedSync) and self.auto_sync:
-                    self._sync_due[i] = None
+                carry_out(a, edges)
+
+    # the node's edges of the driver's core (ClusterEdges hands each step here)
+    def _transmit(self, node: Node, a: Outbound) -> None:
+        i = node.index
+        if isinstance(a, Broadcast | Send) and isinstance(a.message, Status):
+            node.statuses.append(a.message)
+            if self.deliver_status:
+                dsts = [a.to] if isinstance(a, Send) else range(self.config.n)
+                self.queue.extend(Envelope(i, j, a.message) for j in dsts if j != i)
+        elif isinstance(a, Broadcast):
+            node.votes.extend(votes_in(a, i))
+            node.sent.append(a.message)
+            for j in range(self.config.n):
+                if j != i:
+                    self.queue.append(Envelope(i, j, a.message))
+        elif isinstance(a, Send):
+            node.votes.extend(votes_in(a, i))
+            node.sent.append(a.message)
+            self.queue.append(Envelope(i, a.to, a.message))
+        else:  # Relay: recorded, and delivered when a test asks
+            node.events.append(a)
+            node.timeline.append((self.now, a))
+            if (
+                self.deliver_relays
+                and 0 <= a.to < self.config.n
+                and a.to != i
+                and self.nodes[a.to].alive
+            ):
+                # as the driver does: the requests reach the peer's mempool
+                for req in a.requests:
+                    self.nodes[a.to].mempool[req] = None
+                    self.call(a.to, "on_request", self._on_request(req))
 
     def _execute(self, node: Node, block: CommittedBlock) -> None:
         h = block.height
@@ -315,7 +331,11 @@ class Cluster:
         node.roots.append(root)
         for req in block.payload:
             node.mempool.pop(req, None)
-        self.call(node.index, "on_executed", lambda r: r.on_executed(h, root, self.now))
+        node.executed.append((h, root))
+
+    def _note(self, node: Node, a: Action) -> None:
+        node.events.append(a)
+        node.timeline.append((self.now, a))
 
     # ------------------------------------------------------------- crashes
     def crash(self, i: int) -> None:
@@ -323,6 +343,7 @@ class Cluster:
         node = self.nodes[i]
         node.alive = False
         node.timer_at = None
+        node.executed.clear()
 
     def restart(self, i: int) -> list[Action]:
         """Rebuild node i from its persisted records and chain tip, then start it."""
@@ -340,6 +361,9 @@ class Cluster:
 
     def _on_block(self, block: CommittedBlock) -> Callable[[Replica], list[Action]]:
         return lambda r: r.on_committed_block(block, self.now)
+
+    def _on_executed(self, h: int, root: bytes) -> Callable[[Replica], list[Action]]:
+        return lambda r: r.on_executed(h, root, self.now)
 
     def crash_after(self, i: int, k: int) -> None:
         """Crash node i (and restart it at once) after it carried out ``k`` more actions."""
@@ -465,6 +489,31 @@ class Cluster:
             assert not bad, f"node {node.index} sent conflicting votes: {bad[0]}"
 
 
+class ClusterEdges:
+    """One node's ``Edges`` of the driver's core in a ``Cluster``."""
+
+    def __init__(self, cluster: Cluster, node: Node) -> None:
+        self.cluster = cluster
+        self.node = node
+
+    def transmit(self, action: Outbound) -> None:
+        self.cluster._transmit(self.node, action)
+
+    def execute(self, block: CommittedBlock) -> None:
+        self.cluster._execute(self.node, block)
+
+    def arm_timer(self, at: int) -> None:
+        self.node.timer_at = at
+
+    def need_sync(self, target: int, hints: tuple[int, ...]) -> None:
+        self.cluster._note(self.node, NeedSync(target, hints))
+        if self.cluster.auto_sync:
+            self.cluster._sync_due[self.node.index] = None
+
+    def note(self, action: Note) -> None:
+        self.cluster._note(self.node, action)
+
+
 class Craft:
     """Validly signed messages from any validator, for hand-driven tests."""
 
@@ -576,10 +625,11 @@ class Craft:
 class Solo:
     """One real replica driven by hand; the other validators' messages are crafted.
 
-    Every entry point returns the replica's actions flattened in the order a
-    driver carries them out: after each ``Deliver`` come the actions of the
-    ``on_executed`` call that answers it. ``records`` collects the persists;
-    ``restart()`` rebuilds the replica from them and the executed chain.
+    Every entry point is a round of the driver's core (``node.engine.core``)
+    and returns the replica's actions as it listed them, followed by those of
+    the ``on_executed`` calls that answer the blocks it delivered, in delivery
+    order (when the driver feeds them back). ``records`` collects the round's
+    write; ``restart()`` rebuilds the replica from them and the executed chain.
     """
 
     def __init__(self, n: int, me: int, *, seed: int = 0, **overrides: Unpack[Knobs]) -> None:
@@ -595,6 +645,9 @@ class Solo:
         self.log: list[Action] = []
         self.now = 0
         self.timer_at: int | None = None
+        # (height, state root) of executed blocks waiting to come back as on_executed
+        self.executed: deque[tuple[int, bytes]] = deque()
+        self._edges = SoloEdges(self)
         self.replica = self._make()
         self.start()
 
@@ -610,24 +663,25 @@ class Solo:
         )
 
     def _run(self, actions: list[Action]) -> list[Action]:
-        out: list[Action] = []
-        for a in actions:
-            out.append(a)
-            if isinstance(a, Persist):
+        out = list(actions)
+        for a in plan(actions):
+            if isinstance(a, Persist):  # the round's write
                 persist(self.records, a)
-            elif isinstance(a, Deliver):
-                h = a.block.height
-                assert h == len(self.blocks) + 1
-                self.blocks.append(a.block)
-                root = self.root_override.get(h) or sha256(
-                    self.roots[-1] + a.block.proposal.digest()
-                )
-                self.roots.append(root)
-                out.extend(self._run(self.replica.on_executed(h, root, self.now)))
-            elif isinstance(a, SetTimer):
-                self.timer_at = a.at
+            else:
+                carry_out(a, self._edges)
         self.log.extend(actions)
+        while self.executed:
+            h, root = self.executed.popleft()
+            out.extend(self._run(self.replica.on_executed(h, root, self.now)))
         return out
+
+    def _execute(self, block: CommittedBlock) -> None:
+        h = block.height
+        assert h == len(self.blocks) + 1
+        self.blocks.append(block)
+        root = self.root_override.get(h) or sha256(self.roots[-1] + block.proposal.digest())
+        self.roots.append(root)
+        self.executed.append((h, root))
 
     def _at(self, now: int | None) -> None:
         if now is not None:
@@ -641,6 +695,7 @@ class Solo:
     def restart(self, now: int | None = None) -> list[Action]:
         self.replica = self._make()
         self.timer_at = None
+        self.executed.clear()
         return self.start(now)
 
     def feed(self, *msgs: Message, now: int | None = None) -> list[Action]:
@@ -693,6 +748,29 @@ class Solo:
         """Feed the others' CHECKPOINTs of ``height`` with our own root."""
         others = [i for i in range(self.config.n) if i != self.me]
         return self.feed(*(self.craft.checkpoint(height, self.roots[height], i) for i in others))
+
+
+class SoloEdges:
+    """``Edges`` of the driver's core for a ``Solo``: blocks and the timer; the
+    messages and the rest are only returned to the test."""
+
+    def __init__(self, solo: Solo) -> None:
+        self.solo = solo
+
+    def transmit(self, action: Outbound) -> None:
+        pass
+
+    def execute(self, block: CommittedBlock) -> None:
+        self.solo._execute(block)
+
+    def arm_timer(self, at: int) -> None:
+        self.solo.timer_at = at
+
+    def need_sync(self, target: int, hints: tuple[int, ...]) -> None:
+        pass
+
+    def note(self, action: Note) -> None:
+        pass
 
 
 def of_type(actions: Iterable[Action], kind: type) -> list[Action]:
