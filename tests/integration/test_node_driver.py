@@ -2,21 +2,24 @@
 
 The replica is scripted and the block applier only records the order of the
 blocks it is asked to apply (refusing a gap, as ``node.engine.applier.BlockApplier``
-does), so these tests pin the driver's own contract: blocks are applied in the
-order the replica listed them, and the actions ``Replica.on_executed`` returns
-run after the rest of the list that delivered the block (the order the
-simulator's engine uses: ``docs/simulator.md``); the ``Persist`` records of
-the inputs waiting together are written in one synced batch before any
-message that follows them leaves; a block being applied does not hold up
-the votes for later heights; no message the replica sends can stop the
-driver (a frame over the limit, a send that raises), while a storage failure
-still does; refusals and evidence are handed to ``hooks.blame``.
+does), so these tests pin the driver's own contract, the IO at the edges of
+the driver's core (``node.engine.core``, which the simulator runs too:
+``docs/simulator.md``): blocks are applied in the order the replica listed
+them, and the actions ``Replica.on_executed`` returns run after the rest of
+the list that delivered the block; the ``Persist`` records of the inputs
+waiting together are written in one synced batch before any message that
+follows them leaves and before the blocks of the round are applied; a block
+being applied does not hold up the votes for later heights; no message the
+replica sends can stop the driver (a frame over the limit, a send that
+raises), while a storage failure still does; refusals and evidence are
+handed to ``hooks.blame``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, cast
@@ -189,6 +192,46 @@ async def test_inputs_waiting_together_share_one_synced_write_before_their_messa
     assert b"first" in sent[0][0] and b"second" in sent[1][0]
     for _frame, durable in sent:
         assert durable == {b"slot/1": b"b", b"view": b"v"}, "a message left before its record"
+
+
+async def test_the_blocks_of_a_round_are_applied_after_its_write() -> None:
+    """A round [Deliver 1, Persist]: the block reaches the applier only once the
+    round's records are durable (a crash cannot leave the block without them),
+    even when storage could run both at once (two threads, a slow write)."""
+
+    class SlowStore(RecordingStore):
+        def persist_consensus(self, records: list[tuple[bytes, bytes | None]]) -> None:
+            time.sleep(0.1)
+            super().persist_consensus(records)
+
+    store = SlowStore()
+    durable_at_apply: list[dict[bytes, bytes | None]] = []
+
+    class CheckingApplier(RecordingApplier):
+        def apply(self, committed: Any) -> tuple[Any, Any]:
+            durable_at_apply.append(dict(store.durable))
+            return super().apply(committed)
+
+    replica = QueueReplica([[_deliver(1), Persist(((b"slot/2", b"a"),))]])
+    hooks = DriverHooks(
+        send=lambda _peer, _frame: True,
+        on_block=lambda _block, _outcome: None,
+        on_need_sync=lambda _target, _hints: None,
+    )
+    with ThreadPoolExecutor(2) as executor:
+        driver = ConsensusDriver(
+            cast(Any, replica),
+            cast(Any, CheckingApplier()),
+            cast(Any, store),
+            PEERS,
+            hooks,
+            executor,
+        )
+        await driver.start()
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: replica.executed == [1], "on_executed(1)", driver)
+        await driver.stop()
+    assert durable_at_apply == [{b"slot/2": b"a"}]
 
 
 async def test_a_block_being_applied_does_not_hold_up_later_votes() -> None:
