@@ -12,14 +12,7 @@ import aiohttp
 import nacl.signing
 
 from node.core.tx import Tx, build_tx
-from tests.integration.test_node import (  # noqa: F401
-    Cluster,
-    assert_alive,
-    get_json,
-    http,
-    make_cluster,
-    post_tx,
-)
+from tests.integration.cluster import Cluster, assert_alive, get_json, post_tx
 
 
 def _anchor(c: Cluster, key: nacl.signing.SigningKey) -> Tx:
@@ -28,8 +21,8 @@ def _anchor(c: Cluster, key: nacl.signing.SigningKey) -> Tx:
 
 
 async def test_random_key_refused_member_and_enrolled_patient_pass(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
-    http: aiohttp.ClientSession,  # noqa: F811
+    make_cluster: Callable[..., Cluster],
+    http: aiohttp.ClientSession,
 ) -> None:
     c = make_cluster(4)
     await c.start(0, 1, 2, 3)

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from node.api.openapi import openapi_document
-from tests.integration.test_node import Cluster
+from tests.integration.cluster import Cluster
 
 FUZZ_SECONDS = 25
 FUZZ_EXAMPLES = 25

@@ -20,7 +20,7 @@ import pytest
 
 from node.api.openapi import openapi_document
 from node.ledger.domains import DOMAINS
-from tests.integration.test_node import HOST, Cluster, get_json, post_tx
+from tests.integration.cluster import HOST, Cluster, get_json, post_tx
 
 NON_ASCII_DIGITS = (
     "%C2%B2",

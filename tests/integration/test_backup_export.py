@@ -18,12 +18,12 @@ from node.core.proof import verify_proof
 from node.ops import backup as bk
 from node.ops import export as ex
 from storage.chain import ChainStore
-from tests.integration.test_node import Cluster, http, make_cluster  # noqa: F401
+from tests.integration.cluster import Cluster
 
 
 async def test_backup_while_running_restore_and_export(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
-    http: aiohttp.ClientSession,  # noqa: F811
+    make_cluster: Callable[..., Cluster],
+    http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
     c = make_cluster(1)
@@ -88,7 +88,7 @@ async def test_backup_while_running_restore_and_export(
 
 
 async def test_mutating_routes_absent_when_disabled(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
+    make_cluster: Callable[..., Cluster],
 ) -> None:
     c = make_cluster(1)
     await c.start(0)

@@ -32,13 +32,7 @@ from node.core.proof import verify_proof
 from node.core.tx import Tx, build_tx
 from node.ledger.domains.supply import with_check_digit
 from node.setup.genesis import Genesis, Member, parse_genesis, write_genesis
-from tests.integration.test_node import (  # noqa: F401
-    Cluster,
-    get_json,
-    http,
-    make_cluster,
-    wait_until,
-)
+from tests.integration.cluster import Cluster, get_json, wait_until
 
 HYGEIA = [sys.executable, "-m", "node.cli"]
 GTIN = with_check_digit("0061414100003")
@@ -336,7 +330,7 @@ async def check_proofs(
 
 @pytest.fixture
 async def story(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
+    make_cluster: Callable[..., Cluster],
 ) -> tuple[Cluster, Story]:
     c = make_cluster(1)
     add_members(c)
@@ -346,7 +340,7 @@ async def story(
 
 async def test_export_disclosures_custody_and_trial(
     story: tuple[Cluster, Story],
-    http: aiohttp.ClientSession,  # noqa: F811
+    http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
     """Each export lists exactly what was committed, in order, and each line's tx proves."""
@@ -412,7 +406,7 @@ async def test_export_disclosures_custody_and_trial(
 
 async def test_export_blocks_range(
     story: tuple[Cluster, Story],
-    http: aiohttp.ClientSession,  # noqa: F811
+    http: aiohttp.ClientSession,
     tmp_path: Path,
 ) -> None:
     """--blocks FROM:TO lists every transaction of those heights, in chain order."""
@@ -432,7 +426,7 @@ async def test_export_blocks_range(
 
 
 async def test_export_errors_are_one_line_and_exit_1(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
+    make_cluster: Callable[..., Cluster],
     tmp_path: Path,
 ) -> None:
     """Unknown patient, serial or trial, a bad height range, a missing home, no node:

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.test_node import HOST, Cluster, get_json, wait_until
+from tests.integration.cluster import HOST, Cluster, get_json, wait_until
 
 DEADLINE = 10.0  # how long any single wait for the node may take
 

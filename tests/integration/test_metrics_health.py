@@ -25,15 +25,7 @@ from consensus.actions import Action, Broadcast, Evidence, Rejected, Send, ViewC
 from consensus.messages import Commit, Prepare
 from node.engine.driver import ConsensusDriver, DriverHooks
 from node.ops.metrics import NodeMetrics
-from tests.integration.test_node import (  # noqa: F401
-    Cluster,
-    Home,
-    assert_alive,
-    get_json,
-    http,
-    make_cluster,
-    wait_until,
-)
+from tests.integration.cluster import Cluster, Home, assert_alive, get_json, wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -59,8 +51,8 @@ def by_type(samples: Samples, name: str) -> dict[str, float]:
 
 
 async def test_metrics_of_four_nodes_after_commits(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
-    http: aiohttp.ClientSession,  # noqa: F811
+    make_cluster: Callable[..., Cluster],
+    http: aiohttp.ClientSession,
 ) -> None:
     c = make_cluster(4)
     await c.start(0, 1, 2, 3)
@@ -111,8 +103,8 @@ async def test_metrics_of_four_nodes_after_commits(
 
 
 async def test_health_503_alone_and_on_a_low_disk(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
-    http: aiohttp.ClientSession,  # noqa: F811
+    make_cluster: Callable[..., Cluster],
+    http: aiohttp.ClientSession,
 ) -> None:
     c = make_cluster(4)
     home = c.homes[0]
@@ -256,8 +248,8 @@ def unmoved(read: tuple[dict[str, Any], Samples, dict[str, Any]]) -> bool:
 
 
 async def test_consensus_and_metrics_report_the_same_numbers(
-    make_cluster: Callable[..., Cluster],  # noqa: F811
-    http: aiohttp.ClientSession,  # noqa: F811
+    make_cluster: Callable[..., Cluster],
+    http: aiohttp.ClientSession,
 ) -> None:
     """``/consensus`` and ``/metrics`` read one record of the consensus events: with
     the primary of view 0 never started, the other three change view and commit a

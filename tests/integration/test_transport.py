@@ -18,6 +18,7 @@ import structlog
 
 from node.net import CloseCode, Direction, PeerInfo, Transport
 from node.net.session import Policy, Session, establish, send_keep
+from tests.support.waiting import wait_until_async
 
 CHAIN = "hygeia-test"
 HOST = "127.0.0.1"
@@ -27,13 +28,8 @@ TIMEOUT = 10.0
 async def wait_until(
     predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str = ""
 ) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
+    """``tests.support.waiting.wait_until_async`` for a plain predicate."""
+    await wait_until_async(what or "the condition", predicate, timeout=timeout, interval=0.01)
 
 
 class Node:

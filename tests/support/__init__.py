@@ -1,0 +1,1 @@
+"""Helpers every test layer shares: waiting for a condition, holding free ports."""
