@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,49 +20,20 @@ from node.core.block import (
     derive_block,
 )
 from node.core.codec import canonical_json
-from node.core.keys import KeySigner, key_from_seed
-from node.core.tx import Tx, TxPayloadRules, build_tx
-
-CHAIN = "hygeia-test"
-N = 4
-VALIDATOR_KEYS = [key_from_seed(hashlib.sha256(b"validator-%d" % i).digest()) for i in range(N)]
-PUBKEYS = [bytes(k.verify_key) for k in VALIDATOR_KEYS]
-CLIENT = key_from_seed(hashlib.sha256(b"client").digest())
-STATE_ROOT = hashlib.sha256(b"state").digest()
-
-
-def make_txs(count: int, chain: str = CHAIN) -> list[Tx]:
-    return [
-        build_tx(chain, "data.anchor", {"digest": f"{i:064x}", "kind": "lab-report"}, CLIENT, i)
-        for i in range(count)
-    ]
-
-
-def make_committed(
-    txs: Sequence[Tx],
-    *,
-    height: int = 1,
-    view: int = 0,
-    signers: Sequence[int] = (0, 1, 2),
-    timestamp: int = 1_767_225_600_000,
-    proposer: int = 0,
-    chain: str = CHAIN,
-) -> CommittedBlock:
-    rules = TxPayloadRules(chain)
-    payload = tuple(t.wire for t in txs)
-    proposal = Proposal(chain, height, timestamp, proposer, rules.payload_root(payload))
-    digest = proposal.digest()
-    cert = []
-    for i in signers:
-        c = Commit(view, height, digest, i)
-        sig = KeySigner(VALIDATOR_KEYS[i]).sign(c.signing_bytes(chain))
-        cert.append(msgspec.structs.replace(c, sig=sig))
-    return CommittedBlock(proposal, payload, tuple(cert))
-
-
-def make_block(n_txs: int = 5, **kw: object) -> Block:
-    committed = make_committed(make_txs(n_txs), **kw)  # type: ignore[arg-type]
-    return derive_block(committed, GENESIS_PARENT_HASH, STATE_ROOT)
+from node.core.keys import KeySigner
+from node.core.tx import TxPayloadRules, build_tx
+from tests.unit.chain_helpers import (
+    CHAIN,
+    EXAMPLE_VALIDATOR,
+    KEY,
+    STATE_ROOT,
+    anchor_body,
+    doc_blocks,
+    example_block,
+    make_block,
+    make_committed,
+    make_txs,
+)
 
 
 def test_derive_block_fields() -> None:
@@ -267,30 +237,8 @@ def test_header_validation() -> None:
 BLOCKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "blocks.md"
 
 
-EXAMPLE_VALIDATOR = key_from_seed(hashlib.sha256(b"hygeia-example-validator-0").digest())
-
-
-def example_block() -> Block:
-    """The block of docs/blocks.md's worked example (one validator: n = 1)."""
-    from tests.unit.test_tx import KEY, anchor_body
-
-    chain = "hygeia-example"
-    txs = [build_tx(chain, "data.anchor", anchor_body(), KEY, n) for n in (1, 2, 3)]
-    root = merkle_root([t.hash_bytes for t in txs])
-    proposal = Proposal(chain, 1, 1_767_225_600_000, 0, root)
-    commit = Commit(0, 1, proposal.digest(), 0)
-    sig = KeySigner(EXAMPLE_VALIDATOR).sign(commit.signing_bytes(chain))
-    committed = CommittedBlock(
-        proposal, tuple(t.wire for t in txs), (msgspec.structs.replace(commit, sig=sig),)
-    )
-    state_root = hashlib.sha256(b"hygeia example state").digest()
-    return derive_block(committed, GENESIS_PARENT_HASH, state_root)
-
-
 def block_example_values() -> dict[str, str]:
     """Every value the worked example of docs/blocks.md shows (computed step by step)."""
-    from tests.unit.test_tx import KEY, anchor_body
-
     chain = "hygeia-example"
     txs = [build_tx(chain, "data.anchor", anchor_body(), KEY, n) for n in (1, 2, 3)]
     hashes = [t.hash_bytes for t in txs]
@@ -342,8 +290,6 @@ def render_block_example() -> str:
 
 
 def test_blocks_doc_example_matches() -> None:
-    from tests.unit.test_tx import doc_blocks
-
     blocks = doc_blocks(BLOCKS_DOC.read_text(encoding="utf-8"))
     want = block_example_values()
     assert set(blocks) == set(want), "docs/blocks.md example blocks are missing or extra"

@@ -13,7 +13,7 @@ from node.core.block import GENESIS_PARENT_HASH, derive_block
 from node.core.keys import key_from_seed
 from node.core.proof import PROOF_FORMAT, ProofError, build_proof, verify_proof
 from node.core.tx import build_tx
-from tests.unit.test_block import (
+from tests.unit.chain_helpers import (
     CHAIN,
     EXAMPLE_VALIDATOR,
     PUBKEYS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,18 +45,11 @@ from node.core.tx import (
     decode_tx,
     tx_from_json_obj,
 )
+from tests.unit.chain_helpers import KEY, anchor_body, doc_blocks
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "transactions.md"
 CHAIN = "hygeia-example"
-KEY = key_from_seed(bytes(range(1, 33)))
 OTHER = key_from_seed(hashlib.sha256(b"hygeia-other").digest())
-
-
-def anchor_body() -> dict[str, Any]:
-    return {
-        "digest": hashlib.sha256(b"hygeia example lab report").hexdigest(),
-        "kind": "lab-report",
-    }
 
 
 def make(nonce: int = 1, **kw: Any) -> Tx:
@@ -112,11 +104,6 @@ def render_example() -> str:
         lang = "json" if name in {"unsigned_tx", "canon_input"} else "text"
         out.append(f"<!-- example:{name} -->\n```{lang}\n{shown}\n```\n")
     return "\n".join(out)
-
-
-def doc_blocks(text: str) -> dict[str, str]:
-    pattern = re.compile(r"<!-- example:(\w+) -->\s*```\w*\n(.*?)\n```", re.S)
-    return {m.group(1): m.group(2) for m in pattern.finditer(text)}
 
 
 def test_doc_example_matches() -> None:
