@@ -30,7 +30,7 @@ import pytest
 from node.core.keys import key_from_seed, public_key_hex
 from node.core.proof import verify_proof
 from node.core.tx import Tx, build_tx
-from node.ledger.domains.supply import with_check_digit
+from node.ledger.gs1 import with_check_digit
 from node.setup.genesis import Genesis, Member, parse_genesis, write_genesis
 from tests.integration.cluster import Cluster, get_json, wait_until
 
