@@ -7,7 +7,8 @@ written as ``Annotated[T, msgspec.Meta(...)]``. ``convert`` checks a decoded
 document against them with ``msgspec.convert``, unknown fields forbidden, and
 turns a failure into a ``Problem``: the path to the offending place (keys and
 list indices), what is wrong there (an ``unknown`` or a ``missing`` field, a
-value of the wrong ``type``, a ``value`` that breaks a rule) and why, in words.
+value of the wrong ``type``, a ``value`` that breaks a rule, a ``tag`` of a
+tagged union that names no member) and why, in words.
 This module knows no file: each loader words a ``Problem`` its own way, naming
 the file, the key, the value and, for an unknown key, the closest known
 spelling (``suggest``).
@@ -170,7 +171,9 @@ def _strict(tp: Any) -> Any:
 class Problem:
     """What is wrong in a document, and where."""
 
-    what: str  # "unknown" field, "missing" field, wrong "type", or a "value" breaking a rule
+    # an "unknown" or a "missing" field, a value of the wrong "type", a "value" that breaks
+    # a rule, or a "tag" (of a tagged union, e.g. a fault's kind) that names no member
+    what: str
     path: Path  # to the field or value concerned
     value: Any = None  # the value there (None for a missing field)
     expected: str = ""  # "type": what the place takes, e.g. "an integer"
@@ -261,10 +264,15 @@ def _problem(message: str, data: Any, tp: Any) -> Problem:
         return Problem("type", path, _at(data, path), expected=_A.get(m[1], f"`{m[1]}`"))
     value = _at(data, path)
     parent = trail[-2][0] if len(trail) > 1 else None
-    return Problem("value", path, value, reason=_reason(said, info, extra, value, parent))
+    if said.startswith("Invalid value") and isinstance(parent, mi.UnionType):
+        tags = [str(t.tag) for t in parent.types if isinstance(t, mi.StructType)]
+        return Problem(
+            "tag", path, value, reason=f"must be one of {', '.join(tags)}; got {{value}}"
+        )
+    return Problem("value", path, value, reason=_reason(said, info, extra, value))
 
 
-def _reason(said: str, info: Any, extra: Mapping[str, Any], value: Any, parent: Any) -> str:
+def _reason(said: str, info: Any, extra: Mapping[str, Any], value: Any) -> str:
     if isinstance(value, str):
         for rule in extra.get("rules", ()):
             if not re.match(rule.pattern, value):
@@ -276,9 +284,6 @@ def _reason(said: str, info: Any, extra: Mapping[str, Any], value: Any, parent: 
             return f"must be {'0 or ' if info.ge == 0 else ''}a positive integer, got {{value}}"
     if said.startswith("Expected `array` of length >= 1"):
         return "must not be empty"
-    if said.startswith("Invalid value") and isinstance(parent, mi.UnionType):
-        tags = [str(t.tag) for t in parent.types if isinstance(t, mi.StructType)]
-        return f"must be one of {', '.join(tags)}; got {{value}}"
     return said
 
 

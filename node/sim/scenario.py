@@ -6,6 +6,11 @@ inconsistent values are errors (``ScenarioError``) with the offending key in
 the message. Probabilities are read as decimals and kept as integer parts per
 million, so nothing downstream of the loader touches a float.
 The schema is documented in ``docs/simulator.md``.
+
+The file's shape is the ``_...Doc`` Structs below (latencies and faults are
+tagged unions on ``dist`` and ``kind``), checked through ``node.core.strict``;
+a key the file leaves out takes the default of the scenario's own dataclasses,
+and ``validate`` checks what spans keys.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeAlias, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from consensus.config import ConsensusConfig
+from node.core import strict
+from node.core.strict import Problem, StrictError, dotted, given, one_of, suggest, text
 from node.net.wire import CONSENSUS_FRAME_OVERHEAD
 
 PPM = 1_000_000
-LATENCY_KINDS = ("constant", "uniform", "normal")
 BEHAVIOURS = (
     "equivocate",
     "silent",
@@ -37,7 +46,6 @@ BEHAVIOURS = (
 )
 # the daemon's p2p.max_frame_bytes default (node/net/transport.py DEFAULT_MAX_FRAME_BYTES)
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
-FAULT_KINDS = ("crash", "partition", "drop")
 CRYPTO_KINDS = ("keyed-hash", "ed25519")
 
 
@@ -219,27 +227,41 @@ def load(path: str | Path) -> Scenario:
 
 
 def parse(data: dict[str, Any]) -> Scenario:
-    t = _Table(data, "")
+    try:
+        doc = strict.convert(data, _ScenarioDoc)
+    except StrictError as exc:
+        raise ScenarioError(_message(exc.problem)) from None
     scenario = Scenario(
-        name=t.text("name"),
-        n=t.integer("n"),
-        duration_ms=t.integer("duration_ms"),
-        description=t.text("description", ""),
-        stop_at_height=t.integer("stop_at_height", 0),
-        liveness_bound_ms=t.integer("liveness_bound_ms", 0),
-        crypto=t.text("crypto", "keyed-hash"),
-        wire=t.flag("wire", False),
-        clock_epoch_ms=t.integer("clock_epoch_ms", 1_700_000_000_000),
-        consensus=tuple(sorted(t.table("consensus").raw().items())),
-        network=_network(t.table("network")),
-        workload=_workload(t.table("workload")),
-        faults=tuple(_fault(x) for x in t.tables("faults")),
-        byzantine=tuple(_byzantine(x) for x in t.tables("byzantine")),
-        drift=tuple(_drift(x) for x in t.tables("drift")),
+        **{
+            **given(doc),
+            "consensus": tuple(sorted(doc.consensus.items())),
+            "network": _network(doc.network),
+            "workload": WorkloadSpec(**given(doc.workload)),
+            "faults": tuple(_fault(f) for f in doc.faults),
+            "byzantine": tuple(_byzantine(b) for b in doc.byzantine),
+            "drift": tuple(DriftSpec(**given(d)) for d in doc.drift),
+        }
     )
-    t.done()
     validate(scenario)
     return scenario
+
+
+def _message(p: Problem) -> str:
+    key = dotted(p.path)
+    if p.what == "unknown":
+        hint = suggest(str(p.path[-1]), p.fields)
+        return f"unknown key {key}" + (f" (did you mean {hint}?)" if hint else "")
+    if p.what == "missing":
+        return f"missing key {key}"
+    if p.what == "type" and isinstance(p.value, bool):
+        return f"{key} must not be a boolean"
+    if p.what == "type" and p.expected == "an object":
+        return f"[{key}] must be a table"
+    if p.what == "type":
+        return f"{key} must be {p.expected}, got {p.value!r}"
+    if p.what == "tag":  # e.g. "network.latency dist must be one of constant, ..."
+        return f"{dotted(p.path[:-1])} {p.path[-1]} {p.why(repr)}"
+    return f"{key} {p.why(repr)}"
 
 
 def droppable_messages() -> tuple[str, ...]:
@@ -305,97 +327,10 @@ def validate(s: Scenario) -> None:
         need(b.count >= 0, "byzantine count must be >= 0")
 
 
-class _Table:
-    """A TOML table read key by key; ``done`` rejects keys nobody asked for."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, dict):
-            raise ScenarioError(f"[{where}] must be a table")
-        self._data = dict(data)
-        self._where = where
-
-    def _key(self, key: str) -> str:
-        return f"{self._where}.{key}" if self._where else key
-
-    def _get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        if key not in self._data:
-            if default is _REQUIRED:
-                raise ScenarioError(f"missing key {self._key(key)}")
-            return default
-        value = self._data.pop(key)
-        if isinstance(value, bool) and kind is not bool:
-            raise ScenarioError(f"{self._key(key)} must not be a boolean")
-        if not isinstance(value, kind):
-            raise ScenarioError(f"{self._key(key)} has the wrong type: {value!r}")
-        return value
-
-    def text(self, key: str, default: Any = None) -> str:
-        return str(self._get(key, str, _REQUIRED if default is None else default))
-
-    def integer(self, key: str, default: Any = None) -> int:
-        return int(self._get(key, int, _REQUIRED if default is None else default))
-
-    def opt_int(self, key: str) -> int | None:
-        v = self._get(key, int, None)
-        return None if v is None else int(v)
-
-    def flag(self, key: str, default: bool) -> bool:
-        return bool(self._get(key, bool, default))
-
-    def ppm(self, key: str, default: int | None) -> int | None:
-        v = self._get(key, (int, float), None)
-        if v is None:
-            return default
-        return probability_ppm(v, self._key(key))
-
-    def ints(self, key: str, default: Any = None) -> tuple[int, ...]:
-        v = self._get(key, list, _REQUIRED if default is None else default)
-        if not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
-            raise ScenarioError(f"{self._key(key)} must be a list of integers")
-        return tuple(v)
-
-    def latency(self, key: str) -> Latency | None:
-        v = self._get(key, dict, None)
-        return None if v is None else _latency(_Table(v, self._key(key)))
-
-    def table(self, key: str) -> _Table:
-        return _Table(self._get(key, dict, {}), self._key(key))
-
-    def tables(self, key: str) -> list[_Table]:
-        items = self._get(key, list, [])
-        return [_Table(x, f"{self._key(key)}[{i}]") for i, x in enumerate(items)]
-
-    def raw(self) -> dict[str, Any]:
-        out, self._data = self._data, {}
-        return out
-
-    def done(self) -> None:
-        if self._data:
-            raise ScenarioError(f"unknown key {self._key(sorted(self._data)[0])}")
-
-
-_REQUIRED = object()
-
-
 def probability_ppm(value: float | int, where: str = "probability") -> int:
     if not 0 <= value <= 1:
         raise ScenarioError(f"{where} must be in [0, 1], got {value}")
     return round(value * PPM)
-
-
-def _latency(t: _Table) -> Latency:
-    kind = t.text("dist")
-    if kind == "constant":
-        lat = Latency(kind, t.integer("ms"), 0)
-    elif kind == "uniform":
-        lat = Latency(kind, t.integer("min_ms"), t.integer("max_ms"))
-    elif kind == "normal":
-        lat = Latency(kind, t.integer("mean_ms"), t.integer("jitter_ms"))
-    else:
-        raise ScenarioError(f"latency dist must be one of {LATENCY_KINDS}, got {kind!r}")
-    t.done()
-    check_latency(lat)
-    return lat
 
 
 def check_latency(lat: Latency) -> None:
@@ -420,107 +355,174 @@ def parse_latency(text: str) -> Latency:
     return lat
 
 
-def _network(t: _Table) -> NetworkSpec:
-    base = NetworkSpec()
+# ------------------------------------------------------------------ the file
+T = TypeVar("T")
+Maybe: TypeAlias = T | UnsetType  # a key the file may leave out: the dataclass default applies
+NodeIds = Annotated[tuple[int, ...], Meta(extra={"expected": "a list of integers"})]
+Probability = Annotated[int | float, Meta(extra={"expected": "a number in [0, 1]"})]
+
+
+class _Doc(msgspec.Struct, forbid_unknown_fields=True):
+    """A table of a scenario file: unknown keys are errors."""
+
+
+class _Constant(_Doc, tag_field="dist", tag="constant"):
+    ms: int
+
+
+class _Uniform(_Doc, tag_field="dist", tag="uniform"):
+    min_ms: int
+    max_ms: int
+
+
+class _Normal(_Doc, tag_field="dist", tag="normal"):
+    mean_ms: int
+    jitter_ms: int
+
+
+_LatencyDoc = _Constant | _Uniform | _Normal
+
+
+class _LinkDoc(_Doc, rename={"src": "from", "dst": "to"}):
+    src: NodeIds
+    dst: NodeIds
+    latency: _LatencyDoc | None = None
+    loss: Probability | None = None
+    duplicate: Probability | None = None
+    reorder: Probability | None = None
+
+
+class _NetworkDoc(_Doc):
+    latency: Maybe[_LatencyDoc] = UNSET
+    loss: Maybe[Probability] = UNSET
+    duplicate: Maybe[Probability] = UNSET
+    reorder: Maybe[Probability] = UNSET
+    reorder_ms: Maybe[int] = UNSET
+    client_latency: Maybe[_LatencyDoc] = UNSET
+    links: tuple[_LinkDoc, ...] = ()
+    sync_retry_ms: Maybe[int] = UNSET
+    sync_max_blocks: Maybe[int] = UNSET
+    max_frame_bytes: Maybe[int] = UNSET
+    status_sync: Maybe[bool] = UNSET
+    status_interval_ms: Maybe[int] = UNSET
+    sync_lag_threshold: Maybe[int] = UNSET
+    sync_stall_ms: Maybe[int] = UNSET
+
+
+class _WorkloadDoc(_Doc):
+    mode: Maybe[str] = UNSET
+    rate_tps: Maybe[int] = UNSET
+    arrival: Maybe[str] = UNSET
+    clients: Maybe[int] = UNSET
+    think_ms: Maybe[int] = UNSET
+    tx_size: Maybe[int] = UNSET
+    start_ms: Maybe[int] = UNSET
+    stop_ms: Maybe[int] = UNSET
+    max_txs: Maybe[int] = UNSET
+
+
+class _Crash(_Doc, tag_field="kind", tag="crash"):
+    node: int
+    at_ms: int
+    restart_ms: int | None = None
+
+
+class _Partition(_Doc, tag_field="kind", tag="partition"):
+    at_ms: int
+    groups: Annotated[
+        tuple[tuple[int, ...], ...], Meta(extra={"expected": "a list of lists of node ids"})
+    ]
+    heal_ms: int | None = None
+
+
+class _Drop(_Doc, tag_field="kind", tag="drop", rename={"src": "from", "dst": "to"}):
+    at_ms: int
+    heal_ms: int | None = None
+    src: NodeIds = ()
+    dst: NodeIds = ()
+    messages: Annotated[tuple[str, ...], Meta(extra={"expected": "a list of message names"})] = ()
+
+
+class _ByzantineDoc(_Doc):
+    node: int
+    behaviour: Annotated[str, text(one_of(BEHAVIOURS))]
+    delay_ms: Maybe[int] = UNSET
+    count: Maybe[int] = UNSET
+
+
+class _DriftDoc(_Doc):
+    node: int
+    offset_ms: Maybe[int] = UNSET
+    rate_ppm: Maybe[int] = UNSET
+
+
+class _ScenarioDoc(_Doc):
+    name: str
+    n: int
+    duration_ms: int
+    description: Maybe[str] = UNSET
+    stop_at_height: Maybe[int] = UNSET
+    liveness_bound_ms: Maybe[int] = UNSET
+    crypto: Maybe[str] = UNSET
+    wire: Maybe[bool] = UNSET
+    clock_epoch_ms: Maybe[int] = UNSET
+    consensus: dict[str, Any] = {}
+    network: _NetworkDoc = msgspec.field(default_factory=_NetworkDoc)
+    workload: _WorkloadDoc = msgspec.field(default_factory=_WorkloadDoc)
+    faults: tuple[_Crash | _Partition | _Drop, ...] = ()
+    byzantine: tuple[_ByzantineDoc, ...] = ()
+    drift: tuple[_DriftDoc, ...] = ()
+
+
+def _latency(doc: _LatencyDoc) -> Latency:
+    if isinstance(doc, _Constant):
+        lat = Latency("constant", doc.ms, 0)
+    elif isinstance(doc, _Uniform):
+        lat = Latency("uniform", doc.min_ms, doc.max_ms)
+    else:
+        lat = Latency("normal", doc.mean_ms, doc.jitter_ms)
+    check_latency(lat)
+    return lat
+
+
+def _ppm(value: int | float | None, where: str) -> int | None:
+    return None if value is None else probability_ppm(value, where)
+
+
+def _network(doc: _NetworkDoc) -> NetworkSpec:
+    fields = given(doc)
+    for name in ("latency", "client_latency"):
+        if name in fields:
+            fields[name] = _latency(fields[name])
+    for name in ("loss", "duplicate", "reorder"):
+        if name in fields:
+            fields[f"{name}_ppm"] = _ppm(fields.pop(name), f"network.{name}")
     links = []
-    for lt in t.tables("links"):
+    for i, rule in enumerate(doc.links):
+        where = f"network.links[{i}]"
         links.append(
             LinkRule(
-                src=lt.ints("from"),
-                dst=lt.ints("to"),
-                latency=lt.latency("latency"),
-                loss_ppm=lt.ppm("loss", None),
-                duplicate_ppm=lt.ppm("duplicate", None),
-                reorder_ppm=lt.ppm("reorder", None),
+                src=rule.src,
+                dst=rule.dst,
+                latency=None if rule.latency is None else _latency(rule.latency),
+                loss_ppm=_ppm(rule.loss, f"{where}.loss"),
+                duplicate_ppm=_ppm(rule.duplicate, f"{where}.duplicate"),
+                reorder_ppm=_ppm(rule.reorder, f"{where}.reorder"),
             )
         )
-        lt.done()
-    spec = NetworkSpec(
-        latency=t.latency("latency") or base.latency,
-        loss_ppm=t.ppm("loss", 0) or 0,
-        duplicate_ppm=t.ppm("duplicate", 0) or 0,
-        reorder_ppm=t.ppm("reorder", 0) or 0,
-        reorder_ms=t.integer("reorder_ms", base.reorder_ms),
-        client_latency=t.latency("client_latency") or base.client_latency,
-        links=tuple(links),
-        sync_retry_ms=t.integer("sync_retry_ms", base.sync_retry_ms),
-        sync_max_blocks=t.integer("sync_max_blocks", base.sync_max_blocks),
-        max_frame_bytes=t.integer("max_frame_bytes", base.max_frame_bytes),
-        status_sync=t.flag("status_sync", base.status_sync),
-        status_interval_ms=t.integer("status_interval_ms", base.status_interval_ms),
-        sync_lag_threshold=t.integer("sync_lag_threshold", base.sync_lag_threshold),
-        sync_stall_ms=t.integer("sync_stall_ms", base.sync_stall_ms),
-    )
-    t.done()
-    return spec
+    return NetworkSpec(**{**fields, "links": tuple(links)})
 
 
-def _workload(t: _Table) -> WorkloadSpec:
-    d = WorkloadSpec()
-    spec = WorkloadSpec(
-        mode=t.text("mode", d.mode),
-        rate_tps=t.integer("rate_tps", d.rate_tps),
-        arrival=t.text("arrival", d.arrival),
-        clients=t.integer("clients", d.clients),
-        think_ms=t.integer("think_ms", d.think_ms),
-        tx_size=t.integer("tx_size", d.tx_size),
-        start_ms=t.integer("start_ms", d.start_ms),
-        stop_ms=t.integer("stop_ms", d.stop_ms),
-        max_txs=t.integer("max_txs", d.max_txs),
-    )
-    t.done()
-    return spec
+def _fault(doc: _Crash | _Partition | _Drop) -> Fault:
+    if isinstance(doc, _Crash):
+        return Fault("crash", doc.at_ms, doc.restart_ms, node=doc.node)
+    if isinstance(doc, _Partition):
+        return Fault("partition", doc.at_ms, doc.heal_ms, groups=doc.groups)
+    return Fault("drop", doc.at_ms, doc.heal_ms, src=doc.src, dst=doc.dst, messages=doc.messages)
 
 
-def _fault(t: _Table) -> Fault:
-    kind = t.text("kind")
-    if kind == "crash":
-        fault = Fault(kind, t.integer("at_ms"), t.opt_int("restart_ms"), node=t.integer("node"))
-    elif kind == "partition":
-        groups = t._get("groups", list, _REQUIRED)
-        if not all(isinstance(g, list) and all(isinstance(i, int) for i in g) for g in groups):
-            raise ScenarioError("partition groups must be a list of lists of node ids")
-        fault = Fault(
-            kind, t.integer("at_ms"), t.opt_int("heal_ms"), groups=tuple(tuple(g) for g in groups)
-        )
-    elif kind == "drop":
-        names = t._get("messages", list, [])
-        if not all(isinstance(m, str) for m in names):
-            raise ScenarioError("drop messages must be a list of message names")
-        fault = Fault(
-            kind,
-            t.integer("at_ms"),
-            t.opt_int("heal_ms"),
-            src=t.ints("from", []),
-            dst=t.ints("to", []),
-            messages=tuple(names),
-        )
-    else:
-        raise ScenarioError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
-    t.done()
-    return fault
-
-
-def _byzantine(t: _Table) -> ByzantineSpec:
-    spec = ByzantineSpec(
-        node=t.integer("node"),
-        behaviour=t.text("behaviour"),
-        delay_ms=t.integer("delay_ms", 0),
-        count=t.integer("count", 0),
-    )
-    t.done()
-    if spec.behaviour not in BEHAVIOURS:
-        raise ScenarioError(f"byzantine behaviour must be one of {BEHAVIOURS}")
+def _byzantine(doc: _ByzantineDoc) -> ByzantineSpec:
+    spec = ByzantineSpec(**given(doc))
     if spec.behaviour == "delay" and spec.delay_ms <= 0:
         raise ScenarioError("byzantine behaviour delay needs delay_ms > 0")
-    return spec
-
-
-def _drift(t: _Table) -> DriftSpec:
-    spec = DriftSpec(
-        node=t.integer("node"),
-        offset_ms=t.integer("offset_ms", 0),
-        rate_ppm=t.integer("rate_ppm", 0),
-    )
-    t.done()
     return spec

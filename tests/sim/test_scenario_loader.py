@@ -40,6 +40,9 @@ def test_defaults_and_probabilities_in_ppm():
     ("data", "message"),
     [
         ({**BASE, "bogus": 1}, "unknown key bogus"),
+        ({**BASE, "duraton_ms": 1}, "unknown key duraton_ms .did you mean duration_ms"),
+        ({**BASE, "network": {"loss": "x"}}, "network.loss must be a number in [0, 1], got 'x'"),
+        ({**BASE, "faults": [{"kind": "x", "at_ms": 0}]}, "faults[0] kind must be one of crash"),
         ({"name": "t", "n": 4}, "missing key duration_ms"),
         ({**BASE, "network": {"loss": 1.5}}, "network.loss must be in [0, 1]"),
         ({**BASE, "network": {"latency": {"dist": "pareto"}}}, "latency dist"),

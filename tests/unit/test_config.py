@@ -298,6 +298,13 @@ def test_invalid_values(tmp_path: Path, toml: str, message: str) -> None:
     assert message in str(e.value)
 
 
+def test_the_file_is_checked_whole_even_where_the_environment_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "[mempool]\nmax_txs = 0\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path, env={"HYGEIA_MEMPOOL_MAX_TXS": "5"})
+    assert str(e.value) == f"{path}: mempool.max_txs: must be a positive integer, got 0"
+
+
 def test_cross_check_names_every_origin(tmp_path: Path) -> None:
     write(tmp_path, "[p2p]\ndial_backoff_max_ms = 1000\n")
     with pytest.raises(ConfigError) as e:
