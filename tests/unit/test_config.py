@@ -1,4 +1,5 @@
-"""node/setup/config.py: precedence, strictness, typed parsing, checks, redaction, reference."""
+"""node/setup/config.py (with config_schema, config_render): precedence, strictness, typed
+parsing, checks, redaction, reference."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from node.mempool import MempoolLimits
 from node.net.addr import Peer
-from node.setup import config as config_mod
+from node.setup import config_schema
 from node.setup.config import (
     ConfigError,
     default_config,
@@ -345,9 +346,9 @@ def test_redacted_config_never_holds_the_admin_token(tmp_path: Path) -> None:
 
 
 def test_secret_keys_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    admin = dict(config_mod._SCHEMA["admin"])
+    admin = dict(config_schema._SCHEMA["admin"])
     admin["token_file"] = dataclasses.replace(admin["token_file"], secret=True)
-    monkeypatch.setitem(config_mod._SCHEMA, "admin", admin)
+    monkeypatch.setitem(config_schema._SCHEMA, "admin", admin)
     data = redacted(default_config(tmp_path))
     assert data["admin"]["token_file"] == "<redacted>"
     assert data["admin"]["listen"] == "127.0.0.1:26658"
