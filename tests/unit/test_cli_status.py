@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from click.testing import CliRunner, Result
 from node.cli import status as cli_status
 from node.cli.main import main
 from node.setup.home import init_home
+from tests.support.ports import unused_port
 
 TOKEN = "test-token-123"
 
@@ -137,13 +137,6 @@ def token_file(tmp_path: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, ["status", *args], env={"HYGEIA_HOME": None})
 
@@ -215,7 +208,7 @@ def test_one_node_json(serve: Callable[[FakeNode], FakeNode], token_file: Path) 
 
 
 def test_one_node_down_is_one_error_line(token_file: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{unused_port()}"
     result = run("--admin", url, "--token-file", str(token_file))
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: down: {url}/status: cannot reach the node")
@@ -303,7 +296,7 @@ def test_testnet_down_and_unhealthy_rows_exit_1(
 ) -> None:
     a = serve(FakeNode(_status("node0")))
     b = serve(FakeNode(_status("node1"), health=(False, ["no peers"])))
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{unused_port()}"
     missing = tmp_path / "no_such_token"
     out = _write_testnet(
         tmp_path,
@@ -336,7 +329,7 @@ def test_testnet_rich_table_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a = serve(FakeNode(_status("node0")))
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{unused_port()}"
     out = _write_testnet(tmp_path, [("node0", a.url, token_file), ("node1", dead, token_file)])
     monkeypatch.setattr(cli_status, "is_terminal", lambda stream: True)
     result = run("--testnet", str(out))
@@ -463,7 +456,7 @@ def test_wait_synced_timeout_while_behind(
 def test_wait_synced_keeps_polling_a_node_that_does_not_answer(
     token_file: Path, fast_polls: None
 ) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{unused_port()}"
     result = run(
         "--admin", url, "--token-file", str(token_file), "--wait-synced", "--timeout", "0.5"
     )

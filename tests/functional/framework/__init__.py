@@ -5,9 +5,11 @@ per concern:
 
 * ``waiting``: ``wait_until``, the one way to wait for a condition (a deadline
   and a message naming what was awaited and the last state seen), never a
-  fixed sleep; ``FrameworkError``;
-* ``ports``: ``reserve_base_port``, the one way to get free ports, held by
-  this process until released so that parallel runs never collide;
+  fixed sleep: the helper every test layer shares (tests/support/waiting.py)
+  with the functional tests' deadline; ``FrameworkError``;
+* ``ports``: ``reserve_base_port``, the one way to get a testnet's free ports,
+  held (tests/support/ports.py) by this process until released so that
+  parallel runs never collide;
 * ``node``: one node process (``NodeProcess``), its command line (``node_argv``,
   which ties the node's life to the test process on Linux) and environment,
   and ``configure_home``;
@@ -27,8 +29,9 @@ from tests.functional.framework.cli import cli_testnet, hygeia_json, run_hygeia
 from tests.functional.framework.httpclient import fetch
 from tests.functional.framework.network import TestNetwork
 from tests.functional.framework.node import STOP_TIMEOUT, child_env, node_argv
-from tests.functional.framework.ports import HOST, reserve_base_port
-from tests.functional.framework.waiting import TIMEOUT, FrameworkError, wait_until
+from tests.functional.framework.ports import reserve_base_port
+from tests.functional.framework.waiting import TIMEOUT, FrameworkError, WaitTimeout, wait_until
+from tests.support.ports import HOST
 
 __all__ = [
     "HOST",
@@ -36,6 +39,7 @@ __all__ = [
     "TIMEOUT",
     "FrameworkError",
     "TestNetwork",
+    "WaitTimeout",
     "child_env",
     "cli_testnet",
     "fetch",

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tests.functional.framework.ports import HOST
 from tests.functional.framework.waiting import FrameworkError
+from tests.support.ports import HOST
 
 
 class NodeUnreachable(FrameworkError):

@@ -48,8 +48,9 @@ from tests.functional.framework.node import (
     configure_home,
     node_argv,
 )
-from tests.functional.framework.ports import HOST, PortBlock, reserve_base_port
-from tests.functional.framework.waiting import TIMEOUT, FrameworkError, wait_until
+from tests.functional.framework.ports import PortBlock, reserve_base_port
+from tests.functional.framework.waiting import TIMEOUT, FrameworkError, WaitTimeout, wait_until
+from tests.support.ports import HOST
 
 CHAIN_ID = "hygeia-functional"
 
@@ -454,7 +455,7 @@ class TestNetwork:
                 interval=0.1,
                 check=lambda: self.assert_running(group),
             )
-        except FrameworkError as exc:
+        except WaitTimeout as exc:
             lost = sorted(set().union(*(want - seen[i] for i in group)))
             where = {
                 h[:16]: {i: self.tx_status(i, h)["status"] for i in self.running()}

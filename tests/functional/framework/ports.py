@@ -4,20 +4,21 @@ Ports come from 20000-31999 (below the kernel's ephemeral range), in slots
 derived from ``PYTEST_XDIST_WORKER`` (one lane per worker), the process id and
 a per-process counter; every port of a slot is checked free and then held
 (``PortBlock``) by this process until ``release()``, so that no parallel run
-can take it, even while a node is down.
+can take it, even while a node is down (``HeldPorts`` of tests/support/ports.py
+says how a port is held while the node's own listener can still use it).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from node.setup import testnet
 from tests.functional.framework.waiting import FrameworkError
+from tests.support.ports import HeldPorts
 
-HOST = "127.0.0.1"
 PORT_LOW = 20000
 PORT_HIGH = 32000  # Linux hands out ephemeral ports from 32768 by default
 LANES = 16  # xdist workers gwN use slots with slot % LANES == N % LANES
@@ -33,41 +34,16 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+@dataclass
 class PortBlock:
-    """The ports of one testnet, held by this process until ``release()``.
+    """The ports of one testnet, whose base port is ``base``, held (``HeldPorts``) by
+    this process until ``release()``."""
 
-    Each port is bound with a plain ``bind()`` (which fails if anything holds
-    it: a listener, another reservation, a connection), then marked
-    SO_REUSEADDR and kept bound, never listening: the node processes' own
-    listeners (asyncio sets SO_REUSEADDR) can still bind and listen there, while
-    no other test run can reserve or bind them and no outgoing connection gets
-    one as its automatic port.
-    """
-
-    def __init__(self, base: int, socks: list[socket.socket]) -> None:
-        self.base = base
-        self._socks = socks
-
-    @classmethod
-    def reserve(cls, base: int, ports: list[int]) -> PortBlock | None:
-        """The block, or None if any of its ports is taken."""
-        socks: list[socket.socket] = []
-        try:
-            for port in ports:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind((HOST, port))
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        except OSError:
-            for s in socks:
-                s.close()
-            return None
-        return cls(base, socks)
+    base: int
+    held: HeldPorts
 
     def release(self) -> None:
-        for s in self._socks:
-            s.close()
-        self._socks.clear()
+        self.held.release()
 
 
 def _worker_lane() -> int:
@@ -94,7 +70,7 @@ def reserve_base_port(validators: int) -> PortBlock:
     for k in range(len(lane_slots)):
         base = PORT_LOW + lane_slots[(start + k) % len(lane_slots)] * stride
         ports = [p for i in range(validators) for p in testnet.node_ports(base, i)]
-        block = PortBlock.reserve(base, ports)
-        if block is not None:
-            return block
+        held = HeldPorts.exactly(ports)
+        if held is not None:
+            return PortBlock(base, held)
     raise FrameworkError(f"no free block of {stride} ports in {PORT_LOW}..{high}")

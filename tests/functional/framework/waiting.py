@@ -1,24 +1,28 @@
-"""Waiting in a functional test: ``wait_until``, the one way to poll for a condition.
+"""Waiting in a functional test: the shared ``wait_until`` (tests/support/waiting.py).
 
 A test never sleeps a fixed time: it waits for what it needs with a deadline,
 and a timeout fails it with a message naming what was awaited and the last
-state seen (``FrameworkError``, an ``AssertionError``).
+state seen (``WaitTimeout``, an ``AssertionError``). Here every wait has the
+functional tests' default deadline, ``TIMEOUT``. ``FrameworkError`` is any
+other failure the framework sees: a node died, misbehaved or refused.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.support import waiting
+
 TIMEOUT = 60.0  # seconds: the default of every wait
+
+WaitTimeout = waiting.WaitTimeout
 
 
 class FrameworkError(AssertionError):
-    """A functional test failed: a wait timed out, a node died or misbehaved."""
+    """A functional test failed: a node died, misbehaved or refused what it should take."""
 
 
-# ------------------------------------------------------------------ waiting
 def wait_until(
     what: str,
     probe: Callable[[], Any],
@@ -28,21 +32,5 @@ def wait_until(
     interval: float = 0.05,
     check: Callable[[], None] | None = None,
 ) -> Any:
-    """Poll ``probe()`` until ``done(state)``; return that state.
-
-    ``check`` runs before every probe (e.g. "every node is still running") and
-    may raise. On timeout raise ``FrameworkError`` naming ``what`` and the
-    last state observed.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if check is not None:
-            check()
-        state = probe()
-        if done(state):
-            return state
-        if time.monotonic() >= deadline:
-            raise FrameworkError(
-                f"timed out after {timeout:g}s waiting for {what}; last observed: {state!r}"
-            )
-        time.sleep(interval)
+    """``tests.support.waiting.wait_until`` with ``TIMEOUT`` seconds unless told."""
+    return waiting.wait_until(what, probe, done, timeout=timeout, interval=interval, check=check)
