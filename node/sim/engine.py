@@ -2,22 +2,32 @@
 
 One heap of events keyed ``(virtual ms, sequence number)``; one
 ``random.Random(seed)`` for every random choice (network, workload,
-Byzantine splits, sync peers). Each event calls one replica entry point with
-the node's drifting local time and carries out the returned actions in order:
+Byzantine splits, sync peers, crashes during a write). Each node runs the
+daemon's driver core (``node.engine.core``): every input (a message, a
+request, a timer, a synced block, an executed block) waits in the node's
+inbox while a write is in flight; otherwise the inputs waiting form a round,
+fed to the replica one by one at the node's drifting local time, and the
+round's actions are carried out in the core's order, with this module at the
+edges:
 
-- ``Persist`` goes to the node's ``DurableStore`` at once (so it is durable
-  before any later send of the same list);
-- ``Send``/``Broadcast`` pass through the node's Byzantine behaviour (if any)
-  and the network model, and become message events;
-- ``Deliver`` executes the block on the store, feeds the invariant checker and
-  answers ``on_executed`` (whose actions are carried out on the spot);
-- ``SetTimer`` keeps only the latest deadline per node;
-- ``NeedSync`` sends a sync request to up to f+1 hinted peers, whose nodes
+- the round's write (every ``Persist`` of the round in one batch) takes
+  ``write_ms`` of virtual time, then lands in the node's ``DurableStore``;
+  the messages and blocks that wait for it are carried out then, and the
+  inputs that arrived meanwhile form the next round (group commit);
+- ``transmit``: ``Send``/``Broadcast`` pass through the node's Byzantine
+  behaviour (if any) and the network model, and become message events;
+  ``Relay`` hands the requests to the primary over the network;
+- ``execute``: the block is appended to the store, feeds the invariant
+  checker and comes back as an ``OnExecuted`` input;
+- ``arm_timer``: only the latest deadline per node counts;
+- ``need_sync``: a sync request to up to f+1 hinted peers, whose nodes
   answer with the committed blocks above the requester's height.
 
 Crashes and restarts, partitions and heals are scheduled events. A crash
-keeps the ``DurableStore`` and drops the replica; a restart builds a new
-replica from a copy of the persisted records and the chain tip.
+keeps the ``DurableStore`` and drops the replica and the driver's memory: a
+write in flight reaches the disk or not (a seeded coin), and the messages
+and blocks waiting for it are lost either way. A restart builds a new replica
+from a copy of the persisted records and the chain tip.
 """
 
 from __future__ import annotations
@@ -33,15 +43,11 @@ from typing import cast
 from consensus.actions import (
     Action,
     Broadcast,
-    Deliver,
     Divergence,
     Evidence,
-    NeedSync,
-    Persist,
     Rejected,
     Relay,
     Send,
-    SetTimer,
     ViewChanged,
 )
 from consensus.crypto import Verifier
@@ -54,6 +60,20 @@ from consensus.messages import (
     decode_message,
     encode_block,
     encode_message,
+)
+from node.engine.core import (
+    MAX_INPUTS_PER_ROUND,
+    Input,
+    Note,
+    OnBlock,
+    OnExecuted,
+    OnMessage,
+    OnRequest,
+    OnTimer,
+    Outbound,
+    carry_out,
+    feed,
+    plan,
 )
 from node.sim.byzantine import make_behaviour
 from node.sim.clock import NodeClock
@@ -68,7 +88,11 @@ from node.sim.store import DurableStore
 from node.sim.workload import Workload
 
 # event kinds
-_MSG, _TIMER, _REQUEST, _CALL, _SYNC_REQ, _SYNC_RESP, _STATUS = range(7)
+_MSG, _TIMER, _REQUEST, _CALL, _SYNC_REQ, _SYNC_RESP, _STATUS, _WRITTEN = range(8)
+
+# virtual ms a node's synced write of one round's records takes (an SSD fsync)
+WRITE_MS = 1
+_ON_TIMER = OnTimer()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +109,17 @@ class SyncResponse:
 class Simulation:
     """One run of one scenario with one seed."""
 
-    def __init__(self, scenario: Scenario, seed: int, kit: ReplicaKit | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        kit: ReplicaKit | None = None,
+        *,
+        write_ms: int = WRITE_MS,
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
+        self.write_ms = write_ms
         self.kit = kit or real_kit()
         self.rng = random.Random(seed)
         self.config = scenario.consensus_config()
@@ -131,6 +163,7 @@ class Simulation:
             )
             store = DurableStore(self.kit.genesis_root)
             self.nodes.append(SimNode(i, n, clock, store, signer, behaviour))
+        self._edges = [NodeEdges(self, node) for node in self.nodes]
 
         lost = set(scenario.permanently_crashed())
         self.live_targets = [i for i in range(n) if i not in byz and i not in lost]
@@ -279,10 +312,12 @@ class Simulation:
             elif kind == _REQUEST:
                 node = nodes[i]
                 if node.up:
-                    assert node.replica is not None and isinstance(payload, bytes)
+                    assert isinstance(payload, bytes)
                     if node.honest:
                         self.checker.on_request(payload, vt)
-                    self._apply(node, node.replica.on_request(payload, node.clock.local(vt)), vt)
+                    self._input(node, OnRequest(payload), vt)
+            elif kind == _WRITTEN:
+                self._written(nodes[i], payload, vt)
             elif kind == _CALL:
                 assert callable(payload)
                 payload()
@@ -350,10 +385,20 @@ class Simulation:
         )
         node.up = True
         self._moved_at[node.id] = self.now  # as the daemon's sync starts from its tip
-        self._apply(node, node.replica.start(node.clock.local(self.now)), self.now)
+        self._round(node, node.replica.start(node.clock.local(self.now)), self.now)
+        self._drive(node, self.now)
 
     def crash(self, i: int) -> None:
-        self.nodes[i].crash()
+        """Node ``i`` stops at this instant: a write in flight reaches the disk or
+        not (a seeded coin); what waited for it (messages, blocks) is lost."""
+        node = self.nodes[i]
+        writing = node.writing
+        if writing is not None and writing.write is not None and node.up:
+            self.metrics.crashes_in_write += 1
+            self.metrics.unsent_on_crash += sum(1 for a in writing.then if isinstance(a, Outbound))
+            if self.rng.getrandbits(1):
+                node.store.persist(writing.write.records)
+        node.crash()
         self.peer_heights[i] = {}
 
     def restart(self, i: int) -> None:
@@ -371,10 +416,7 @@ class Simulation:
             msg = cast(Message, payload)
         if node.behaviour is not None:
             node.behaviour.observe(self, node.peers, msg)
-        assert node.replica is not None
-        actions = node.replica.on_message(msg, node.clock.local(vt))
-        if actions:
-            self._apply(node, actions, vt)
+        self._input(node, OnMessage(msg), vt)
 
     def _on_timer(self, node: SimNode, token: object, vt: int) -> None:
         if not node.up or token != node.timer_token:
@@ -388,55 +430,95 @@ class Simulation:
             self._push(want, _TIMER, node.id, token)
             return
         node.timer_vt = None
-        assert node.replica is not None
-        self._apply(node, node.replica.on_timer(node.clock.local(vt)), vt)
+        self._input(node, _ON_TIMER, vt)
+
+    # -- the driver's core (node/engine/core.py) -----------------------------------
+
+    def _input(self, node: SimNode, inp: Input, vt: int) -> None:
+        """An input for node's replica: it waits while a write is in flight."""
+        node.inbox.append(inp)
+        if node.writing is None:
+            self._drive(node, vt)
+
+    def _drive(self, node: SimNode, vt: int) -> None:
+        """Run rounds of the inputs waiting, as the daemon's driver does, until none
+        is left or a round's write is in flight."""
+        inbox = node.inbox
+        while inbox and node.writing is None:
+            replica = node.replica
+            assert replica is not None
+            now = node.clock.local(vt)
+            if len(inbox) == 1:
+                actions = feed(replica, inbox.popleft(), now)
+            else:
+                actions = []
+                for _ in range(min(len(inbox), MAX_INPUTS_PER_ROUND)):
+                    actions.extend(feed(replica, inbox.popleft(), now))
+            self._round(node, actions, vt)
+
+    def _round(self, node: SimNode, actions: Sequence[Action], vt: int) -> None:
+        """Carry out one round's actions in the core's order; with a write, what
+        waits for it is carried out when it lands (``_written``)."""
+        if not actions:
+            return
+        step = plan(actions)
+        edges = self._edges[node.id]
+        for action in step.first:
+            carry_out(action, edges)
+        if step.write is None:
+            for action in step.then:
+                carry_out(action, edges)
+            return
+        node.writing = step
+        self._push(vt + self.write_ms, _WRITTEN, node.id, node.life)
+
+    def _written(self, node: SimNode, life: object, vt: int) -> None:
+        """The round's write landed (unless the node crashed since): carry out what
+        waited for it, then the next round."""
+        step = node.writing
+        if not node.up or life != node.life or step is None or step.write is None:
+            return
+        node.store.persist(step.write.records)
+        node.writing = None
+        edges = self._edges[node.id]
+        for action in step.then:
+            carry_out(action, edges)
+        self._drive(node, vt)
 
     # -- actions ---------------------------------------------------------------
 
-    def _apply(self, node: SimNode, actions: Sequence[Action], vt: int) -> None:
-        """Carry out ``actions`` in order. The actions ``on_executed`` returns for a
-        delivered block run after the rest of the current list (FIFO), so blocks
-        the replica already listed are delivered before any it adds later."""
-        backlog: list[Sequence[Action]] | None = None
-        while True:
-            for a in actions:
-                if isinstance(a, Broadcast):
-                    self._broadcast(node, a.message, vt)
-                elif isinstance(a, Persist):
-                    node.store.persist(a.records)
-                elif isinstance(a, Send):
-                    self._send(node, a.to, a.message, vt)
-                elif isinstance(a, SetTimer):
-                    self._set_timer(node, a.at, vt)
-                elif isinstance(a, Deliver):
-                    more = self._deliver(node, a.block, vt)
-                    if more:
-                        if backlog is None:
-                            backlog = []
-                        backlog.append(more)
-                elif isinstance(a, NeedSync):
-                    if self.scenario.network.status_sync:  # the daemon ignores the hints
-                        self._daemon_sync(node, a.target_height, vt)
-                    else:
-                        self._need_sync(node, a.hints, vt)
-                elif isinstance(a, Relay):
-                    for req in a.requests:  # the client requests, over the network
-                        for d in self.network.delays(node.id, a.to):
-                            self._push(vt + d, _REQUEST, a.to, req)
-                elif isinstance(a, ViewChanged):
-                    if node.honest:
-                        self.metrics.view_changes += 1
-                elif isinstance(a, Rejected):
-                    self.metrics.reject(a.reason.split(":", 1)[0])
-                elif isinstance(a, Evidence):
-                    self.metrics.evidence += 1
-                    if node.honest:
-                        self.checker.on_evidence(node.id, a.validator, vt)
-                elif isinstance(a, Divergence) and node.honest:
-                    self.checker.on_divergence(node.id, a.height, a.ours, a.stable, vt)
-            if not backlog:
-                return
-            actions = backlog.pop(0)
+    def _transmit(self, node: SimNode, action: Outbound, vt: int) -> None:
+        if isinstance(action, Broadcast):
+            self._broadcast(node, action.message, vt)
+        elif isinstance(action, Send):
+            self._send(node, action.to, action.message, vt)
+        else:
+            self._relay(node, action, vt)
+
+    def _relay(self, node: SimNode, action: Relay, vt: int) -> None:
+        """The client requests, over the network, into the primary's inbox."""
+        for req in action.requests:
+            for d in self.network.delays(node.id, action.to):
+                self._push(vt + d, _REQUEST, action.to, req)
+
+    def _on_need_sync(self, node: SimNode, target: int, hints: tuple[int, ...], vt: int) -> None:
+        if self.scenario.network.status_sync:  # the daemon ignores the hints
+            self._daemon_sync(node, target, vt)
+        else:
+            self._need_sync(node, hints, vt)
+
+    def _note(self, node: SimNode, action: Note, vt: int) -> None:
+        if isinstance(action, ViewChanged):
+            if node.honest:
+                self.metrics.view_changes += 1
+        elif isinstance(action, Rejected):
+            self.metrics.reject(action.reason.split(":", 1)[0])
+        elif isinstance(action, Evidence):
+            self.metrics.evidence += 1
+            if node.honest:
+                self.checker.on_evidence(node.id, action.validator, vt)
+        elif isinstance(action, Divergence) and node.honest:
+            self.checker.on_divergence(node.id, action.height, action.ours, action.stable, vt)
 
     def _record_proposals(self, msg: Message) -> None:
         if isinstance(msg, PrePrepare):
@@ -531,14 +613,14 @@ class Simulation:
             node.timer_queued = at
             self._push(at, _TIMER, node.id, node.timer_token)
 
-    def _deliver(self, node: SimNode, block: CommittedBlock, vt: int) -> Sequence[Action]:
-        """Execute ``block`` on the node's store; return what ``on_executed`` asks for."""
+    def _execute(self, node: SimNode, block: CommittedBlock, vt: int) -> None:
+        """Execute ``block`` on the node's store; ``OnExecuted`` goes to its inbox."""
         store = node.store
         height = block.proposal.height
         if height != len(store.chain) + 1:
             if node.honest:
                 self.checker.on_out_of_order(node.id, len(store.chain) + 1, height, vt)
-            return ()
+            return
         digest = block.proposal.digest()
         root = store.append(block, digest)
         self._moved_at[node.id] = vt
@@ -548,8 +630,7 @@ class Simulation:
             if height == self.scenario.stop_at_height and node.id in self._target_set:
                 self._reached += 1
             self._check_done = self.scenario.stop_at_height > 0
-        assert node.replica is not None
-        return node.replica.on_executed(height, root, node.clock.local(vt))
+        node.inbox.append(OnExecuted(height, root))
 
     def _first_commit(self, block: CommittedBlock, vt: int) -> None:
         m = self.metrics
@@ -603,8 +684,7 @@ class Simulation:
             block = decode_block(item) if isinstance(item, bytes) else item
             if block.proposal.height <= len(node.store.chain):
                 continue
-            assert node.replica is not None
-            self._apply(node, node.replica.on_committed_block(block, node.clock.local(vt)), vt)
+            self._input(node, OnBlock(block), vt)
 
     # -- the daemon's StatusFrame sync (status_sync) -----------------------------
 
@@ -664,6 +744,31 @@ class Simulation:
         )
         if hints:
             self._need_sync(node, hints, vt)
+
+
+class NodeEdges:
+    """One node's ``Edges`` of the driver's core: the simulation's network, store and clock."""
+
+    __slots__ = ("node", "sim")
+
+    def __init__(self, sim: Simulation, node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    def transmit(self, action: Outbound) -> None:
+        self.sim._transmit(self.node, action, self.sim.now)
+
+    def execute(self, block: CommittedBlock) -> None:
+        self.sim._execute(self.node, block, self.sim.now)
+
+    def arm_timer(self, at: int) -> None:
+        self.sim._set_timer(self.node, at, self.sim.now)
+
+    def need_sync(self, target: int, hints: tuple[int, ...]) -> None:
+        self.sim._on_need_sync(self.node, target, hints, self.sim.now)
+
+    def note(self, action: Note) -> None:
+        self.sim._note(self.node, action, self.sim.now)
 
 
 def run(scenario: Scenario, seed: int, kit: ReplicaKit | None = None) -> Simulation:

@@ -46,6 +46,10 @@ class Metrics:
         self.largest_frame: dict[str, int] = {}
         # sync requests the modelled StatusFrame sync started (status_sync)
         self.status_syncs = 0
+        # crashes that caught a node's write in flight, and the messages that waited
+        # for those writes and were never sent (not in the report)
+        self.crashes_in_write = 0
+        self.unsent_on_crash = 0
 
     def count(self, name: str, k: int = 1) -> None:
         self.sent[name] = self.sent.get(name, 0) + k

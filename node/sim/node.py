@@ -1,8 +1,16 @@
-"""One simulated node: its clock, durable store, replica (while up) and timer state."""
+"""One simulated node: its clock, durable store, replica (while up), timer and driver state.
+
+The driver state is what the daemon's driver holds in memory around the
+driver's core (node/engine/core.py): the inputs waiting for the next round
+and the round whose synced write is in flight. A crash loses both.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+
 from consensus.crypto import Signer
+from node.engine.core import Input, Round
 from node.sim.byzantine import Behaviour
 from node.sim.clock import NodeClock
 from node.sim.replicas import SimReplica
@@ -15,6 +23,8 @@ class SimNode:
         "clock",
         "honest",
         "id",
+        "inbox",
+        "life",
         "peers",
         "replica",
         "signer",
@@ -24,6 +34,7 @@ class SimNode:
         "timer_token",
         "timer_vt",
         "up",
+        "writing",
     )
 
     def __init__(
@@ -50,6 +61,12 @@ class SimNode:
         self.timer_queued: int | None = None
         self.timer_token = 0
         self.sync_until = 0
+        # inputs waiting for the next round (they wait while a write is in flight)
+        self.inbox: deque[Input] = deque()
+        # the round whose write is in flight: its messages and blocks wait for it
+        self.writing: Round | None = None
+        # bumped by every crash: a write completing for an earlier life is void
+        self.life = 0
 
     def crash(self) -> None:
         """Lose everything that is not in the store."""
@@ -59,3 +76,6 @@ class SimNode:
         self.timer_queued = None
         self.timer_token += 1
         self.sync_until = 0
+        self.inbox.clear()
+        self.writing = None
+        self.life += 1

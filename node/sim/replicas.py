@@ -1,9 +1,10 @@
 """What the simulator needs from a replica, and how it builds the real one.
 
 The simulator drives anything that has the entry points of
-``consensus.replica.Replica``; tests may plug in a simpler stand-in through a
-``ReplicaKit``. ``real_kit()`` builds the real replica, restarting it from the
-persisted records and the chain tip after a crash.
+``consensus.replica.Replica`` (those the driver's core feeds, and ``start``);
+tests may plug in a simpler stand-in through a ``ReplicaKit``. ``real_kit()``
+builds the real replica, restarting it from the persisted records and the
+chain tip after a crash.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Protocol
 from consensus.actions import Action
 from consensus.config import ConsensusConfig
 from consensus.crypto import PayloadRules, Signer, Verifier
-from consensus.messages import CommittedBlock, Message
+from node.engine.core import ReplicaInputs
 
 
-class SimReplica(Protocol):
+class SimReplica(ReplicaInputs, Protocol):
+    """The entry points the driver's core feeds, ``start``, and what the report shows."""
+
     @property
     def view(self) -> int: ...
 
@@ -27,16 +30,6 @@ class SimReplica(Protocol):
     def height(self) -> int: ...
 
     def start(self, now: int) -> Sequence[Action]: ...
-
-    def on_message(self, msg: Message, now: int) -> Sequence[Action]: ...
-
-    def on_request(self, request: bytes, now: int) -> Sequence[Action]: ...
-
-    def on_timer(self, now: int) -> Sequence[Action]: ...
-
-    def on_executed(self, height: int, state_root: bytes, now: int) -> Sequence[Action]: ...
-
-    def on_committed_block(self, block: CommittedBlock, now: int) -> Sequence[Action]: ...
 
 
 # (height, timestamp, state root) of the last executed block
