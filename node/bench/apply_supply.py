@@ -25,7 +25,7 @@ import nacl.signing
 from node.bench.apply_common import BenchChain
 from node.core.keys import key_from_seed, public_key_hex
 from node.core.tx import Tx, build_tx
-from node.ledger.domains.supply import with_check_digit
+from node.ledger.gs1 import with_check_digit
 
 CHAIN = "bench-supply"
 BLOCK_TXS = 1000

@@ -10,7 +10,7 @@ import pytest
 
 from node.core.keys import generate_key, public_key_hex
 from node.core.tx import Tx, build_tx
-from node.ledger.domains.supply import with_check_digit
+from node.ledger.gs1 import with_check_digit
 from tests.functional.framework import FrameworkError, TestNetwork
 
 GTIN = with_check_digit("0061414100003")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from node.ledger.domains.supply import with_check_digit
+from node.ledger.gs1 import with_check_digit
 from tests.functional.framework import cli_testnet, run_hygeia
 
 GTIN = with_check_digit("0061414177777")

@@ -42,9 +42,6 @@ from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, ids_after
 from node.ledger.gs1 import Expiry, Gs1Text, Gtin, Sscc, expiry_yyyymmdd
-
-# re-exported for node/bench/apply_supply.py and tests/ that still import it from here
-from node.ledger.gs1 import with_check_digit as with_check_digit
 from node.ledger.members import is_active, member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
