@@ -366,7 +366,8 @@ class Cluster:
         return lambda r: r.on_executed(h, root, self.now)
 
     def crash_after(self, i: int, k: int) -> None:
-        """Crash node i (and restart it at once) after it carried out ``k`` more actions."""
+        """Crash node i (and restart it at once) after it carried out ``k`` more
+        steps of its rounds (in the core's order; the write is one step)."""
         self._crash_budget[i] = k
 
     # ------------------------------------------------------------- network
