@@ -35,6 +35,7 @@ from aiohttp import web
 from node.api.errors import Handler, error_response, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
+from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 
 NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("admin-node", NodeFacade)
@@ -178,7 +179,7 @@ async def post_backup(request: web.Request) -> web.Response:
 
 async def post_disconnect(request: web.Request) -> web.Response:
     raw = request.match_info["node_id"]
-    if not re.fullmatch(r"[0-9a-f]{64}", raw):
+    if not HEX64.fullmatch(raw):
         return error_response(400, "malformed", "node_id must be 64 lowercase hex characters")
     if not await request.app[MUT_KEY].disconnect_peer(bytes.fromhex(raw)):
         return error_response(404, "not-connected", f"no link to peer {raw[:16]}")

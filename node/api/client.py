@@ -10,7 +10,6 @@ needs to build a transaction) and ``GET /openapi.json``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -19,11 +18,11 @@ from node.api.errors import ApiError, api_errors, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
 from node.api.openapi import openapi_document
+from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.domain import Query
 from node.ledger.domains import DOMAINS
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_BODY = 1 << 20
 
 NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("node", NodeFacade)

@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from node import __version__
+from node.core.hexstr import hex_pattern
 from node.ledger.domains import DOMAINS
 
-HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+HASH = {"type": "string", "pattern": hex_pattern(32)}
 HEALTH = {
     "type": "object",
     "required": ["ok", "reasons"],
@@ -123,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
                         "body": obj,
                         "signer": HASH,
                         "nonce": {"type": "integer", "minimum": 0},
-                        "sig": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+                        "sig": {"type": "string", "pattern": hex_pattern(64)},
                     },
                 },
                 "TxStatus": {

@@ -19,10 +19,9 @@ from node.cli import options
 from node.cli.clients import GROUPS
 from node.cli.clients.common import echo, fail, get, sha256_file, submit_signed
 from node.cli.registry import add_commands
+from node.core.hexstr import is_hex
 from node.core.proof import ProofError, verify_proof
 from node.setup.genesis import GenesisError, load_genesis
-
-HEX = "0123456789abcdef"
 
 
 @click.group(name="client")
@@ -55,7 +54,7 @@ def anchor(
     if file_ is not None:
         digest = sha256_file(file_)
     assert digest is not None
-    if len(digest) != 64 or any(c not in HEX for c in digest):
+    if not is_hex(digest, 32):
         fail("--digest must be 64 lowercase hex characters")
     body: dict[str, Any] = {"digest": digest}
     if kind:

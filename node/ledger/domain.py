@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import HEX64
 from node.ledger.state import BlockState
 
 QueryFn = Callable[[BlockState, Mapping[str, str], Mapping[str, str]], Any]

@@ -4,6 +4,15 @@ A body schema is an ``Obj`` of named fields; every field is required unless
 ``optional=True``, and unknown keys are refused (so no free-form field can
 smuggle personal data onto the chain). Strings are bounded; free text is
 short by design and the docs say it must not hold PHI.
+
+Why this is not the msgspec validation that config, genesis, scenario files and
+testnet.json use (``node/core/strict.py``): a rejected transaction's message is
+part of its committed result, and results are covered by the state root. Every
+node, of every release, must word the same rejection of the same body the same
+way, byte for byte. These few checks are written out here so that their messages
+are ours and fixed (a library upgrade that rewords its errors would fork the
+chain), and a pattern's text (``must match ^[0-9a-f]{64}$``) is pinned by
+``tests/unit/test_hexstr.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.core.hexstr import HEX64
 from node.ledger.result import Rejection
-
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def malformed(path: str, why: str) -> Rejection:

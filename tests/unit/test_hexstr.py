@@ -23,3 +23,10 @@ def test_text_pattern_matches_the_compiled_one() -> None:
     for sample in ["deadbeef", "DEADBEEF", "deadbee", "deadbeef0"]:
         assert bool(text.match(sample)) == bool(hex_regex(4).fullmatch(sample)), sample
     assert hex_regex(32) is HEX64
+
+
+def test_pattern_text_is_pinned() -> None:
+    """A rejected body's committed result quotes the pattern ("must match ..."), so its
+    text is consensus-visible: changing it would change state roots."""
+    assert HEX64.pattern == "^[0-9a-f]{64}$"
+    assert HEX128.pattern == "^[0-9a-f]{128}$"

@@ -20,9 +20,9 @@ from node.cli.clients import common
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
 from node.cli.clients.common import get as _get
+from node.core.hexstr import HEX64
 from node.core.keys import KeyFileError, load_key, public_key_hex, sign
 from node.ledger.domains.governance import rotation_proof_message
-from node.ledger.schema import HEX64
 
 HOUR_MS = 3_600_000
 

@@ -22,8 +22,8 @@ from node.cli.clients import common
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
 from node.cli.clients.common import get as _get
+from node.core.hexstr import HEX64
 from node.ledger.domains.trials import AMEND_REASONS, WITHDRAW_REASONS
-from node.ledger.schema import HEX64
 
 _tx_options = options.compose(
     options.tx_options(),

@@ -37,13 +37,14 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
 from node.ledger.members import is_active, member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import HEX64, Hex64, Int, List, Obj, Str
+from node.ledger.schema import Hex64, Int, List, Obj, Str
 from node.ledger.state import BlockState, block_time
 
 # ----------------------------------------------------------------- vocabulary

@@ -73,6 +73,8 @@ MAX_MEMBERS = 512
 MAX_OPEN_PER_PROPOSER = 8
 MAX_LIST = 500
 MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# not node.core.hexstr.HEX128: this pattern's text is part of a rejected rotation's
+# committed result ("must match [0-9a-f]{128}"), so changing it would change state roots
 HEX128 = re.compile(r"[0-9a-f]{128}")
 NOTE = re.compile(r"[A-Za-z0-9 .,:;()/#_+-]*")
 

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, ids_after
@@ -45,7 +46,7 @@ from node.ledger.gs1 import Expiry, Gs1Text, Gtin, Sscc, expiry_yyyymmdd
 from node.ledger.members import is_active, member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import HEX64, List, Obj, Str
+from node.ledger.schema import List, Obj, Str
 from node.ledger.state import BlockState, block_time
 
 MAX_SERIALS = 1000  # per transaction (a commission, a shipment ...)
