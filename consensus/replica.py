@@ -165,6 +165,22 @@ PREPAREs or COMMITs from one validator for the same height and view with
 different digests are reported once as ``Evidence``. Iteration everywhere is
 over dicts or sorted lists, never sets.
 
+Invariants
+----------
+Checked at run time by ``_invariant`` (never compiled away, each O(1)); a
+broken one raises ``AssertionError`` rather than let the replica vote on:
+the quorum arithmetic (n >= 3f+1, quorum 2f+1 when n = 3f+1, two quorums
+share f+1 replicas); at the end of every input, the view and the stable
+checkpoint did not go back, the stable checkpoint is at a checkpoint height,
+the driver executed only delivered heights, and a replica that has not
+executed its stable checkpoint has delivered it or asked for it; at most one
+vote per (height, view, kind) leaves, repeated only identical and never in a
+view below one voted in; proposals stay inside the watermarks and the
+pipeline; slots exist only above the stable checkpoint. The executed height
+itself may leave the watermarks: below, after adopting a stable checkpoint
+from a NEW-VIEW or a restart, until sync catches up; above, while sync
+delivers certified blocks faster than checkpoints become stable.
+
 Memory per peer
 ---------------
 Whatever a validator sends, what the replica keeps for it is bounded:
@@ -331,6 +347,25 @@ def _weight(msg: Message) -> int:
     return 256
 
 
+def _invariant(ok: bool, what: str, *details: object) -> None:
+    """Stop at a broken invariant (TigerBeetle style): a replica whose own state
+    contradicts what it relies on must not go on voting. Unlike ``assert`` it
+    is never compiled away; every check is O(1) and ``details`` are formatted
+    only on failure."""
+    if not ok:
+        raise AssertionError(f"consensus invariant broken: {what} {details}")
+
+
+def _check_quorums(config: ConsensusConfig) -> None:
+    """The quorum arithmetic every safety argument here rests on."""
+    n, f, q = config.n, config.f, config.quorum
+    _invariant(n >= 3 * f + 1, "n >= 3f + 1", n, f)
+    _invariant(config.weak_quorum == f + 1, "weak quorum is f + 1", config.weak_quorum, f)
+    _invariant(n != 3 * f + 1 or q == 2 * f + 1, "quorum is 2f + 1 when n = 3f + 1", q, n, f)
+    _invariant(2 * q - n >= f + 1, "two quorums share f + 1 replicas", q, n, f)
+    _invariant(q <= n - f, "a quorum exists without the f faulty replicas", q, n, f)
+
+
 @dataclass
 class Slot:
     """Everything known about one height inside the watermarks."""
@@ -356,6 +391,9 @@ class Slot:
     payload_hints: tuple[int, ...] = ()
     payload_asked_at: int = -NEVER
     payload_tries: int = 0
+    # per vote kind ("prepare": our PREPARE or, as primary, our PRE-PREPARE;
+    # "commit"), the (view, digest) of the last vote we sent since we started
+    votes_sent: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
     def record(self) -> SlotRecord:
         if self.prepared is not None and self.prepared.pre_prepare is self.accepted:
@@ -475,6 +513,7 @@ class Replica:
     ) -> None:
         if not 0 <= me < config.n:
             raise ValueError(f"consensus: replica index {me} outside validator set of {config.n}")
+        _check_quorums(config)
         self.config = config
         self.me = me
         self._signer = signer
@@ -510,6 +549,8 @@ class Replica:
         self._sync = SyncState()
         self._limits = AnswerLimits()
         self._restore(records or {})
+        # (view, low watermark) at the end of the last input: neither goes back
+        self._monotonic = (self._view, self._low)
 
     # ------------------------------------------------------------------ state
     @property
@@ -745,6 +786,7 @@ class Replica:
     def _slot(self, h: int) -> Slot:
         s = self._slots.get(h)
         if s is None:
+            _invariant(h > self._low, "a slot at or below the stable checkpoint", h, self._low)
             s = self._slots[h] = Slot(h)
         return s
 
@@ -917,6 +959,7 @@ class Replica:
             )
         if self._sync.target > self._delivered:
             at = min(at, self._sync.asked_at + self.config.resend_interval_ms)
+        self._check_invariants()
         if at >= NEVER:
             self._timers.armed_at = NEVER
             return
@@ -924,6 +967,56 @@ class Replica:
         if at != self._timers.armed_at:
             self._timers.armed_at = at
             out.append(SetTimer(at))
+
+    def _check_invariants(self) -> None:
+        """What must hold at the end of every input (all O(1))."""
+        view, low = self._monotonic
+        _invariant(self._view >= view, "the view went back", view, self._view)
+        _invariant(self._low >= low, "the stable checkpoint went back", low, self._low)
+        self._monotonic = (self._view, self._low)
+        _invariant(
+            self._low % self.config.checkpoint_interval == 0,
+            "the stable checkpoint is not at a checkpoint height",
+            self._low,
+        )
+        _invariant(
+            self._normal_view <= self._view and (self._in_vc or self._normal_view == self._view),
+            "the last normal view is the view, or below it while changing view",
+            self._normal_view,
+            self._view,
+            self._in_vc,
+        )
+        # the driver executes only what was delivered, and a replica that has not
+        # executed its stable checkpoint has delivered it or asked for it (NeedSync)
+        _invariant(
+            self._executed <= self._delivered,
+            "executed a height never delivered",
+            self._executed,
+            self._delivered,
+        )
+        _invariant(
+            self._executed >= self._low or max(self._delivered, self._sync.target) >= self._low,
+            "below the low watermark without fetching it",
+            self._executed,
+            self._delivered,
+            self._sync.target,
+            self._low,
+        )
+
+    def _note_vote(self, slot: Slot, kind: str, view: int, digest: bytes) -> None:
+        """Called for every vote (PRE-PREPARE/PREPARE or COMMIT) that leaves: at most
+        one per (height, view, kind), sent again only identical, and never in a
+        view below one we already voted in."""
+        last = slot.votes_sent.get(kind)
+        if last is not None:
+            _invariant(
+                view > last[0] or (view == last[0] and digest == last[1]),
+                f"a second {kind} vote at one height",
+                slot.height,
+                last[0],
+                view,
+            )
+        slot.votes_sent[kind] = (view, digest)
 
     # -------------------------------------------------------------- proposing
     def _maybe_propose(self, now: int, out: list[Action]) -> None:
@@ -946,6 +1039,14 @@ class Replica:
             self._propose(h, tuple(batch), now, out)
 
     def _propose(self, h: int, payload: tuple[bytes, ...], now: int, out: list[Action]) -> None:
+        _invariant(
+            self._low < h <= self._low + self.config.watermark_window
+            and h - self._delivered <= self.config.pipeline_window,
+            "a proposal outside the watermarks or the pipeline",
+            h,
+            self._low,
+            self._delivered,
+        )
         ts = max(now, self._last_proposed_ts + 1, self._delivered_ts + 1)
         proposal = Proposal(self._chain, h, ts, self.me, self._rules.payload_root(payload))
         pp = self._sign(PrePrepare(self._view, proposal, payload, self.me))
@@ -974,10 +1075,12 @@ class Replica:
         first_vote = slot.prepare_sent_view < pp.view
         slot.prepare_sent_view = pp.view
         if own:
+            self._note_vote(slot, "prepare", pp.view, digest)  # (or inside the NEW-VIEW)
             if send:
                 out.append(Broadcast(pp))
         elif first_vote:
             prep = self._sign(Prepare(pp.view, h, digest, self.me))
+            self._note_vote(slot, "prepare", pp.view, digest)
             out.append(Broadcast(prep))
             self._tally_prepare(prep, now, out)
         self._check_prepared(slot, now, out)
@@ -1121,6 +1224,7 @@ class Replica:
             return
         if self._may_answer("commit", peer, now, h):
             pp = cert.pre_prepare
+            self._note_vote(slot, "commit", pp.view, pp.proposal.digest())
             out.append(Send(peer, self._sign(Commit(pp.view, h, pp.proposal.digest(), self.me))))
 
     def _payload_wanted(self, slot: Slot, digest: bytes) -> bool:
@@ -1169,6 +1273,7 @@ class Replica:
         slot.commit_view = pp.view
         self._persist_slot(slot, out)
         commit = self._sign(Commit(pp.view, pp.height, digest, self.me))
+        self._note_vote(slot, "commit", pp.view, digest)
         out.append(Broadcast(commit))
         self._tally_commit(commit, now, out)
 
@@ -1320,6 +1425,12 @@ class Replica:
     ) -> None:
         if h <= self._low:
             return
+        _invariant(
+            h % self.config.checkpoint_interval == 0 and len(proof) >= self.config.quorum,
+            "a stable checkpoint off a checkpoint height or without a quorum proof",
+            h,
+            len(proof),
+        )
         self._low, self._stable_root, self._stable_proof = h, root, proof
         records: list[tuple[bytes, bytes | None]] = [
             (KEY_STABLE, canonical(StableRecord(h, root, proof)))
@@ -1394,6 +1505,7 @@ class Replica:
     def _start_view_change(self, new_view: int, cause: str, now: int, out: list[Action]) -> None:
         if new_view <= self._view and self._in_vc:
             return
+        _invariant(new_view > self._view, "a view change to a view not above ours", new_view)
         self._view = new_view
         self._in_vc = True
         self._timers.view_entered_at = now
@@ -1544,6 +1656,12 @@ class Replica:
 
     def _enter_view(self, nv: NewView, now: int, out: list[Action], *, own: bool) -> None:
         view = nv.view
+        _invariant(
+            view > self._view or (view == self._view and self._in_vc),
+            "entering a view below ours, or the one we are in",
+            view,
+            self._view,
+        )
         self._view = view
         self._in_vc = False
         self._normal_view = view
@@ -1689,10 +1807,13 @@ class Replica:
         if pp.sender == self.me:
             full = self._with_payload(slot, pp)
             if full is not None:
+                self._note_vote(slot, "prepare", pp.view, digest)
                 out.append(Broadcast(full))
         else:
+            self._note_vote(slot, "prepare", pp.view, digest)
             out.append(Broadcast(self._sign(Prepare(pp.view, slot.height, digest, self.me))))
         if slot.commit_view == self._view:
+            self._note_vote(slot, "commit", pp.view, digest)
             out.append(Broadcast(self._sign(Commit(pp.view, slot.height, digest, self.me))))
         if digest not in slot.payloads:
             self._request_payload(slot, digest, now, out)
