@@ -18,7 +18,6 @@ import click
 
 from node.cli import options
 from node.cli.errors import user_errors
-from node.cli.registry import add_commands
 from node.setup.config import (
     default_config,
     load_config,
@@ -35,7 +34,7 @@ from node.setup.testnet import (
     testnet_init,
 )
 
-__all__ = ["COMMANDS", "config", "init", "keys", "register", "testnet"]
+__all__ = ["COMMANDS", "config", "init", "keys", "testnet"]
 
 
 # ------------------------------------------------------------------ init
@@ -226,8 +225,3 @@ def config_check(home: Path, settings: tuple[str, ...]) -> None:
 
 
 COMMANDS: tuple[click.Command, ...] = (init, keys, testnet, config)
-
-
-def register(group: click.Group) -> None:
-    """``add_commands(group, COMMANDS)``: a group with only this area's commands (tests)."""
-    add_commands(group, COMMANDS)

@@ -54,6 +54,7 @@ from node.core.strict import (
 )
 from node.ledger.members import ROLES
 from node.net.addr import parse_host_port
+from storage.files import replace_atomically
 
 __all__ = [
     "CONSENSUS_KNOBS",
@@ -385,9 +386,7 @@ def genesis_hash(genesis: Genesis | Mapping[str, Any] | bytes | str) -> bytes:
 def write_genesis(path: str | os.PathLike[str], genesis: Genesis) -> None:
     """Write ``genesis`` (``Genesis.dumps``) through a temporary file and a rename."""
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(genesis.dumps())
-    os.replace(tmp, target)
+    replace_atomically(target, genesis.dumps())
 
 
 # ------------------------------------------------------------------ reference

@@ -28,7 +28,6 @@ fixes them, if the secret cannot have leaked.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from node.setup.config import ConfigError, NodeConfig, load_config, render_defau
 from node.setup.genesis import Genesis, GenesisError, load_genesis
 from storage.db import Database, open_database
 from storage.errors import StorageError
+from storage.files import replace_atomically
 from storage.layout import Namespace
 from storage.marker import RECOVER, DatabaseInUseError, GenesisMismatchError, is_vacant
 from storage.reader import LevelReader
@@ -63,7 +63,6 @@ __all__ = [
 
 # bytes a block needs in a frame beyond its transactions (header, certificate, framing)
 FRAME_HEADROOM: Final = 64 << 10
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class HomeError(Exception):
@@ -187,9 +186,7 @@ def init_home(
     genesis = _genesis_if_present(cfg) if database else None
     home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if write_config:
-        tmp = config_path.with_name(f".config.toml.tmp-{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, config_path)
+        replace_atomically(config_path, text.encode("utf-8"))
     public = generate_key_file(key_path, force=force)
     token_path = cfg.admin_token_path
     if force or not token_path.exists():

@@ -43,6 +43,7 @@ from node.setup.genesis import (
     write_genesis,
 )
 from node.setup.home import HomeError, generate_key_file, init_home
+from storage.files import replace_atomically
 
 __all__ = [
     "DEFAULT_BASE_PORT",
@@ -245,9 +246,7 @@ def testnet_init(
     for genesis_path in genesis_paths:
         write_genesis(genesis_path, genesis)
     doc = {"chain_id": chain_id, "nodes": nodes}
-    tmp = out / f".{TESTNET_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / TESTNET_FILE)
+    replace_atomically(out / TESTNET_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
     return doc
 
 

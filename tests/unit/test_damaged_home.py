@@ -22,7 +22,8 @@ import plyvel
 import pytest
 from click.testing import CliRunner
 
-from node.cli.node import register
+from node.cli import node as cli_node
+from node.cli.registry import add_commands
 from node.ops import backup as bk
 from node.setup.config import NodeConfig, load_config
 from node.setup.genesis import default_consensus_params, load_genesis, parse_genesis, write_genesis
@@ -244,7 +245,7 @@ def cli() -> click.Group:
     def main() -> None:
         pass
 
-    register(main)
+    add_commands(main, cli_node.COMMANDS)
     return main
 
 

@@ -12,7 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from node.cli.node import register
+from node.cli import node as cli_node
+from node.cli.registry import add_commands
 from node.setup.config import load_config
 from node.setup.genesis import load_genesis, parse_genesis, write_genesis
 from node.setup.home import (
@@ -278,7 +279,7 @@ def cli() -> click.Group:
     def main() -> None:
         pass
 
-    register(main)
+    add_commands(main, cli_node.COMMANDS)
     return main
 
 
