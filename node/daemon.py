@@ -44,10 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -56,7 +55,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from consensus.config import ConsensusConfig
 from consensus.messages import CommittedBlock, Message
 from consensus.replica import Replica
 from node.api import views
@@ -86,7 +84,6 @@ from node.net.signatures import PreverifiedSignatures, Triple
 from node.net.sync import BlockServer, BlockSync
 from node.net.transport import Transport
 from node.net.wire import (
-    CONSENSUS_FRAME_OVERHEAD,
     BlocksFrame,
     ConsensusFrame,
     FrameError,
@@ -95,12 +92,12 @@ from node.net.wire import (
     TxsFrame,
     decode_frame,
     encode_frame,
-    txs_frames,
+    gossip_frames,
 )
 from node.ops import logs
 from node.ops.metrics import NodeMetrics
-from node.setup.config import ConfigError, NodeConfig
-from node.setup.genesis import Genesis, genesis_hash, load_genesis
+from node.setup.config import NodeConfig
+from node.setup.genesis import Genesis, genesis_hash, load_genesis, replica_config
 from node.setup.home import read_admin_token
 from storage.chain import ChainStore
 
@@ -108,29 +105,9 @@ log = structlog.get_logger("hygeia.node")
 
 GOSSIP_INTERVAL_S = 0.005
 STATUS_INTERVAL_S = 1.0
-GOSSIP_BATCH = 256
 # a peer over the penalty threshold is disconnected and refused this long, then
 # accepted again (no ban is for good: an honest node scored by mistake comes back)
 PEER_BAN_SECONDS = 600.0
-
-
-def consensus_config(genesis: Genesis, max_frame_bytes: int) -> ConsensusConfig:
-    """Genesis's consensus knobs, with every replica message limited to what a peer
-    frame of ``max_frame_bytes`` carries; ``ConfigError`` when the largest message
-    of that configuration (a full PRE-PREPARE, a worst-case NEW-VIEW) would not fit."""
-    try:
-        return dataclasses.replace(
-            genesis.consensus_config(),
-            max_message_bytes=max_frame_bytes - CONSENSUS_FRAME_OVERHEAD,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"p2p.max_frame_bytes ({max_frame_bytes}) is too small: {exc}") from None
-
-
-def _gossip_frames(txs: Sequence[MempoolTx], max_frame_bytes: int) -> Iterator[bytes]:
-    """``TxsFrame``s carrying ``txs`` in order, at most ``GOSSIP_BATCH`` transactions
-    and ``max_frame_bytes`` each (256 transactions of 64 KiB would not fit a frame)."""
-    return txs_frames([tx.wire for tx in txs], max_count=GOSSIP_BATCH, max_bytes=max_frame_bytes)
 
 
 class Node:
@@ -144,7 +121,7 @@ class Node:
         self.node_id = bytes(self.key.verify_key)
         self.admin_token = read_admin_token(cfg.admin_token_path)
         self.me = self.genesis.validator_index(self.node_id)
-        self.consensus_config = consensus_config(self.genesis, cfg.p2p.max_frame_bytes)
+        self.consensus_config = replica_config(self.genesis, cfg.p2p.max_frame_bytes)
         self.validator_ids = self.genesis.validator_public_keys()
         # the replica's verifier: signatures checked in the verify pool are trusted
         self.signatures = PreverifiedSignatures(
@@ -310,7 +287,9 @@ class Node:
         """A new link: our height, and every pending transaction (gossip goes once
         per link, and this link did not exist when they were admitted)."""
         self.transport.send(peer, self._status_frame())
-        for frame in _gossip_frames(self.mempool.pending(), self.transport.max_frame_bytes):
+        for frame in gossip_frames(
+            [tx.wire for tx in self.mempool.pending()], self.transport.max_frame_bytes
+        ):
             self.transport.send(peer, frame)
 
     def _on_peer_down(self, peer: bytes) -> None:
@@ -538,7 +517,9 @@ class Node:
             await self._gossip_queued.wait()
             await asyncio.sleep(GOSSIP_INTERVAL_S)
             self._gossip_queued.clear()
-            for frame in _gossip_frames(self.mempool.take_gossip(), self.transport.max_frame_bytes):
+            for frame in gossip_frames(
+                [tx.wire for tx in self.mempool.take_gossip()], self.transport.max_frame_bytes
+            ):
                 self.transport.broadcast(frame)
 
     async def _status_loop(self) -> None:

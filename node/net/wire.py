@@ -107,3 +107,14 @@ def txs_frames(txs: Sequence[bytes], *, max_count: int, max_bytes: int) -> Itera
         size += cost
     if batch:
         yield encode_frame(TxsFrame(batch))
+
+
+# transactions per gossip frame, at most (256 of 64 KiB would still not fit a frame:
+# the byte limit cuts first)
+GOSSIP_BATCH: Final = 256
+
+
+def gossip_frames(txs: Sequence[bytes], max_frame_bytes: int) -> Iterator[bytes]:
+    """The ``TxsFrame``s that gossip ``txs`` (wire forms) in order: at most
+    ``GOSSIP_BATCH`` transactions and ``max_frame_bytes`` each."""
+    return txs_frames(txs, max_count=GOSSIP_BATCH, max_bytes=max_frame_bytes)

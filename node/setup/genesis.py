@@ -54,6 +54,8 @@ from node.core.strict import (
 )
 from node.ledger.members import ROLES
 from node.net.addr import parse_host_port
+from node.net.wire import CONSENSUS_FRAME_OVERHEAD
+from node.setup.config_schema import ConfigError
 from storage.files import replace_atomically
 
 __all__ = [
@@ -381,6 +383,20 @@ def genesis_hash(genesis: Genesis | Mapping[str, Any] | bytes | str) -> bytes:
     elif not isinstance(genesis, Genesis):
         genesis = parse_genesis(genesis)
     return genesis.genesis_hash()
+
+
+def replica_config(genesis: Genesis, max_frame_bytes: int) -> ConsensusConfig:
+    """Genesis's consensus knobs, with every replica message limited to what a peer
+    frame of ``max_frame_bytes`` (this node's ``p2p.max_frame_bytes``) carries;
+    ``ConfigError`` when the largest message of that configuration (a full
+    PRE-PREPARE, a worst-case NEW-VIEW) would not fit."""
+    try:
+        return dataclasses.replace(
+            genesis.consensus_config(),
+            max_message_bytes=max_frame_bytes - CONSENSUS_FRAME_OVERHEAD,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"p2p.max_frame_bytes ({max_frame_bytes}) is too small: {exc}") from None
 
 
 def write_genesis(path: str | os.PathLike[str], genesis: Genesis) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import cast
 
 import pytest
 
@@ -22,19 +21,18 @@ from consensus.messages import (
     ViewChange,
     encode_message,
 )
-from node.daemon import _gossip_frames, consensus_config
-from node.mempool import MempoolTx
 from node.net.wire import (
     CONSENSUS_FRAME_OVERHEAD,
     ConsensusFrame,
     TxsFrame,
     decode_frame,
     encode_frame,
+    gossip_frames,
     txs_frames,
 )
 from node.setup import testnet
 from node.setup.config import ConfigError
-from node.setup.genesis import load_genesis
+from node.setup.genesis import load_genesis, replica_config
 
 
 def test_a_consensus_frame_is_its_message_plus_a_constant() -> None:
@@ -70,16 +68,16 @@ def test_gossip_of_large_transactions_is_cut_to_the_frame_limit() -> None:
     """256 transactions of 64 KiB made one 16 MiB frame, above the 4 MiB limit (the
     transport raised, and the gossip task ended)."""
     txs = [SimpleNamespace(wire=bytes([i]) * (64 << 10)) for i in range(256)]
-    frames = list(_gossip_frames(cast(list[MempoolTx], txs), 4 << 20))
+    frames = list(gossip_frames([tx.wire for tx in txs], 4 << 20))
     assert len(frames) == 5 and all(len(f) <= 4 << 20 for f in frames)
 
 
 def test_the_replica_message_limit_follows_the_frame_limit(tmp_path: Path) -> None:
     testnet.testnet_init(tmp_path, validators=4, base_port=20000, chain_id="wire-test")
     genesis = load_genesis(tmp_path / "node0" / "genesis.json")
-    cfg = consensus_config(genesis, 4 << 20)
+    cfg = replica_config(genesis, 4 << 20)
     assert cfg.max_message_bytes == (4 << 20) - CONSENSUS_FRAME_OVERHEAD
     full = sizes.pre_prepare_bytes(cfg.chain_id, cfg.batch_max_count, cfg.batch_max_bytes)
-    assert consensus_config(genesis, full + 3).max_message_bytes == full
+    assert replica_config(genesis, full + 3).max_message_bytes == full
     with pytest.raises(ConfigError, match=r"p2p.max_frame_bytes \(\d+\) is too small"):
-        consensus_config(genesis, full + 2)
+        replica_config(genesis, full + 2)
