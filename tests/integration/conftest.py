@@ -30,3 +30,13 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[Callable[..., Cluster]]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         yield session
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """A 4-validator testnet, no node started (tests start node 0 only)."""
+    c = Cluster(tmp_path / "cluster", 4)
+    try:
+        yield c
+    finally:
+        await c.close()

@@ -12,11 +12,9 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from node.api.openapi import openapi_document
 from node.ledger.domains import DOMAINS
@@ -28,22 +26,6 @@ NON_ASCII_DIGITS = (
     "%D9%A3",
     "%EF%BC%91",
 )  # ² ³ ٣ (Arabic-Indic) １ (fullwidth)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    """A 4-validator testnet, no node started (tests start node 0 only)."""
-    c = Cluster(tmp_path / "cluster", 4)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 async def raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], Any]:

@@ -14,32 +14,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.integration.cluster import HOST, Cluster, get_json, wait_until
 
 DEADLINE = 10.0  # how long any single wait for the node may take
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    """A 4-validator testnet, no node started (tests start node 0 only)."""
-    c = Cluster(tmp_path / "cluster", 4)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 def limit_api(c: Cluster, **keys: Any) -> None:
