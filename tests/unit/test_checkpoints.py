@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from consensus.actions import Broadcast, Deliver, Divergence, NeedSync, Persist
 from consensus.messages import Checkpoint, Commit, CommittedBlock, Message, Prepare
-from consensus.replica import KEY_STABLE, SLOT_PREFIX, slot_key
+from consensus.records import KEY_STABLE, SLOT_PREFIX, slot_key
 from tests.unit.cluster import Cluster, Knobs, Solo, of_type, sent_messages, sha256
 
 SMALL: Knobs = {"checkpoint_interval": 2, "watermark_window": 4, "pipeline_window": 4}

@@ -37,7 +37,8 @@ from consensus.messages import (
     ViewChange,
     canonical,
 )
-from consensus.replica import KEY_VIEW, Replica, ViewRecord
+from consensus.records import KEY_VIEW, ViewRecord
+from consensus.replica import Replica
 from node.sim.crypto import KeyedHashVerifier, SimPayloadRules
 from tests.unit.cluster import Cluster, Envelope, Knobs, Solo, of_type, sent_messages
 

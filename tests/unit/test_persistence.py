@@ -8,7 +8,7 @@ import pytest
 
 from consensus.actions import Persist
 from consensus.messages import Commit, NewView, PrePrepare
-from consensus.replica import KEY_STABLE, KEY_VIEW, SlotRecord, StableRecord, ViewRecord, slot_key
+from consensus.records import KEY_STABLE, KEY_VIEW, SlotRecord, StableRecord, ViewRecord, slot_key
 from tests.unit.cluster import Cluster, Node, Solo, Vote, conflicts, vote_digest, votes_in
 
 BASE = 2_000

@@ -103,7 +103,7 @@ def test_prepare_flood_of_distinct_views_keeps_a_bounded_slot() -> None:
     _assert_votes_bounded(slot, "prepare", 2)
     assert len(slot.first_votes) <= MAX_VOTE_VIEWS
     assert sum(len(v) for v in slot.prepares.values()) <= MAX_VOTE_VIEWS
-    buffered = s.replica._future.get(2, [])
+    buffered = s.replica._future_buffer.queues.get(2, [])
     assert len(buffered) <= s.config.future_buffer_limit
 
 
@@ -134,10 +134,10 @@ def test_future_view_pre_prepares_stay_within_the_byte_bound() -> None:
             continue
         s.replica.on_message(_big_pre_prepare(s, v, 1 + v % 8, payload), 10)
     r = s.replica
-    assert r._future, "future pre-prepares are buffered, not dropped"
-    for sender, msgs in r._future.items():
+    assert r._future_buffer.queues, "future pre-prepares are buffered, not dropped"
+    for sender, msgs in r._future_buffer.queues.items():
         assert _payload_bytes(msgs) <= limit, (sender, _payload_bytes(msgs))
-        assert r._future_bytes[sender] <= limit
+        assert r._future_buffer.weights[sender] <= limit
     for slot in r._slots.values():
         assert not slot.payloads
         held = [m for m in slot.first_votes.values() if isinstance(m, PrePrepare) and m.payload]
@@ -189,7 +189,7 @@ def test_view_changes_of_many_views_from_one_sender_keep_two_entries() -> None:
     c = s.craft
     for v in range(1, 81):
         s.replica.on_message(c.view_change(v, 1), 10)
-    kept = [v for v, by in s.replica._vcs.items() if 1 in by]
+    kept = [v for v, by in s.replica._vc.votes.items() if 1 in by]
     assert len(kept) <= 2, kept
     assert s.replica.view == 0 and not s.replica.in_view_change
 
@@ -273,9 +273,9 @@ def test_view_change_with_a_payload_in_a_certificate_is_rejected() -> None:
     full = _raw_view_change(s, good, prepared=(cert,))
     assert cert.pre_prepare.payload
     assert _rejections(s.feed(full), "bad-view-change")
-    assert 1 not in s.replica._vcs.get(1, {})
+    assert 1 not in s.replica._vc.votes.get(1, {})
     assert not of_type(s.feed(good), Rejected)
-    assert 1 in s.replica._vcs.get(1, {})
+    assert 1 in s.replica._vc.votes.get(1, {})
 
 
 def test_view_change_with_too_many_prepares_is_rejected() -> None:
@@ -286,7 +286,7 @@ def test_view_change_with_too_many_prepares_is_rejected() -> None:
     vc = s.craft.view_change(1, 1, (cert,))
     assert len(vc.prepared[0].prepares) == s.config.quorum
     assert _rejections(s.feed(vc), "bad-view-change")
-    assert 1 not in s.replica._vcs.get(1, {})
+    assert 1 not in s.replica._vc.votes.get(1, {})
     ok = s.craft.view_change(1, 2, (_cert(s, [1, 2], payload=()),))
     assert not of_type(s.feed(ok), Rejected)
 
@@ -300,7 +300,7 @@ def test_view_change_with_an_oversize_checkpoint_proof_is_rejected() -> None:
     proof = tuple(c.checkpoint(2, root, i) for i in range(4))
     out = s.feed(c.view_change(1, 1, stable=(2, root, proof)))
     assert _rejections(out, "bad-view-change")
-    assert 1 not in s.replica._vcs.get(1, {})
+    assert 1 not in s.replica._vc.votes.get(1, {})
     out = s.feed(c.view_change(1, 2, stable=(2, root, proof[:3])))
     assert not of_type(out, Rejected)
 
