@@ -11,7 +11,7 @@ from functools import partial
 
 from consensus.actions import Action, Broadcast, Persist
 from consensus.messages import Commit, CommittedBlock, Message, NewView, Prepare, PrePrepare
-from consensus.replica import slot_key
+from consensus.records import slot_key
 from node.engine.core import OnRequest
 from node.sim import report
 from node.sim.engine import Simulation
