@@ -293,25 +293,14 @@ from consensus.records import (
     slot_key,
 )
 
-# The record names (``records.py``) are re-exported until the code outside
-# consensus/ that imports them from here imports them from ``records``.
 __all__ = [
     "CHECKED_VIEW_CHANGES",
-    "CHECKPOINT_PREFIX",
-    "KEY_STABLE",
-    "KEY_VIEW",
     "LOWER_VIEW_CHANGES",
     "MAX_VOTE_VIEWS",
     "NEVER",
-    "SLOT_PREFIX",
     "ChainTip",
     "Replica",
     "Slot",
-    "SlotRecord",
-    "StableRecord",
-    "ViewRecord",
-    "checkpoint_key",
-    "slot_key",
 ]
 
 NEVER = 1 << 62
@@ -602,20 +591,6 @@ class Replica:
                 }
             )
         return out
-
-    # The tests of bounds (tests/unit/test_replica_bounds.py, tests/sim/test_byzantine.py)
-    # read these by their former names.
-    @property
-    def _vcs(self) -> dict[int, dict[int, ViewChange]]:
-        return self._vc.votes
-
-    @property
-    def _future(self) -> dict[int, list[Message]]:
-        return self._future_buffer.queues
-
-    @property
-    def _future_bytes(self) -> dict[int, int]:
-        return self._future_buffer.weights
 
     def _restore(self, records: Mapping[bytes, bytes]) -> None:
         raw = records.get(KEY_VIEW)

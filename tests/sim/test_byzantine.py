@@ -357,7 +357,7 @@ def sender_footprint(replica: Any, sender: int) -> tuple[int, int]:
         n += sum(1 for votes in slot.commits.values() if sender in votes)
         n += sum(1 for key in slot.first_votes if key[2] == sender)
         per_slot = max(per_slot, n)
-    return per_slot, len(replica._future.get(sender, ()))
+    return per_slot, len(replica._future_buffer.queues.get(sender, ()))
 
 
 def flood_peak(count: int) -> tuple[int, int, int]:

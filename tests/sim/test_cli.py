@@ -10,8 +10,7 @@ from click.testing import CliRunner
 import node.cli.sim as sim_cli
 from node.cli.main import main
 from node.sim.engine import Simulation
-from tests.sim.helpers import SCENARIO_DIR
-from tests.sim.test_invariants import forking_kit
+from tests.sim.helpers import SCENARIO_DIR, forking_kit
 
 HAPPY = str(SCENARIO_DIR / "happy-n4.toml")
 

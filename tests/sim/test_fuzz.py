@@ -23,8 +23,7 @@ from node.sim.scenario import (
     load,
     parse,
 )
-from tests.sim.helpers import SCENARIOS
-from tests.sim.test_invariants import forking_kit
+from tests.sim.helpers import SCENARIOS, forking_kit
 
 SEEDS = range(300)
 

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import msgspec
 
-from consensus.actions import Action, Broadcast, Deliver
+from consensus.actions import Action, Broadcast
 from consensus.config import ConsensusConfig
 from consensus.messages import Commit, CommittedBlock, NewView, Prepare, PrePrepare, Proposal
 from node.sim import report
@@ -15,7 +15,7 @@ from node.sim.engine import Simulation
 from node.sim.invariants import InvariantChecker
 from node.sim.replicas import ReplicaKit, SimReplica, real_kit
 from node.sim.scenario import Fault, Scenario, load
-from tests.sim.helpers import SCENARIO_DIR
+from tests.sim.helpers import SCENARIO_DIR, ForkingReplica, forking_kit
 
 CONFIG = ConsensusConfig(chain_id="test", n=4)
 SCHEME = KeyedHashScheme(4, 0)
@@ -131,41 +131,6 @@ def test_liveness_not_applicable_with_more_than_f_faulty():
     c = checker(liveness_nodes=[0], liveness_applicable=False)
     c.finish()
     assert c.verdicts["liveness"].ok and "not applicable" in c.verdicts["liveness"].note
-
-
-class _Forking:
-    """A real replica whose deliveries are tampered with: a different block at each height."""
-
-    def __init__(self, inner: SimReplica) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-
-        def wrapped(*args: Any) -> list[Action]:
-            return [self._fork(a) for a in attr(*args)]
-
-        return wrapped
-
-    @staticmethod
-    def _fork(action: Action) -> Action:
-        if not isinstance(action, Deliver):
-            return action
-        p = action.block.proposal
-        other = msgspec.structs.replace(p, timestamp=p.timestamp + 1)
-        return Deliver(msgspec.structs.replace(action.block, proposal=other))
-
-
-def forking_kit(bad_node: int) -> ReplicaKit:
-    kit = real_kit()
-
-    def make(*args: Any) -> SimReplica:
-        r = kit.factory(*args)
-        return cast(SimReplica, _Forking(r)) if args[1] == bad_node else r
-
-    return ReplicaKit(make, kit.genesis_root)
 
 
 def test_broken_cluster_is_caught_in_the_report():
@@ -304,7 +269,7 @@ def test_liveness_gives_way_to_convergence_when_the_load_stopped_before_the_heal
     assert c.verdicts["liveness"].ok and "see convergence" in c.verdicts["liveness"].note
 
 
-class _DoubleVoter(_Forking):
+class _DoubleVoter(ForkingReplica):
     """A replica that, besides each Prepare it broadcasts, sends one for another digest."""
 
     @staticmethod
