@@ -3,8 +3,6 @@ of older layouts, and the names ``consensus.replica`` still re-exports."""
 
 from __future__ import annotations
 
-import consensus.replica as replica_module
-from consensus import records
 from consensus.messages import Checkpoint, canonical
 from consensus.records import (
     CHECKPOINT_PREFIX,
@@ -75,21 +73,3 @@ def test_a_restored_replica_reads_what_it_persisted() -> None:
     assert rec.accepted_view == 0 and rec.commit_view == 0 and rec.prepared is not None
     s.restart(now=10)
     assert s.replica.in_flight()[0]["prepared"] is True
-
-
-def test_replica_still_exports_the_moved_names() -> None:
-    """Code outside consensus/ imports these from ``consensus.replica`` (until
-    repointed): they must be the very objects of ``consensus.records``."""
-    for name in (
-        "SlotRecord",
-        "StableRecord",
-        "ViewRecord",
-        "slot_key",
-        "checkpoint_key",
-        "KEY_VIEW",
-        "KEY_STABLE",
-        "SLOT_PREFIX",
-        "CHECKPOINT_PREFIX",
-    ):
-        assert getattr(replica_module, name) is getattr(records, name), name
-        assert name in replica_module.__all__
