@@ -12,7 +12,9 @@ follows them leaves and before the blocks of the round are applied; a block
 being applied does not hold up the votes for later heights; no message the
 replica sends can stop the driver (a frame over the limit, a send that
 raises), while a storage failure still does; refusals and evidence are
-handed to ``hooks.blame``.
+handed to ``hooks.blame``. Each test runs its driver through
+``running_driver``, which builds the hooks and the storage executor, starts
+the driver and always stops it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -73,6 +77,59 @@ def _deliver(height: int) -> Deliver:
     return Deliver(cast(Any, SimpleNamespace(height=height)))
 
 
+@asynccontextmanager
+async def running_driver(
+    replica: Any,
+    *,
+    peers: list[bytes],
+    send: Callable[[bytes, bytes], bool] = lambda _peer, _frame: True,
+    on_block: Callable[[Any, Any], None] = lambda _block, _outcome: None,
+    applier: Any = None,
+    store: Any = None,
+    threads: int = 1,
+    **extra_hooks: Any,
+) -> AsyncIterator[ConsensusDriver]:
+    """A started ``ConsensusDriver`` over ``replica`` (a fresh ``RecordingApplier``
+    and ``RecordingStore`` unless given), stopped on leaving the block; the other
+    ``DriverHooks`` fields (``observer``, ``max_frame_bytes``, ``blame``) come as
+    keywords, ``on_need_sync`` does nothing."""
+    hooks = DriverHooks(
+        send=send,
+        on_block=on_block,
+        on_need_sync=lambda _target, _hints: None,
+        **extra_hooks,
+    )
+    with ThreadPoolExecutor(threads) as executor:
+        driver = ConsensusDriver(
+            cast(Any, replica),
+            cast(Any, RecordingApplier() if applier is None else applier),
+            cast(Any, RecordingStore() if store is None else store),
+            peers,
+            hooks,
+            executor,
+        )
+        try:
+            await driver.start()
+            yield driver
+        finally:
+            await driver.stop()
+
+
+async def _poll(
+    cond: Callable[[], bool], driver: ConsensusDriver, stalled: Callable[[], str]
+) -> bool:
+    """Sleep until ``cond()`` holds (True) or the driver has stopped on a fatal
+    error (False); fail with ``stalled()`` after 5 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while not cond():
+        if driver.fatal is not None:
+            return False
+        assert loop.time() < deadline, stalled()
+        await asyncio.sleep(0.005)
+    return True
+
+
 async def test_blocks_listed_before_on_executed_actions_are_applied_first() -> None:
     """A list [Deliver 1, Deliver 2] whose on_executed(1) adds [Deliver 3] (what a
     replica that is catching up does when height 1 makes a checkpoint stable and a
@@ -80,28 +137,19 @@ async def test_blocks_listed_before_on_executed_actions_are_applied_first() -> N
     replica = ScriptedReplica([_deliver(1), _deliver(2)], after={1: [_deliver(3)]})
     applier = RecordingApplier()
     blocks: list[int] = []
-    hooks = DriverHooks(
-        send=lambda _peer, _frame: True,
+    async with running_driver(
+        replica,
+        peers=[bytes(32)],
         on_block=lambda block, _outcome: blocks.append(block.height),
-        on_need_sync=lambda _target, _hints: None,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, applier),
-            cast(Any, SimpleNamespace()),
-            [bytes(32)],
-            hooks,
-            executor,
-        )
-        await driver.start()
+        applier=applier,
+        store=SimpleNamespace(),
+    ) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5.0
-        while len(applier.order) < 3 and driver.fatal is None:
-            assert loop.time() < deadline, f"driver stalled; applied so far {applier.order}"
-            await asyncio.sleep(0.01)
-        await driver.stop()
+        await _poll(
+            lambda: len(applier.order) >= 3,
+            driver,
+            lambda: f"driver stalled; applied so far {applier.order}",
+        )
     assert driver.fatal is None, f"driver stopped: {driver.fatal!r} (applied {applier.order})"
     assert applier.order == [1, 2, 3]
     assert blocks == [1, 2, 3]
@@ -143,13 +191,10 @@ class RecordingStore:
 PEERS = [b"\x00" * 32, b"\x01" * 32]
 
 
-async def _wait(cond: Any, what: str, driver: ConsensusDriver) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while not cond():
-        assert driver.fatal is None, f"driver stopped: {driver.fatal!r}"
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
+async def _wait(cond: Callable[[], bool], what: str, driver: ConsensusDriver) -> None:
+    """Like ``_poll``, but a driver that stopped before ``cond()`` holds fails the test."""
+    held = await _poll(cond, driver, lambda: f"timed out waiting for {what}")
+    assert held, f"driver stopped: {driver.fatal!r}"
 
 
 async def test_inputs_waiting_together_share_one_synced_write_before_their_messages() -> None:
@@ -169,25 +214,10 @@ async def test_inputs_waiting_together_share_one_synced_write_before_their_messa
         sent.append((frame, dict(store.durable)))
         return True
 
-    hooks = DriverHooks(
-        send=send,
-        on_block=lambda _block, _outcome: None,
-        on_need_sync=lambda _target, _hints: None,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, RecordingApplier()),
-            cast(Any, store),
-            PEERS,
-            hooks,
-            executor,
-        )
-        await driver.start()
+    async with running_driver(replica, peers=PEERS, send=send, store=store) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 2, "both messages", driver)
-        await driver.stop()
     assert store.batches == [[(b"slot/1", b"b"), (b"view", b"v")]]
     assert b"first" in sent[0][0] and b"second" in sent[1][0]
     for _frame, durable in sent:
@@ -213,24 +243,11 @@ async def test_the_blocks_of_a_round_are_applied_after_its_write() -> None:
             return super().apply(committed)
 
     replica = QueueReplica([[_deliver(1), Persist(((b"slot/2", b"a"),))]])
-    hooks = DriverHooks(
-        send=lambda _peer, _frame: True,
-        on_block=lambda _block, _outcome: None,
-        on_need_sync=lambda _target, _hints: None,
-    )
-    with ThreadPoolExecutor(2) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, CheckingApplier()),
-            cast(Any, store),
-            PEERS,
-            hooks,
-            executor,
-        )
-        await driver.start()
+    async with running_driver(
+        replica, peers=PEERS, applier=CheckingApplier(), store=store, threads=2
+    ) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: replica.executed == [1], "on_executed(1)", driver)
-        await driver.stop()
     assert durable_at_apply == [{b"slot/2": b"a"}]
 
 
@@ -253,16 +270,14 @@ async def test_a_block_being_applied_does_not_hold_up_later_votes() -> None:
         sent.append(frame)
         return True
 
-    hooks = DriverHooks(
+    async with running_driver(
+        replica,
+        peers=PEERS,
         send=send,
         on_block=lambda block, _outcome: blocks.append(block.height),
-        on_need_sync=lambda _target, _hints: None,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica), cast(Any, SlowApplier()), cast(Any, store), PEERS, hooks, executor
-        )
-        await driver.start()
+        applier=SlowApplier(),
+        store=store,
+    ) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         await asyncio.sleep(0)  # the first round hands block 1 to the apply task
         driver.submit_message(cast(Any, SimpleNamespace()))
@@ -270,7 +285,6 @@ async def test_a_block_being_applied_does_not_hold_up_later_votes() -> None:
         assert blocks == [] and replica.executed == []
         release.set()
         await _wait(lambda: replica.executed == [1], "on_executed(1)", driver)
-        await driver.stop()
     assert blocks == [1]
 
 
@@ -311,27 +325,16 @@ async def test_a_message_over_the_frame_limit_is_dropped_and_counted_not_fatal()
     )
     sent: list[tuple[bytes, bytes]] = []
     metrics = NodeMetrics()
-    hooks = DriverHooks(
+    async with running_driver(
+        replica,
+        peers=PEERS4,
         send=_transport_send(FRAME_LIMIT, sent),
-        on_block=lambda _block, _outcome: None,
-        on_need_sync=lambda _target, _hints: None,
         observer=metrics,
         max_frame_bytes=FRAME_LIMIT,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, RecordingApplier()),
-            cast(Any, RecordingStore()),
-            PEERS4,
-            hooks,
-            executor,
-        )
-        await driver.start()
+    ) as driver:
         for _ in range(4):
             driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 3 + 3, "the relay frames and the last prepare", driver)
-        await driver.stop()
     assert driver.fatal is None
     relayed = [frame for peer, frame in sent if peer == PEERS4[1] and b"\x00" * 1000 in frame]
     assert len(relayed) == 1 and all(len(frame) <= FRAME_LIMIT for _, frame in sent)
@@ -361,26 +364,11 @@ async def test_a_send_that_raises_drops_that_message_only() -> None:
         sent.append(peer)
         return True
 
-    hooks = DriverHooks(
-        send=send,
-        on_block=lambda _block, _outcome: None,
-        on_need_sync=lambda _target, _hints: None,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, RecordingApplier()),
-            cast(Any, RecordingStore()),
-            PEERS4,
-            hooks,
-            executor,
-        )
-        await driver.start()
+    async with running_driver(replica, peers=PEERS4, send=send) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 2, "the first prepare", driver)
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 4, "the second prepare", driver)
-        await driver.stop()
     assert driver.fatal is None
     assert sent == [PEERS4[1], PEERS4[3]] * 2
     assert driver.stats.dropped == {"send_error": 2}
@@ -398,25 +386,10 @@ async def test_a_storage_failure_still_stops_consensus() -> None:
         sent.append(frame)
         return True
 
-    hooks = DriverHooks(
-        send=send,
-        on_block=lambda _block, _outcome: None,
-        on_need_sync=lambda _target, _hints: None,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, RecordingApplier()),
-            cast(Any, FailingStore()),
-            PEERS4,
-            hooks,
-            executor,
-        )
-        await driver.start()
+    async with running_driver(replica, peers=PEERS4, send=send, store=FailingStore()) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         with pytest.raises(AssertionError, match="disk gone"):
             await _wait(lambda: False, "the driver to stop", driver)
-        await driver.stop()
     assert isinstance(driver.fatal, OSError) and sent == []
 
 
@@ -451,26 +424,10 @@ async def test_refusals_with_a_sender_and_evidence_are_blamed_on_the_validator()
         sent.append(peer)
         return True
 
-    hooks = DriverHooks(
-        send=send,
-        on_block=lambda _block, _outcome: None,
-        on_need_sync=lambda _target, _hints: None,
-        blame=blame,
-    )
-    with ThreadPoolExecutor(1) as executor:
-        driver = ConsensusDriver(
-            cast(Any, replica),
-            cast(Any, RecordingApplier()),
-            cast(Any, RecordingStore()),
-            PEERS4,
-            hooks,
-            executor,
-        )
-        await driver.start()
+    async with running_driver(replica, peers=PEERS4, send=send, blame=blame) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 3, "the broadcast after the refusals", driver)
-        await driver.stop()
     assert driver.fatal is None
     assert blamed == [
         (2, "bad-new-view: view change from 1 badly signed"),
