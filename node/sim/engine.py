@@ -21,9 +21,12 @@ edges:
   checker and comes back as an ``OnExecuted`` input;
 - ``arm_timer``: only the latest deadline per node counts;
 - ``need_sync``: a sync request to up to f+1 hinted peers, whose nodes
-  answer with the committed blocks above the requester's height.
+  answer with the committed blocks above the requester's height
+  (``node.sim.sync``, with the status heartbeat of ``status_sync``).
 
-Crashes and restarts, partitions and heals are scheduled events. A crash
+Crashes and restarts, partitions and heals, drop faults
+(``node.sim.faults``) and client submissions (``node.sim.clients``) are
+scheduled events on the queue (``node.sim.events``). A crash
 keeps the ``DurableStore`` and drops the replica and the driver's memory: a
 write in flight reaches the disk or not (a seeded coin), and the messages
 and blocks waiting for it are lost either way. A restart builds a new replica
@@ -33,11 +36,8 @@ from a copy of the persisted records and the chain tip.
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
 from typing import cast
 
 from consensus.actions import (
@@ -56,16 +56,13 @@ from consensus.messages import (
     Message,
     NewView,
     PrePrepare,
-    decode_block,
     decode_message,
-    encode_block,
     encode_message,
 )
 from node.engine.core import (
     MAX_INPUTS_PER_ROUND,
     Input,
     Note,
-    OnBlock,
     OnExecuted,
     OnMessage,
     OnRequest,
@@ -76,34 +73,24 @@ from node.engine.core import (
     plan,
 )
 from node.sim.byzantine import make_behaviour
+from node.sim.clients import Clients
 from node.sim.clock import NodeClock
 from node.sim.crypto import Ed25519Scheme, KeyedHashScheme, SimPayloadRules
+from node.sim.events import CALL, MSG, REQUEST, STATUS, SYNC_REQ, TIMER, WRITTEN, EventQueue
+from node.sim.faults import Delays, Faults
 from node.sim.invariants import InvariantChecker, Verdict
-from node.sim.metrics import MESSAGE_NAMES, STATUS_FRAME, SYNC_REQUEST, SYNC_RESPONSE, Metrics
-from node.sim.network import SYNC_FRAME_RESERVE, FrameLimit, Network
+from node.sim.metrics import MESSAGE_NAMES, Metrics
+from node.sim.network import FrameLimit, Network
 from node.sim.node import SimNode
 from node.sim.replicas import ReplicaKit, real_kit
-from node.sim.scenario import Fault, Scenario, droppable_messages
+from node.sim.scenario import Fault, Scenario
 from node.sim.store import DurableStore
+from node.sim.sync import BlockSync, StatusSync, SyncRequest, SyncResponse
 from node.sim.workload import Workload
-
-# event kinds
-_MSG, _TIMER, _REQUEST, _CALL, _SYNC_REQ, _SYNC_RESP, _STATUS, _WRITTEN = range(8)
 
 # virtual ms a node's synced write of one round's records takes (an SSD fsync)
 WRITE_MS = 1
 _ON_TIMER = OnTimer()
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest:
-    requester: int
-    from_height: int
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResponse:
-    blocks: tuple[CommittedBlock, ...] | tuple[bytes, ...]
 
 
 class Simulation:
@@ -135,8 +122,7 @@ class Simulation:
         self.wire = scenario.wire
         self.now = 0
         self.events = 0
-        self._queue: list[tuple[int, int, int, int, object]] = []
-        self._seq = itertools.count()
+        self.queue = EventQueue()
         self._names = MESSAGE_NAMES
 
         byz = scenario.byzantine_nodes()
@@ -179,109 +165,68 @@ class Simulation:
             stop_at_height=scenario.stop_at_height,
             quiescent=bool(scenario.workload.stop_ms or scenario.workload.max_txs),
         )
-        # drop faults in force; _cut[src][dst]: message names lost on that link
-        self._drops: list[Fault] = []
-        self._cut: list[list[frozenset[str]]] | None = None
+        self.faults = Faults(n, self.network)
         self._recheck_at = -1
         # frames over max_frame_bytes are dropped; an honest sender of one breaks frame_size
         self.frames = FrameLimit(scenario.network.max_frame_bytes)
         self.frame_verdict = self.checker.verdicts.setdefault("frame_size", Verdict())
-        # status_sync: per node, the heights its peers announced, and when its own moved
-        self.peer_heights: list[dict[int, int]] = [{} for _ in range(n)]
-        self._moved_at = [0] * n
+        self.sync = BlockSync(
+            scenario.network,
+            self.config.f,
+            self.nodes,
+            rng=self.rng,
+            queue=self.queue,
+            link=self.faults.link,
+            frames=self.frames,
+            wire=self.wire,
+            metrics=self.metrics,
+            feed=self._input,
+            oversized=self._oversized,
+        )
+        self.status = StatusSync(
+            scenario.network,
+            self.nodes,
+            queue=self.queue,
+            link=self.faults.link,
+            metrics=self.metrics,
+            ask=self._need_sync,
+        )
+        self.clients = Clients(
+            self.workload,
+            n,
+            self.network,
+            self.queue,
+            self.metrics,
+            self.checker,
+            self._workload_over,
+        )
         self._target_set = frozenset(self.live_targets)
         self._reached = 0
         self._check_done = False
-        self._schedule_faults()
-        self._schedule_workload()
+        self.faults.schedule(scenario.faults, self.queue, self.crash, self.restart)
+        self.clients.schedule()
 
     # -- scheduling ------------------------------------------------------------
 
-    def _push(self, at: int, kind: int, node: int, payload: object) -> None:
-        heapq.heappush(self._queue, (at, next(self._seq), kind, node, payload))
-
     def call_at(self, at: int, fn: Callable[[], None]) -> None:
-        self._push(at, _CALL, -1, fn)
+        self.queue.call_at(at, fn)
 
-    def _schedule_faults(self) -> None:
-        for f in self.scenario.faults:
-            if f.kind == "crash":
-                node = f.node
-                self.call_at(f.at_ms, partial(self.crash, node))
-                if f.end_ms is not None:
-                    self.call_at(f.end_ms, partial(self.restart, node))
-            elif f.kind == "drop":
-                self.call_at(f.at_ms, partial(self._set_drop, f, True))
-                if f.end_ms is not None:
-                    self.call_at(f.end_ms, partial(self._set_drop, f, False))
-            else:
-                groups = f.groups
-                self.call_at(f.at_ms, partial(self.network.partition, groups))
-                if f.end_ms is not None:
-                    self.call_at(f.end_ms, self.network.heal)
+    def _link(self, name: str) -> Delays:
+        """The delays of a message called ``name``, with the drop faults in force."""
+        return self.faults.link(name)
 
     def _set_drop(self, fault: Fault, on: bool) -> None:
-        if on:
-            self._drops.append(fault)
-        else:
-            self._drops.remove(fault)
-        if not self._drops:
-            self._cut = None
-            return
-        n = self.n
-        cut: list[list[set[str]]] = [[set() for _ in range(n)] for _ in range(n)]
-        for f in self._drops:
-            names = f.messages or droppable_messages()
-            for src in f.src or range(n):
-                for dst in f.dst or range(n):
-                    cut[src][dst].update(names)
-        self._cut = [[frozenset(x) for x in row] for row in cut]
+        """The drop ``fault`` starts (``on``) or ends, at once."""
+        self.faults.set_drop(fault, on)
 
-    def _link(self, name: str) -> Callable[[int, int], tuple[int, ...]]:
-        """``network.delays``, or while a drop fault is in force one that loses
-        messages called ``name`` on the links it cuts."""
-        cut = self._cut
-        delays = self.network.delays
-        if cut is None:
-            return delays
+    @property
+    def peer_heights(self) -> list[dict[int, int]]:
+        """status_sync: per node, the heights its peers announced."""
+        return self.status.peer_heights
 
-        def cut_delays(src: int, dst: int) -> tuple[int, ...]:
-            return () if name in cut[src][dst] else delays(src, dst)
-
-        return cut_delays
-
-    def _schedule_workload(self) -> None:
-        w = self.scenario.workload
-        if w.mode == "closed":
-            for c in range(w.clients):
-                self.call_at(w.start_ms, partial(self._client_tx, c))
-        else:
-            self.call_at(w.start_ms, partial(self._open_arrival, 0))
-
-    def _open_arrival(self, k: int) -> None:
-        wl = self.workload
-        if wl.exhausted(self.now):
-            self._workload_over()
-            return
-        self._submit(wl.new_tx(self.now))
-        if self.scenario.workload.arrival == "fixed":
-            nxt = max(self.now, wl.open_arrival(k + 1))
-        else:
-            nxt = self.now + wl.uniform_gap()
-        self.call_at(nxt, partial(self._open_arrival, k + 1))
-
-    def _client_tx(self, client: int) -> None:
-        if not self.workload.exhausted(self.now):
-            self._submit(self.workload.new_tx(self.now, client))
-        else:
-            self._workload_over()
-
-    def _submit(self, tx: bytes) -> None:
-        self.metrics.txs_submitted += 1
-        now = self.now
-        self.checker.last_submit = now
-        for node in self.nodes:
-            self._push(now + self.network.client_delay(), _REQUEST, node.id, tx)
+    def _status_check(self, node: SimNode, vt: int) -> None:
+        """status_sync: whether ``node`` is behind its peers' announcements, and if so sync."""
+        self.status.check(node, vt)
 
     # -- the loop --------------------------------------------------------------
 
@@ -289,10 +234,8 @@ class Simulation:
         for node in self.nodes:
             self._start(node)
         if self.scenario.network.status_sync:
-            every = self.scenario.network.status_interval_ms
-            for node in self.nodes:  # each node's heartbeat at its own phase
-                self.call_at(self.rng.randrange(every), partial(self._status_tick, node.id))
-        q = self._queue
+            self.status.start(self.rng)
+        q = self.queue.heap
         pop = heapq.heappop
         end = self.scenario.duration_ms
         nodes = self.nodes
@@ -303,33 +246,33 @@ class Simulation:
             vt, _, kind, i, payload = pop(q)
             self.now = vt
             self.events += 1
-            if kind == _MSG:
+            if kind == MSG:
                 node = nodes[i]
                 if node.up:
                     self._on_message(node, payload, vt)
-            elif kind == _TIMER:
+            elif kind == TIMER:
                 self._on_timer(nodes[i], payload, vt)
-            elif kind == _REQUEST:
+            elif kind == REQUEST:
                 node = nodes[i]
                 if node.up:
                     assert isinstance(payload, bytes)
                     if node.honest:
                         self.checker.on_request(payload, vt)
                     self._input(node, OnRequest(payload), vt)
-            elif kind == _WRITTEN:
+            elif kind == WRITTEN:
                 self._written(nodes[i], payload, vt)
-            elif kind == _CALL:
+            elif kind == CALL:
                 assert callable(payload)
                 payload()
-            elif kind == _SYNC_REQ:
+            elif kind == SYNC_REQ:
                 assert isinstance(payload, SyncRequest)
-                self._on_sync_request(nodes[i], payload, vt)
-            elif kind == _STATUS:
+                self.sync.on_request(nodes[i], payload, vt)
+            elif kind == STATUS:
                 assert isinstance(payload, tuple)
-                self._on_status(nodes[i], payload[0], payload[1], vt)
+                self.status.on_status(nodes[i], payload[0], payload[1], vt)
             else:
                 assert isinstance(payload, SyncResponse)
-                self._on_sync_response(nodes[i], payload, vt)
+                self.sync.on_response(nodes[i], payload, vt)
             if self._check_done and self._done():
                 break
         up = {node.id: node.store.height for node in nodes if node.honest and node.up}
@@ -384,7 +327,7 @@ class Simulation:
             store.tip() if restart else None,
         )
         node.up = True
-        self._moved_at[node.id] = self.now  # as the daemon's sync starts from its tip
+        self.status.moved_at[node.id] = self.now  # as the daemon's sync starts from its tip
         self._round(node, node.replica.start(node.clock.local(self.now)), self.now)
         self._drive(node, self.now)
 
@@ -399,7 +342,7 @@ class Simulation:
             if self.rng.getrandbits(1):
                 node.store.persist(writing.write.records)
         node.crash()
-        self.peer_heights[i] = {}
+        self.status.peer_heights[i] = {}
 
     def restart(self, i: int) -> None:
         node = self.nodes[i]
@@ -427,7 +370,7 @@ class Simulation:
             return
         if vt < want:
             node.timer_queued = want
-            self._push(want, _TIMER, node.id, token)
+            self.queue.push(want, TIMER, node.id, token)
             return
         node.timer_vt = None
         self._input(node, _ON_TIMER, vt)
@@ -470,7 +413,7 @@ class Simulation:
                 carry_out(action, edges)
             return
         node.writing = step
-        self._push(vt + self.write_ms, _WRITTEN, node.id, node.life)
+        self.queue.push(vt + self.write_ms, WRITTEN, node.id, node.life)
 
     def _written(self, node: SimNode, life: object, vt: int) -> None:
         """The round's write landed (unless the node crashed since): carry out what
@@ -499,13 +442,17 @@ class Simulation:
         """The client requests, over the network, into the primary's inbox."""
         for req in action.requests:
             for d in self.network.delays(node.id, action.to):
-                self._push(vt + d, _REQUEST, action.to, req)
+                self.queue.push(vt + d, REQUEST, action.to, req)
 
     def _on_need_sync(self, node: SimNode, target: int, hints: tuple[int, ...], vt: int) -> None:
         if self.scenario.network.status_sync:  # the daemon ignores the hints
-            self._daemon_sync(node, target, vt)
+            self.status.sync_to(node, target, vt)
         else:
             self._need_sync(node, hints, vt)
+
+    def _need_sync(self, node: SimNode, hints: tuple[int, ...], vt: int) -> None:
+        """A sync request round (also the one the status heartbeat decides on)."""
+        self.sync.request(node, hints, vt)
 
     def _note(self, node: SimNode, action: Note, vt: int) -> None:
         if isinstance(action, ViewChanged):
@@ -551,12 +498,13 @@ class Simulation:
             return
         src = node.id
         delays = self._link(name)
-        q = self._queue
+        queue = self.queue
+        q = queue.heap
         push = heapq.heappush
-        seq = self._seq
+        seq = queue.seq
         for dst in node.peers:
             for d in delays(src, dst):
-                push(q, (vt + d, next(seq), _MSG, dst, payload))
+                push(q, (vt + d, next(seq), MSG, dst, payload))
 
     def _send(self, node: SimNode, to: int, msg: Message, vt: int) -> None:
         self._record_sent(node, msg, vt)
@@ -574,7 +522,7 @@ class Simulation:
             self._oversized(node.id, True, name, size, 1, vt)
             return
         for d in self._link(name)(node.id, to):
-            self._push(vt + d, _MSG, to, payload)
+            self.queue.push(vt + d, MSG, to, payload)
 
     def post(self, src: int, dst: int, msg: Message, extra_delay: int) -> None:
         """One message from a Byzantine behaviour (the ``Outbox`` protocol)."""
@@ -588,7 +536,7 @@ class Simulation:
             self._oversized(src, self.nodes[src].honest, name, size, 1, self.now)
             return
         for d in self._link(name)(src, dst):
-            self._push(self.now + d + extra_delay, _MSG, dst, payload)
+            self.queue.push(self.now + d + extra_delay, MSG, dst, payload)
 
     def _oversized(self, src: int, honest: bool, name: str, size: int, k: int, vt: int) -> None:
         """A ``size``-byte frame (to ``k`` peers) exceeds the limit: the transport refuses it."""
@@ -611,7 +559,7 @@ class Simulation:
         if queued is None or at < queued:
             node.timer_token += 1
             node.timer_queued = at
-            self._push(at, _TIMER, node.id, node.timer_token)
+            self.queue.push(at, TIMER, node.id, node.timer_token)
 
     def _execute(self, node: SimNode, block: CommittedBlock, vt: int) -> None:
         """Execute ``block`` on the node's store; ``OnExecuted`` goes to its inbox."""
@@ -623,127 +571,14 @@ class Simulation:
             return
         digest = block.proposal.digest()
         root = store.append(block, digest)
-        self._moved_at[node.id] = vt
+        self.status.moved_at[node.id] = vt
         if node.honest:
             if self.checker.on_commit(node.id, block, digest, vt):
-                self._first_commit(block, vt)
+                self.clients.committed(block, vt)
             if height == self.scenario.stop_at_height and node.id in self._target_set:
                 self._reached += 1
             self._check_done = self.scenario.stop_at_height > 0
         node.inbox.append(OnExecuted(height, root))
-
-    def _first_commit(self, block: CommittedBlock, vt: int) -> None:
-        m = self.metrics
-        m.txs_committed += len(block.payload)
-        think = self.scenario.workload.think_ms
-        for tx in block.payload:
-            latency, client = self.workload.committed(tx, vt)
-            if latency is not None:
-                m.latencies.append(latency)
-            if client >= 0:
-                self.call_at(vt + think, partial(self._client_tx, client))
-
-    # -- block sync ------------------------------------------------------------
-
-    def _need_sync(self, node: SimNode, hints: tuple[int, ...], vt: int) -> None:
-        if vt < node.sync_until:
-            return
-        node.sync_until = vt + self.scenario.network.sync_retry_ms
-        peers = [h for h in hints if h != node.id and 0 <= h < self.n] or list(node.peers)
-        k = self.config.f + 1
-        if len(peers) > k:
-            peers = self.rng.sample(peers, k)
-        req = SyncRequest(node.id, len(node.store.chain))
-        delays = self._link(SYNC_REQUEST)
-        for dst in peers:
-            self.metrics.count(SYNC_REQUEST)
-            for d in delays(node.id, dst):
-                self._push(vt + d, _SYNC_REQ, dst, req)
-
-    def _on_sync_request(self, node: SimNode, req: SyncRequest, vt: int) -> None:
-        if not node.up or (node.behaviour is not None and not node.behaviour.answers_sync):
-            return
-        blocks = node.store.blocks_after(req.from_height, self.scenario.network.sync_max_blocks)
-        if not blocks:
-            return
-        fitting = self.frames.cut_blocks(blocks)  # what one frame holds, as the daemon cuts it
-        if not fitting:  # even the first block is over the frame budget
-            size = self.frames.block_size(blocks[0]) + SYNC_FRAME_RESERVE
-            self._oversized(node.id, node.honest, SYNC_RESPONSE, size, 1, vt)
-            return
-        blocks = fitting
-        self.metrics.count(SYNC_RESPONSE)
-        resp = SyncResponse(tuple(encode_block(b) for b in blocks) if self.wire else blocks)
-        for d in self._link(SYNC_RESPONSE)(node.id, req.requester):
-            self._push(vt + d, _SYNC_RESP, req.requester, resp)
-
-    def _on_sync_response(self, node: SimNode, resp: SyncResponse, vt: int) -> None:
-        for item in resp.blocks:
-            if not node.up:
-                return
-            block = decode_block(item) if isinstance(item, bytes) else item
-            if block.proposal.height <= len(node.store.chain):
-                continue
-            self._input(node, OnBlock(block), vt)
-
-    # -- the daemon's StatusFrame sync (status_sync) -----------------------------
-
-    def _status_tick(self, i: int) -> None:
-        """Node ``i`` announces its height to every peer (through the network
-        model) and, like the daemon's status loop, checks whether to sync."""
-        net = self.scenario.network
-        self.call_at(self.now + net.status_interval_ms, partial(self._status_tick, i))
-        node = self.nodes[i]
-        if not node.up:
-            return
-        height: int | None = len(node.store.chain)
-        if node.behaviour is not None:
-            height = node.behaviour.status_height(len(node.store.chain))
-        if height is not None:
-            now = self.now
-            delays = self._link(STATUS_FRAME)
-            for dst in node.peers:
-                self.metrics.count(STATUS_FRAME)
-                for d in delays(i, dst):
-                    self._push(now + d, _STATUS, dst, (i, height))
-        self._status_check(node, self.now)
-
-    def _on_status(self, node: SimNode, sender: int, height: int, vt: int) -> None:
-        if node.up:
-            self.peer_heights[node.id][sender] = height
-            self._status_check(node, vt)
-
-    def _status_check(self, node: SimNode, vt: int) -> None:
-        """node/net/sync.py's rule: behind when a peer is more than the lag threshold
-        ahead, or ahead at all while our height has not moved for the stall time.
-        Blocks are asked (the engine's sync path) from the peers that announced
-        the whole next chunk, else from any peer that announced more than us."""
-        net = self.scenario.network
-        heights = self.peer_heights[node.id]
-        own = len(node.store.chain)
-        best = max(heights.values(), default=0)
-        if best <= own:
-            return
-        stalled = vt - self._moved_at[node.id] > net.sync_stall_ms
-        if best <= own + net.sync_lag_threshold and not stalled:
-            return
-        if vt >= node.sync_until:
-            self.metrics.status_syncs += 1
-        self._daemon_sync(node, best, vt)
-
-    def _daemon_sync(self, node: SimNode, target: int, vt: int) -> None:
-        """Blocks up to ``target`` from the peers node/net/sync.py would pick: those whose
-        announced height covers the next chunk, else any that announced more than
-        we have; none (no request) when no peer announced such a height."""
-        heights = self.peer_heights[node.id]
-        own = len(node.store.chain)
-        chunk_end = min(target, own + self.scenario.network.sync_max_blocks)
-        peers = sorted(heights)
-        hints = tuple(p for p in peers if heights[p] >= chunk_end) or tuple(
-            p for p in peers if heights[p] > own
-        )
-        if hints:
-            self._need_sync(node, hints, vt)
 
 
 class NodeEdges:
