@@ -480,6 +480,22 @@ class Simulation:
         else:
             self._record_proposals(msg)
 
+    def _framed(
+        self, node: SimNode, name: str, msg: Message, copies: int, vt: int
+    ) -> object | None:
+        """What goes on the wire for ``msg`` (its encoding, or the object itself when the
+        run does not encode), its frame size noted; None when the frame is over the
+        limit (``copies`` frames are then counted as oversized, and none is sent)."""
+        payload: object = encode_message(msg) if self.wire else msg
+        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
+        largest = self.metrics.largest_frame
+        if size > largest.get(name, 0):
+            largest[name] = size
+        if size > self.frames.max_frame_bytes:
+            self._oversized(node.id, True, name, size, copies, vt)
+            return None
+        return payload
+
     def _broadcast(self, node: SimNode, msg: Message, vt: int) -> None:
         self._record_sent(node, msg, vt)
         if node.behaviour is not None:
@@ -488,13 +504,8 @@ class Simulation:
         name = self._names[type(msg)]
         sent = self.metrics.sent
         sent[name] = sent.get(name, 0) + len(node.peers)
-        payload: object = encode_message(msg) if self.wire else msg
-        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
-        largest = self.metrics.largest_frame
-        if size > largest.get(name, 0):
-            largest[name] = size
-        if size > self.frames.max_frame_bytes:
-            self._oversized(node.id, True, name, size, len(node.peers), vt)
+        payload = self._framed(node, name, msg, len(node.peers), vt)
+        if payload is None:
             return
         src = node.id
         delays = self._link(name)
@@ -513,13 +524,8 @@ class Simulation:
             return
         name = self._names[type(msg)]
         self.metrics.count(name)
-        payload: object = encode_message(msg) if self.wire else msg
-        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
-        largest = self.metrics.largest_frame
-        if size > largest.get(name, 0):
-            largest[name] = size
-        if size > self.frames.max_frame_bytes:
-            self._oversized(node.id, True, name, size, 1, vt)
+        payload = self._framed(node, name, msg, 1, vt)
+        if payload is None:
             return
         for d in self._link(name)(node.id, to):
             self.queue.push(vt + d, MSG, to, payload)
