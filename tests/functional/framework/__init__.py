@@ -15,7 +15,8 @@ per concern:
   and ``configure_home``;
 * ``network``: ``TestNetwork``, a testnet of real node processes as a context
   manager (set-up, start/stop/kill/restart, queries, waits, clean shutdown
-  checked at the end);
+  checked at the end); with ``proxied=True`` every peer link goes through a
+  ``tests.chaos.proxy`` proxy and ``net.faults(...)`` partitions the network;
 * ``httpclient``: JSON over HTTP to the nodes, and one-shot raw requests;
 * ``load``: a background thread submitting pre-signed transactions;
 * ``cli``: ``run_hygeia``, the one way to run the ``hygeia`` command, and

@@ -11,6 +11,17 @@ shutdown) and that no node exited on its own, then deletes the directory; on
 failure it kills what is left, keeps the directory and prints where the logs
 are, with their last lines.
 
+With ``proxied=True`` every peer link goes through a fault-injecting proxy
+(``tests.chaos.proxy``): after ``testnet_init`` and before the first start, a
+``ProxyThread`` gets one proxy per ordered pair (i, j), and node i's
+``p2p.peers`` lists each other validator at ``proxy.address(i, j)``. The daemon
+adds config peers after the genesis validators, and a second ``add_peer`` of
+the same node id replaces the address its dialer uses (``node/daemon.py``,
+``node/net/transport.py``), so node i dials j only through the proxy; set-up
+checks that on every link (``assert_links_proxied``). Faults are applied with
+``net.faults(lambda p: p.isolate(0))`` and removed with ``net.faults(lambda p:
+p.heal())``.
+
 Node processes must be started from the thread that created the network (the
 main thread): Linux delivers the parent-death signal when that *thread* ends.
 """
@@ -27,10 +38,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -38,6 +49,7 @@ from node.core.keys import load_key
 from node.core.tx import Tx, build_tx
 from node.setup import testnet
 from node.setup.config import load_config
+from tests.chaos.proxy import ProxyNet, ProxyThread
 from tests.functional.framework.httpclient import HttpClient, NodeUnreachable
 from tests.functional.framework.load import Loader
 from tests.functional.framework.node import (
@@ -53,6 +65,7 @@ from tests.functional.framework.waiting import TIMEOUT, FrameworkError, WaitTime
 from tests.support.ports import HOST
 
 CHAIN_ID = "hygeia-functional"
+T = TypeVar("T")
 
 
 class TestNetwork:
@@ -66,8 +79,14 @@ class TestNetwork:
         *,
         name: str = "net",
         settings: Mapping[int, Mapping[str, str]] | None = None,
+        proxied: bool = False,
+        proxy_seed: int = 0,
     ) -> None:
         self.n = validators
+        self.proxied = proxied
+        self.proxy_seed = proxy_seed
+        self.proxies: ProxyThread | None = None  # with proxied=True, from setup() on
+        self._peer_settings: dict[int, dict[str, str]] = {}  # node -> its p2p.peers line
         self.settings = dict(settings or {})  # node index -> configure_home settings
         self.dir = Path(tempfile.mkdtemp(prefix=f"hygeia-func-{name}-"))
         self.nodes: list[NodeProcess] = []
@@ -117,6 +136,8 @@ class TestNetwork:
                     member_key=load_key(home / testnet.MEMBER_KEY_FILE),
                 )
             )
+        if self.proxied:
+            self._start_proxies([str(entry["node_id"]) for entry in meta["nodes"]])
         for i, settings in self.settings.items():
             configure_home(self.nodes[i].home, settings)
         self.log(f"testnet of {self.n} validators in {self.dir}, base port {base}")
@@ -125,6 +146,20 @@ class TestNetwork:
         for i in range(self.n):
             self.wait_ready(i)
         self.wait_connected(range(self.n))
+        if self.proxied:
+            self.assert_links_proxied()
+
+    def _start_proxies(self, node_ids: Sequence[str]) -> None:
+        """One proxy per ordered pair; node i's config lists each peer j at proxy (i, j)."""
+        self.proxies = ProxyThread([(HOST, n.p2p) for n in self.nodes], seed=self.proxy_seed)
+        self.proxies.start()
+        for i in range(self.n):
+            peers = ", ".join(
+                f'"{node_ids[j]}@{self.proxies.address(i, j)}"' for j in range(self.n) if j != i
+            )
+            self._peer_settings[i] = {"p2p.peers": f"[{peers}]"}
+            configure_home(self.nodes[i].home, self._peer_settings[i])
+        self.log(f"peer links through {self.n * (self.n - 1)} proxies (seed {self.proxy_seed})")
 
     def teardown(self, *, failed: bool) -> None:
         """Stop every node; on success check each exited 0 and remove the directory."""
@@ -152,6 +187,11 @@ class TestNetwork:
                 except subprocess.TimeoutExpired:
                     node.proc.kill()
                     node.proc.wait()
+        if self.proxies is not None:
+            try:
+                self.proxies.close()
+            except RuntimeError as exc:
+                problems.append(f"proxies: {exc}")
         if self.ports is not None:
             self.ports.release()
         if failed or problems:
@@ -233,6 +273,7 @@ class TestNetwork:
                 "p2p.listen": f'"{HOST}:{node.p2p}"',
                 "api.listen": f'"{HOST}:{node.api}"',
                 "admin.listen": f'"{HOST}:{node.admin}"',
+                **self._peer_settings.get(i, {}),
             },
         )
         node.home = home
@@ -286,6 +327,52 @@ class TestNetwork:
                 raise FrameworkError(
                     f"{node.name} exited with status {code}; last log lines:\n{node.log_tail()}"
                 )
+
+    # ------------------------------------------------------------------ proxies
+    def faults(self, fn: Callable[[ProxyNet], T]) -> T:
+        """Run ``fn`` on the proxies (``proxied=True``), e.g. ``lambda p: p.isolate(0)``."""
+        if self.proxies is None:
+            raise FrameworkError("faults need a network made with proxied=True")
+        return self.proxies.call(fn)
+
+    def assert_links_proxied(
+        self, nodes: Iterable[int] | None = None, timeout: float = 15.0
+    ) -> None:
+        """Every node dials each peer at its proxy, and every link between two of ``nodes``
+        was dialled by one side at that side's proxy (so no link bypasses the proxies).
+        Waits (``timeout``) for links that are down or being replaced."""
+        group = self._which(nodes)
+        wait_until(
+            f"every link between nodes {group} to go through a proxy (problems)",
+            lambda: self._link_problems(group),
+            lambda problems: not problems,
+            timeout=timeout,
+            check=lambda: self.assert_running(group),
+        )
+
+    def _link_problems(self, group: list[int]) -> list[str]:
+        if self.proxies is None:
+            raise FrameworkError("no proxies: the network was made without proxied=True")
+        ids = {str(self.status(i)["node_id"]): i for i in group}
+        problems: list[str] = []
+        dialled: set[tuple[int, int]] = set()
+        for i in group:
+            for peer in self.admin_get(i, "/peers")["peers"]:
+                j = ids.get(str(peer["node_id"]))
+                if j is None:
+                    continue
+                proxy = self.proxies.address(i, j)
+                if peer["dial_address"] != proxy:
+                    problems.append(f"node{i} dials node{j} at {peer['dial_address']}, not {proxy}")
+                if peer["connected"] and peer["direction"] == "outbound":
+                    if peer["address"] != proxy:
+                        problems.append(f"node{i}'s link to node{j} is to {peer['address']}")
+                    dialled.add((min(i, j), max(i, j)))
+        pairs = {(i, j) for i in group for j in group if i < j}
+        problems.extend(
+            f"no link node{i}-node{j} dialled at a proxy" for i, j in sorted(pairs - dialled)
+        )
+        return problems
 
     # ------------------------------------------------------------------ HTTP
     def _get(self, port: int, path: str, token: str | None = None) -> Any:
