@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run sim test lint typecheck soak bench clean
+.PHONY: venv run sim test lint typecheck soak chaos bench clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ soak: venv
 	HYGEIA_SIM_SEEDS=$(SOAK_SEEDS) $(BIN)/pytest -q -n 2 -m soak tests/sim -k 'not fuzz_soak'
 	$(BIN)/hygeia sim fuzz --seed 0 --count $(FUZZ_COUNT) --jobs 2 --out out/sim-fuzz
 	$(BIN)/pytest -q -s -m soak tests/integration/test_api_fuzz.py
+
+# the long real-process chaos runs (marker `chaos`; tests/chaos/README.md). None
+# exists yet: pytest's "no tests collected" (exit 5) is not a failure here
+chaos: venv
+	$(BIN)/pytest -q -m chaos tests/functional tests/chaos || test $$? -eq 5
 
 # the simulator bench, then on fresh 4-validator local testnets the closed-loop
 # (maximum throughput) and open-loop (BENCH_RATE tx/s) load benches; JSON in out/bench/
