@@ -17,8 +17,8 @@ produced as one *round*, in the core's order. This module is the edges:
   the transport's per-peer queues. Sending never stops consensus: a message
   whose frame is over ``hooks.max_frame_bytes`` is not sent (``too_large``),
   and an exception while encoding or handing over one message drops that
-  message (``send_error``); both are counted (``stats.dropped``, the
-  observer's ``dropped``) and logged as a warning at the 1st, 2nd, 4th, 8th...
+  message (``send_error``); both are counted (the observer's ``dropped``)
+  and logged as a warning at the 1st, 2nd, 4th, 8th...
   drop of a reason. Relayed requests go in as many ``TxsFrame``s as the limit
   needs;
 - ``execute`` (``Deliver``, after the round's write): the block goes to the
@@ -99,13 +99,9 @@ def wall_clock_ms() -> int:
 
 @dataclass
 class DriverStats:
-    messages_out: dict[str, int] = field(default_factory=dict)
-    messages_in: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
-    dropped: dict[str, int] = field(default_factory=dict)  # "reason" -> messages not sent
-    evidence: int = 0
-    view_changes: int = 0
-    last_view_change: dict[str, Any] = field(default_factory=dict)
+    """What the driver keeps beyond the counts, which go to its observer only
+    (``node.ops.consensus_counts.ConsensusCounts``, read by /consensus and /metrics)."""
+
     divergence: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -181,6 +177,7 @@ class ConsensusDriver:
         self.validator_ids = list(validator_ids)
         self.hooks = hooks
         self.stats = DriverStats()
+        self._drops: dict[str, int] = {}
         self._executor = storage_executor
         self._clock = clock
         self._inputs: asyncio.Queue[_Queued] = asyncio.Queue()
@@ -194,7 +191,6 @@ class ConsensusDriver:
     # -------------------------------------------------------------- inputs
     def submit_message(self, msg: Message) -> None:
         name = type(msg).__name__
-        self.stats.messages_in[name] = self.stats.messages_in.get(name, 0) + 1
         self.hooks.observer.message_in(name)
         self._inputs.put_nowait(OnMessage(msg))
 
@@ -344,9 +340,8 @@ class ConsensusDriver:
 
     def _drop(self, kind: str, reason: str, copies: int, **detail: Any) -> None:
         """Count (and log, at the 1st, 2nd, 4th... time of a reason) a message not sent."""
-        stats = self.stats.dropped
-        before = stats.get(reason, 0)
-        stats[reason] = before + copies
+        before = self._drops.get(reason, 0)  # paces the log only; the count is the observer's
+        self._drops[reason] = before + copies
         self.hooks.observer.dropped(kind, reason, copies)
         if before == 0 or before.bit_length() != (before + copies).bit_length():
             log.warning(
@@ -375,17 +370,13 @@ class ConsensusDriver:
     def note(self, action: Note) -> None:
         """Informational actions: logs, metrics, blame."""
         if isinstance(action, Rejected):
-            self.stats.rejected[action.reason] = self.stats.rejected.get(action.reason, 0) + 1
             self.hooks.observer.rejected(action.reason)
             log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
             self._blame(action.sender, action.reason)
         elif isinstance(action, ViewChanged):
-            self.stats.view_changes += 1
-            self.stats.last_view_change = {"view": action.view, "cause": action.cause}
             self.hooks.observer.view_changed(action.view, action.cause)
             log.info("view changed", view=action.view, cause=action.cause)
         elif isinstance(action, Evidence):
-            self.stats.evidence += 1
             self.hooks.observer.equivocation(action.validator, type(action.first).__name__)
             log.warning(
                 "equivocation evidence",
@@ -409,7 +400,6 @@ class ConsensusDriver:
             )
 
     def _count_out(self, name: str, copies: int) -> None:
-        self.stats.messages_out[name] = self.stats.messages_out.get(name, 0) + copies
         self.hooks.observer.message_out(name, copies)
 
     def _blame(self, validator: int, reason: str) -> None:

@@ -34,6 +34,7 @@ from consensus.actions import Action, Broadcast, Deliver, Evidence, Persist, Rej
 from consensus.messages import Prepare, PrePrepare, Proposal
 from node.engine.applier import ApplyError
 from node.engine.driver import ConsensusDriver, DriverHooks
+from node.ops.consensus_counts import ConsensusCounts
 from node.ops.metrics import NodeMetrics
 
 
@@ -340,8 +341,8 @@ async def test_a_message_over_the_frame_limit_is_dropped_and_counted_not_fatal()
     assert len(relayed) == 1 and all(len(frame) <= FRAME_LIMIT for _, frame in sent)
     assert sum(frame.count(bytes([i]) * 1000) for _, frame in sent for i in range(10)) == 10
     assert [peer for peer, frame in sent if b"prepare" in frame] == PEERS4[1:]
-    assert driver.stats.dropped == {"too_large": 4}
-    assert driver.stats.messages_out == {"Prepare": 3}
+    assert metrics.consensus.messages_dropped.counts == {("PrePrepare", "too_large"): 4}
+    assert metrics.consensus.messages_out.by_first() == {"Prepare": 3}
     text = metrics.render().decode()
     line = 'hygeia_consensus_messages_dropped_total{reason="too_large",type="PrePrepare"} 4.0'
     assert line in text
@@ -364,14 +365,15 @@ async def test_a_send_that_raises_drops_that_message_only() -> None:
         sent.append(peer)
         return True
 
-    async with running_driver(replica, peers=PEERS4, send=send) as driver:
+    counts = ConsensusCounts()
+    async with running_driver(replica, peers=PEERS4, send=send, observer=counts) as driver:
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 2, "the first prepare", driver)
         driver.submit_message(cast(Any, SimpleNamespace()))
         await _wait(lambda: len(sent) == 4, "the second prepare", driver)
     assert driver.fatal is None
     assert sent == [PEERS4[1], PEERS4[3]] * 2
-    assert driver.stats.dropped == {"send_error": 2}
+    assert counts.messages_dropped.counts == {("Prepare", "send_error"): 2}
 
 
 async def test_a_storage_failure_still_stops_consensus() -> None:
