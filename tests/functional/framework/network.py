@@ -59,6 +59,7 @@ from tests.functional.framework.node import (
     child_env,
     configure_home,
     node_argv,
+    skewed_clock_env,
 )
 from tests.functional.framework.ports import PortBlock, reserve_base_port
 from tests.functional.framework.waiting import TIMEOUT, FrameworkError, WaitTimeout, wait_until
@@ -81,8 +82,11 @@ class TestNetwork:
         settings: Mapping[int, Mapping[str, str]] | None = None,
         proxied: bool = False,
         proxy_seed: int = 0,
+        clock_offsets: Mapping[int, str] | None = None,
     ) -> None:
         self.n = validators
+        # node index -> libfaketime offset of its wall clock, e.g. "+600" (docs: faketime(1))
+        self.clock_offsets = dict(clock_offsets or {})
         self.proxied = proxied
         self.proxy_seed = proxy_seed
         self.proxies: ProxyThread | None = None  # with proxied=True, from setup() on
@@ -227,7 +231,7 @@ class TestNetwork:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=child_env(),
+                env=child_env(**skewed_clock_env(self.clock_offsets.get(i))),
                 cwd=self.dir,
             )
 

@@ -51,6 +51,19 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def skewed_clock_env(offset: str | None) -> dict[str, str]:
+    """The environment that runs a process with its wall clock moved by ``offset``
+    (libfaketime's syntax: "+600" is ten minutes ahead, "-90" a minute and a half
+    behind); none for ``None``. Only the wall clock moves: an NTP-skewed host's
+    monotonic clock is right, so timers keep their length."""
+    if offset is None:
+        return {}
+    libs = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not libs:
+        raise FrameworkError("libfaketime is not installed (apt-get install faketime)")
+    return {"LD_PRELOAD": str(libs[0]), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
+
+
 def configure_home(home: Path, settings: Mapping[str, str]) -> None:
     """Set keys of ``home/config.toml``, e.g. ``{"admin.enable_mutations": "true"}``.
 
