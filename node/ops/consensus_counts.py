@@ -59,6 +59,10 @@ class Tally:
             yield key, n, created
 
 
+# distinct refusal texts /consensus lists before new ones are counted by code only
+MAX_REJECTION_KEYS = 64
+
+
 def reason_code(reason: str) -> str:
     """A refusal's code without the detail after ``:`` (the metric's label value)."""
     return reason.partition(":")[0].strip()
@@ -87,7 +91,12 @@ class ConsensusCounts:
         self.messages_dropped.add((kind, reason), copies)
 
     def rejected(self, reason: str) -> None:
-        self.messages_rejected.add((reason,))
+        """Counted by the refusal's full text while fewer than ``MAX_REJECTION_KEYS``
+        texts are known; a new text after that by its code alone (the detail after
+        ``:`` may carry numbers a peer chooses, which must not grow memory)."""
+        known = self.messages_rejected.counts
+        key = reason if (reason,) in known or len(known) < MAX_REJECTION_KEYS else None
+        self.messages_rejected.add((key if key is not None else reason_code(reason),))
 
     def view_changed(self, view: int, cause: str) -> None:
         self.view_changes.add((cause,))

@@ -23,17 +23,14 @@ from tests.chaos.proxy import (
     grudge_ring,
     ring_reach,
 )
+from tests.support.waiting import wait_until_async
 
 WAIT = 5.0  # generous bounds for conditions on a loaded 2-core machine
 
 
 async def eventually(what: str, cond: Callable[[], bool], timeout: float = WAIT) -> None:
     """Until ``cond()`` holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
+    await wait_until_async(what, cond, timeout=timeout, interval=0.005)
 
 
 class Target:

@@ -19,6 +19,7 @@ from node.api import views
 from node.core.block import Block
 from node.ledger.executor import BlockOutcome
 from node.ledger.result import TxResult
+from node.ops.consensus_counts import MAX_REJECTION_KEYS, ConsensusCounts
 from node.ops.metrics import NodeMetrics, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,3 +274,16 @@ def test_two_nodes_in_one_process_do_not_share_counters() -> None:
     a, b = NodeMetrics(), NodeMetrics()
     a.message_in("Commit")
     assert ("hygeia_consensus_messages_in_total", (("type", "Commit"),)) not in samples(b)
+
+
+def test_refusal_texts_chosen_by_peers_do_not_grow_the_counts() -> None:
+    """A thousand distinct refusal details (a peer picks the numbers) keep at most
+    MAX_REJECTION_KEYS texts plus their codes; no refusal goes uncounted."""
+    counts = ConsensusCounts()
+    for h in range(1000):
+        counts.rejected(f"stale-vote: height {h}")
+    counts.rejected("stale-vote: height 3")  # a known text is still counted as itself
+    tally = counts.messages_rejected
+    assert len(tally.counts) == MAX_REJECTION_KEYS + 1
+    assert tally.total() == 1001 and tally.counts[("stale-vote",)] == 1000 - MAX_REJECTION_KEYS
+    assert tally.counts[("stale-vote: height 3",)] == 2
