@@ -66,6 +66,7 @@ from tests.functional.framework.waiting import TIMEOUT, FrameworkError, WaitTime
 from tests.support.ports import HOST
 
 CHAIN_ID = "hygeia-functional"
+REPO_ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
 
 
@@ -215,8 +216,15 @@ class TestNetwork:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     # ------------------------------------------------------------- processes
-    def start(self, i: int) -> None:
-        """Start node ``i``'s process (not waiting for it: see ``wait_ready``)."""
+    def start(
+        self, i: int, *, module: str = "node.cli", env: Mapping[str, str] | None = None
+    ) -> None:
+        """Start node ``i``'s process (not waiting for it: see ``wait_ready``).
+
+        ``module`` runs another program with the node's command line (``node_argv``),
+        e.g. the test-only ``tests.chaos.byzantine_node``; ``env`` adds variables to
+        its environment. A module under ``tests`` gets the repository on its
+        ``PYTHONPATH`` (the nodes run in the network's directory)."""
         if threading.get_ident() != self._owner:
             raise FrameworkError("start nodes from the thread that made the network")
         node = self.nodes[i]
@@ -226,12 +234,15 @@ class TestNetwork:
         with node.log_path.open("ab") as log:
             log.write(f"=== framework: start #{node.starts} of {node.name}\n".encode())
             log.flush()
+            extra = {**skewed_clock_env(self.clock_offsets.get(i)), **(env or {})}
+            if module.startswith("tests."):
+                extra["PYTHONPATH"] = str(REPO_ROOT)
             node.proc = subprocess.Popen(
-                node_argv(node.home),
+                node_argv(node.home, module),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=child_env(**skewed_clock_env(self.clock_offsets.get(i))),
+                env=child_env(**extra),
                 cwd=self.dir,
             )
 

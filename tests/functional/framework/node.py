@@ -34,10 +34,12 @@ _PRELUDE = (
 )
 
 
-def node_argv(home: Path | str) -> list[str]:
+def node_argv(home: Path | str, module: str = "node.cli") -> list[str]:
     """The argv of ``hygeia start --home HOME``, behind the prelude that ties the node's
-    life to this (thread of the) test process on Linux."""
-    command = ["-m", "node.cli", "start", "--home", str(home)]
+    life to this (thread of the) test process on Linux. ``module`` runs another program
+    with the same command line instead (``python -m MODULE start --home HOME``): a
+    test-only one such as ``tests.chaos.byzantine_node``."""
+    command = ["-m", module, "start", "--home", str(home)]
     if sys.platform == "linux":
         return [sys.executable, "-c", _PRELUDE, str(os.getpid()), *command]
     return [sys.executable, *command]
