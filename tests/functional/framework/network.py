@@ -22,6 +22,11 @@ checks that on every link (``assert_links_proxied``). Faults are applied with
 ``net.faults(lambda p: p.isolate(0))`` and removed with ``net.faults(lambda p:
 p.heal())``.
 
+``env`` adds variables to a node's environment at every start (the chaos
+runner's per-node libfaketime clock files), and ``prepare(net)`` runs once the
+homes exist, before the first start (the chaos runner moves data directories
+onto small tmpfs disks there). ``pause``/``resume`` send SIGSTOP/SIGCONT.
+
 Node processes must be started from the thread that created the network (the
 main thread): Linux delivers the parent-death signal when that *thread* ends.
 """
@@ -84,8 +89,15 @@ class TestNetwork:
         proxied: bool = False,
         proxy_seed: int = 0,
         clock_offsets: Mapping[int, str] | None = None,
+        env: Mapping[int, Mapping[str, str]] | None = None,
+        prepare: Callable[[TestNetwork], None] | None = None,
     ) -> None:
         self.n = validators
+        # node index -> variables added to its environment at every start
+        self.env = {i: dict(e) for i, e in (env or {}).items()}
+        # called once the homes exist (and the proxies, if any), before the first start
+        self.prepare = prepare
+        self.paused: set[int] = set()  # nodes stopped with SIGSTOP (pause) and not resumed
         # node index -> libfaketime offset of its wall clock, e.g. "+600" (docs: faketime(1))
         self.clock_offsets = dict(clock_offsets or {})
         self.proxied = proxied
@@ -145,6 +157,8 @@ class TestNetwork:
             self._start_proxies([str(entry["node_id"]) for entry in meta["nodes"]])
         for i, settings in self.settings.items():
             configure_home(self.nodes[i].home, settings)
+        if self.prepare is not None:
+            self.prepare(self)
         self.log(f"testnet of {self.n} validators in {self.dir}, base port {base}")
         for i in range(self.n):
             self.start(i)
@@ -169,6 +183,9 @@ class TestNetwork:
     def teardown(self, *, failed: bool) -> None:
         """Stop every node; on success check each exited 0 and remove the directory."""
         self.http.close()
+        for i in sorted(self.paused):  # a stopped process would not see SIGTERM
+            if self.nodes[i].running:
+                self.resume(i)
         problems: list[str] = []
         if not failed:
             crashed = [
@@ -234,7 +251,11 @@ class TestNetwork:
         with node.log_path.open("ab") as log:
             log.write(f"=== framework: start #{node.starts} of {node.name}\n".encode())
             log.flush()
-            extra = {**skewed_clock_env(self.clock_offsets.get(i)), **(env or {})}
+            extra = {
+                **skewed_clock_env(self.clock_offsets.get(i)),
+                **self.env.get(i, {}),
+                **(env or {}),
+            }
             if module.startswith("tests."):
                 extra["PYTHONPATH"] = str(REPO_ROOT)
             node.proc = subprocess.Popen(
@@ -303,6 +324,23 @@ class TestNetwork:
         node.proc.wait()
         node.proc = None
         self.log(f"killed {node.name} (SIGKILL)")
+
+    def pause(self, i: int) -> None:
+        """SIGSTOP node ``i``: it keeps its sockets and state and does nothing (a VM pause,
+        a long GC) until ``resume``."""
+        node = self.nodes[i]
+        assert node.proc is not None and node.running, f"{node.name} is not running"
+        node.proc.send_signal(signal.SIGSTOP)
+        self.paused.add(i)
+        self.log(f"paused {node.name} (SIGSTOP)")
+
+    def resume(self, i: int) -> None:
+        """SIGCONT node ``i`` after ``pause``."""
+        node = self.nodes[i]
+        assert node.proc is not None, f"{node.name} is not running"
+        node.proc.send_signal(signal.SIGCONT)
+        self.paused.discard(i)
+        self.log(f"resumed {node.name} (SIGCONT)")
 
     def stop(self, *indices: int, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the nodes (all at once), wait for them, check each exited 0."""

@@ -53,17 +53,26 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def faketime_library() -> str:
+    """The path of libfaketime (Debian's ``faketime`` package); ``FrameworkError`` if absent."""
+    libs = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not libs:
+        raise FrameworkError("libfaketime is not installed (apt-get install faketime)")
+    return str(libs[0])
+
+
 def skewed_clock_env(offset: str | None) -> dict[str, str]:
     """The environment that runs a process with its wall clock moved by ``offset``
     (libfaketime's syntax: "+600" is ten minutes ahead, "-90" a minute and a half
     behind); none for ``None``. Only the wall clock moves: an NTP-skewed host's
-    monotonic clock is right, so timers keep their length."""
+    monotonic clock is right, so timers keep their length.
+
+    A trap of libfaketime 0.9.10 with ``DONT_FAKE_MONOTONIC``: ``time.sleep``
+    fails with EINVAL (its ``clock_nanosleep``). The node never calls it (its
+    waits are asyncio timers); a program that does cannot run under this."""
     if offset is None:
         return {}
-    libs = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-    if not libs:
-        raise FrameworkError("libfaketime is not installed (apt-get install faketime)")
-    return {"LD_PRELOAD": str(libs[0]), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
+    return {"LD_PRELOAD": faketime_library(), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
 
 
 def configure_home(home: Path, settings: Mapping[str, str]) -> None:
