@@ -35,14 +35,19 @@ reset               nodes=0,3 every_ms=1000           RST the nodes' links every
 kill                nodes=1                           ``kill -9`` / start again
 pause               nodes=1                           SIGSTOP / SIGCONT
 restart-all         (none)                            ``kill -9`` every node / start all
-clock-skew          nodes=1 offset_s=300              restart under faketime with the
-                                                      offset / restart without
+clock-skew          nodes=1 offset_s=300              step the wall clock by the offset
+                                                      (``tests/chaos/clock.py``) / step
+                                                      it back (backwards, for > 0)
+clock-drift         nodes=1 percent=20                the clock gains ``percent`` of the
+                                                      time in the window / steps back
 disk-full           node=2                            fill the node's small tmpfs /
                                                       free it
 byzantine           node=3 behaviour=equivocate       restart as a Byzantine process
-                                                      (``node.sim.scenario.BEHAVIOURS``)
-                                                      / restart honest; the node is
-                                                      not honest for the whole run
+                                                      (``tests.chaos.byzantine_node``,
+                                                      ``BYZANTINE_BEHAVIOURS``) /
+                                                      restart honest; the node is not
+                                                      honest for the whole run, and a
+                                                      schedule has one Byzantine node
 ==================  ================================  ===============================
 
 Process, clock and Byzantine faults touch at most f = (n - 1) // 3 nodes at a
@@ -57,7 +62,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from node.sim.scenario import BEHAVIOURS
 from tests.chaos.history import FaultSpan
 from tests.chaos.proxy import grudge_bridge, grudge_partition, ring_reach
 
@@ -81,6 +85,7 @@ KINDS: Mapping[str, Mapping[str, str]] = {
     "pause": {"nodes": NODES},
     "restart-all": {},
     "clock-skew": {"nodes": NODES, "offset_s": INT},
+    "clock-drift": {"nodes": NODES, "percent": INT},
     "disk-full": {"node": INT},
     "byzantine": {"node": INT, "behaviour": STR},
 }
@@ -90,6 +95,9 @@ NETWORK_KINDS = (
     "latency", "bandwidth", "drip", "reset",
 )  # fmt: skip
 PROCESS_KINDS = ("kill", "pause", "restart-all")
+CLOCK_KINDS = ("clock-skew", "clock-drift")
+# what tests.chaos.byzantine_node can do (its SUPPORTED; a test holds them equal)
+BYZANTINE_BEHAVIOURS = ("equivocate", "vote_all", "stale_view_change", "garbage")
 MIN_NODES = {"bridge": 3, "ring": 4}  # fewer nodes: the shape cuts nothing (or is impossible)
 
 
@@ -288,6 +296,21 @@ def validate(schedule: Schedule) -> None:
             check_fault(w.fault, n)
         except ValueError as exc:
             raise ScheduleError(f"{where}: {exc}") from None
+    if len(byzantine_nodes(schedule)) > 1:
+        raise ScheduleError(
+            f"Byzantine windows name nodes {sorted(byzantine_nodes(schedule))}: a run has at "
+            "most one Byzantine node (its old signatures stay valid after it turns honest)"
+        )
+
+
+def byzantine_nodes(schedule: Schedule) -> set[int]:
+    """The nodes some window of the schedule makes Byzantine (not honest for the run)."""
+    return {w.fault.get_int("node") for w in schedule.windows if w.fault.kind == "byzantine"}
+
+
+def disk_nodes(schedule: Schedule) -> set[int]:
+    """The nodes whose disk some window of the schedule fills (they need a small disk)."""
+    return {w.fault.get_int("node") for w in schedule.windows if w.fault.kind == "disk-full"}
 
 
 def _f(n: int) -> int:
@@ -315,16 +338,19 @@ def check_fault(fault: Fault, n: int) -> None:
         grudge_bridge(n, fault.get_nodes("left"), fault.get_int("via"), fault.get_nodes("right"))
     elif kind == "one-way" and fault.get_int("src") == fault.get_int("dst"):
         raise ValueError("one-way needs two different nodes")
-    elif kind in ("kill", "pause", "clock-skew") and not 1 <= len(fault.get_nodes("nodes")) <= _f(
-        n
-    ):
+    elif kind in ("kill", "pause", "clock-skew", "clock-drift") and not 1 <= len(
+        fault.get_nodes("nodes")
+    ) <= _f(n):
         raise ValueError(f"{kind} takes 1..{_f(n)} nodes (f) at a time")
-    elif kind == "byzantine" and fault.get_str("behaviour") not in BEHAVIOURS:
-        raise ValueError(f"unknown behaviour {fault['behaviour']!r} (node.sim.scenario.BEHAVIOURS)")
+    elif kind == "byzantine" and fault.get_str("behaviour") not in BYZANTINE_BEHAVIOURS:
+        raise ValueError(
+            f"unknown behaviour {fault['behaviour']!r} (known: {', '.join(BYZANTINE_BEHAVIOURS)})"
+        )
 
 
-def random_fault(rng: random.Random, kind: str, n: int) -> Fault:
-    """A fault of ``kind`` with random targets and settings for ``n`` nodes."""
+def random_fault(rng: random.Random, kind: str, n: int, byzantine: int = 0) -> Fault:
+    """A fault of ``kind`` with random targets and settings for ``n`` nodes (the
+    Byzantine one, if ``kind`` is that, is ``byzantine``)."""
     f = _f(n)
 
     def some(k_max: int) -> tuple[int, ...]:
@@ -360,10 +386,12 @@ def random_fault(rng: random.Random, kind: str, n: int) -> Fault:
         return Fault.make(kind, nodes=some(f))
     if kind == "clock-skew":
         return Fault.make(kind, nodes=some(f), offset_s=rng.choice((-300, -30, 30, 300)))
+    if kind == "clock-drift":
+        return Fault.make(kind, nodes=some(f), percent=rng.choice((5, 20, 100)))
     if kind == "disk-full":
         return Fault.make(kind, node=rng.randrange(n))
     if kind == "byzantine":
-        return Fault.make(kind, node=rng.randrange(n), behaviour=rng.choice(sorted(BEHAVIOURS)))
+        return Fault.make(kind, node=byzantine, behaviour=rng.choice(BYZANTINE_BEHAVIOURS))
     return Fault.make(kind)  # isolate-primary, restart-all: no parameters
 
 
@@ -389,6 +417,9 @@ def generate(
     if not chosen:
         raise ScheduleError("no fault kinds to choose from")
     rng = random.Random(seed)
+    # the one node of the run that may be Byzantine, from its own stream (older seeds
+    # replay the same windows)
+    byzantine = random.Random(f"byzantine {seed}").randrange(nodes)
     windows: list[Window] = []
     t = lead_s
     while True:
@@ -396,7 +427,7 @@ def generate(
         if end > duration - tail_s:
             break
         kind = rng.choice(chosen)
-        windows.append(Window(round(t, 3), end, random_fault(rng, kind, nodes)))
+        windows.append(Window(round(t, 3), end, random_fault(rng, kind, nodes, byzantine)))
         t = end + rng.uniform(*gap_s)
     schedule = Schedule(seed, duration, nodes, chosen, tuple(windows))
     validate(schedule)
@@ -426,6 +457,7 @@ def ci_schedule(nodes: int = 4, fault_s: float = 4.0, gap_s: float = 3.0) -> Sch
         Fault.make("pause", nodes=(1,)),
         Fault.make("restart-all"),
         Fault.make("clock-skew", nodes=(1,), offset_s=300),
+        Fault.make("clock-drift", nodes=(2,), percent=100),
         Fault.make("disk-full", node=1),
         Fault.make("byzantine", node=last, behaviour="equivocate"),
     ]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from node.sim.scenario import BEHAVIOURS
 from tests.chaos.history import FaultSpan
 from tests.chaos.schedule import (
     ALL_KINDS,
+    BYZANTINE_BEHAVIOURS,
     KINDS,
     Fault,
     Schedule,
     ScheduleError,
     Window,
+    byzantine_nodes,
     ci_schedule,
     describe,
+    disk_nodes,
     generate,
     parse_schedule,
 )
@@ -68,7 +70,7 @@ def test_ci_schedule_covers_every_kind_once() -> None:
     assert parse_schedule(s.text()) == s
     assert "replay: parse_schedule()" in describe(s)
     byz = next(w.fault for w in s.windows if w.fault.kind == "byzantine")
-    assert byz.get_str("behaviour") in BEHAVIOURS
+    assert byz.get_str("behaviour") in BYZANTINE_BEHAVIOURS
 
 
 def test_describe_names_the_seed_to_replay() -> None:
@@ -122,3 +124,24 @@ def test_bad_generator_arguments() -> None:
         generate(1, 60, 3, ["ring"])
     with pytest.raises(ScheduleError, match="is not an integer"):
         Fault.make("isolate", node=True)  # a bool is no node number
+
+
+def test_a_generated_schedule_has_one_byzantine_node() -> None:
+    for seed in range(30):
+        s = generate(seed, 600, 7, ["byzantine", "kill"])
+        assert len(byzantine_nodes(s)) == 1, s.text()
+
+
+def test_two_byzantine_nodes_in_one_run_are_refused() -> None:
+    text = (
+        "# hygeia chaos schedule seed=none duration=30 nodes=4 kinds=byzantine\n"
+        "1 2 byzantine node=1 behaviour=equivocate\n"
+        "3 4 byzantine node=2 behaviour=equivocate\n"
+    )
+    with pytest.raises(ScheduleError, match="at most one Byzantine node"):
+        parse_schedule(text)
+
+
+def test_disk_and_byzantine_nodes_of_the_ci_schedule() -> None:
+    s = ci_schedule(4)
+    assert byzantine_nodes(s) == {3} and disk_nodes(s) == {1}
