@@ -7,6 +7,9 @@ new tip, so a ``kill -9`` at any instant leaves the old or the new state, never
 a mix. ``persist_consensus`` is a synced batch too: when it returns, the
 records survive a crash, so the votes they justify may be sent. Semantics are
 those of ``storage.base``; reads are ``storage.reader.LevelReader``.
+
+After a failed write the database refuses every write (``storage.db``) until
+``reopen`` closes it and opens it again.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from storage.validate import check_block, check_next_height, check_writes
 class ChainStore(LevelReader):
     """``ChainStorage`` on a ``Database``; ``close()`` closes the database."""
 
-    __slots__ = ("_db", "_write_lock")
+    __slots__ = ("_db", "_genesis", "_write_lock")
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self._db = db
+        self._genesis: bytes | None = None  # what reopen checks the database against
         self._write_lock = threading.Lock()
 
     @classmethod
@@ -49,6 +53,26 @@ class ChainStore(LevelReader):
     @property
     def database(self) -> Database:
         return self._db
+
+    def reopen(self) -> None:
+        """Close the database and open it again (``storage.db.open_database``, with
+        every check of an open): the one way to write again after a failed write.
+
+        Nothing else may read or write this store during the call (the caller
+        makes sure of it: a read in another thread would race the close). What is
+        read afterwards is what LevelDB recovered: every write that returned, and
+        perhaps the one that failed, whole or not at all. If opening fails (the
+        ``StorageError`` is raised), the store stays closed, reads and writes
+        raise ``StorageError``, until a later ``reopen`` succeeds.
+        """
+        with self._write_lock:
+            old = self._db
+            if not old.closed:
+                self._genesis = old.genesis_hash
+                old.close()
+            db = open_database(old.path, genesis_hash=self._genesis)
+            self._db = db
+            self._kv = db
 
     def commit_block(
         self,

@@ -15,6 +15,19 @@ repairs or overwrites a database implicitly:
   caller's, and the block at the tip height (``meta/height``) must be there;
 - then the marker is rewritten with the manifest ``CURRENT`` names now.
 
+A write that fails (``Database.write``: the disk is full, the filesystem
+refused it) is a ``StorageWriteError``, and every later write through the
+same ``Database`` is refused with one too, without reaching LevelDB: after a
+failed write LevelDB's log may end in a partial record (harmless at the end
+of the log, which recovery reads up to the last whole record) and LevelDB may
+hold a sticky background error; a further append behind that partial record
+would turn it into corruption in the middle of the log, which a paranoid open
+refuses (LevelDB 1.22 written on after ENOSPC on a tmpfs: "Corruption:
+checksum mismatch" at the next open, every time). Reads go on as before. Only
+closing and opening the database again (``storage.chain.ChainStore.reopen``)
+clears it; the reopened database holds every write that returned, and perhaps
+the one that failed, whole or not at all.
+
 Every failure is a ``StorageError`` naming the path and saying what to do:
 
 - another process holds the database: "database <path> is in use by another
@@ -40,7 +53,7 @@ from typing import Any, Protocol, Self
 
 import plyvel
 
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageWriteError, says_no_room
 from storage.layout import (
     META_GENESIS,
     META_HEIGHT,
@@ -92,7 +105,18 @@ def translate_error(path: Path, exc: plyvel.Error) -> StorageError:
         )
     if isinstance(exc, plyvel.IOError) and ("LOCK" in detail or "lock " in detail):
         return DatabaseInUseError(f"database {path} is in use by another process (LOCK held)")
+    if says_no_room(detail):
+        return StorageWriteError(path, detail, disk_full=True)
     return StorageError(f"database {path}: {detail}")
+
+
+def translate_write_error(path: Path, exc: plyvel.Error) -> StorageError:
+    """What a failed write batch raises: corruption as ``translate_error`` says,
+    anything else (an I/O error, a full disk) a ``StorageWriteError``."""
+    error = translate_error(path, exc)
+    if isinstance(error, StorageWriteError) or isinstance(exc, plyvel.CorruptionError):
+        return error
+    return StorageWriteError(path, _detail(exc))
 
 
 class _Iterators:
@@ -216,10 +240,17 @@ class Database:
         self._lock = threading.Lock()
         self._closed = False
         self._marker: Marker | None = None
+        self._write_failure: StorageError | None = None
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def write_failure(self) -> StorageError | None:
+        """The error of the write that failed on this open database, or None; while
+        there is one, every write is refused (see the module docstring)."""
+        return self._write_failure
 
     @property
     def genesis_hash(self) -> bytes | None:
@@ -291,9 +322,20 @@ class Database:
     def write(self, ops: Iterable[WriteOp], *, sync: bool) -> None:
         """Apply ``ops`` as one atomic write batch (fsynced when ``sync``).
 
-        If anything raises while the batch is being built, nothing is written.
+        If anything raises while the batch is being built, nothing is written. If
+        LevelDB fails the write, ``StorageWriteError`` (``StorageError`` for
+        corruption), and every later write raises too (``write_failure``).
         """
         self._check_open()
+        failure = self._write_failure
+        if failure is not None:
+            detail = failure.detail if isinstance(failure, StorageWriteError) else str(failure)
+            raise StorageWriteError(
+                self._path,
+                f"writes are refused since an earlier write failed ({detail}); "
+                "the database must be reopened",
+                disk_full=isinstance(failure, StorageWriteError) and failure.disk_full,
+            )
         try:
             with self._raw.write_batch(transaction=True, sync=sync) as batch:
                 for ns, key, value in ops:
@@ -302,7 +344,8 @@ class Database:
                     else:
                         batch.put(ns.value + key, value)
         except plyvel.Error as exc:
-            raise translate_error(self._path, exc) from exc
+            self._write_failure = translate_write_error(self._path, exc)
+            raise self._write_failure from exc
 
     def snapshot(self) -> DatabaseSnapshot:
         """A consistent read view; close it (or use it as a context manager)."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from storage.errors import StorageError
+from storage.errors import NO_ROOM_ERRNOS, StorageError, StorageWriteError
 from storage.files import replace_atomically
 
 MARKER_NAME: Final = "HYGEIA"
@@ -102,13 +102,16 @@ def read_marker(directory: Path) -> Marker | None:
 
 
 def write_marker(directory: Path, marker: Marker) -> None:
-    """Replace the marker atomically (temporary file, fsync, rename, fsync of the directory)."""
+    """Replace the marker atomically (temporary file, fsync, rename, fsync of the
+    directory); ``StorageWriteError`` if that fails (the old marker is left)."""
     path = marker_path(directory)
     data = (json.dumps(marker.to_json(), indent=2) + "\n").encode()
     try:
         replace_atomically(path, data)
     except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise StorageWriteError(
+            path, str(exc.strerror or exc), disk_full=exc.errno in NO_ROOM_ERRNOS
+        ) from None
 
 
 def current_manifest(directory: Path) -> str | None:
