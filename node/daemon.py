@@ -34,6 +34,14 @@ The replica's ``max_message_bytes`` is the peer frame limit less a
 ``ConsensusFrame``'s own bytes, so the replica refuses at start a
 configuration whose largest messages could not be sent.
 
+A write to the data directory that fails (a full disk) stops the node's writing,
+not the node: the driver suspends itself, or a non-validator's block loop
+pauses, and ``node.engine.storage_recovery`` logs it once, reports it on
+``/health`` and retries; once the database writes again, ``_resume_writing``
+reloads the tip and starts a fresh replica and driver from the persisted
+records, as a restart would, and block sync catches up (docs/operator.md,
+"A full disk").
+
 The HTTP handlers reach the node through ``NodeFacade`` (node/api/facade.py):
 ``Node`` hands each JSON view of node/api/views.py the parts it reads, and the
 driver's observer is the node's ``NodeMetrics``, whose ``ConsensusCounts`` both
@@ -73,6 +81,7 @@ from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
 from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.engine.applier import BlockApplier
 from node.engine.driver import ConsensusDriver, DriverHooks, wall_clock_ms
+from node.engine.storage_recovery import StorageRecovery
 from node.ledger.domain import QueryFn
 from node.ledger.executor import BlockOutcome, Ledger
 from node.ledger.result import Rejection
@@ -100,6 +109,7 @@ from node.setup.config import NodeConfig
 from node.setup.genesis import Genesis, genesis_hash, load_genesis, replica_config
 from node.setup.home import read_admin_token
 from storage.chain import ChainStore
+from storage.errors import StorageError, StorageWriteError
 
 log = structlog.get_logger("hygeia.node")
 
@@ -142,6 +152,7 @@ class Node:
         self._gossip_queued = asyncio.Event()  # set when the mempool queues a tx for gossip
         self.store: ChainStore | None = None
         self.driver: ConsensusDriver | None = None
+        self.recovery: StorageRecovery | None = None
         self._observer_queue: asyncio.Queue[CommittedBlock] = asyncio.Queue()
 
     # ------------------------------------------------------------ lifecycle
@@ -150,6 +161,9 @@ class Node:
         self._db_exec = ThreadPoolExecutor(1, thread_name_prefix="hygeia-db")
         self._verify_exec = ThreadPoolExecutor(2, thread_name_prefix="hygeia-verify")
         self.store = ChainStore.open(cfg.data_dir)
+        self.recovery = StorageRecovery(
+            self.store, cfg.data_dir, self._db_exec, self._resume_writing
+        )
         self.rules = TxPayloadRules(self.chain_id, executor=self._verify_exec)
         self.ledger = Ledger()
         self.applier = BlockApplier(self.store, self.genesis, self.ledger, self.rules)
@@ -194,31 +208,7 @@ class Node:
             room_bytes=cfg.p2p.max_frame_bytes,
         )
         if self.me is not None:
-            replica = Replica(
-                self.consensus_config,
-                self.me,
-                KeySigner(self.key),
-                self.signatures,
-                self.rules,
-                records=self.store.consensus_records(),
-                tip=self.applier.chain_tip(),
-            )
-            self.driver = ConsensusDriver(
-                replica,
-                self.applier,
-                self.store,
-                self.validator_ids,
-                DriverHooks(
-                    send=self.transport.send,
-                    on_block=self._on_block,
-                    on_need_sync=self._on_need_sync,
-                    observer=self.metrics,
-                    max_frame_bytes=cfg.p2p.max_frame_bytes,
-                    blame=self._blame,
-                ),
-                self._db_exec,
-                clock=self.clock,
-            )
+            self.driver = self._new_driver()
         logs.bind_node(self.cfg.node.name)
         logs.bind_height(self.applier.tip.height)
         await self.transport.start()
@@ -247,6 +237,59 @@ class Node:
             admin=cfg.admin.listen,
         )
 
+    def _new_driver(self) -> ConsensusDriver:
+        """A replica rebuilt from the persisted records and the stored tip, and its driver."""
+        assert self.me is not None and self.store is not None and self.recovery is not None
+        replica = Replica(
+            self.consensus_config,
+            self.me,
+            KeySigner(self.key),
+            self.signatures,
+            self.rules,
+            records=self.store.consensus_records(),
+            tip=self.applier.chain_tip(),
+        )
+        return ConsensusDriver(
+            replica,
+            self.applier,
+            self.store,
+            self.validator_ids,
+            DriverHooks(
+                send=self.transport.send,
+                on_block=self._on_block,
+                on_need_sync=self._on_need_sync,
+                observer=self.metrics,
+                max_frame_bytes=self.cfg.p2p.max_frame_bytes,
+                blame=self._blame,
+                on_storage_failure=self.recovery.report,
+            ),
+            self._db_exec,
+            clock=self.clock,
+        )
+
+    async def _resume_writing(self) -> None:
+        """The database was reopened after a failed write (``StorageRecovery``): the tip
+        as it holds it, and for a validator a fresh replica and driver from the
+        persisted records, as at start, given the pending transactions. Raises
+        ``StorageWriteError`` if the new driver's first write fails."""
+        before = self.applier.tip.height
+        self.applier.reload()
+        tip = self.applier.tip.height
+        if tip != before:  # the write that failed had landed after all
+            self.sync.on_committed(tip, self.clock())
+            logs.bind_height(tip)
+        if self.driver is None:
+            return
+        old = self.driver
+        await old.stop()
+        self.driver = self._new_driver()
+        self.driver.stats = old.stats
+        await self.driver.start()
+        for tx in self.mempool.pending():
+            if not self.applier.is_committed(tx.hash):
+                self.driver.submit_request(tx.wire)
+        log.info("consensus resumed", height=tip, view=self.driver.replica.view)
+
     async def _serve(self, app: web.Application, section: ListenerSection) -> None:
         # connection caps, read and keep-alive timeouts: node/api/listener.py
         self._runners.append(await start_listener(app, section))
@@ -264,6 +307,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.block_server.stop()
+        if self.recovery is not None:
+            await self.recovery.stop()
         if self.driver is not None:
             await self.driver.stop()  # finishes the block being written
         await self.transport.stop()
@@ -383,7 +428,10 @@ class Node:
         blocks: list[bytes] = []
         tip = self.applier.tip.height
         for h in range(start, min(start + count, tip + 1)):
-            raw = self.store.block_by_height(h)
+            try:
+                raw = self.store.block_by_height(h)
+            except StorageError:  # closed: being reopened after a failed write
+                break
             if raw is None or len(raw) + 16 > budget:
                 break
             budget -= len(raw) + 16
@@ -396,6 +444,8 @@ class Node:
         self.sync.tick(self.clock())
 
     def _feed_synced(self, block: CommittedBlock) -> None:
+        if self.recovery is not None and self.recovery.failed:
+            return  # not writing: fetched again once it does
         if self.driver is not None:
             self.driver.submit_block(block)
         else:  # an observer: no replica, apply certified blocks directly
@@ -408,9 +458,15 @@ class Node:
             committed = await self._observer_queue.get()
             if committed.height != self.applier.tip.height + 1:
                 continue
-            block, outcome = await loop.run_in_executor(
-                self._db_exec, self.applier.apply, committed
-            )
+            try:
+                block, outcome = await loop.run_in_executor(
+                    self._db_exec, self.applier.apply, committed
+                )
+            except StorageWriteError as exc:
+                assert self.recovery is not None
+                self.recovery.report(exc)
+                await self.recovery.wait_writing()
+                continue
             self._on_block(block, outcome)
 
     # ------------------------------------------------------------ blocks
@@ -572,6 +628,7 @@ class Node:
             since_commit_ms=self.clock() - self.last_commit_ms,
             disk_free_bytes=shutil.disk_usage(self.cfg.data_dir).free,
             min_free_disk_mib=self.cfg.admin.health_min_free_disk_mib,
+            storage=self.recovery.reason() if self.recovery is not None else None,
         )
         return not reasons, reasons
 

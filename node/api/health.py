@@ -23,10 +23,15 @@ def health_reasons(
     since_commit_ms: int,
     disk_free_bytes: int,
     min_free_disk_mib: int,
+    storage: str | None,
 ) -> list[str]:
     """Why ``GET /health`` answers 503 (empty: healthy).
 
-    - ``consensus stopped: ...``: the driver hit a bug or a storage failure;
+    - ``consensus stopped: ...``: the driver hit a bug or storage it cannot trust;
+    - ``storage``, as given: a write to the data directory failed and the node
+      writes, votes and commits nothing until a retry succeeds
+      (``node.engine.storage_fault.StorageFault.reason``: ``storage write failed
+      (disk full) ...``);
     - ``no peers``: not a single link, in a consortium of more than one validator;
     - ``syncing``: catching up by block sync;
     - ``height stalled for S s``: transactions wait and no block was committed for
@@ -37,6 +42,8 @@ def health_reasons(
     reasons: list[str] = []
     if failed is not None:
         reasons.append(f"consensus stopped: {failed}")
+    if storage is not None:
+        reasons.append(storage)
     if validators > 1 and peers == 0:
         reasons.append("no peers")
     if syncing:

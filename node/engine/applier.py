@@ -67,6 +67,11 @@ class BlockApplier:
             height, block.hash, bytes.fromhex(block.header.state_root), block.header.timestamp
         )
 
+    def reload(self) -> None:
+        """Read the tip from the store again (after it was reopened: a write that
+        failed may have landed after all)."""
+        self.tip = self._load_tip()
+
     def chain_tip(self) -> ChainTip:
         return ChainTip(self.tip.height, self.tip.timestamp, self.tip.state_root)
 

@@ -34,8 +34,17 @@ produced as one *round*, in the core's order. This module is the edges:
   evidence): the daemon scores the validator's peer link with them
   (``node.net.penalties.consensus_points``).
 
-Only a failure of the replica itself (a bug) or of storage (a ``Persist`` or a
-block that cannot be written) stops consensus (``fatal``, ``_fail``).
+A write that fails (``storage.errors.StorageWriteError``: the disk is full,
+the filesystem refused it), of a round's ``Persist`` or of a block, *suspends*
+the driver (``suspended``, ``_suspend``): nothing that waited for the write is
+carried out (a vote that could not be persisted is never sent), no later
+input reaches the replica (inputs are dropped, the timer is cancelled, blocks
+waiting to be applied are dropped), and ``hooks.on_storage_failure`` is told.
+The process goes on: ``node.engine.storage_recovery`` retries the storage and,
+once it writes again, the daemon starts a fresh replica and driver from what
+was persisted, as a restart would. Any other failure of the replica (a bug) or
+of storage (corruption, a block that cannot be applied) stops consensus
+(``fatal``, ``_fail``) and the node.
 
 Messages received and sent, refusals, view changes and evidence are counted in ``stats``
 (the admin ``/consensus``) and told to the hooks' ``observer`` as they happen
@@ -86,6 +95,7 @@ from node.engine.core import (
 from node.ledger.executor import BlockOutcome
 from node.net.wire import ConsensusFrame, encode_frame, txs_frames
 from storage.base import ChainStorage, Write
+from storage.errors import StorageWriteError
 
 log = structlog.get_logger("hygeia.consensus")
 
@@ -142,6 +152,10 @@ def _no_blame(validator: int, reason: str) -> None:
     pass
 
 
+def _ignore_storage_failure(exc: StorageWriteError) -> None:
+    pass
+
+
 @dataclass
 class DriverHooks:
     send: Callable[[bytes, bytes], bool]
@@ -152,6 +166,8 @@ class DriverHooks:
     max_frame_bytes: int | None = None
     # a validator's message was refused (reason code) or it equivocated
     blame: Callable[[int, str], None] = _no_blame
+    # a write failed and the driver suspended itself (node.engine.storage_recovery)
+    on_storage_failure: Callable[[StorageWriteError], None] = _ignore_storage_failure
 
 
 # what the input queue holds: an input of the core, or None to stop
@@ -187,18 +203,24 @@ class ConsensusDriver:
         self._blocks: asyncio.Queue[CommittedBlock | None] = asyncio.Queue()
         self._stopping = False
         self.fatal: BaseException | None = None
+        self.suspended: StorageWriteError | None = None
 
     # -------------------------------------------------------------- inputs
+    # (dropped once stopping or suspended: nothing reads the queue any more)
     def submit_message(self, msg: Message) -> None:
+        if self._stopping:
+            return
         name = type(msg).__name__
         self.hooks.observer.message_in(name)
         self._inputs.put_nowait(OnMessage(msg))
 
     def submit_request(self, wire: bytes) -> None:
-        self._inputs.put_nowait(OnRequest(wire))
+        if not self._stopping:
+            self._inputs.put_nowait(OnRequest(wire))
 
     def submit_block(self, block: CommittedBlock) -> None:
-        self._inputs.put_nowait(OnBlock(block))
+        if not self._stopping:
+            self._inputs.put_nowait(OnBlock(block))
 
     @property
     def backlog(self) -> int:
@@ -206,8 +228,15 @@ class ConsensusDriver:
 
     # ---------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        """Start the replica and the driver's tasks. A write that fails meanwhile
+        suspends the driver (not told to ``on_storage_failure``) and is raised."""
         self._apply_task = asyncio.create_task(self._apply_loop(), name="consensus-apply")
-        await self._run(self.replica.start(self._clock()))
+        try:
+            await self._run(self.replica.start(self._clock()))
+        except StorageWriteError as exc:
+            self._suspend(exc, notify=False)
+            await self._apply_task
+            raise
         self._task = asyncio.create_task(self._loop(), name="consensus-driver")
 
     async def stop(self) -> None:
@@ -232,6 +261,25 @@ class ConsensusDriver:
         self._inputs.put_nowait(None)
         self._blocks.put_nowait(None)
 
+    def _suspend(self, exc: StorageWriteError, *, notify: bool = True) -> None:
+        """A write failed: carry out nothing more, drop what waits, tell the hook
+        (see the module docstring); the first failure only."""
+        if self.suspended is not None or self.fatal is not None:
+            return
+        self.suspended = exc
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._inputs.put_nowait(None)
+        self._blocks.put_nowait(None)
+        log.info(
+            "consensus suspended: a storage write failed",
+            error=str(exc),
+            backlog=self._inputs.qsize() - 1,
+        )
+        if notify:
+            self.hooks.on_storage_failure(exc)
+
     async def _loop(self) -> None:
         inputs = self._inputs
         while True:
@@ -247,6 +295,9 @@ class ConsensusDriver:
                         break
                     actions.extend(feed(self.replica, item, self._clock()))
                 await self._run(actions)
+            except StorageWriteError as exc:
+                self._suspend(exc)
+                return
             except Exception as exc:
                 self._fail(exc)
                 return
@@ -258,12 +309,19 @@ class ConsensusDriver:
         loop = asyncio.get_running_loop()
         while True:
             committed = await self._blocks.get()
-            if committed is None or self.fatal is not None:
+            if committed is None or self.fatal is not None or self.suspended is not None:
                 return
             try:
                 block, outcome = await loop.run_in_executor(
                     self._executor, self.applier.apply, committed
                 )
+            except StorageWriteError as exc:
+                self._suspend(exc)
+                return
+            except Exception as exc:
+                self._fail(exc)
+                return
+            try:
                 self.hooks.on_block(block, outcome)
             except Exception as exc:
                 self._fail(exc)
@@ -355,7 +413,8 @@ class ConsensusDriver:
 
     def execute(self, block: CommittedBlock) -> None:
         """To the apply task (after the round's write), which feeds ``OnExecuted`` back."""
-        self._blocks.put_nowait(block)
+        if self.suspended is None:
+            self._blocks.put_nowait(block)
 
     def need_sync(self, target: int, hints: tuple[int, ...]) -> None:
         self.hooks.on_need_sync(target, hints)
@@ -363,6 +422,8 @@ class ConsensusDriver:
     def arm_timer(self, at: int) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.suspended is not None:
+            return
         delay = max(0, at - self._clock()) / 1000
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(delay, self._inputs.put_nowait, _TIMER)

@@ -40,7 +40,7 @@ from node.core.secretfile import SecretFileError, write_secret
 from node.setup.config import ConfigError, NodeConfig, load_config, render_default_toml
 from node.setup.genesis import Genesis, GenesisError, load_genesis
 from storage.db import Database, open_database
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageWriteError
 from storage.files import replace_atomically
 from storage.layout import Namespace
 from storage.marker import RECOVER, DatabaseInUseError, GenesisMismatchError, is_vacant
@@ -289,6 +289,13 @@ def _check_database(cfg: NodeConfig, genesis: Genesis, report: HomeCheck, *, sta
             f"{exc}: the node is running; only its marker (genesis hash) was checked"
         )
         return
+    except StorageWriteError as exc:  # opening writes too (LevelDB's recovery, the marker)
+        if not exc.disk_full:
+            raise HomeError(str(exc)) from None
+        raise HomeError(
+            f"{exc}: the disk is full; free space on the filesystem holding {cfg.data_dir} "
+            "(or grow it), then start the node again"
+        ) from None
     except StorageError as exc:
         message = str(exc).replace("`hygeia init --home HOME --adopt-database`", _adopt_hint(cfg))
         if is_vacant(cfg.data_dir):

@@ -11,7 +11,10 @@ waiting together are written in one synced batch before any message that
 follows them leaves and before the blocks of the round are applied; a block
 being applied does not hold up the votes for later heights; no message the
 replica sends can stop the driver (a frame over the limit, a send that
-raises), while a storage failure still does; refusals and evidence are
+raises); a write that fails (``StorageWriteError``: a full disk) suspends
+it: nothing that waited for that write is sent, no later input reaches the
+replica, the failure goes to ``hooks.on_storage_failure`` and the process
+goes on; any other storage failure still stops it; refusals and evidence are
 handed to ``hooks.blame``. Each test runs its driver through
 ``running_driver``, which builds the hooks and the storage executor, starts
 the driver and always stops it.
@@ -25,17 +28,29 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from consensus.actions import Action, Broadcast, Deliver, Evidence, Persist, Rejected, Relay, Send
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Deliver,
+    Evidence,
+    Persist,
+    Rejected,
+    Relay,
+    Send,
+    SetTimer,
+)
 from consensus.messages import Prepare, PrePrepare, Proposal
 from node.engine.applier import ApplyError
 from node.engine.driver import ConsensusDriver, DriverHooks
 from node.ops.consensus_counts import ConsensusCounts
 from node.ops.metrics import NodeMetrics
+from storage.errors import StorageWriteError
 
 
 class ScriptedReplica:
@@ -376,7 +391,7 @@ async def test_a_send_that_raises_drops_that_message_only() -> None:
     assert counts.messages_dropped.counts == {("Prepare", "send_error"): 2}
 
 
-async def test_a_storage_failure_still_stops_consensus() -> None:
+async def test_a_storage_failure_other_than_a_failed_write_still_stops_consensus() -> None:
     class FailingStore(RecordingStore):
         def persist_consensus(self, records: list[tuple[bytes, bytes | None]]) -> None:
             raise OSError("disk gone")
@@ -393,6 +408,109 @@ async def test_a_storage_failure_still_stops_consensus() -> None:
         with pytest.raises(AssertionError, match="disk gone"):
             await _wait(lambda: False, "the driver to stop", driver)
     assert isinstance(driver.fatal, OSError) and sent == []
+
+
+FULL = StorageWriteError(Path("/data"), "IO error: /data/000014.log: No space left on device")
+
+
+class FullStore(RecordingStore):
+    """Every ``persist_consensus`` fails as on a full disk."""
+
+    def persist_consensus(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        self.batches.append(list(records))
+        raise FULL
+
+
+async def test_a_vote_that_cannot_be_persisted_is_never_sent_and_consensus_suspends() -> None:
+    """The round's write fails: the message listed before its Persist was sent, the vote
+    after it never is; the driver suspends (not fatal), tells ``on_storage_failure``
+    once, and no later input reaches the replica."""
+    store = FullStore()
+    replica = QueueReplica(
+        [
+            [Relay(1, (b"before",)), Persist(((b"slot/1", b"a"),)), Relay(1, (b"vote",))],
+            [Relay(1, (b"later",))],
+        ]
+    )
+    sent: list[bytes] = []
+    reported: list[StorageWriteError] = []
+
+    def send(_peer: bytes, frame: bytes) -> bool:
+        sent.append(frame)
+        return True
+
+    async with running_driver(
+        replica, peers=PEERS4, send=send, store=store, on_storage_failure=reported.append
+    ) as driver:
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: driver.suspended is not None, "the driver to suspend", driver)
+        driver.submit_message(cast(Any, SimpleNamespace()))  # dropped: nothing reads it
+    assert driver.suspended is FULL and driver.fatal is None and reported == [FULL]
+    assert len(store.batches) == 1 and len(sent) == 1
+    assert b"before" in sent[0] and b"vote" not in sent[0]
+    assert len(replica.script) == 1  # the later input never reached the replica
+
+
+async def test_a_block_that_cannot_be_written_suspends_consensus() -> None:
+    """Applying a delivered block fails on the full disk: suspended, not fatal; the block
+    is not reported as committed nor fed back as executed."""
+
+    class FullApplier(RecordingApplier):
+        def apply(self, committed: Any) -> tuple[Any, Any]:
+            raise FULL
+
+    replica = QueueReplica([[_deliver(1)], [Relay(1, (b"later",))]])
+    blocks: list[Any] = []
+    reported: list[StorageWriteError] = []
+    async with running_driver(
+        replica,
+        peers=PEERS4,
+        applier=FullApplier(),
+        on_block=lambda block, _outcome: blocks.append(block),
+        on_storage_failure=reported.append,
+    ) as driver:
+        driver.submit_message(cast(Any, SimpleNamespace()))
+        await _wait(lambda: driver.suspended is not None, "the driver to suspend", driver)
+        driver.submit_message(cast(Any, SimpleNamespace()))
+    assert driver.fatal is None and reported == [FULL]
+    assert blocks == [] and replica.executed == [] and len(replica.script) == 1
+
+
+async def test_a_write_that_fails_as_the_driver_starts_is_raised() -> None:
+    """``start`` raises it (the daemon's resume counts that as a failed retry) without
+    telling ``on_storage_failure``; nothing that followed the write is sent or armed."""
+
+    class StartingReplica(QueueReplica):
+        def start(self, now: int) -> list[Action]:
+            return [Persist(((b"view", b"1"),)), Relay(1, (b"status",)), SetTimer(now + 10)]
+
+    sent: list[bytes] = []
+    reported: list[StorageWriteError] = []
+
+    def send(_peer: bytes, frame: bytes) -> bool:
+        sent.append(frame)
+        return True
+
+    hooks = DriverHooks(
+        send=send,
+        on_block=lambda _block, _outcome: None,
+        on_need_sync=lambda _target, _hints: None,
+        on_storage_failure=reported.append,
+    )
+    with ThreadPoolExecutor(1) as executor:
+        driver = ConsensusDriver(
+            cast(Any, StartingReplica([])),
+            cast(Any, RecordingApplier()),
+            cast(Any, FullStore()),
+            PEERS4,
+            hooks,
+            executor,
+        )
+        with pytest.raises(StorageWriteError):
+            await driver.start()
+        await driver.stop()
+    assert driver.suspended is FULL and driver.fatal is None
+    assert sent == [] and reported == []
 
 
 async def test_refusals_with_a_sender_and_evidence_are_blamed_on_the_validator() -> None:

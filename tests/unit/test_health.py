@@ -1,8 +1,10 @@
 """Why ``GET /health`` answers 503: ``node.api.health.health_reasons`` and its config key.
 
-Each reason of the issue (no peers, syncing, height stalled, disk low) and the
-consensus driver having stopped is triggered on its own, at its threshold, and
-all at once; ``Node.health`` only gathers these inputs from the running node
+Each reason of the issue (no peers, syncing, height stalled, disk low), the
+consensus driver having stopped and a failed storage write (the reason comes
+from ``node.engine.storage_fault``, tests/unit/test_storage_fault.py) is
+triggered on its own, at its threshold, and all at once; ``Node.health`` only
+gathers these inputs from the running node
 (tests/integration/test_metrics_health.py checks that over HTTP).
 """
 
@@ -30,6 +32,7 @@ def reasons(**changes: Any) -> list[str]:
         "since_commit_ms": 0,
         "disk_free_bytes": 10_000 * MIB,
         "min_free_disk_mib": 512,
+        "storage": None,
     }
     inputs.update(changes)
     return health_reasons(**inputs)
@@ -73,9 +76,17 @@ def test_consensus_stopped() -> None:
     ]
 
 
+def test_storage_write_failed_is_reported_as_given() -> None:
+    line = "storage write failed (disk full) 3 s ago: ..."
+    assert reasons(storage=line) == [line]
+    # a full disk usually trips "disk low" too
+    assert reasons(storage=line, disk_free_bytes=0) == [line, "disk low: 0 MiB free"]
+
+
 def test_every_reason_at_once() -> None:
     got = reasons(
         failed=RuntimeError("bug"),
+        storage="storage write failed (I/O error) ...",
         peers=0,
         syncing=True,
         pending_txs=1,
@@ -84,6 +95,7 @@ def test_every_reason_at_once() -> None:
     )
     assert got == [
         "consensus stopped: bug",
+        "storage write failed (I/O error) ...",
         "no peers",
         "syncing",
         f"height stalled for {STALL_HEALTH_MS // 1000 + 1} s",
