@@ -353,8 +353,9 @@ groups:
 ```
 
 `GET /health` answers 503 with its reasons (`no peers`, `syncing`, `height
-stalled for S s`, `disk low: M MiB free`, `consensus stopped: ...`); alert on it
-too (for example with the Prometheus blackbox exporter), for the disk.
+stalled for S s`, `disk low: M MiB free`, `storage write failed (disk full) ...`,
+`consensus stopped: ...`); alert on it too (for example with the Prometheus
+blackbox exporter), for the disk.
 """
 
 
