@@ -895,7 +895,22 @@ class Replica:
 
     def _can_propose_next(self) -> bool:
         h = self._last_proposed + 1
-        return h - self._delivered <= self.config.pipeline_window and self._in_window(h)
+        return (
+            h - self._delivered <= self.config.pipeline_window
+            and self._in_window(h)
+            and not self._payload_missing_below(h)
+        )
+
+    def _payload_missing_below(self, h: int) -> bool:
+        """Whether a proposal we accepted below ``h`` still lacks its payload (a NEW-VIEW
+        re-proposal of a value prepared without us). Its requests may be in our queue
+        too; proposing before the payload arrives (``_on_payload_reply`` then forgets
+        them) would put them in a block twice."""
+        for height in range(self._delivered + 1, h):
+            slot = self._slots.get(height)
+            if slot is not None and slot.accepted is not None and not self._is_full(slot.accepted):
+                return True
+        return False
 
     def _batch_deadline(self) -> int:
         if not self._is_primary_active() or not self._can_propose_next():
