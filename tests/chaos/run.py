@@ -18,6 +18,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from tests.chaos.disk import mount_denied
 from tests.chaos.runner import ChaosFailure, RunConfig, run_chaos
 from tests.chaos.schedule import ALL_KINDS, MIN_NODES, ci_schedule, generate, parse_schedule
 
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     print(f"chaos seed: {seed} (repeat with --seed {seed})", flush=True)
 
+    denied = mount_denied()
+    if denied:
+        print(f"disk-full faults left out: {denied}", flush=True)
     failed: list[str] = []
     plans = []
     if args.schedule is not None:
@@ -47,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for n in args.nodes:
             if args.ci:
-                plans.append((f"{n}-ci", ci_schedule(n)))
+                plans.append((f"{n}-ci", ci_schedule(n, skip=["disk-full"] if denied else [])))
                 continue
-            kinds = [k for k in args.kinds.split(",") if n >= MIN_NODES.get(k, 2)]
+            kinds = [
+                k
+                for k in args.kinds.split(",")
+                if n >= MIN_NODES.get(k, 2) and not (denied and k == "disk-full")
+            ]
             plans.append((f"{n}-{seed}", generate(seed, args.minutes * 60, n, kinds)))
     for name, schedule in plans:
         try:
