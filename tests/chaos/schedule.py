@@ -97,7 +97,11 @@ NETWORK_KINDS = (
 PROCESS_KINDS = ("kill", "pause", "restart-all")
 CLOCK_KINDS = ("clock-skew", "clock-drift")
 # what tests.chaos.byzantine_node can do (its SUPPORTED; a test holds them equal)
-BYZANTINE_BEHAVIOURS = ("equivocate", "vote_all", "stale_view_change", "garbage")
+BYZANTINE_BEHAVIOURS = (
+    "equivocate", "conflicting_votes", "vote_all", "stale_view_change", "garbage",
+    "forge_view_change", "forge_new_view", "bad_checkpoint", "flood_views", "status_lie",
+    "oversized", "bad_sig", "silent",
+)  # fmt: skip
 MIN_NODES = {"bridge": 3, "ring": 4}  # fewer nodes: the shape cuts nothing (or is impossible)
 
 

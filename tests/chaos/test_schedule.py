@@ -145,3 +145,9 @@ def test_two_byzantine_nodes_in_one_run_are_refused() -> None:
 def test_disk_and_byzantine_nodes_of_the_ci_schedule() -> None:
     s = ci_schedule(4)
     assert byzantine_nodes(s) == {3} and disk_nodes(s) == {1}
+
+
+def test_the_byzantine_behaviours_are_what_the_byzantine_program_can_do() -> None:
+    from tests.chaos.byzantine_node import SUPPORTED
+
+    assert set(BYZANTINE_BEHAVIOURS) <= set(SUPPORTED)
