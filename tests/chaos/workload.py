@@ -158,8 +158,9 @@ class Client:
             self.unconfirmed.append(_Tracked(tx.hash, self.clock()))
         elif 400 <= answer.code < 500 or answer.code == 503:
             self.history.complete(inv, "fail", code=answer.code, error=_error_code(answer.body))
-        else:
+        else:  # a 5xx: the node may have admitted it before failing
             self.history.complete(inv, "info", code=answer.code, error=_error_code(answer.body))
+            self.unconfirmed.append(_Tracked(tx.hash, self.clock()))
 
     def read(self, tx: str) -> Op | None:
         """One status read of ``tx`` on a random node; the completion, or None if none came."""
