@@ -12,6 +12,12 @@ forgotten) is verified there. The replica wraps whatever verifier it gets in
 its own bounded cache of successes (``consensus.crypto.CachingVerifier``); this
 one is the daemon's side of the same idea, filled from the pool.
 
+Each distinct (validator, signed bytes, signature) of a message is checked
+once: a message may repeat one (a Byzantine validator pads a VIEW-CHANGE or
+NEW-VIEW to the frame limit with tens of thousands of copies of one
+certificate), and checking every copy would cost seconds of the pool's time per
+such message, delaying every honest message behind it.
+
 A message whose own signature fails in the pool never reaches the replica: the
 daemon drops it and penalises its sender (``bad-signature``). A failing nested
 signature is not remembered; the replica finds it and refuses the message
@@ -98,12 +104,16 @@ class PreverifiedSignatures:
         todo: list[Triple] = []
         items: list[tuple[bytes, bytes, bytes]] = []
         top: Triple | None = None
+        seen: set[Triple] = set()
         for part in parts:
             sender = part.sender
             data = part.signing_bytes(chain_id)
             triple = _key(sender, data, part.sig)
             if top is None:
                 top = triple
+            if triple in seen:  # a copy within this message: checked once
+                continue
+            seen.add(triple)
             if triple in self._ok:  # a read from another thread: atomic under the GIL
                 good.append(triple)
             elif 0 <= sender < len(keys):
