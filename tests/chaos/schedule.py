@@ -96,7 +96,8 @@ NETWORK_KINDS = (
 )  # fmt: skip
 PROCESS_KINDS = ("kill", "pause", "restart-all")
 CLOCK_KINDS = ("clock-skew", "clock-drift")
-# what tests.chaos.byzantine_node can do (its SUPPORTED; a test holds them equal)
+# what random schedules pick from: behaviours of tests.chaos.byzantine_node (its SUPPORTED,
+# which a test holds this within)
 BYZANTINE_BEHAVIOURS = (
     "equivocate", "conflicting_votes", "vote_all", "stale_view_change", "garbage",
     "forge_view_change", "forge_new_view", "bad_checkpoint", "flood_views", "status_lie",
