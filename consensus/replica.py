@@ -1018,6 +1018,8 @@ class Replica:
                 and now < next(iter(self._requests.unproposed.values()))[1] + cfg.batch_timeout_ms
             ):
                 return  # neither a full batch nor an expired batch timer
+            if self._drop_in_flight_requests():
+                continue  # the queue changed: judge the batch again
             h = self._last_proposed + 1
             batch: list[bytes] = []
             size = 0
@@ -1027,6 +1029,24 @@ class Replica:
                 batch.append(req)
                 size += len(req)
             self._propose(h, tuple(batch), now, out)
+
+    def _drop_in_flight_requests(self) -> bool:
+        """Take out of the queue the requests of proposals we accepted and that are not
+        delivered yet; whether there were any. They got back in after a restart (the
+        mempool hands every pending request to the new replica, which restored its
+        accepted proposals from its records) or were gossiped again; proposed once
+        more, they would be in the chain twice. Once per proposal: O(window x batch)."""
+        dropped = False
+        for height in range(self._delivered + 1, self._last_proposed + 1):
+            slot = self._slots.get(height)
+            if slot is None or slot.accepted is None:
+                continue
+            for req in slot.accepted.payload:
+                rid = self._rules.request_id(req)
+                if self._requests.unproposed.pop(rid, None) is not None:
+                    self._requests.unproposed_bytes -= len(req)
+                    dropped = True
+        return dropped
 
     def _propose(self, h: int, payload: tuple[bytes, ...], now: int, out: list[Action]) -> None:
         _invariant(
