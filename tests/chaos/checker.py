@@ -18,7 +18,10 @@ The rules (``RULES``):
     node behind is fine, a different tx there is not.
 ``double-commit``
     no tx is twice in an honest chain, and honest nodes never reported one tx at
-    two places.
+    two places. A second copy in a block a *Byzantine* proposer made is allowed
+    (it executes as a ``replay`` rejection, and the tx's place stays the first:
+    nothing an honest backup can refuse without the state); ``honest`` says who
+    is Byzantine, so with no ``honest`` every copy counts.
 ``divergence``
     honest chains agree (hash, parent, state root, tx list) at every height
     both have; reported once per node, at its first divergent height.
@@ -99,6 +102,7 @@ class ChainBlock:
     signers: tuple[int, ...]  # validator of each certificate entry, in order
     cert_views: tuple[int, ...]  # view of each certificate entry
     cert_digest: str  # SHA-256 of the certificate's canonical JSON (for reports)
+    proposer: int = -1  # the header's proposer (validator index); -1: not known
 
     @classmethod
     def from_api(cls, block: Mapping[str, Any]) -> ChainBlock:
@@ -116,6 +120,7 @@ class ChainBlock:
             signers=tuple(int(c["validator"]) for c in cert),
             cert_views=tuple(int(c["view"]) for c in cert),
             cert_digest=hashlib.sha256(canonical).hexdigest(),
+            proposer=int(header["proposer"]),
         )
 
 
@@ -222,6 +227,8 @@ def check_double_commit(
         places: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for block in chains.get(y, ()):
             for i, tx in enumerate(block.tx_hashes):
+                if places[tx] and honest is not None and block.proposer not in honest:
+                    continue  # a later copy a Byzantine proposer made
                 places[tx].append((block.height, i))
         for tx, where in places.items():
             if len(where) > 1:

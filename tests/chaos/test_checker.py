@@ -18,6 +18,7 @@ from tests.chaos.checker import (
     ResourceSample,
     Violation,
     check_all,
+    check_double_commit,
     history_stats,
     quorum,
     read_process_resources,
@@ -346,3 +347,24 @@ def test_quorum_process_resources_and_stats() -> None:
     assert stats["submit.ok"] == 5 and stats["status.ok"] == 8
     assert stats["txs.accepted"] == 5 and stats["txs.accepted_never_seen_in_chain"] == 1
     assert stats["faults"] == 1
+
+
+def test_a_second_copy_from_a_byzantine_proposer_is_allowed_from_an_honest_one_not() -> None:
+    tx = "c" * 64
+
+    def block(height: int, parent: str, proposer: int) -> ChainBlock:
+        return ChainBlock(
+            height=height, hash=f"{height:064x}", parent_hash=parent, state_root="2" * 64,
+            tx_hashes=(tx,), view=0, signers=(0, 1, 2), cert_views=(0, 0, 0),
+            cert_digest="3" * 64, proposer=proposer,
+        )  # fmt: skip
+
+    first = block(1, "0" * 64, 0)
+    by_byzantine = [first, block(2, first.hash, 3)]
+    by_honest = [first, block(2, first.hash, 1)]
+    assert check_double_commit([], {0: by_byzantine}, honest=[0, 1, 2]) == []
+    assert [v.rule for v in check_double_commit([], {0: by_honest}, honest=[0, 1, 2])] == [
+        "double-commit"
+    ]
+    # without knowing who is Byzantine, every copy counts
+    assert len(check_double_commit([], {0: by_byzantine})) == 1
