@@ -255,7 +255,7 @@ def _run(
         finally:
             workload.stop()
         net.log(f"clients stopped ({unconfirmed} txs never found in a block by them)")
-        net.wait_connected(timeout=60)
+        net.wait_connected(honest, timeout=60)  # a Byzantine node may stay banned
         height = net.wait_same_height(honest, timeout=config.converge_s)
         chains = _dump_chains(net, honest)
         sampler.halt.set()
