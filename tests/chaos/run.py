@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=4.0, help="submissions/s per client")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C: the nodes stop, the disks unmount
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     print(f"chaos seed: {seed} (repeat with --seed {seed})", flush=True)
 
