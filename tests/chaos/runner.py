@@ -13,8 +13,8 @@
    waits until the honest nodes stand at one height, and dumps their chains;
 5. checks (``tests.chaos.checker.check_all`` with the recovery bound and the
    resource samples, plus ``check_accepted_kept``), and writes to ``out``:
-   ``schedule.txt``, ``history.jsonl``, ``samples.jsonl``, ``report.json`` and
-   ``perf.png``.
+   ``schedule.txt``, ``history.jsonl``, ``samples.jsonl``, ``chains.jsonl`` (the
+   honest nodes' final chains), ``report.json`` and ``perf.png``.
 
 A run with violations raises ``ChaosFailure`` after writing its report, so the
 network keeps its directory and prints the nodes' log tails. The seed and the
@@ -22,7 +22,7 @@ schedule text are printed first: ``python -m tests.chaos.run --schedule
 out/.../schedule.txt`` or ``--seed S`` repeats the run.
 
 ``check_accepted_kept`` is the one rule that needs the run's own knowledge: a
-tx a node accepted (202) must end in the chain unless that node went down
+tx an honest node accepted (202) must end in the chain unless that node went down
 (killed, restarted, turned Byzantine) in a window that ended after the
 submission began (conservatively: even if the tx was gossiped in time): a
 mempool lives in memory, and is lost with its process, as the client API
@@ -31,6 +31,7 @@ documents; a node that stays up keeps and re-offers what it admitted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import threading
@@ -152,8 +153,10 @@ def check_accepted_kept(
     # have lost it in a window that ended after that (the kill can come before the 202)
     accepted: dict[str, tuple[int, int]] = {}
     for inv, done in completions(history):
-        if inv.f == "submit" and done is not None and done.type == "ok" and inv.tx:
-            accepted.setdefault(inv.tx, (inv.node or 0, inv.mono_ns))
+        ok = inv.f == "submit" and done is not None and done.type == "ok"
+        node = inv.node
+        if ok and inv.tx and node is not None and node in honest:  # a Byzantine 202: nothing
+            accepted.setdefault(inv.tx, (node, inv.mono_ns))
     missing = {tx: where for tx, where in accepted.items() if tx not in in_chain}
     violations = []
     lost_with_node = 0
@@ -190,7 +193,7 @@ def run_chaos(config: RunConfig) -> Report:
     schedule = config.schedule
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("history.jsonl", "samples.jsonl", "report.json", "perf.png"):
+    for name in ("history.jsonl", "samples.jsonl", "chains.jsonl", "report.json", "perf.png"):
         (out / name).unlink(missing_ok=True)
     text = describe(schedule)
     (out / "schedule.txt").write_text(text, encoding="utf-8")
@@ -261,6 +264,10 @@ def _run(
         sampler.halt.set()
         sampler.join()
     ops = read_history(history_path)
+    with (out / "chains.jsonl").open("w", encoding="utf-8") as f:  # for a re-check offline
+        for i, chain in chains.items():
+            for block in chain:
+                f.write(json.dumps({"node": i, **dataclasses.asdict(block)}) + "\n")
     with (out / "samples.jsonl").open("w", encoding="utf-8") as f:
         for s in sampler.samples:
             f.write(json.dumps(s.__dict__) + "\n")
