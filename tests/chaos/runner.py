@@ -55,7 +55,7 @@ from tests.chaos.disk import SmallDisk
 from tests.chaos.history import HistoryWriter, Op, completions, fault_spans, read_history
 from tests.chaos.nemesis import Nemesis
 from tests.chaos.plot import render
-from tests.chaos.schedule import Schedule, byzantine_nodes, describe, disk_nodes
+from tests.chaos.schedule import Fault, Schedule, byzantine_nodes, describe, disk_nodes
 from tests.chaos.workload import Workload
 from tests.functional.framework import TestNetwork
 from tests.functional.framework.node import configure_home
@@ -142,11 +142,13 @@ def check_accepted_kept(
         kind = span.kind
         if kind not in DOWN_KINDS:
             continue
-        words = dict(w.split("=", 1) for w in span.fault.split()[1:] if "=" in w)
+        fault = Fault.parse(span.fault)
         if kind == "restart-all":
-            nodes = list(range(n))
+            nodes: Sequence[int] = range(n)
+        elif kind == "byzantine":
+            nodes = [fault.get_int("node")]
         else:
-            nodes = [int(x) for x in words.get("nodes", words.get("node", "")).split(",") if x]
+            nodes = fault.get_nodes("nodes")
         for i in nodes:
             downs.setdefault(i, []).append(span.end_ns if span.end_ns is not None else 1 << 62)
     # tx -> (node, when its submission was invoked), of its first acceptance: the node may
