@@ -9,15 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consensus import sizes
+from consensus.epochs import signing_domain
 
 # knobs each node chooses for itself: not part of genesis.json, not agreed on
 NODE_LOCAL_FIELDS = ("status_interval_ms", "max_message_bytes")
+# set from the chain's epochs (consensus/epochs.py), not genesis.json knobs either
+EPOCH_FIELDS = ("epoch", "base_height")
 
 
 @dataclass(frozen=True)
 class ConsensusConfig:
     chain_id: str
     n: int
+    # the epoch this replica serves and the height below its first one, its
+    # starting low watermark (genesis: epoch 0 from height 0; consensus/epochs.py)
+    epoch: int = 0
+    base_height: int = 0
     # batching: the primary proposes when a batch is full or the timer fires
     batch_max_count: int = 500
     batch_max_bytes: int = 1 << 20
@@ -49,6 +56,11 @@ class ConsensusConfig:
             raise ValueError(f"consensus: n must be >= 1, got {self.n}")
         if self.checkpoint_interval < 1:
             raise ValueError("consensus: checkpoint_interval must be >= 1")
+        if self.epoch < 0 or self.base_height < 0 or self.base_height % self.checkpoint_interval:
+            raise ValueError(
+                f"consensus: epoch {self.epoch} cannot start after height {self.base_height}: "
+                "an epoch starts after a checkpoint height"
+            )
         if self.watermark_window < 2 * self.checkpoint_interval:
             raise ValueError(
                 "consensus: watermark_window must be at least 2 * checkpoint_interval "
@@ -80,6 +92,11 @@ class ConsensusConfig:
                 f"a NEW-VIEW can reach {nv} bytes, above the {limit}-byte message limit: "
                 "lower watermark_window or raise the frame limit"
             )
+
+    @property
+    def signing_domain(self) -> str:
+        """What this epoch's messages are signed under (``epochs.signing_domain``)."""
+        return signing_domain(self.chain_id, self.epoch)
 
     @property
     def f(self) -> int:

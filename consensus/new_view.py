@@ -102,16 +102,16 @@ def check_view_change(
     bounds the size of every VIEW-CHANGE and NEW-VIEW (``sizes.py``).
     """
     cfg = config
-    if vc.stable_height % cfg.checkpoint_interval or vc.stable_height < 0:
+    if vc.stable_height % cfg.checkpoint_interval or vc.stable_height < cfg.base_height:
         raise CertificateError("stable height is not a checkpoint height")
-    if vc.stable_height > 0:
+    if vc.stable_height > cfg.base_height:
         if len(vc.checkpoint_proof) != cfg.quorum:
             raise CertificateError(f"checkpoint proof of {len(vc.checkpoint_proof)} != quorum")
         verify_checkpoint_proof(
             cfg, verifier, vc.stable_height, vc.stable_root, vc.checkpoint_proof
         )
     elif vc.checkpoint_proof or vc.stable_root:
-        raise CertificateError("a proof for the genesis checkpoint")
+        raise CertificateError("a proof for the epoch's starting checkpoint")
     last = vc.stable_height
     for cert in vc.prepared:
         h = cert.pre_prepare.height
@@ -153,7 +153,7 @@ def check_new_view(
         if vc.new_view != nv.view:
             raise CertificateError("view change for another view")
         if not 0 <= vc.sender < cfg.n or not verifier.verify(
-            vc.sender, vc.signing_bytes(cfg.chain_id), vc.sig
+            vc.sender, vc.signing_bytes(cfg.signing_domain), vc.sig
         ):
             raise CertificateError(f"view change from {vc.sender} badly signed")
         check_view_change(vc)
@@ -164,7 +164,7 @@ def check_new_view(
     for pp in nv.pre_prepares:
         if pp.view != nv.view or pp.sender != nv.sender:
             raise CertificateError("NEW-VIEW pre-prepare of another view or sender")
-        if not verifier.verify(pp.sender, pp.signing_bytes(cfg.chain_id), pp.sig):
+        if not verifier.verify(pp.sender, pp.signing_bytes(cfg.signing_domain), pp.sig):
             raise CertificateError("NEW-VIEW pre-prepare badly signed")
         if pp.payload:
             raise CertificateError(f"NEW-VIEW re-proposal at {pp.height} carries a payload")

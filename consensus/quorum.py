@@ -46,7 +46,7 @@ def verify_commit_certificate(
     for c in certificate:
         if c.height != proposal.height or c.digest != digest or c.view != view:
             raise CertificateError(f"{what}: a commit of validator {c.sender} is for another block")
-        if not verifier.verify(c.sender, c.signing_bytes(config.chain_id), c.sig):
+        if not verifier.verify(c.sender, c.signing_bytes(config.signing_domain), c.sig):
             raise CertificateError(f"{what}: bad signature of validator {c.sender}")
 
 
@@ -59,7 +59,7 @@ def verify_prepared_cert(
         raise CertificateError(f"{what}: pre-prepare not from the view's primary")
     if pp.proposal.chain_id != config.chain_id:
         raise CertificateError(f"{what}: proposal of another chain")
-    if not verifier.verify(pp.sender, pp.signing_bytes(config.chain_id), pp.sig):
+    if not verifier.verify(pp.sender, pp.signing_bytes(config.signing_domain), pp.sig):
         raise CertificateError(f"{what}: bad pre-prepare signature")
     # a stripped pre-prepare (payload ()) proves the digest; a full one must match it
     if pp.payload and rules.payload_root(pp.payload) != pp.proposal.payload_root:
@@ -74,7 +74,7 @@ def verify_prepared_cert(
             raise CertificateError(f"{what}: the primary cannot prepare")
         if p.view != pp.view or p.height != pp.height or p.digest != digest:
             raise CertificateError(f"{what}: a prepare of validator {p.sender} does not match")
-        if not verifier.verify(p.sender, p.signing_bytes(config.chain_id), p.sig):
+        if not verifier.verify(p.sender, p.signing_bytes(config.signing_domain), p.sig):
             raise CertificateError(f"{what}: bad prepare signature of validator {p.sender}")
 
 
@@ -92,5 +92,5 @@ def verify_checkpoint_proof(
     for c in proof:
         if c.height != height or c.state_root != state_root:
             raise CertificateError(f"{what}: checkpoint of validator {c.sender} does not match")
-        if not verifier.verify(c.sender, c.signing_bytes(config.chain_id), c.sig):
+        if not verifier.verify(c.sender, c.signing_bytes(config.signing_domain), c.sig):
             raise CertificateError(f"{what}: bad signature of validator {c.sender}")

@@ -247,6 +247,7 @@ from consensus.actions import (
 )
 from consensus.config import ConsensusConfig
 from consensus.crypto import CachingVerifier, PayloadRules, Signer, Verifier
+from consensus.epochs import horizon
 from consensus.messages import (
     Checkpoint,
     Commit,
@@ -327,6 +328,15 @@ class ChainTip:
     height: int
     timestamp: int
     state_root: bytes
+
+
+def _height_of(msg: Message) -> int:
+    """The height a buffered message is about (0 for those about no height)."""
+    if isinstance(msg, PrePrepare | PayloadReply):
+        return msg.proposal.height
+    if isinstance(msg, Prepare | Commit | Checkpoint | PayloadRequest):
+        return msg.height
+    return 0
 
 
 def _weight(msg: Message) -> int:
@@ -499,9 +509,19 @@ class Replica:
         *,
         records: Mapping[bytes, bytes] | None = None,
         tip: ChainTip | None = None,
+        epoch_end: int | None = None,
     ) -> None:
         if not 0 <= me < config.n:
             raise ValueError(f"consensus: replica index {me} outside validator set of {config.n}")
+        if config.base_height > 0 and (tip is None or tip.height < config.base_height):
+            raise ValueError(
+                f"consensus: epoch {config.epoch} starts after height {config.base_height}, "
+                f"the chain is at {tip.height if tip else 0}"
+            )
+        if epoch_end is not None and (
+            epoch_end <= config.base_height or epoch_end % config.checkpoint_interval
+        ):
+            raise ValueError(f"consensus: epoch {config.epoch} cannot end at height {epoch_end}")
         _check_quorums(config)
         self.config = config
         self.me = me
@@ -509,6 +529,7 @@ class Replica:
         self._verifier = CachingVerifier(verifier)
         self._rules = rules
         self._chain = config.chain_id
+        self._domain = config.signing_domain  # what this epoch's messages are signed under
         self._empty_root = rules.payload_root(())
         tip = tip or ChainTip(0, 0, b"")
 
@@ -518,9 +539,12 @@ class Replica:
         self._delivered = tip.height  # last height handed to the driver
         self._delivered_ts = tip.timestamp
         self._executed = tip.height
-        self._low = 0  # the stable checkpoint: the low watermark
+        self._low = config.base_height  # the stable checkpoint: the low watermark
         self._stable_root = b""
         self._stable_proof: tuple[Checkpoint, ...] = ()
+        # the last height of this epoch, once the executed state says so (a
+        # replica restarted after the change committed is told at once)
+        self._epoch_end = NEVER if epoch_end is None else epoch_end
         self._slots: dict[int, Slot] = {}
         # the highest height proposed (accepted) in this view or delivered, and
         # its timestamp; the highest height f+1 replicas sent COMMITs for
@@ -711,18 +735,26 @@ class Replica:
         sender = msg.sender
         if not 0 <= sender < self.config.n or sender == self.me:
             return [Rejected(sender, "unknown-sender")]
-        if not self._verifier.verify(sender, msg.signing_bytes(self._chain), msg.sig):
+        if not self._verifier.verify(sender, msg.signing_bytes(self._domain), msg.sig):
             return [Rejected(sender, "bad-signature")]
         _HANDLERS[type(msg)](self, msg, now, out)
         self._finish(now, out)
         return out
 
-    def on_executed(self, height: int, state_root: bytes, now: int) -> list[Action]:
+    def on_executed(
+        self, height: int, state_root: bytes, now: int, *, epoch_end: int | None = None
+    ) -> list[Action]:
+        """Block ``height`` was executed to ``state_root``. ``epoch_end``: the last
+        height of this epoch, once the executed state holds a validator change
+        (given with every later block too; it never moves)."""
         out: list[Action] = []
         if height != self._executed + 1:
             raise ValueError(
                 f"consensus: executed height {height} out of order (expected {self._executed + 1})"
             )
+        if epoch_end is not None:
+            self._learn_epoch_end(epoch_end, height)
+        stalled_by_horizon = self._low > self._executed
         self._executed = height
         K = self.config.checkpoint_interval
         if height % K == 0 or height == self._low:
@@ -736,14 +768,49 @@ class Replica:
             out.append(Persist(((checkpoint_key(height), canonical(cp)),)))
             out.append(Broadcast(cp))
             self._add_checkpoint(cp, now, out)
+        if stalled_by_horizon:  # the horizon moved: buffered votes may be ours now
+            self._replay_future(now, out)
         self._finish(now, out)
         return out
+
+    def _learn_epoch_end(self, epoch_end: int, height: int) -> None:
+        if self._epoch_end == epoch_end:
+            return
+        _invariant(
+            self._epoch_end == NEVER
+            and epoch_end % self.config.checkpoint_interval == 0
+            and epoch_end >= height
+            and epoch_end >= horizon(self._executed, self.config.watermark_window) - 1,
+            "an epoch end that moved, is off a checkpoint or inside the known horizon",
+            self._epoch_end,
+            epoch_end,
+            self._executed,
+        )
+        self._epoch_end = epoch_end
+        # nothing above the end is ours: forget what we kept for it
+        for sender in list(self._future_buffer.queues):
+            kept = [m for m in self._future_buffer.queues[sender] if _height_of(m) <= epoch_end]
+            self._future_buffer.queues[sender] = kept
+            self._future_buffer.weights[sender] = sum(_weight(m) for m in kept)
+
+    @property
+    def epoch_end(self) -> int | None:
+        """The last height of this replica's epoch, once known."""
+        return self._epoch_end if self._epoch_end < NEVER else None
+
+    @property
+    def epoch_complete(self) -> bool:
+        """Every height of this epoch is executed: the driver hands over to the
+        next epoch's replica (consensus/epochs.py)."""
+        return self._executed >= self._epoch_end
 
     def on_committed_block(self, block: CommittedBlock, now: int) -> list[Action]:
         """A block fetched by sync: delivered once its certificate checks out."""
         out: list[Action] = []
         h = block.height
-        if h <= self._delivered or h > self._delivered + self.config.watermark_window:
+        if h <= self._delivered or h > min(
+            self._delivered + self.config.watermark_window, self._limit()
+        ):
             return out
         try:
             self._check_block(block)
@@ -756,7 +823,7 @@ class Replica:
 
     # ---------------------------------------------------------------- helpers
     def _sign(self, msg: Signed) -> Signed:
-        return sign_message(msg, self._signer.sign, self._chain)
+        return sign_message(msg, self._signer.sign, self._domain)
 
     def _slot(self, h: int) -> Slot:
         s = self._slots.get(h)
@@ -824,11 +891,23 @@ class Replica:
         return not self._in_vc and self.config.primary(self._view) == self.me
 
     def _in_window(self, h: int) -> bool:
-        return self._low < h <= self._low + self.config.watermark_window
+        return self._low < h <= min(self._low + self.config.watermark_window, self._limit())
+
+    def _limit(self) -> int:
+        """The highest height this replica may vote on: its epoch's last once known,
+        else its horizon, the last height whose validator set it knows for sure
+        (consensus/epochs.py says why no height then straddles two sets)."""
+        if self._epoch_end < NEVER:
+            return self._epoch_end
+        return horizon(self._executed, self.config.watermark_window)
 
     def _waiting(self) -> bool:
-        """Something proposed or committed above the delivered height."""
-        return max(self._last_proposed, self._max_commit_height) > self._delivered
+        """Something proposed or committed above the delivered height, or the epoch's
+        end not reached yet (its primary fills the way with empty blocks)."""
+        return (
+            max(self._last_proposed, self._max_commit_height) > self._delivered
+            or self._delivered < self._epoch_end < NEVER
+        )
 
     def _sync_grace(self, deadline: int) -> int:
         """While we sync (the others are ahead, the primary is not to blame) a view
@@ -1011,6 +1090,15 @@ class Replica:
     # -------------------------------------------------------------- proposing
     def _maybe_propose(self, now: int, out: list[Action]) -> None:
         cfg = self.config
+        # toward a known epoch end, empty blocks while nothing is pending: an idle
+        # network would otherwise never reach the boundary and the change never
+        # take effect
+        while (
+            not self._requests.unproposed
+            and self._last_proposed < self._epoch_end < NEVER
+            and self._can_propose_next()
+        ):
+            self._propose(self._last_proposed + 1, (), now, out)
         while self._requests.unproposed and self._can_propose_next():
             if (
                 len(self._requests.unproposed) < cfg.batch_max_count
@@ -1119,9 +1207,9 @@ class Replica:
         if pp.sender != self.config.primary(pp.view):
             out.append(Rejected(pp.sender, "pre-prepare-not-from-primary"))
             return
-        if not self._check_proposal(pp, out) or h <= self._low:
+        if not self._check_proposal(pp, out) or h <= self._low or h > self._epoch_end:
             return
-        if h > self._low + self.config.watermark_window:
+        if not self._in_window(h):
             self._buffer(pp)
             return
         if pp.view > self._view or (pp.view == self._view and self._in_vc):
@@ -1294,7 +1382,7 @@ class Replica:
                 self._push_new_view(msg.sender, now, out)
             self._answer_straggler(msg.sender, h, now, out)
             return
-        if h > self._low + self.config.watermark_window:
+        if not self._in_window(h):
             self._outside_window(msg, h)
             return
         slot = self._slot(h)
@@ -1488,7 +1576,8 @@ class Replica:
             self._future_buffer.weights[msg.sender] = used + weight
 
     def _outside_window(self, msg: Message, h: int) -> None:
-        if h > self._low + self.config.watermark_window:
+        """Above the window or the horizon: kept for later; above the epoch: never ours."""
+        if self._low < h <= self._epoch_end:
             self._buffer(msg)
 
     def _replay_future(self, now: int, out: list[Action]) -> None:
@@ -1606,7 +1695,7 @@ class Replica:
         """Check every proof in ``vc`` (its own signature is checked by the caller;
         ``new_view.check_view_change``). A VIEW-CHANGE that passed once is not
         checked again."""
-        key = hashlib.sha256(vc.signing_bytes(self._chain)).digest() + vc.sig
+        key = hashlib.sha256(vc.signing_bytes(self._domain)).digest() + vc.sig
         if key in self._vc.checked:
             return
         check_view_change(self.config, self._verifier, self._rules, vc)

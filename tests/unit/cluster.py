@@ -228,6 +228,8 @@ class Cluster:
         self.deliver_relays = False
         self._sync_due: dict[int, None] = {}
         self._depth: dict[int, int] = {}
+        # the epoch's last height as the executed state would tell it (None: unknown)
+        self.epoch_end: int | None = None
         self.nodes = [Node(i, self._make(i, None, None)) for i in range(n)]
         self._edges = [ClusterEdges(self, node) for node in self.nodes]
         if start:
@@ -363,7 +365,7 @@ class Cluster:
         return lambda r: r.on_committed_block(block, self.now)
 
     def _on_executed(self, h: int, root: bytes) -> Callable[[Replica], list[Action]]:
-        return lambda r: r.on_executed(h, root, self.now)
+        return lambda r: r.on_executed(h, root, self.now, epoch_end=self.epoch_end)
 
     def crash_after(self, i: int, k: int) -> None:
         """Crash node i (and restart it at once) after it carried out ``k`` more
@@ -526,7 +528,7 @@ class Craft:
     def sign(self, msg: Signed, as_: int | None = None) -> Signed:
         """Sign ``msg`` with its sender's key (or ``as_``'s key)."""
         signer = self.scheme.signer(msg.sender if as_ is None else as_)
-        return sign_message(msg, signer.sign, self.config.chain_id)
+        return sign_message(msg, signer.sign, self.config.signing_domain)
 
     def proposal(
         self, height: int, payload: tuple[bytes, ...], *, ts: int, proposer: int
@@ -633,12 +635,26 @@ class Solo:
     write; ``restart()`` rebuilds the replica from them and the executed chain.
     """
 
-    def __init__(self, n: int, me: int, *, seed: int = 0, **overrides: Unpack[Knobs]) -> None:
-        self.config = make_config(n, **overrides)
+    def __init__(
+        self,
+        n: int,
+        me: int,
+        *,
+        seed: int = 0,
+        config: ConsensusConfig | None = None,
+        tip: ChainTip | None = None,
+        records: dict[bytes, bytes] | None = None,
+        **overrides: Unpack[Knobs],
+    ) -> None:
+        self.config = config or make_config(n, **overrides)
+        # a chain that starts elsewhere than genesis (a later epoch's replica)
+        self._tip = tip
+        # the epoch's last height as the executed state would tell it (None: unknown)
+        self.epoch_end: int | None = None
         self.me = me
         self.scheme = KeyedHashScheme(n, seed)
         self.craft = Craft(self.config, self.scheme)
-        self.records: dict[bytes, bytes] = {}
+        self.records: dict[bytes, bytes] = dict(records or {})
         self.blocks: list[CommittedBlock] = []
         self.roots: list[bytes] = [GENESIS_ROOT]
         # (height -> root) overrides to simulate diverging execution
@@ -660,7 +676,7 @@ class Solo:
             self.scheme.verifier(),
             SimPayloadRules(),
             records=dict(self.records),
-            tip=chain_tip(self.blocks, self.roots),
+            tip=chain_tip(self.blocks, self.roots) if self._tip is None else self._tip,
         )
 
     def _run(self, actions: list[Action]) -> list[Action]:
@@ -673,7 +689,8 @@ class Solo:
         self.log.extend(actions)
         while self.executed:
             h, root = self.executed.popleft()
-            out.extend(self._run(self.replica.on_executed(h, root, self.now)))
+            executed = self.replica.on_executed(h, root, self.now, epoch_end=self.epoch_end)
+            out.extend(self._run(executed))
         return out
 
     def _execute(self, block: CommittedBlock) -> None:

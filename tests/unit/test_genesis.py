@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from consensus.config import NODE_LOCAL_FIELDS, ConsensusConfig
+from consensus.config import EPOCH_FIELDS, NODE_LOCAL_FIELDS, ConsensusConfig
 from node.setup import genesis as genesis_mod
 from node.setup.genesis import (
     CONSENSUS_KNOBS,
@@ -47,7 +47,12 @@ def valid_doc(n: int = 4) -> dict[str, Any]:
 
 
 def test_knob_list_and_docs_follow_consensus_config() -> None:
-    fields = set(ConsensusConfig.__dataclass_fields__) - {"chain_id", "n", *NODE_LOCAL_FIELDS}
+    fields = set(ConsensusConfig.__dataclass_fields__) - {
+        "chain_id",
+        "n",
+        *NODE_LOCAL_FIELDS,
+        *EPOCH_FIELDS,
+    }
     assert set(CONSENSUS_KNOBS) == fields
     assert set(genesis_mod._CONSENSUS_DOCS) == fields
     defaults = ConsensusConfig(chain_id="x", n=4)

@@ -251,7 +251,7 @@ def test_malformed_view_changes_raise_the_messages_the_replica_gives() -> None:
             c.view_change(1, 0, stable=(5, ROOT, _proof(c, 5))),
             "stable height is not a checkpoint height",
         ),
-        (c.view_change(1, 0, stable=(0, ROOT, ())), "a proof for the genesis checkpoint"),
+        (c.view_change(1, 0, stable=(0, ROOT, ())), "a proof for the epoch's starting checkpoint"),
         (
             c.view_change(1, 0, (cert2, cert1)),
             "prepared certificate at height 1 out of order or range",
