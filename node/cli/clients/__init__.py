@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from node.cli.clients import claims, ehr, governance, supply, trials
+from node.cli.clients import claims, ehr, governance, nodes, supply, trials
 
 
 @click.group(name="record")
@@ -23,4 +23,5 @@ GROUPS: tuple[click.Group, ...] = (
     supply.group,
     trials.group,
     claims.group,
+    nodes.group,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.ledger.domain import Domain
-from node.ledger.domains import claims, ehr, governance, supply, trials
+from node.ledger.domains import claims, ehr, governance, nodes, supply, trials
 from node.ledger.domains.anchor import DOMAIN as ANCHOR
 
 DOMAINS: tuple[Domain, ...] = (
@@ -13,4 +13,5 @@ DOMAINS: tuple[Domain, ...] = (
     supply.DOMAIN,
     trials.DOMAIN,
     claims.DOMAIN,
+    nodes.DOMAIN,
 )
