@@ -34,7 +34,9 @@ State (canonical JSON, integers only, read in key order):
 
 A p2p address a rejection names is worded here, not by the address parser: a
 rejected transaction's message is part of its committed result (see
-``node/ledger/schema.py``).
+``node/ledger/schema.py``). Which addresses are valid is the parser's rule, so a
+change to ``parse_host_port`` changes which ``node.register`` transactions commit:
+make it with a chain upgrade in mind.
 """
 
 from __future__ import annotations
