@@ -7,14 +7,19 @@ the canonical JSON: keys sorted, separators ``,`` and ``:``, UTF-8 with
     {"chain_id": "hygeia-testnet",
      "genesis_time": 1767225600000,              # integer ms since the Unix epoch
      "consensus": {"batch_max_count": 500, ...},  # every ConsensusConfig knob but chain_id, n
-     "validators": [{"name": "node0", "node_key": "<64 hex>", "p2p": "10.0.0.1:26656"}],
+     "validators": [{"name": "node0", "member": "hospital-0", "node_key": "<64 hex>",
+                     "p2p": "10.0.0.1:26656"}],
      "members": [{"id": "hospital-0", "name": "Hospital 0", "roles": ["hospital"],
                   "keys": ["<64 hex>"]}]}
 
 The validator index used by consensus is the position in ``validators``; the
-replica count ``n`` is its length. Loading is strict: unknown or missing
+replica count ``n`` is its length. Each validator names the member institution
+that runs it (``member``, an ``id`` of ``members``); the ledger writes this list
+as epoch 0 of the validator set, which governance changes from then on
+(docs/governance.md, "Validators"). Loading is strict: unknown or missing
 fields, floats, duplicate object keys, malformed keys and addresses, unknown
-roles and duplicates are ``GenesisError`` naming the file and the field path
+roles, a validator ``member`` that is no member's id and duplicates are
+``GenesisError`` naming the file and the field path
 (``genesis.json: validators[2].node_key: ...``). Every consensus knob must be
 present, so a change of a default in the code can never make two nodes of one
 chain run with different parameters. The shape of the document (fields, types,
@@ -38,7 +43,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
-from consensus.config import NODE_LOCAL_FIELDS, ConsensusConfig
+from consensus.config import EPOCH_FIELDS, NODE_LOCAL_FIELDS, ConsensusConfig
 from node.core import strict
 from node.core.codec import canonical_json
 from node.core.strict import (
@@ -78,7 +83,7 @@ __all__ = [
 CONSENSUS_KNOBS: Final = tuple(
     f.name
     for f in dataclasses.fields(ConsensusConfig)
-    if f.name not in ("chain_id", "n", *NODE_LOCAL_FIELDS)
+    if f.name not in ("chain_id", "n", *NODE_LOCAL_FIELDS, *EPOCH_FIELDS)
 )
 MAX_GENESIS_BYTES: Final = 16 << 20
 MAX_CHAIN_ID_LEN: Final = 128
@@ -107,6 +112,7 @@ _NAME = Rule(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z", "{value} is not [A-Za-z0-9][A-Za-z
 _KEY = "64 lower-case hex digits (an Ed25519 public key)"
 
 Text = Annotated[str, text(NON_BLANK, printable(256))]
+MemberId = Annotated[str, text(NON_BLANK, printable(64), _NAME)]
 ShortText = Annotated[str, text(NON_BLANK, printable(64))]
 _HEX_KEY = Rule(r"[0-9a-f]{64}\Z", f"expected {_KEY}, got {{value}}")
 PublicKey = Annotated[str, text(_HEX_KEY), Meta(extra={"expected": _KEY})]
@@ -133,6 +139,7 @@ class Validator:
     """One validator: its consensus index is its position in ``Genesis.validators``."""
 
     name: ShortText
+    member: MemberId  # the id of the member (in ``Genesis.members``) that runs it
     node_key: PublicKey  # the Ed25519 public key (the node id)
     p2p: Text  # host:port other validators dial
 
@@ -141,14 +148,19 @@ class Validator:
         return bytes.fromhex(self.node_key)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "node_key": self.node_key, "p2p": self.p2p}
+        return {
+            "name": self.name,
+            "member": self.member,
+            "node_key": self.node_key,
+            "p2p": self.p2p,
+        }
 
 
 @dataclass(frozen=True)
 class Member:
     """A founding member institution: its roles and signing keys (64 lower-case hex)."""
 
-    id: Annotated[str, text(NON_BLANK, printable(64), _NAME)]
+    id: MemberId
     name: Text
     roles: Annotated[tuple[Role, ...], Meta(min_length=1)]
     keys: Annotated[tuple[PublicKey, ...], Meta(min_length=1)]
@@ -225,6 +237,10 @@ class Genesis:
         """The founding members as plain dicts (for the ledger's genesis state)."""
         return [m.to_json() for m in self.members]
 
+    def validators_json(self) -> list[dict[str, Any]]:
+        """The validators as plain dicts, in index order (the ledger's epoch 0)."""
+        return [v.to_json() for v in self.validators]
+
 
 # ------------------------------------------------------------------ strict parsing
 def _kind(value: Any) -> str:
@@ -287,6 +303,10 @@ def _problem(g: Genesis) -> tuple[str, str] | None:
             return found
     if found := _unique([m.id for m in g.members], "members", "id"):
         return found
+    member_ids = {m.id for m in g.members}
+    for i, v in enumerate(g.validators):
+        if v.member not in member_ids:
+            return f"validators[{i}].member", f"{_short(v.member)} is not the id of a member"
     owners: dict[str, str] = {}
     for i, m in enumerate(g.members):
         for j, role in enumerate(m.roles):
@@ -414,9 +434,11 @@ def render_reference() -> str:
         "",
         "One file, byte-identical on every node of a chain (`hygeia testnet init` writes",
         "one for a local network). Loading is strict: unknown or missing fields, floats,",
-        "duplicate object keys, malformed keys or addresses, unknown roles and duplicate",
-        "names, keys, addresses or member ids are errors naming the field, e.g.",
-        "`genesis.json: validators[2].node_key: expected 64 lower-case hex digits ...`.",
+        "duplicate object keys, malformed keys or addresses, unknown roles, a validator",
+        "`member` that is no member's id, and duplicate names, keys, addresses or member ids",
+        "are errors naming the field, e.g.",
+        "`genesis.json: validators[2].node_key: expected 64 lower-case hex digits ...` or",
+        '`genesis.json: validators[2].member: "clinic-9" is not the id of a member`.',
         "",
         "| field | type | meaning |",
         "|---|---|---|",
@@ -424,9 +446,13 @@ def render_reference() -> str:
         f"{MAX_CHAIN_ID_LEN} | the chain; every transaction names it |",
         "| `genesis_time` | integer | milliseconds since the Unix epoch |",
         "| `consensus` | object | every knob below, each a positive integer |",
-        '| `validators` | array, not empty | `{"name", "node_key", "p2p"}`; a validator\'s '
-        "consensus index is its position, `n` is the array's length |",
+        '| `validators` | array, not empty | `{"name", "member", "node_key", "p2p"}`; a '
+        "validator's consensus index is its position, `n` is the array's length; the "
+        "ledger's epoch 0 of the validator set (governance changes it later: "
+        "docs/governance.md) |",
         "| `validators[i].name` | string | unique, for people |",
+        "| `validators[i].member` | string | the `id` of the member (in `members`) that runs "
+        "this validator |",
         "| `validators[i].node_key` | 64 lower-case hex | Ed25519 public key (the node id); "
         "unique |",
         "| `validators[i].p2p` | host:port | where the other validators dial it; unique |",

@@ -10,7 +10,8 @@ Layout of ``OUT``::
 Ports (``base_port`` P, node i): p2p ``P + 10*i``, client API ``P + 10*i + 1``,
 admin API ``P + 10*i + 2``, all on 127.0.0.1. Each validator brings one member
 institution to genesis, its role taken in turn from ``MEMBER_ROLES`` so that a
-small testnet covers records, supply chain, claims and trials.
+small testnet covers records, supply chain, claims and trials; validator i is
+member i's (its genesis ``member``).
 
 ``testnet.json`` is exactly ``{"chain_id": str, "nodes": [{"name", "home",
 "node_id", "p2p": "host:port", "api": "http://...", "admin": "http://...",
@@ -224,8 +225,9 @@ def testnet_init(
             raise TestnetError(str(e)) from None
         member_key = generate_key_file(home / MEMBER_KEY_FILE)
         role = MEMBER_ROLES[i % len(MEMBER_ROLES)]
-        members.append(Member(f"{role}-{i}", f"{role.title()} {i}", (role,), (member_key,)))
-        vals.append(Validator(name, node_id, f"{LOOPBACK}:{p2p}"))
+        member = Member(f"{role}-{i}", f"{role.title()} {i}", (role,), (member_key,))
+        members.append(member)
+        vals.append(Validator(name, member.id, node_id, f"{LOOPBACK}:{p2p}"))
         genesis_paths.append(cfg.genesis_path)
         nodes.append(
             {
@@ -264,7 +266,7 @@ def render_reference() -> str:
             "Every home gets the same `genesis.json` (consensus knobs at their defaults) and a",
             f"`{MEMBER_KEY_FILE}` (mode 0600): the signing key of the member institution that",
             "node brings to genesis, id `<role>-<i>`, its role by the node's index modulo "
-            f"{len(MEMBER_ROLES)} ({roles}).",
+            f"{len(MEMBER_ROLES)} ({roles}); validator i is member i's (its `member`).",
             "",
             f"Node i listens on 127.0.0.1: p2p `P + {PORT_STRIDE}*i`, client API "
             f"`P + {PORT_STRIDE}*i + 1`,",

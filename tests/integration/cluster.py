@@ -116,7 +116,7 @@ class Cluster:
             _retarget_config(home, testnet.node_ports(PLACEHOLDER_BASE_PORT, i), triples[i])
         old = load_genesis(homes[0] / "genesis.json")
         validators = tuple(
-            Validator(v.name, v.node_key, f"{HOST}:{triples[i][0]}")
+            Validator(v.name, v.member, v.node_key, f"{HOST}:{triples[i][0]}")
             for i, v in enumerate(old.validators)
         )
         params = {**old.consensus, **(consensus or {})}

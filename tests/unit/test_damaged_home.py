@@ -37,8 +37,8 @@ def _genesis(home: Path, node_id: str, chain_id: str = "c", **consensus: int) ->
         "chain_id": chain_id,
         "genesis_time": 0,
         "consensus": {**default_consensus_params(), **consensus},
-        "validators": [{"name": "v", "node_key": node_id, "p2p": "127.0.0.1:1"}],
-        "members": [],
+        "validators": [{"name": "v", "member": "m", "node_key": node_id, "p2p": "127.0.0.1:1"}],
+        "members": [{"id": "m", "name": "M", "roles": ["hospital"], "keys": ["11" * 32]}],
     }
     write_genesis(home / "genesis.json", parse_genesis(doc))
     return home / "genesis.json"

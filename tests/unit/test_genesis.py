@@ -31,7 +31,12 @@ def valid_doc(n: int = 4) -> dict[str, Any]:
         "genesis_time": 1_767_225_600_000,
         "consensus": default_consensus_params(),
         "validators": [
-            {"name": f"node{i}", "node_key": KEYS[i], "p2p": f"127.0.0.1:{26656 + 10 * i}"}
+            {
+                "name": f"node{i}",
+                "member": ("hospital-0", "insurer-1")[i % 2],
+                "node_key": KEYS[i],
+                "p2p": f"127.0.0.1:{26656 + 10 * i}",
+            }
             for i in range(n)
         ],
         "members": [
@@ -198,9 +203,18 @@ _DELETE = object()
         (
             "validators[0].power",
             1,
-            "validators[0].power: unknown field (expected name, node_key, p2p)",
+            "validators[0].power: unknown field (expected name, member, node_key, p2p)",
         ),
         ("validators[0].p2p", _DELETE, "validators[0].p2p: missing from validators[0]"),
+        ("validators[2].member", _DELETE, "validators[2].member: missing from validators[2]"),
+        (
+            "validators[2].member",
+            "clinic-9",
+            'validators[2].member: "clinic-9" is not the id of a member',
+        ),
+        ("validators[2].member", 5, "validators[2].member: expected a string, got an integer (5)"),
+        ("validators[2].member", "a b", 'validators[2].member: "a b" is not'),
+        ("validators[2].member", "", "validators[2].member: must not be empty"),
         ("members", None, "members: expected an array, got null"),
         ("members[0].roles", [], "members[0].roles: must not be empty"),
         (
@@ -266,12 +280,25 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
         load_genesis(bad)
 
 
-def test_members_may_be_empty_but_validators_not() -> None:
+def test_one_validator_and_its_member_suffice() -> None:
     doc = valid_doc(1)
-    doc["members"] = []
+    doc["members"] = doc["members"][:1]
     g = parse_genesis(doc)
     assert g.n == 1
     assert g.consensus_config().quorum == 1
+    assert g.validators[0].member == "hospital-0"
+    assert g.validators_json() == doc["validators"]
+
+
+def test_every_validator_needs_a_member_of_genesis() -> None:
+    """A validator names the member that runs it; with no members no validator can."""
+    doc = valid_doc(1)
+    doc["members"] = []
+    with pytest.raises(GenesisError) as e:
+        parse_genesis(doc)
+    assert str(e.value) == (
+        'genesis.json: validators[0].member: "hospital-0" is not the id of a member'
+    )
 
 
 def test_reference_mentions_every_knob_and_role() -> None:

@@ -148,8 +148,8 @@ def _genesis_for(home: Path, node_id: str, **consensus: int) -> None:
         "chain_id": "c",
         "genesis_time": 0,
         "consensus": {**default_consensus_params(), **consensus},
-        "validators": [{"name": "v", "node_key": node_id, "p2p": "127.0.0.1:1"}],
-        "members": [],
+        "validators": [{"name": "v", "member": "m", "node_key": node_id, "p2p": "127.0.0.1:1"}],
+        "members": [{"id": "m", "name": "M", "roles": ["hospital"], "keys": ["11" * 32]}],
     }
     write_genesis(home / "genesis.json", parse_genesis(doc))
 
@@ -239,6 +239,7 @@ def test_testnet_shape(tmp_path: Path) -> None:
         m = genesis.members[i]
         assert m.roles == (MEMBER_ROLES[i],)
         assert m.keys == (load_public_key(home / MEMBER_KEY_FILE),)
+        assert v.member == m.id == f"{MEMBER_ROLES[i]}-{i}"  # validator i is member i's
 
 
 def test_testnet_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
