@@ -23,6 +23,8 @@ from node.core.keys import key_from_seed, public_key_hex
 from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
 from node.ledger.executor import Ledger
+from node.ledger.validators import EpochRule
+from node.setup.genesis import default_consensus_params
 from storage.memory import MemoryChainStore
 
 CHAIN = "bench-claims"
@@ -193,6 +195,7 @@ def run(count: int = 5_000, block: int = 500) -> dict[str, Any]:
             root,
             lambda h: store.tx_location(bytes.fromhex(h)) is not None,
             genesis_members=members if height == 1 else (),
+            epoch_rule=EpochRule.of(default_consensus_params()),
         )
         elapsed = time.process_time() - started
         bad = [r for r in out.results if r.status != "ok"]

@@ -22,6 +22,8 @@ import nacl.signing
 from node.core.tx import Tx, build_tx
 from node.ledger.context import BlockInfo
 from node.ledger.executor import Ledger
+from node.ledger.validators import EpochRule
+from node.setup.genesis import default_consensus_params
 from storage.memory import MemoryChainStore
 
 GENESIS_TIME_MS = 1_700_000_000_000
@@ -55,6 +57,7 @@ class BenchChain:
             self.root,
             lambda x: self.store.tx_location(bytes.fromhex(x)) is not None,
             genesis_members=self.members if h == 1 else (),
+            epoch_rule=EpochRule.of(default_consensus_params()),
         )
         self.store.commit_block(
             h,

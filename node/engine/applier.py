@@ -7,9 +7,11 @@ root = the ledger's new root; docs/blocks.md), and write block,
 indexes and state changes in one synced LevelDB batch. Only then may the
 node answer ``committed`` for its transactions.
 
-The founding members of genesis enter the app state with block 1's writes
-(``Ledger.execute_block(genesis_members=...)``), so every node's state root
-covers them without a block 0.
+The founding members of genesis and its validators (epoch 0 of the validator
+set, node/ledger/validators.py) enter the app state with block 1's writes
+(``Ledger.execute_block(genesis_members=..., genesis_validators=...)``), so every
+node's state root covers them without a block 0. ``epoch_schedule`` is the
+validator set's epochs as the committed state holds them, for consensus.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from consensus.epochs import EpochSchedule
 from consensus.messages import CommittedBlock
 from consensus.replica import ChainTip
 from node.core.block import GENESIS_PARENT_HASH, Block, derive_block
 from node.core.tx import Tx, TxPayloadRules
 from node.ledger.context import BlockInfo
 from node.ledger.executor import BlockOutcome, Ledger
+from node.ledger.state import BlockState
+from node.ledger.validators import genesis_epoch, load_epochs, to_schedule
 from node.setup.genesis import Genesis
 from storage.base import ChainStorage
 
@@ -75,6 +80,11 @@ class BlockApplier:
     def chain_tip(self) -> ChainTip:
         return ChainTip(self.tip.height, self.tip.timestamp, self.tip.state_root)
 
+    def epoch_schedule(self) -> EpochSchedule:
+        """The validator set's epochs in the committed state (genesis's alone before block 1)."""
+        records = load_epochs(BlockState(self.store))
+        return to_schedule(records or [genesis_epoch(self.genesis.validators_json())])
+
     def is_committed(self, tx_hash: str) -> bool:
         return self.store.tx_location(bytes.fromhex(tx_hash)) is not None
 
@@ -89,13 +99,16 @@ class BlockApplier:
                 raise ApplyError(f"block {p.height}: committed payload holds a non-transaction")
             txs.append(tx)
         info = BlockInfo(p.chain_id, p.height, p.timestamp, p.proposer)
+        first = p.height == 1
         outcome = self.ledger.execute_block(
             self.store,
             info,
             txs,
             self.tip.state_root,
             self.is_committed,
-            genesis_members=self.genesis.members_json() if p.height == 1 else (),
+            genesis_members=self.genesis.members_json() if first else (),
+            genesis_validators=self.genesis.validators_json() if first else (),
+            epoch_rule=self.genesis.epoch_rule(),
         )
         block = derive_block(
             committed, self.tip.block_hash, outcome.state_root, tx_hash=self.rules.request_id

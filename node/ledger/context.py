@@ -1,4 +1,4 @@
-"""What an apply function sees: the block, the signer and the state."""
+"""What an apply function sees: the block, the signer, the state and genesis's epoch rule."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from node.ledger.state import BlockState
+from node.ledger.validators import EpochRule
 
 
 class LedgerTx(Protocol):
@@ -40,3 +41,6 @@ class ExecContext:
     state: BlockState
     tx: LedgerTx
     index: int
+    # genesis's checkpoint interval and watermark window: where a validator change
+    # executed in this block takes effect (node/ledger/validators.py)
+    epoch_rule: EpochRule

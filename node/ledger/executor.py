@@ -26,6 +26,10 @@ from node.ledger.state import (
     block_time,
     next_state_root,
 )
+from node.ledger.validators import EpochRule, genesis_epoch, put_epoch
+
+# what ``check_signer`` hands ``authorize``: no rule reads it (nor the block)
+_NO_EPOCH_RULE = EpochRule(checkpoint_interval=1, watermark_window=0)
 
 
 def default_registry() -> Registry:
@@ -81,7 +85,7 @@ class Ledger:
         # no rule reads the block (tests/unit/test_admission.py checks what they read)
         nowhere = BlockInfo(chain_id="", height=0, time_ms=0, proposer=-1)
         try:
-            tx_type.authorize(ExecContext(nowhere, state, tx, 0))
+            tx_type.authorize(ExecContext(nowhere, state, tx, 0, _NO_EPOCH_RULE))
         except Rejection as rej:
             raise Rejection("signer-not-allowed", f"{tx.type}: {rej.message}") from None
 
@@ -104,11 +108,19 @@ class Ledger:
         prev_root: bytes,
         is_committed: Callable[[str], bool],
         genesis_members: Sequence[dict[str, Any]] = (),
+        genesis_validators: Sequence[dict[str, Any]] = (),
+        *,
+        epoch_rule: EpochRule,
     ) -> BlockOutcome:
-        """Execute one block. Block 1 also writes the founding members of genesis."""
+        """Execute one block. Block 1 also writes the founding members of genesis and
+        its validators as epoch 0 (``genesis_members``, ``genesis_validators``: pass
+        them at height 1 only). ``epoch_rule`` is genesis's: where a validator change
+        takes effect."""
         state = BlockState(base)
         for member in sorted(genesis_members, key=lambda m: str(m["id"])):
             put_member(state, {**member, "status": "active"})
+        if genesis_validators:
+            put_epoch(state, genesis_epoch(genesis_validators))
         block = self._monotonic_time(state, block)
         results: list[TxResult] = []
         seen: dict[str, None] = {}
@@ -120,7 +132,7 @@ class Ledger:
                 seen[tx.hash] = None
                 tx_type = self.registry.get(tx.type)
                 tx_type.schema.check(tx.body, "")
-                ctx = ExecContext(block, state, tx, index)
+                ctx = ExecContext(block, state, tx, index, epoch_rule)
                 tx_type.authorize(ctx)
                 result = TxResult.ok(tx_type.apply(ctx))
             except Rejection as err:

@@ -58,6 +58,7 @@ from node.core.strict import (
     text,
 )
 from node.ledger.members import ROLES
+from node.ledger.validators import EpochRule
 from node.net.addr import parse_host_port
 from node.net.wire import CONSENSUS_FRAME_OVERHEAD
 from node.setup.config_schema import ConfigError
@@ -240,6 +241,10 @@ class Genesis:
     def validators_json(self) -> list[dict[str, Any]]:
         """The validators as plain dicts, in index order (the ledger's epoch 0)."""
         return [v.to_json() for v in self.validators]
+
+    def epoch_rule(self) -> EpochRule:
+        """Where the ledger places a validator change (checkpoint interval, watermark window)."""
+        return EpochRule.of(self.consensus)
 
 
 # ------------------------------------------------------------------ strict parsing

@@ -16,7 +16,12 @@ from node.ledger.context import BlockInfo
 from node.ledger.domain import Domain
 from node.ledger.executor import BlockOutcome, Ledger
 from node.ledger.state import BlockState
+from node.ledger.validators import EpochRule
+from node.setup.genesis import default_consensus_params
 from storage.memory import MemoryChainStore
+
+# genesis's default checkpoint interval and watermark window
+DEFAULT_EPOCH_RULE = EpochRule.of(default_consensus_params())
 
 
 def execute_and_commit(
@@ -26,16 +31,21 @@ def execute_and_commit(
     txs: Sequence[Tx],
     prev_root: bytes,
     members: Sequence[dict[str, Any]],
+    validators: Sequence[dict[str, Any]] = (),
+    epoch_rule: EpochRule = DEFAULT_EPOCH_RULE,
 ) -> BlockOutcome:
     """Execute ``txs`` as ``block`` over ``store`` and commit the block; the founding
-    ``members`` are written at height 1 only."""
+    ``members`` and genesis ``validators`` (epoch 0) are written at height 1 only."""
+    first = block.height == 1
     out = ledger.execute_block(
         store,
         block,
         list(txs),
         prev_root,
         lambda h: store.tx_location(bytes.fromhex(h)) is not None,
-        genesis_members=members if block.height == 1 else (),
+        genesis_members=members if first else (),
+        genesis_validators=validators if first else (),
+        epoch_rule=epoch_rule,
     )
     store.commit_block(
         block.height,
