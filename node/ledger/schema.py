@@ -24,6 +24,10 @@ from typing import Any
 
 from node.core.hexstr import HEX64
 from node.ledger.result import Rejection
+from node.net.addr import parse_host_port
+
+# a DNS name is at most 253 characters, then ":" and a port of at most 5 digits
+MAX_P2P_LEN = 259
 
 
 def malformed(path: str, why: str) -> Rejection:
@@ -54,6 +58,25 @@ class Str(Check):
             raise malformed(path, f"must match {self.pattern.pattern}")
         if self.choices and value not in self.choices:
             raise malformed(path, f"must be one of {', '.join(self.choices)}")
+
+
+class HostPort(Str):
+    """``HOST:PORT`` (``[v6]:PORT``) as ``node.net.addr.parse_host_port`` accepts it (the
+    one address rule of config, genesis and the transport). The message is worded here,
+    not by the parser; which addresses pass is the parser's rule, so a change to it
+    changes which transactions naming an address commit."""
+
+    def __init__(self, optional: bool = False) -> None:
+        super().__init__(max_len=MAX_P2P_LEN, optional=optional)
+
+    def check(self, value: Any, path: str) -> None:
+        super().check(value, path)
+        try:
+            parse_host_port(value)
+        except ValueError:
+            raise malformed(
+                path, "must be HOST:PORT ([IPv6]:PORT for IPv6) with a port in 1..65535"
+            ) from None
 
 
 @dataclass

@@ -51,15 +51,12 @@ from node.ledger.domains.governance import MEMBER_ID
 from node.ledger.members import require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import Hex64, Obj, Str, malformed
+from node.ledger.schema import Hex64, HostPort, Obj, Str
 from node.ledger.state import BlockState, StateReader
-from node.net.addr import parse_host_port
 
 NODE_ROLES: Final = ("observer",)  # more roles may come; each is a code on the chain
 MAX_NODES_PER_MEMBER: Final = 16
 MAX_LIST: Final = 500
-# a DNS name is at most 253 characters, then ":" and a port of at most 5 digits
-MAX_P2P_LEN: Final = 259
 MAX_ROLE_LEN: Final = 32
 
 NODE_PREFIX: Final = b"node/"
@@ -86,22 +83,6 @@ def member_prefix(member_id: str) -> bytes:
 
 def member_index_key(member_id: str, key_hex: str) -> bytes:
     return member_prefix(member_id) + key_hex.encode()
-
-
-class HostPort(Str):
-    """``HOST:PORT`` (``[v6]:PORT``) as ``node.net.addr.parse_host_port`` accepts it."""
-
-    def __init__(self, optional: bool = False) -> None:
-        super().__init__(max_len=MAX_P2P_LEN, optional=optional)
-
-    def check(self, value: Any, path: str) -> None:
-        super().check(value, path)
-        try:
-            parse_host_port(value)
-        except ValueError:
-            raise malformed(
-                path, "must be HOST:PORT ([IPv6]:PORT for IPv6) with a port in 1..65535"
-            ) from None
 
 
 # ------------------------------------------------------------------ reading the registry
