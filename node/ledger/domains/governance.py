@@ -9,6 +9,9 @@ Transaction types
 * ``suspend-member``: ``{"type", "id"}``
 * ``reactivate-member``: ``{"type", "id"}``
 * ``rotate-keys``: ``{"type", "id", "add": [hex, ...], "remove": [hex, ...]}``
+* ``add-validator``: ``{"type", "member", "name", "node_key", "p2p"}``
+* ``remove-validator``: ``{"type", "node_key"}``
+* ``replace-validator-key``: ``{"type", "node_key", "new_node_key", "p2p"}``
 
 ``expires_ms`` is a block-time deadline: later than the current block time and at
 most ``MAX_PROPOSAL_TTL_MS`` (30 days) ahead. The proposer's vote counts as approve.
@@ -39,8 +42,26 @@ the key that signed it, never another key of the member; N must be unowned and p
 possession; at most one rotation is pending per member; the member never has zero keys.
 A stolen key is an incident for governance (``suspend-member``, ``rotate-keys``).
 
+Validators
+----------
+The validator set is state: a list of epochs (``node/ledger/validators.py``), genesis's
+validators being epoch 0. A validator action that executes in the block at height H
+writes the next epoch (number: the latest's + 1), in force from
+``ctx.epoch_rule.first_height(H)`` = ``consensus.epochs.boundary(H, checkpoint_interval,
+watermark_window) + 1``: ``add-validator`` appends the validator at the end,
+``remove-validator`` deletes its entry (those after it move up one index),
+``replace-validator-key`` keeps its position, name and member and sets ``node_key``
+and ``p2p``. One change at a time: while the latest epoch's ``from_height`` > H
+(a committed change not in force yet) every validator action is refused
+(``change-in-flight``), at proposal and at execution. Other refusals:
+``unknown-validator`` (``node_key`` not in the set), ``last-validator``,
+``key-taken`` (``node_key``/``new_node_key`` already in the set),
+``unknown-member``/``not-active`` (add-validator's member), ``too-many-validators``
+(more than ``MAX_VALIDATORS``).
+
 State: ``proposal/<id>`` (the proposal with its votes), ``govopen/<id>`` (index of
-open proposals), ``member/<id>`` and ``memberkey/<hex>`` (see ``members.py``).
+open proposals), ``member/<id>`` and ``memberkey/<hex>`` (see ``members.py``),
+``epoch/<number>`` (see ``validators.py``).
 """
 
 from __future__ import annotations
@@ -63,8 +84,15 @@ from node.ledger.members import (
 )
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import Bool, Check, Hex64, Int, List, Obj, Str, malformed
+from node.ledger.schema import Bool, Check, Hex64, HostPort, Int, List, Obj, Str, malformed
 from node.ledger.state import BlockState, block_time
+from node.ledger.validators import (
+    MAX_VALIDATORS,
+    EpochRecord,
+    ValidatorEntry,
+    latest_epoch,
+    put_epoch,
+)
 
 DAY_MS = 86_400_000
 MAX_PROPOSAL_TTL_MS = 30 * DAY_MS
@@ -79,7 +107,8 @@ HEX128 = re.compile(r"[0-9a-f]{128}")
 NOTE = re.compile(r"[A-Za-z0-9 .,:;()/#_+-]*")
 
 STATUSES = ("open", "executed", "defeated", "failed", "expired")
-ACTIONS = ("add-member", "suspend-member", "reactivate-member", "rotate-keys")
+VALIDATOR_ACTIONS = ("add-validator", "remove-validator", "replace-validator-key")
+ACTIONS = ("add-member", "suspend-member", "reactivate-member", "rotate-keys", *VALIDATOR_ACTIONS)
 
 
 def proposal_key(proposal_id: str) -> bytes:
@@ -126,6 +155,19 @@ ACTION_SCHEMAS: dict[str, Obj] = {
     "suspend-member": Obj({"type": Str(), "id": _ID}),
     "reactivate-member": Obj({"type": Str(), "id": _ID}),
     "rotate-keys": Obj({"type": Str(), "id": _ID, "add": _KEYS, "remove": _KEYS}),
+    "add-validator": Obj(
+        {
+            "type": Str(),
+            "member": _ID,
+            "name": Str(max_len=64, pattern=MEMBER_ID),
+            "node_key": Hex64(),
+            "p2p": HostPort(),
+        }
+    ),
+    "remove-validator": Obj({"type": Str(), "node_key": Hex64()}),
+    "replace-validator-key": Obj(
+        {"type": Str(), "node_key": Hex64(), "new_node_key": Hex64(), "p2p": HostPort()}
+    ),
 }
 
 
@@ -175,9 +217,13 @@ def _active_ids(state: BlockState) -> list[str]:
     return [m["id"] for m in _members(state) if is_active(m)]
 
 
-def _check_action(state: BlockState, action: dict[str, Any]) -> None:
+def _check_action(ctx: ExecContext, action: dict[str, Any]) -> None:
     """Is the action valid against the state now? Rejection with a stable code if not."""
     kind = action["type"]
+    if kind in VALIDATOR_ACTIONS:
+        _check_validator_action(ctx, action)
+        return
+    state = ctx.state
     member = _member(state, action["id"])
     if kind == "add-member":
         if member is not None:
@@ -211,6 +257,84 @@ def _check_action(state: BlockState, action: dict[str, Any]) -> None:
             raise Rejection("too-many-keys", f"a member has at most {MAX_KEYS_PER_MEMBER} keys")
 
 
+def _current_epoch(state: BlockState) -> EpochRecord:
+    """The latest epoch of the validator set (block 1 wrote epoch 0 from genesis)."""
+    latest = latest_epoch(state)
+    if latest is None:  # a state without genesis's validators: not a chain's state
+        raise LookupError("the state holds no validator set (block 1 writes genesis's)")
+    return latest
+
+
+def _check_validator_action(ctx: ExecContext, action: dict[str, Any]) -> None:
+    latest = _current_epoch(ctx.state)
+    if latest.from_height > ctx.block.height:
+        raise Rejection(
+            "change-in-flight",
+            f"epoch {latest.epoch} (proposal {latest.proposal}) takes effect at height "
+            f"{latest.from_height}; one validator change at a time",
+        )
+    kind = action["type"]
+    if kind == "add-validator":
+        member = _member(ctx.state, action["member"])
+        if member is None:
+            raise Rejection("unknown-member", f"no member {action['member']}")
+        if not is_active(member):
+            raise Rejection("not-active", f"member {action['member']} is not active")
+        _check_free_node_key(latest, action["node_key"])
+        if len(latest.validators) >= MAX_VALIDATORS:
+            raise Rejection("too-many-validators", f"at most {MAX_VALIDATORS} validators")
+        return
+    if latest.index_of(action["node_key"]) is None:
+        raise Rejection(
+            "unknown-validator", f"node key {action['node_key'][:16]}... is not a validator"
+        )
+    if kind == "remove-validator":
+        if len(latest.validators) <= 1:
+            raise Rejection("last-validator", "cannot remove the only validator")
+    else:  # replace-validator-key
+        _check_free_node_key(latest, action["new_node_key"])
+
+
+def _check_free_node_key(epoch: EpochRecord, node_key: str) -> None:
+    index = epoch.index_of(node_key)
+    if index is not None:
+        raise Rejection(
+            "key-taken",
+            f"node key {node_key[:16]}... is validator {epoch.validators[index].name}'s",
+        )
+
+
+def _change_validators(ctx: ExecContext, proposal_id: str, action: dict[str, Any]) -> EpochRecord:
+    """Write the next epoch: the latest's list changed by ``action``, in force from the
+    first height the epoch rule allows after this block."""
+    latest = _current_epoch(ctx.state)
+    validators = list(latest.validators)
+    kind = action["type"]
+    if kind == "add-validator":
+        entry = ValidatorEntry(action["name"], action["member"], action["node_key"], action["p2p"])
+        validators.append(entry)
+    else:
+        index = latest.index_of(action["node_key"])
+        assert index is not None  # _check_action ran just before
+        if kind == "remove-validator":
+            del validators[index]
+        else:
+            old = validators[index]
+            validators[index] = ValidatorEntry(
+                old.name, old.member, action["new_node_key"], action["p2p"]
+            )
+    height = ctx.block.height
+    record = EpochRecord(
+        epoch=latest.epoch + 1,
+        from_height=ctx.epoch_rule.first_height(height),
+        validators=tuple(validators),
+        proposal=proposal_id,
+        committed_height=height,
+    )
+    put_epoch(ctx.state, record)
+    return record
+
+
 def _check_free_key(state: BlockState, key: str) -> None:
     owner = state.get(signer_key(key))
     if owner is not None:
@@ -230,9 +354,15 @@ def _set_keys(state: BlockState, member: dict[str, Any], add: list[str], remove:
     put_member(state, member)
 
 
-def _execute(ctx: ExecContext, action: dict[str, Any]) -> None:
+def _execute(ctx: ExecContext, proposal: dict[str, Any]) -> dict[str, Any]:
+    """Carry out the proposal's action; what the result data adds (a validator change:
+    its epoch and the height it takes effect from)."""
     state = ctx.state
+    action = proposal["action"]
     kind = action["type"]
+    if kind in VALIDATOR_ACTIONS:
+        record = _change_validators(ctx, proposal["id"], action)
+        return {"epoch": record.epoch, "from_height": record.from_height}
     if kind == "add-member":
         put_member(
             state,
@@ -245,7 +375,7 @@ def _execute(ctx: ExecContext, action: dict[str, Any]) -> None:
                 "since_height": ctx.block.height,
             },
         )
-        return
+        return {}
     member = _member(state, action["id"])
     assert member is not None  # _check_action ran just before
     if kind == "suspend-member":
@@ -254,6 +384,7 @@ def _execute(ctx: ExecContext, action: dict[str, Any]) -> None:
         put_member(state, {**member, "status": "active"})
     else:
         _set_keys(state, member, action["add"], action["remove"])
+    return {}
 
 
 # ------------------------------------------------------------------ proposals
@@ -284,18 +415,19 @@ def _close(ctx: ExecContext, proposal: dict[str, Any], status: str, reason: str 
 def _evaluate(ctx: ExecContext, proposal: dict[str, Any]) -> dict[str, Any]:
     """Count the votes of the active members; execute, defeat or keep open."""
     tally = _tally(ctx.state, proposal)
+    done: dict[str, Any] = {}
     if tally["approvals"] >= tally["threshold"]:
         try:
-            _check_action(ctx.state, proposal["action"])
+            _check_action(ctx, proposal["action"])
         except Rejection as err:
             _close(ctx, proposal, "failed", f"{err.code}: {err.message}")
         else:
-            _execute(ctx, proposal["action"])
+            done = _execute(ctx, proposal)
             _close(ctx, proposal, "executed")
     elif tally["active"] - tally["rejections"] < tally["threshold"]:
         _close(ctx, proposal, "defeated", "too many rejections to reach the threshold")
     ctx.state.put(proposal_key(proposal["id"]), proposal)
-    return {"proposal": proposal["id"], "status": proposal["status"], **tally}
+    return {"proposal": proposal["id"], "status": proposal["status"], **tally, **done}
 
 
 def _sweep_expired(ctx: ExecContext) -> list[dict[str, Any]]:
@@ -324,7 +456,7 @@ def _apply_propose(ctx: ExecContext) -> dict[str, Any]:
     if body["expires_ms"] > now + MAX_PROPOSAL_TTL_MS:
         raise Rejection("bad-expiry", "expires_ms must be at most 30 days after the block time")
     action = body["action"]
-    _check_action(ctx.state, action)
+    _check_action(ctx, action)
     still_open = _sweep_expired(ctx)
     mine = sum(1 for p in still_open if p["proposer"] == proposer["id"])
     if mine >= MAX_OPEN_PER_PROPOSER:
@@ -470,7 +602,8 @@ GOV_PROPOSE = TxType(
     schema=PROPOSE_SCHEMA,
     authorize=_authorize_member,
     apply=_apply_propose,
-    summary="propose adding, suspending or reactivating a member, or rotating its keys",
+    summary="propose adding, suspending or reactivating a member, rotating its keys, "
+    "or adding, removing or re-keying a validator",
 )
 GOV_VOTE = TxType(
     name="gov.vote",
