@@ -601,10 +601,14 @@ class Node:
     def run_query(self, fn: QueryFn, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
         return views.run_query(self._chain(), fn, path, query)
 
+    def validator_set_json(self, height: int | None) -> dict[str, Any]:
+        return views.validator_set(*views.epochs(self._chain(), self.genesis), height)
+
     def recent_blocks_json(self, limit: int) -> list[dict[str, Any]]:
         return views.recent_blocks(self._chain(), self.applier.tip.height, limit)
 
     def status(self) -> dict[str, Any]:
+        epoch, role = views.epoch_role(*views.epochs(self._chain(), self.genesis), self.node_id)
         return views.status(
             node_id=self.node_id,
             name=self.cfg.node.name,
@@ -616,6 +620,8 @@ class Node:
             peers=len(self.transport.connected()),
             sync=self.sync,
             mempool_size=len(self.mempool),
+            epoch=epoch,
+            role=role,
         )
 
     def health(self) -> tuple[bool, list[str]]:
@@ -645,7 +651,8 @@ class Node:
         return views.mempool(self.mempool, self.clock())
 
     def validators_json(self) -> list[dict[str, Any]]:
-        return views.validators(self.genesis, set(self.transport.connected()), self.me)
+        records, tip_height = views.epochs(self._chain(), self.genesis)
+        return views.validators(records, tip_height, set(self.transport.connected()), self.node_id)
 
     def metrics_text(self) -> bytes:
         self.metrics.refresh(self)

@@ -4,8 +4,9 @@
 with a stable code: 400 malformed/bad signature/replay, 413 too large, 503
 mempool full), ``GET /v1/txs/{hash}``, ``GET /v1/blocks/latest``,
 ``GET /v1/blocks/{height}``, ``GET /v1/proofs/{tx_hash}``, the domain
-queries, ``GET /v1/info`` (chain id, genesis hash, height: what a client
-needs to build a transaction) and ``GET /openapi.json``.
+queries, ``GET /v1/validators[?height=H]`` (the validator set of a height and a
+committed change not in force yet), ``GET /v1/info`` (chain id, genesis hash,
+height: what a client needs to build a transaction) and ``GET /openapi.json``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,14 @@ def query_handler(query: Query) -> Callable[[web.Request], Awaitable[web.Respons
     return handle
 
 
+async def get_validators(request: web.Request) -> web.Response:
+    raw = request.query.get("height")
+    height = None if raw is None else parse_uint(raw, 18)
+    if raw is not None and height is None:
+        raise ApiError(400, "malformed", "height must be a non-negative integer")
+    return web.json_response(_node(request).validator_set_json(height))
+
+
 async def get_info(request: web.Request) -> web.Response:
     return web.json_response(_node(request).info())
 
@@ -102,6 +111,7 @@ def client_app(node: NodeFacade) -> web.Application:
     for domain in DOMAINS:
         for query in domain.queries:
             app.router.add_get("/v1" + query.path, query_handler(query))
+    app.router.add_get("/v1/validators", get_validators)
     app.router.add_get("/v1/info", get_info)
     app.router.add_get("/openapi.json", get_openapi)
     return app

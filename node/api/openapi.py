@@ -39,6 +39,10 @@ def _error() -> dict[str, Any]:
     }
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _ok(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -125,6 +129,44 @@ def openapi_document() -> dict[str, Any]:
                         "signer": HASH,
                         "nonce": {"type": "integer", "minimum": 0},
                         "sig": {"type": "string", "pattern": hex_pattern(64)},
+                    },
+                },
+                "Validator": {
+                    "type": "object",
+                    "required": ["name", "member", "node_key", "p2p"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "member": {"type": "string"},
+                        "node_key": HASH,
+                        "p2p": {"type": "string"},
+                    },
+                },
+                "Epoch": {
+                    "type": "object",
+                    "required": [
+                        "epoch",
+                        "from_height",
+                        "validators",
+                        "proposal",
+                        "committed_height",
+                    ],
+                    "properties": {
+                        "epoch": {"type": "integer", "minimum": 0},
+                        "from_height": {"type": "integer", "minimum": 1},
+                        "validators": {"type": "array", "items": _ref("Validator")},
+                        "proposal": {"oneOf": [HASH, {"type": "null"}]},
+                        "committed_height": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "ValidatorSet": {
+                    "type": "object",
+                    "required": ["epoch", "from_height", "validators", "pending"],
+                    "properties": {
+                        "epoch": {"type": "integer", "minimum": 0},
+                        "from_height": {"type": "integer", "minimum": 1},
+                        "validators": {"type": "array", "items": _ref("Validator")},
+                        # the latest epoch while it is not in force for the next block
+                        "pending": {"oneOf": [_ref("Epoch"), {"type": "null"}]},
                     },
                 },
                 "TxStatus": {
@@ -216,6 +258,24 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _ok(obj), "400": _error(), "404": _error()},
                 }
             },
+            "/v1/validators": {
+                "get": {
+                    "summary": (
+                        "The validator set that certifies a height (default: the next block) "
+                        "and a committed change not in force for the next block yet"
+                    ),
+                    "tags": ["client"],
+                    "parameters": [
+                        {
+                            "name": "height",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                            "description": "a block height (at most 18 digits)",
+                        }
+                    ],
+                    "responses": {"200": _ok(_ref("ValidatorSet")), "400": _error()},
+                }
+            },
             "/v1/info": {
                 "get": {
                     "summary": "Chain id, genesis hash, height and version of this node",
@@ -228,11 +288,13 @@ def openapi_document() -> dict[str, Any]:
                 HEALTH,
                 extra={"503": {"description": "unhealthy", "content": _json(HEALTH)}},
             ),
-            "/status": _admin("node id, chain, height, view, primary, peers, sync, mempool"),
+            "/status": _admin(
+                "node id, chain, height, epoch and role, view, primary, peers, sync, mempool"
+            ),
             "/peers": _admin("connected peers with traffic counters"),
             "/consensus": _admin("view, primary, in-flight heights, last view change"),
             "/mempool": _admin("size, bytes, age of the oldest transaction"),
-            "/validators": _admin("the validator set"),
+            "/validators": _admin("the validator set in force for the next block, with links"),
             "/blocks/recent": _admin(
                 "the newest blocks in brief, ?limit=1..100",
                 extra={"400": _error()},

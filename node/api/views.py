@@ -23,6 +23,7 @@ from node.engine.applier import Tip
 from node.ledger.domain import QueryFn
 from node.ledger.executor import result_key
 from node.ledger.state import BlockState
+from node.ledger.validators import EpochRecord, epoch_at, genesis_epoch, load_epochs
 from node.mempool import Mempool
 from node.net.peers import PeerInfo
 from node.net.sync import BlockSync
@@ -87,6 +88,38 @@ def run_query(
         return fn(BlockState(view), path, query)
 
 
+def epochs(store: ChainStorage, genesis: Genesis) -> tuple[list[EpochRecord], int]:
+    """The validator set's epochs and the tip height, from one snapshot of the committed
+    state (before block 1 wrote epoch 0: genesis's validators as epoch 0)."""
+    with store.snapshot() as view:
+        records = load_epochs(BlockState(view))
+        tip_height = view.tip_height()
+    return records or [genesis_epoch(genesis.validators_json())], tip_height
+
+
+def validator_set(
+    records: Sequence[EpochRecord], tip_height: int, height: int | None
+) -> dict[str, Any]:
+    """``GET /v1/validators[?height=H]``: the set that certifies height H (default: the
+    next block, tip + 1) as far as the state knows, and the committed change not in
+    force for the next block yet (``pending``), if any."""
+    current = epoch_at(records, tip_height + 1 if height is None else height)
+    latest = records[-1]
+    return {
+        "epoch": current.epoch,
+        "from_height": current.from_height,
+        "validators": [v.to_json() for v in current.validators],
+        "pending": latest.to_json() if latest.from_height > tip_height + 1 else None,
+    }
+
+
+def epoch_role(records: Sequence[EpochRecord], tip_height: int, node_id: bytes) -> tuple[int, str]:
+    """(the epoch in force for the next block, ``"validator"`` if this node is in its set
+    else ``"observer"``): what ``/status`` shows."""
+    current = epoch_at(records, tip_height + 1)
+    return current.epoch, "observer" if current.index_of(node_id.hex()) is None else "validator"
+
+
 # ------------------------------------------------------------------ admin API
 def status(
     *,
@@ -100,13 +133,18 @@ def status(
     peers: int,
     sync: BlockSync,
     mempool_size: int,
+    epoch: int,
+    role: str,
 ) -> dict[str, Any]:
-    """``GET /status`` (also what ``hygeia status`` prints)."""
+    """``GET /status`` (also what ``hygeia status`` prints). ``epoch`` and ``role``:
+    ``epoch_role``."""
     return {
         "node_id": node_id.hex(),
         "name": name,
         "chain_id": chain_id,
         "height": tip.height,
+        "epoch": epoch,
+        "role": role,
         "last_block_hash": tip.block_hash,
         "last_block_time": tip.timestamp,
         "view": replica.view if replica else None,
@@ -173,19 +211,22 @@ def mempool(pool: Mempool, now_ms: int) -> dict[str, Any]:
 
 
 def validators(
-    genesis: Genesis, connected: Collection[bytes], me: int | None
+    records: Sequence[EpochRecord], tip_height: int, connected: Collection[bytes], node_id: bytes
 ) -> list[dict[str, Any]]:
-    """``GET /validators``: genesis's validators, which is us, which have a link."""
+    """``GET /validators``: the set in force for the next block (with its indices in
+    that epoch), which is us, which have a link."""
+    current = epoch_at(records, tip_height + 1).validators
     return [
         {
             "index": i,
             "name": v.name,
-            "node_key": v.public_key.hex(),
+            "member": v.member,
+            "node_key": v.node_key,
             "p2p": v.p2p,
-            "self": i == me,
-            "connected": v.public_key in connected,
+            "self": v.node_key == node_id.hex(),
+            "connected": bytes.fromhex(v.node_key) in connected,
         }
-        for i, v in enumerate(genesis.validators)
+        for i, v in enumerate(current)
     ]
 
 

@@ -390,6 +390,23 @@ async def test_http_api_errors_tx_lifecycle_openapi_and_admin_auth(
         assert status == 401 and body["error"]["code"] == "unauthorized", (route, body)
     status, st = await get_json(http, f"{admin}/status", token)
     assert status == 200 and st["chain_id"] == CHAIN and st["height"] >= 1, st
+    assert (st["epoch"], st["role"]) == (0, "validator"), st
+    # the validator set is state: genesis's validators are epoch 0, from height 1
+    genesis_set = [v.to_json() for v in c.genesis.validators]
+    status, vs = await get_json(http, f"{api}/v1/validators")
+    assert status == 200 and vs == {
+        "epoch": 0,
+        "from_height": 1,
+        "validators": genesis_set,
+        "pending": None,
+    }, vs
+    status, vs = await get_json(http, f"{api}/v1/validators?height=-1")
+    assert status == 400 and vs["error"]["code"] == "malformed", vs
+    status, rows = await get_json(http, f"{admin}/validators", token)
+    assert status == 200 and [r["member"] for r in rows["validators"]] == [
+        v["member"] for v in genesis_set
+    ]
+    assert [r["self"] for r in rows["validators"]] == [True, False, False, False]
     async with http.get(f"{admin}/metrics", headers={"Authorization": f"Bearer {token}"}) as r:
         assert r.status == 200
         assert "hygeia_height" in await r.text()
