@@ -4,6 +4,11 @@ Every entry point of the replica returns a list of actions. The driver carries
 them out in list order; a ``Persist`` must be durable before any later
 ``Send``/``Broadcast`` of the same list leaves the process. That is how
 "votes are persisted before they are sent" holds whatever the driver.
+
+Validators are named by their index in one epoch's set (consensus/epochs.py).
+The actions that name one (``Send``, ``Broadcast``, ``Relay``, ``NeedSync``,
+``Evidence``, ``Rejected``) carry that ``epoch``; a replica leaves it 0 and
+whatever drives replicas across epochs (``node.engine.epoch_switch``) stamps it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Persist:
 class Send:
     to: int
     message: Message
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,7 @@ class Broadcast:
     """Send to every other validator."""
 
     message: Message
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,7 @@ class Relay:
 
     to: int
     requests: tuple[bytes, ...]
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,7 @@ class NeedSync:
 
     target_height: int
     hints: tuple[int, ...]
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,7 @@ class Evidence:
     validator: int
     first: Message
     second: Message
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class Rejected:
 
     sender: int
     reason: str
+    epoch: int = 0
 
 
 Action = (

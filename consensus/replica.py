@@ -158,6 +158,39 @@ returns to an older view. On start it re-broadcasts the votes of its
 in-flight heights (identical messages), so a whole-network restart continues
 where it stopped.
 
+Epochs (consensus/epochs.py)
+----------------------------
+A replica serves one epoch: one validator set, from the height after its
+``base_height`` (0 for genesis) to the epoch's end. Validator indices, n, f,
+the quorum and primary rotation are that set's; every message is signed under
+the epoch's own domain (the chain id for epoch 0), so a vote never counts in
+another epoch, and ``on_message`` refuses a message the driver marks as of
+another epoch. A later epoch's replica starts like a genesis one: its low
+watermark is the base height, which needs no checkpoint proof (every replica
+reaching it executed the certified blocks below it itself), and view 0.
+
+The rule: a change committed at height h takes effect after ``boundary(h)``,
+the first checkpoint height at or after h + L. The driver tells the replica
+its epoch's end once the executed state holds the change (``on_executed``'s
+``epoch_end``, or at construction after a restart). Until then the replica
+votes only up to its *horizon*, the executed height + L + 1; once it knows
+the end c, never above c, and it keeps nothing for heights above c. Safety:
+a change it does not know commits above its executed height e, so it takes
+effect above e + L + 1; hence no honest replica ever votes at a height under a
+set other than that height's own, every certificate at a height is made of
+one set's votes, and the single-set argument above applies height by height.
+A NEW-VIEW re-proposes only prepared heights (certified by the set, so inside
+the epoch) and the gaps below them.
+
+Liveness at the boundary: with the end known, the primary proposes empty
+blocks while nothing is pending, and a backup counts an unreached end as
+something it waits for (its progress timer runs), so even an idle network
+reaches the end; a dead primary is replaced by a view change as usual. Once c
+is executed (``epoch_complete``) the driver starts the next epoch's replica
+from the tip; a view change still in progress in the old epoch ends there
+(nothing of the old epoch is left to decide). Requests the old replica held
+go to the new one (``pending_requests``).
+
 Evidence
 --------
 Two validly signed PRE-PREPAREs (including a NEW-VIEW's re-proposals),
@@ -730,9 +763,13 @@ class Replica:
         self._finish(now, out)
         return out
 
-    def on_message(self, msg: Message, now: int) -> list[Action]:
+    def on_message(self, msg: Message, now: int, epoch: int = 0) -> list[Action]:
+        """A message of ``epoch`` (the driver's routing says which); another epoch's
+        is refused: its sender index names another set."""
         out: list[Action] = []
         sender = msg.sender
+        if epoch != self.config.epoch:
+            return [Rejected(-1, "wrong-epoch")]
         if not 0 <= sender < self.config.n or sender == self.me:
             return [Rejected(sender, "unknown-sender")]
         if not self._verifier.verify(sender, msg.signing_bytes(self._domain), msg.sig):
@@ -797,6 +834,17 @@ class Replica:
     def epoch_end(self) -> int | None:
         """The last height of this replica's epoch, once known."""
         return self._epoch_end if self._epoch_end < NEVER else None
+
+    def pending_requests(self) -> list[bytes]:
+        """The requests known and not delivered, oldest first (handed to the next
+        epoch's replica, which would otherwise never hear of them again)."""
+        return [req for req, _arrived in self._requests.pending.values()]
+
+    def chain_tip(self) -> ChainTip:
+        """The last delivered block's height and timestamp, and our root there if we
+        executed it (what the next epoch's replica starts from)."""
+        root = self._ckpt.own_roots.get(self._delivered, b"")
+        return ChainTip(self._delivered, self._delivered_ts, root)
 
     @property
     def epoch_complete(self) -> bool:

@@ -70,9 +70,10 @@ Note = Rejected | ViewChanged | Evidence | Divergence
 # ------------------------------------------------------------------ inputs
 @dataclass(frozen=True, slots=True)
 class OnMessage:
-    """A consensus message from a peer."""
+    """A consensus message from a peer, of ``epoch`` (whose set names its sender)."""
 
     message: Message
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ Input = OnMessage | OnRequest | OnTimer | OnExecuted | OnBlock
 class ReplicaInputs(Protocol):
     """The entry points of ``consensus.replica.Replica`` that take inputs."""
 
-    def on_message(self, msg: Message, now: int) -> Sequence[Action]: ...
+    def on_message(self, msg: Message, now: int, epoch: int = 0) -> Sequence[Action]: ...
 
     def on_request(self, request: bytes, now: int) -> Sequence[Action]: ...
 
@@ -122,7 +123,7 @@ class ReplicaInputs(Protocol):
 def feed(replica: ReplicaInputs, inp: Input, now: int) -> Sequence[Action]:
     """Hand one input to the replica's entry point for it; return its actions."""
     if isinstance(inp, OnMessage):
-        return replica.on_message(inp.message, now)
+        return replica.on_message(inp.message, now, inp.epoch)
     if isinstance(inp, OnRequest):
         return replica.on_request(inp.request, now)
     if isinstance(inp, OnTimer):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import nacl.exceptions
 import nacl.signing
 
+from consensus.crypto import Verifier
 from consensus.merkle import merkle_root
 
 
@@ -87,6 +88,22 @@ class Ed25519Scheme:
 
     def verifier(self) -> Ed25519Verifier:
         return Ed25519Verifier([bytes(k.verify_key) for k in self.keys])
+
+
+class IndexedVerifier:
+    """One epoch's ``Verifier``: validator index i is node ``nodes[i]`` of a
+    verifier that knows every node by its node id."""
+
+    __slots__ = ("_inner", "_nodes")
+
+    def __init__(self, inner: Verifier, nodes: tuple[int, ...]) -> None:
+        self._inner = inner
+        self._nodes = nodes
+
+    def verify(self, validator: int, data: bytes, sig: bytes) -> bool:
+        if not 0 <= validator < len(self._nodes):
+            return False
+        return self._inner.verify(self._nodes[validator], data, sig)
 
 
 class SimPayloadRules:

@@ -35,9 +35,11 @@ from a copy of the persisted records and the chain tip.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import cast
 
 from consensus.actions import (
@@ -50,7 +52,9 @@ from consensus.actions import (
     Send,
     ViewChanged,
 )
+from consensus.config import ConsensusConfig
 from consensus.crypto import Verifier
+from consensus.epochs import Epoch, EpochSchedule
 from consensus.messages import (
     CommittedBlock,
     Message,
@@ -59,6 +63,7 @@ from consensus.messages import (
     decode_message,
     encode_message,
 )
+from consensus.replica import ChainTip, Replica
 from node.engine.core import (
     MAX_INPUTS_PER_ROUND,
     Input,
@@ -72,10 +77,11 @@ from node.engine.core import (
     feed,
     plan,
 )
+from node.engine.epoch_switch import EpochSwitch
 from node.sim.byzantine import make_behaviour
 from node.sim.clients import Clients
 from node.sim.clock import NodeClock
-from node.sim.crypto import Ed25519Scheme, KeyedHashScheme, SimPayloadRules
+from node.sim.crypto import Ed25519Scheme, IndexedVerifier, KeyedHashScheme, SimPayloadRules
 from node.sim.events import CALL, MSG, REQUEST, STATUS, SYNC_REQ, TIMER, WRITTEN, EventQueue
 from node.sim.faults import Delays, Faults
 from node.sim.invariants import InvariantChecker, Verdict
@@ -83,8 +89,8 @@ from node.sim.metrics import MESSAGE_NAMES, Metrics
 from node.sim.network import FrameLimit, Network
 from node.sim.node import SimNode
 from node.sim.replicas import ReplicaKit, real_kit
-from node.sim.scenario import Fault, Scenario
-from node.sim.store import DurableStore
+from node.sim.scenario import Fault, Scenario, ValidatorChange
+from node.sim.store import DurableStore, change_tx, next_schedule, node_key, node_of
 from node.sim.sync import BlockSync, StatusSync, SyncRequest, SyncResponse
 from node.sim.workload import Workload
 
@@ -147,7 +153,7 @@ class Simulation:
                 if spec
                 else None
             )
-            store = DurableStore(self.kit.genesis_root)
+            store = DurableStore(self.kit.genesis_root, *self._genesis_schedule())
             self.nodes.append(SimNode(i, n, clock, store, signer, behaviour))
         self._edges = [NodeEdges(self, node) for node in self.nodes]
 
@@ -205,6 +211,95 @@ class Simulation:
         self._check_done = False
         self.faults.schedule(scenario.faults, self.queue, self.crash, self.restart)
         self.clients.schedule()
+        # a run with validator changes: each node follows the executed schedule
+        # through an EpochSwitch; the checker learns the sets from the first commits
+        self._truth = self._genesis_schedule()[0]
+        self._members: dict[tuple[bytes, ...], tuple[int, ...]] = {}
+        if self._truth is not None:
+            self.checker.certifier = self._certifier
+        for seq, change in enumerate(scenario.validator_changes):
+            self.call_at(change.at_ms, partial(self._submit_change, seq, change))
+
+    # -- epochs -----------------------------------------------------------------
+
+    def _genesis_schedule(self) -> tuple[EpochSchedule | None, tuple[int, int]]:
+        cfg = self.config
+        knobs = (cfg.checkpoint_interval, cfg.watermark_window)
+        s = self.scenario
+        if not (s.validator_changes or s.validators):
+            return None, knobs
+        genesis = EpochSchedule.genesis([node_key(i) for i in range(s.genesis_validators)])
+        return genesis, knobs
+
+    @property
+    def epochs(self) -> bool:
+        return self._truth is not None
+
+    def _nodes_of(self, validators: tuple[bytes, ...]) -> tuple[int, ...]:
+        got = self._members.get(validators)
+        if got is None:
+            got = self._members[validators] = tuple(node_of(k) for k in validators)
+        return got
+
+    def _epoch_nodes(self, node: SimNode, epoch: int) -> tuple[int, ...]:
+        """Node ids of ``epoch``'s validators as ``node`` knows them (() if unknown)."""
+        switch = node.replica
+        assert isinstance(switch, EpochSwitch)
+        epochs = switch.schedule.epochs
+        return self._nodes_of(epochs[epoch].validators) if epoch < len(epochs) else ()
+
+    def _certifier(self, height: int) -> tuple[str, int, Verifier]:
+        assert self._truth is not None
+        epoch = self._truth.at(height)
+        cfg = dataclasses.replace(self.config, n=epoch.n, epoch=epoch.number)
+        nodes = self._nodes_of(epoch.validators)
+        return cfg.signing_domain, cfg.quorum, IndexedVerifier(self.verifier, nodes)
+
+    def _submit_change(self, seq: int, change: ValidatorChange) -> None:
+        self.clients.submit(change_tx(seq, change.validators), self.now)
+
+    def _make_switch(self, node: SimNode, restart: bool) -> EpochSwitch:
+        store = node.store
+        assert store.schedule is not None
+
+        def make(
+            config: ConsensusConfig,
+            me: int,
+            records: Mapping[bytes, bytes],
+            tip: ChainTip,
+            epoch_end: int | None,
+        ) -> Replica:
+            assert store.schedule is not None
+            nodes = self._nodes_of(store.schedule.epochs[config.epoch].validators)
+            verifier = IndexedVerifier(self.verifier, nodes)
+            return Replica(
+                config,
+                me,
+                node.signer,
+                verifier,
+                self.rules,
+                records=records,
+                tip=tip,
+                epoch_end=epoch_end,
+            )
+
+        def verifier_for(epoch: Epoch) -> Verifier:
+            return IndexedVerifier(self.verifier, self._nodes_of(epoch.validators))
+
+        def schedule() -> EpochSchedule:
+            assert store.schedule is not None
+            return store.schedule
+
+        return EpochSwitch(
+            self.config,
+            node_key(node.id),
+            schedule=schedule,
+            make_replica=make,
+            verifier_for=verifier_for,
+            rules=self.rules,
+            records=dict(store.records) if restart else {},
+            tip=ChainTip(*store.tip()) if restart else ChainTip(0, 0, b""),
+        )
 
     # -- scheduling ------------------------------------------------------------
 
@@ -277,6 +372,16 @@ class Simulation:
                 break
         up = {node.id: node.store.height for node in nodes if node.honest and node.up}
         self.checker.finish(self.now, up, self.workload.exhausted(self.now))
+        if self._truth is not None:
+            epochs = {
+                node.id: node.replica.epoch.number
+                for node in nodes
+                if node.honest and node.up and isinstance(node.replica, EpochSwitch)
+            }
+            want = 1 + len(self.scenario.validator_changes)
+            self.checker.finish_epochs(want, len(self._truth), epochs)
+        else:
+            self.checker.finish_epochs(1, 1, {})
         return self
 
     def _done(self) -> bool:
@@ -317,6 +422,13 @@ class Simulation:
 
     def _start(self, node: SimNode, restart: bool = False) -> None:
         store = node.store
+        if self.epochs:
+            node.replica = self._make_switch(node, restart)
+            node.up = True
+            self.status.moved_at[node.id] = self.now
+            self._round(node, node.replica.start(node.clock.local(self.now)), self.now)
+            self._drive(node, self.now)
+            return
         node.replica = self.kit.factory(
             self.config,
             node.id,
@@ -352,14 +464,16 @@ class Simulation:
     # -- inputs to replicas ----------------------------------------------------
 
     def _on_message(self, node: SimNode, payload: object, vt: int) -> None:
+        assert isinstance(payload, tuple)
+        epoch, body = payload
         if self.wire:
-            assert isinstance(payload, bytes)
-            msg = decode_message(payload)
+            assert isinstance(body, bytes)
+            msg = decode_message(body)
         else:
-            msg = cast(Message, payload)
+            msg = cast(Message, body)
         if node.behaviour is not None:
             node.behaviour.observe(self, node.peers, msg)
-        self._input(node, OnMessage(msg), vt)
+        self._input(node, OnMessage(msg, epoch), vt)
 
     def _on_timer(self, node: SimNode, token: object, vt: int) -> None:
         if not node.up or token != node.timer_token:
@@ -432,17 +546,29 @@ class Simulation:
 
     def _transmit(self, node: SimNode, action: Outbound, vt: int) -> None:
         if isinstance(action, Broadcast):
-            self._broadcast(node, action.message, vt)
+            self._broadcast(node, action.message, vt, action.epoch)
         elif isinstance(action, Send):
-            self._send(node, action.to, action.message, vt)
+            to = self._node_of_index(node, action.epoch, action.to)
+            if to is not None:
+                self._send(node, to, action.message, vt, action.epoch)
         else:
             self._relay(node, action, vt)
 
+    def _node_of_index(self, node: SimNode, epoch: int, index: int) -> int | None:
+        """The node id of validator ``index`` of ``epoch`` (itself in a run without epochs)."""
+        if not self.epochs:
+            return index
+        nodes = self._epoch_nodes(node, epoch)
+        return nodes[index] if 0 <= index < len(nodes) else None
+
     def _relay(self, node: SimNode, action: Relay, vt: int) -> None:
         """The client requests, over the network, into the primary's inbox."""
+        to = self._node_of_index(node, action.epoch, action.to)
+        if to is None:
+            return
         for req in action.requests:
-            for d in self.network.delays(node.id, action.to):
-                self.queue.push(vt + d, REQUEST, action.to, req)
+            for d in self.network.delays(node.id, to):
+                self.queue.push(vt + d, REQUEST, to, req)
 
     def _on_need_sync(self, node: SimNode, target: int, hints: tuple[int, ...], vt: int) -> None:
         if self.scenario.network.status_sync:  # the daemon ignores the hints
@@ -462,8 +588,9 @@ class Simulation:
             self.metrics.reject(action.reason.split(":", 1)[0])
         elif isinstance(action, Evidence):
             self.metrics.evidence += 1
-            if node.honest:
-                self.checker.on_evidence(node.id, action.validator, vt)
+            accused = self._node_of_index(node, action.epoch, action.validator)
+            if node.honest and accused is not None:
+                self.checker.on_evidence(node.id, accused, vt)
         elif isinstance(action, Divergence) and node.honest:
             self.checker.on_divergence(node.id, action.height, action.ours, action.stable, vt)
 
@@ -474,9 +601,13 @@ class Simulation:
             for pp in msg.pre_prepares:
                 self.checker.record_pre_prepare(pp)
 
-    def _record_sent(self, node: SimNode, msg: Message, vt: int) -> None:
+    def _record_sent(self, node: SimNode, msg: Message, vt: int, epoch: int = 0) -> None:
         if node.honest:  # before any Byzantine twist: what the replica itself sent
-            self.checker.on_honest_send(node.id, msg, vt)
+            me = node.id
+            if self.epochs:
+                nodes = self._epoch_nodes(node, epoch)
+                me = nodes.index(node.id) if node.id in nodes else -1
+            self.checker.on_honest_send(node.id, msg, vt, me)
         else:
             self._record_proposals(msg)
 
@@ -496,39 +627,43 @@ class Simulation:
             return None
         return payload
 
-    def _broadcast(self, node: SimNode, msg: Message, vt: int) -> None:
-        self._record_sent(node, msg, vt)
+    def _broadcast(self, node: SimNode, msg: Message, vt: int, epoch: int = 0) -> None:
+        self._record_sent(node, msg, vt, epoch)
+        peers = node.peers
+        if self.epochs:
+            peers = tuple(i for i in self._epoch_nodes(node, epoch) if i != node.id)
         if node.behaviour is not None:
-            node.behaviour.transmit(self, node.peers, msg)
+            node.behaviour.transmit(self, peers, msg)
             return
         name = self._names[type(msg)]
         sent = self.metrics.sent
-        sent[name] = sent.get(name, 0) + len(node.peers)
-        payload = self._framed(node, name, msg, len(node.peers), vt)
-        if payload is None:
+        sent[name] = sent.get(name, 0) + len(peers)
+        body = self._framed(node, name, msg, len(peers), vt)
+        if body is None:
             return
+        payload = (epoch, body)
         src = node.id
         delays = self._link(name)
         queue = self.queue
         q = queue.heap
         push = heapq.heappush
         seq = queue.seq
-        for dst in node.peers:
+        for dst in peers:
             for d in delays(src, dst):
                 push(q, (vt + d, next(seq), MSG, dst, payload))
 
-    def _send(self, node: SimNode, to: int, msg: Message, vt: int) -> None:
-        self._record_sent(node, msg, vt)
+    def _send(self, node: SimNode, to: int, msg: Message, vt: int, epoch: int = 0) -> None:
+        self._record_sent(node, msg, vt, epoch)
         if node.behaviour is not None:
             node.behaviour.transmit(self, (to,), msg)
             return
         name = self._names[type(msg)]
         self.metrics.count(name)
-        payload = self._framed(node, name, msg, 1, vt)
-        if payload is None:
+        body = self._framed(node, name, msg, 1, vt)
+        if body is None:
             return
         for d in self._link(name)(node.id, to):
-            self.queue.push(vt + d, MSG, to, payload)
+            self.queue.push(vt + d, MSG, to, (epoch, body))
 
     def post(self, src: int, dst: int, msg: Message, extra_delay: int) -> None:
         """One message from a Byzantine behaviour (the ``Outbox`` protocol)."""
@@ -536,13 +671,15 @@ class Simulation:
             self._record_proposals(msg)
         name = self._names[type(msg)]
         self.metrics.count(name)
-        payload: object = encode_message(msg) if self.wire else msg
-        size = self.frames.frame_size(msg, payload if isinstance(payload, bytes) else None)
+        body: object = encode_message(msg) if self.wire else msg
+        size = self.frames.frame_size(msg, body if isinstance(body, bytes) else None)
         if size > self.frames.max_frame_bytes:
             self._oversized(src, self.nodes[src].honest, name, size, 1, self.now)
             return
+        switch = self.nodes[src].replica
+        epoch = switch.epoch.number if isinstance(switch, EpochSwitch) else 0
         for d in self._link(name)(src, dst):
-            self.queue.push(self.now + d + extra_delay, MSG, dst, payload)
+            self.queue.push(self.now + d + extra_delay, MSG, dst, (epoch, body))
 
     def _oversized(self, src: int, honest: bool, name: str, size: int, k: int, vt: int) -> None:
         """A ``size``-byte frame (to ``k`` peers) exceeds the limit: the transport refuses it."""
@@ -581,6 +718,9 @@ class Simulation:
         if node.honest:
             if self.checker.on_commit(node.id, block, digest, vt):
                 self.clients.committed(block, vt)
+                if self._truth is not None:
+                    k, w = store.epoch_knobs
+                    self._truth = next_schedule(self._truth, height, block.payload, k, w)
             if height == self.scenario.stop_at_height and node.id in self._target_set:
                 self._reached += 1
             self._check_done = self.scenario.stop_at_height > 0

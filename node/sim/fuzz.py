@@ -304,7 +304,15 @@ def _worst_latency(net: NetworkSpec) -> int:
 def to_toml(s: Scenario) -> str:
     """``s`` in the configs/scenarios format; ``scenario.parse`` reads it back equal."""
     out: list[str] = []
-    structured = {"consensus", "network", "workload", "faults", "byzantine", "drift"}
+    structured = {
+        "consensus",
+        "network",
+        "workload",
+        "faults",
+        "byzantine",
+        "drift",
+        "validator_changes",
+    }
     default = Scenario(name=s.name, n=s.n, duration_ms=s.duration_ms)
     for fl in dataclasses.fields(Scenario):
         if fl.name in structured:
@@ -333,6 +341,8 @@ def to_toml(s: Scenario) -> str:
         out += ["", "[[byzantine]]", *_plain(b, None)]
     for d in s.drift:
         out += ["", "[[drift]]", *_plain(d, None)]
+    for c in s.validator_changes:
+        out += ["", "[[validator_changes]]", *_plain(c, None)]
     return "\n".join(out) + "\n"
 
 

@@ -28,6 +28,14 @@
   before any Byzantine twist or the network. One dict operation per vote.
 - **evidence_honest**: no honest replica reports ``Evidence`` against an honest
   validator.
+- **epochs**: in a run with validator changes, every change took effect (one
+  epoch per change after genesis's) and every honest node that is up at the
+  end stands in the last epoch.
+
+In a run with validator changes the engine sets ``certifier``: for a height,
+the signing domain, quorum and verifier of the set that certifies it (as the
+first commits of the run determined it), so validity holds every block to its
+own epoch's set.
 
 Each verdict keeps its violation count and the detail of the first one; a
 verdict that does not apply to the run says why in its ``note``.
@@ -35,7 +43,7 @@ verdict that does not apply to the run says why in its ``note``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +61,7 @@ INVARIANTS = (
     "requests",
     "vote_uniqueness",
     "evidence_honest",
+    "epochs",
 )
 NOT_OWED = "not applicable: more than f nodes stay faulty or a partition or drop lasts"
 # the value of ``requests`` for a transaction an honest node has committed
@@ -125,31 +134,35 @@ class InvariantChecker:
         # is over (the engine sets both)
         self.last_submit = 0
         self.workload_done = False
+        # height -> (signing domain, quorum, verifier) of its set (None: genesis's)
+        self.certifier: Callable[[int], tuple[str, int, Verifier]] | None = None
 
     # -- observations --------------------------------------------------------
 
     def record_pre_prepare(self, pp: PrePrepare) -> None:
         self.proposals.add(pp.proposal.digest())
 
-    def on_honest_send(self, node: int, msg: Message, now: int) -> None:
+    def on_honest_send(self, node: int, msg: Message, now: int, me: int | None = None) -> None:
         """Honest ``node`` sends ``msg`` (once per Send/Broadcast action): record
-        proposals for validity and its own votes for vote_uniqueness."""
+        proposals for validity and its own votes for vote_uniqueness. ``me``: its
+        index in the message's epoch (default: the node id)."""
+        me = node if me is None else me
         if isinstance(msg, Prepare):
-            if msg.sender == node:
+            if msg.sender == me:
                 self._vote(node, "prepare", msg.view, msg.height, msg.digest, now)
         elif isinstance(msg, Commit):
-            if msg.sender == node:
+            if msg.sender == me:
                 self._vote(node, "commit", msg.view, msg.height, msg.digest, now)
         elif isinstance(msg, PrePrepare):
-            self._own_pre_prepare(node, msg, now)
+            self._own_pre_prepare(node, me, msg, now)
         elif isinstance(msg, NewView):
             for pp in msg.pre_prepares:
-                self._own_pre_prepare(node, pp, now)
+                self._own_pre_prepare(node, me, pp, now)
 
-    def _own_pre_prepare(self, node: int, pp: PrePrepare, now: int) -> None:
+    def _own_pre_prepare(self, node: int, me: int, pp: PrePrepare, now: int) -> None:
         digest = pp.proposal.digest()
         self.proposals.add(digest)
-        if pp.sender == node:
+        if pp.sender == me:
             self._vote(node, "pre_prepare", pp.view, pp.proposal.height, digest, now)
 
     def _vote(self, node: int, kind: str, view: int, height: int, digest: bytes, now: int) -> None:
@@ -235,14 +248,24 @@ class InvariantChecker:
                 verdict.fail(reason="payload breaks the payload rules", **where)
             else:
                 self._payload_ok.add(key)
-        best = self._certified_votes(block.certificate, p.height, digest)
-        if best < self.quorum:
+        domain, quorum, verifier = self.chain_id, self.quorum, self.verifier
+        if self.certifier is not None:
+            domain, quorum, verifier = self.certifier(p.height)
+        best = self._certified_votes(block.certificate, p.height, digest, domain, verifier)
+        if best < quorum:
             verdict.fail(
-                reason=f"certificate has {best} valid matching votes, quorum is {self.quorum}",
+                reason=f"certificate has {best} valid matching votes, quorum is {quorum}",
                 **where,
             )
 
-    def _certified_votes(self, cert: tuple[Commit, ...], height: int, digest: bytes) -> int:
+    def _certified_votes(
+        self,
+        cert: tuple[Commit, ...],
+        height: int,
+        digest: bytes,
+        domain: str,
+        verifier: Verifier,
+    ) -> int:
         """Most valid signatures of distinct validators over one (view, height, digest)."""
         senders: dict[int, set[int]] = {}
         cache = self._sig_ok
@@ -251,7 +274,7 @@ class InvariantChecker:
                 continue
             ok = cache.get(c)
             if ok is None:
-                ok = self.verifier.verify(c.sender, c.signing_bytes(self.chain_id), c.sig)
+                ok = verifier.verify(c.sender, c.signing_bytes(domain), c.sig)
                 cache[c] = ok
             if ok:
                 senders.setdefault(c.view, set()).add(c.sender)
@@ -362,6 +385,19 @@ class InvariantChecker:
                     deadline_ms=deadline,
                     first_commit_ms=at,
                 )
+
+    def finish_epochs(self, want: int, made: int, node_epochs: Mapping[int, int]) -> None:
+        """``want`` epochs should exist (genesis's and one per change), ``made`` do;
+        ``node_epochs``: the epoch of every honest node up at the end."""
+        verdict = self.verdicts["epochs"]
+        if want <= 1:
+            verdict.note = "not judged: no validator change"
+            return
+        if made != want:
+            verdict.fail(epochs=made, expected=want)
+        for node in sorted(node_epochs):
+            if node_epochs[node] != want - 1:
+                verdict.fail(node=node, epoch=node_epochs[node], expected=want - 1)
 
     def all_ok(self) -> bool:
         return all(v.ok for v in self.verdicts.values())

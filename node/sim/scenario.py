@@ -147,9 +147,20 @@ class DriftSpec:
 
 
 @dataclass(frozen=True)
+class ValidatorChange:
+    """At ``at_ms`` the scenario submits a governance change to every node: the
+    validator set becomes ``validators`` (node ids, in index order). It takes
+    effect at the epoch boundary after the block that holds it
+    (consensus/epochs.py); refused (ignored) while another change is in flight."""
+
+    at_ms: int
+    validators: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
-    n: int
+    n: int  # nodes; the first ``validators`` of them (all, when 0) are genesis's set
     duration_ms: int
     description: str = ""
     stop_at_height: int = 0  # 0: run until duration_ms
@@ -163,6 +174,12 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     byzantine: tuple[ByzantineSpec, ...] = ()
     drift: tuple[DriftSpec, ...] = field(default=())
+    validators: int = 0
+    validator_changes: tuple[ValidatorChange, ...] = ()
+
+    @property
+    def genesis_validators(self) -> int:
+        return self.validators or self.n
 
     def consensus_config(self) -> ConsensusConfig:
         knobs = dict(self.consensus)
@@ -170,7 +187,7 @@ class Scenario:
         if "max_message_bytes" not in knobs:  # what the frame limit leaves, as the daemon sets it
             knobs["max_message_bytes"] = self.network.max_frame_bytes - CONSENSUS_FRAME_OVERHEAD
         try:
-            return ConsensusConfig(chain_id=chain_id, n=self.n, **knobs)
+            return ConsensusConfig(chain_id=chain_id, n=self.genesis_validators, **knobs)
         except (TypeError, ValueError) as exc:
             raise ScenarioError(f"scenario {self.name}: [consensus]: {exc}") from exc
 
@@ -240,6 +257,9 @@ def parse(data: dict[str, Any]) -> Scenario:
             "faults": tuple(_fault(f) for f in doc.faults),
             "byzantine": tuple(_byzantine(b) for b in doc.byzantine),
             "drift": tuple(DriftSpec(**given(d)) for d in doc.drift),
+            "validator_changes": tuple(
+                ValidatorChange(c.at_ms, tuple(c.validators)) for c in doc.validator_changes
+            ),
         }
     )
     validate(scenario)
@@ -325,6 +345,15 @@ def validate(s: Scenario) -> None:
     need(net.sync_lag_threshold >= 0 and net.sync_stall_ms >= 0, "sync lag and stall must be >= 0")
     for b in s.byzantine:
         need(b.count >= 0, "byzantine count must be >= 0")
+    need(0 <= s.validators <= s.n, f"validators must be in 0..{s.n} (0: every node)")
+    for c in s.validator_changes:
+        need(c.at_ms >= 0, "validator change at_ms must be >= 0")
+        need(bool(c.validators), "a validator change needs at least one validator")
+        need(len(set(c.validators)) == len(c.validators), "a validator change names a node twice")
+        for i in c.validators:
+            need(i in nodes, f"validator change node {i} outside 0..{s.n - 1}")
+    if s.validator_changes or s.validators:
+        need(net.status_sync, "validator changes need network.status_sync (followers sync by it)")
 
 
 def probability_ppm(value: float | int, where: str = "probability") -> int:
@@ -456,10 +485,17 @@ class _DriftDoc(_Doc):
     rate_ppm: Maybe[int] = UNSET
 
 
+class _ValidatorChangeDoc(_Doc):
+    at_ms: int
+    validators: tuple[int, ...]
+
+
 class _ScenarioDoc(_Doc):
     name: str
     n: int
     duration_ms: int
+    validators: Maybe[int] = UNSET
+    validator_changes: tuple[_ValidatorChangeDoc, ...] = ()
     description: Maybe[str] = UNSET
     stop_at_height: Maybe[int] = UNSET
     liveness_bound_ms: Maybe[int] = UNSET

@@ -66,7 +66,7 @@ class ScriptedReplica:
     def start(self, now: int) -> list[Action]:
         return []
 
-    def on_message(self, msg: Any, now: int) -> list[Action]:
+    def on_message(self, msg: Any, now: int, epoch: int = 0) -> list[Action]:
         return self._on_message
 
     def on_executed(self, height: int, state_root: bytes, now: int) -> list[Action]:
@@ -184,7 +184,7 @@ class QueueReplica:
     def start(self, now: int) -> list[Action]:
         return []
 
-    def on_message(self, msg: Any, now: int) -> list[Action]:
+    def on_message(self, msg: Any, now: int, epoch: int = 0) -> list[Action]:
         return self.script.pop(0)
 
     def on_executed(self, height: int, state_root: bytes, now: int) -> list[Action]:

@@ -36,7 +36,7 @@ class Probe:
         self.fired.append(now)
         return self._next(now)
 
-    def on_message(self, msg, now):
+    def on_message(self, msg, now, epoch=0):
         return []
 
     def on_request(self, request, now):

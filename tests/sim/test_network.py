@@ -219,10 +219,10 @@ class _Recording(Simulation):
 
     new_views: list[NewView]
 
-    def _broadcast(self, node: SimNode, msg: Message, vt: int) -> None:
+    def _broadcast(self, node: SimNode, msg: Message, vt: int, epoch: int = 0) -> None:
         if isinstance(msg, NewView) and node.honest:
             self.new_views.append(msg)
-        super()._broadcast(node, msg, vt)
+        super()._broadcast(node, msg, vt, epoch)
 
 
 def test_view_change_under_large_payloads_stays_under_the_frame_limit():

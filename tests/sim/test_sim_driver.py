@@ -46,7 +46,7 @@ class Stub:
         vote = Prepare(0, k, bytes(32), self.me, bytes(64))
         return [Persist(((slot_key(k), request),)), Broadcast(vote)]
 
-    def on_message(self, msg: Message, now: int) -> list[Action]:
+    def on_message(self, msg: Message, now: int, epoch: int = 0) -> list[Action]:
         assert isinstance(msg, Prepare)
         sim = self.sim[0]
         durable = slot_key(msg.height) in sim.nodes[msg.sender].store.records
@@ -165,13 +165,13 @@ class _DurableBeforeSent(Simulation):
             if slot_key(v.height) not in node.store.records:
                 self.unpersisted.append(key)
 
-    def _broadcast(self, node: SimNode, msg: Message, vt: int) -> None:
+    def _broadcast(self, node: SimNode, msg: Message, vt: int, epoch: int = 0) -> None:
         self._check(node, msg)
-        super()._broadcast(node, msg, vt)
+        super()._broadcast(node, msg, vt, epoch)
 
-    def _send(self, node: SimNode, to: int, msg: Message, vt: int) -> None:
+    def _send(self, node: SimNode, to: int, msg: Message, vt: int, epoch: int = 0) -> None:
         self._check(node, msg)
-        super()._send(node, to, msg, vt)
+        super()._send(node, to, msg, vt, epoch)
 
 
 def test_no_honest_vote_leaves_before_its_record_is_durable_even_with_slow_writes():

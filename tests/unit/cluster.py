@@ -386,7 +386,9 @@ class Cluster:
     def deliver(self, env: Envelope) -> list[Action]:
         if self._blocked(env):
             return []
-        return self.call(env.dst, "on_message", lambda r: r.on_message(env.msg, self.now))
+        return self.call(
+            env.dst, "on_message", lambda r: r.on_message(env.msg, self.now, r.config.epoch)
+        )
 
     def step(self) -> Envelope | None:
         """Hand the oldest queued message to its destination (or drop it)."""
@@ -720,7 +722,7 @@ class Solo:
         self._at(now)
         out: list[Action] = []
         for m in msgs:
-            out.extend(self._run(self.replica.on_message(m, self.now)))
+            out.extend(self._run(self.replica.on_message(m, self.now, self.config.epoch)))
         return out
 
     def request(self, *txs: bytes, now: int | None = None) -> list[Action]:

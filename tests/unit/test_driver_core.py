@@ -153,7 +153,7 @@ class EntryPoints:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def on_message(self, msg: Message, now: int) -> list[Action]:
+    def on_message(self, msg: Message, now: int, epoch: int = 0) -> list[Action]:
         self.calls.append(("on_message", msg, now))
         return [SetTimer(now)]
 

@@ -195,3 +195,10 @@ def test_a_replica_cannot_start_an_epoch_the_chain_has_not_reached() -> None:
     cfg = _epoch1()
     with pytest.raises(ValueError, match="starts after height 16"):
         Solo(4, 3, config=cfg, tip=ChainTip(12, 12, b"r" * 32))
+
+
+def test_a_message_marked_as_of_another_epoch_is_refused() -> None:
+    s = Solo(4, 3, **KNOBS)
+    pp = s.craft.pre_prepare(0, 1, (b"tx:1",))
+    assert s.replica.on_message(pp, 0, epoch=1) == [Rejected(-1, "wrong-epoch")]
+    assert [p.height for p in _prepares(s.feed(pp))] == [1]
