@@ -76,6 +76,19 @@ def tx_status(tx_hash: str, api: str) -> None:
     echo({"hash": tx_hash, **get(api, f"/txs/{tx_hash}")})
 
 
+@client.command(name="validators")
+@click.option(
+    "--height",
+    type=click.IntRange(min=0),
+    help="The set that certifies this height (default: the next block's).",
+)
+@options.api()
+def validator_set(height: int | None, api: str) -> None:
+    """Show the validator set (GET /v1/validators): its epoch, members, node keys and
+    addresses, and a committed change not in force yet (pending)."""
+    echo(get(api, "/validators", {"height": None if height is None else str(height)}))
+
+
 @client.command(name="proof")
 @click.argument("tx_hash")
 @options.api()

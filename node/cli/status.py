@@ -62,6 +62,8 @@ MAX_WORKERS: Final = 32
 TESTNET_HEADER: Final = (
     "name",
     "height",
+    "epoch",
+    "role",
     "view",
     "primary",
     "peers",
@@ -249,6 +251,8 @@ def node_rows(report: Report) -> list[tuple[str, str]]:
         ("chain", _text(st.get("chain_id"))),
         ("health", _health_text(report)),
         ("height", _text(st.get("height"))),
+        ("epoch", _text(st.get("epoch"))),
+        ("role", _text(st.get("role"))),
         ("last block", block_hash[:HASH_CHARS] if isinstance(block_hash, str) else "-"),
         ("view", _text(st.get("view"))),
         ("primary", _primary(st)),
@@ -266,12 +270,14 @@ def testnet_rows(reports: Sequence[Report]) -> list[tuple[str, ...]]:
     for r in reports:
         st = r.status
         if st is None:
-            rows.append((r.name, "down", "-", "-", "-", "-", "-", _health_text(r)))
+            rows.append((r.name, "down", "-", "-", "-", "-", "-", "-", "-", _health_text(r)))
             continue
         rows.append(
             (
                 r.name,
                 _text(st.get("height")),
+                _text(st.get("epoch")),
+                _text(st.get("role")),
                 _text(st.get("view")),
                 _text(st.get("primary")),
                 _peers(r),

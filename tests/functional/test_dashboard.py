@@ -59,6 +59,8 @@ return {
   auth_message: $("auth-message").textContent,
   error: shown("error") ? $("error").textContent : null,
   height: $("height").textContent,
+  epoch: $("epoch").textContent,
+  role: $("role").textContent,
   view: $("view").textContent,
   primary: $("primary").textContent,
   peers_count: $("peers-count").textContent,
@@ -204,6 +206,7 @@ def test_dashboard_in_headless_chromium_shows_live_values(net: TestNetwork, tmp_
         assert "token" not in first["url"], first["url"]
         assert first["stored_token"] == node.token
         assert first["node_name"] == node.name and not first["auth_shown"], first
+        assert (first["epoch"], first["role"]) == ("0", "validator"), first
 
         # commits while the page is open: the chart sees the counters move
         hashes = net.submit([0, 1, 2, 3], TXS)

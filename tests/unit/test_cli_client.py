@@ -180,3 +180,75 @@ def test_ehr_anchor_versions_follow_the_latest_and_verify_exits_1_if_unanchored(
         "anchored": True,
         "record_id": "r/1",
     }
+
+
+# ------------------------------------------------------------------ validators
+NODE_KEY = "cd" * 32
+
+
+def test_gov_propose_add_validator_sends_the_action(
+    node: FakeNode, key_file: Path, tmp_path: Path
+) -> None:
+    """--node-key is 64 hex or a key file (a node's node_key.json): only its public key goes."""
+    node_file = tmp_path / "node_key.json"
+    save_key(node_file, generate_key())
+    args = ["--member", "clinic-9", "--name", "node4", "--p2p", "10.0.0.4:26656"]
+    for given, sent in (
+        (NODE_KEY, NODE_KEY),
+        (str(node_file), public_key_hex(load_key(node_file))),
+    ):
+        result = run("gov", "propose-add-validator", *args, "--node-key", given,
+                     "--api", API, "--key", str(key_file), "--note", "joins")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        tx = node.posted[-1]
+        assert tx["type"] == "gov.propose"
+        assert tx["body"] == {
+            "action": {"type": "add-validator", "member": "clinic-9", "name": "node4",
+                       "node_key": sent, "p2p": "10.0.0.4:26656"},
+            "expires_ms": BLOCK_TIME_MS + 72 * 3_600_000,
+            "note": "joins",
+        }  # fmt: skip
+
+
+def test_gov_propose_remove_and_replace_validator_key(node: FakeNode, key_file: Path) -> None:
+    common = ["--api", API, "--key", str(key_file), "--expires-in", "1"]
+    result = run("gov", "propose-remove-validator", "--node-key", NODE_KEY, *common)
+    assert result.exit_code == 0, result.output
+    result = run("gov", "propose-replace-validator-key", "--node-key", NODE_KEY,
+                 "--new-node-key", "ef" * 32, "--p2p", "[2001:db8::1]:26656", *common)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [t["body"]["action"] for t in node.posted] == [
+        {"type": "remove-validator", "node_key": NODE_KEY},
+        {"type": "replace-validator-key", "node_key": NODE_KEY, "new_node_key": "ef" * 32,
+         "p2p": "[2001:db8::1]:26656"},
+    ]  # fmt: skip
+    assert node.posted[0]["body"]["expires_ms"] == BLOCK_TIME_MS + 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--node-key", NODE_KEY, "--p2p", "localhost"], "--p2p: expected host:port"),
+        (["--node-key", NODE_KEY, "--p2p", "h:0"], "--p2p: port in 'h:0' must be in 1..65535"),
+        (["--node-key", "nope", "--p2p", "h:1"], "neither 64 lowercase hex nor a key file"),
+    ],
+)
+def test_gov_validator_proposals_check_keys_and_addresses_before_signing(
+    node: FakeNode, key_file: Path, extra: list[str], message: str
+) -> None:
+    result = run("gov", "propose-add-validator", "--member", "m", "--name", "n", *extra,
+                 "--api", API, "--key", str(key_file))  # fmt: skip
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert node.posted == []
+
+
+def test_client_validators_prints_the_set(node: FakeNode) -> None:
+    answer = {"epoch": 1, "from_height": 49, "validators": [], "pending": None}
+    node.routes["/v1/validators"] = answer
+    result = run("validators", "--api", API)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == answer
+    assert run("validators", "--api", API, "--height", "7").exit_code == 0
+    assert node.gets == ["/v1/validators", "/v1/validators?height=7"]
+    bad = run("validators", "--api", API, "--height", "-1")
+    assert bad.exit_code == 2 and node.gets == ["/v1/validators", "/v1/validators?height=7"]

@@ -29,6 +29,8 @@ def _status(name: str, height: int = 42, **over: Any) -> dict[str, Any]:
         "name": name,
         "chain_id": "hygeia-test",
         "height": height,
+        "epoch": 2,
+        "role": "validator",
         "last_block_hash": "0123456789abcdef" * 4,
         "last_block_time": 1_700_000_000_000,
         "view": 1,
@@ -161,6 +163,7 @@ def test_one_node_plain_table_and_exit_0(
     assert rows["name"] == "node0"
     assert rows["health"] == "ok"
     assert rows["height"] == "42"
+    assert (rows["epoch"], rows["role"]) == ("2", "validator")
     assert rows["last block"] == "0123456789abcdef"
     assert rows["view"] == "1"
     assert rows["primary"] == "1"
@@ -179,7 +182,7 @@ def test_one_node_plain_table_and_exit_0(
 def test_unhealthy_syncing_node_shows_reasons_and_progress_and_exits_1(
     serve: Callable[[FakeNode], FakeNode], token_file: Path
 ) -> None:
-    st = _status("obs", height=120, syncing=True, validator_index=None, primary=0)
+    st = _status("obs", height=120, syncing=True, validator_index=None, primary=0, role="observer")
     st["sync"].update(target_height=500, best_peer_height=560)
     fake = serve(FakeNode(st, health=(False, ["syncing", "disk low: 100 MiB free"])))
     result = run("--admin", fake.url, "--token-file", str(token_file))
@@ -188,6 +191,7 @@ def test_unhealthy_syncing_node_shows_reasons_and_progress_and_exits_1(
     assert rows["health"] == "syncing; disk low: 100 MiB free"
     assert rows["syncing"] == "syncing 120/560"
     assert rows["validator"] == "no (observer of 4 validators)"
+    assert rows["role"] == "observer"
     assert rows["primary"] == "0"
 
 
@@ -273,7 +277,7 @@ def _write_testnet(tmp_path: Path, nodes: list[tuple[str, str, Path]]) -> Path:
 def _rows(result: Result) -> dict[str, list[str]]:
     lines = result.output.splitlines()
     assert lines[0].split() == list(cli_status.TESTNET_HEADER)
-    return {line.split()[0]: line.split(None, 7)[1:] for line in lines[1:]}
+    return {line.split()[0]: line.split(None, 9)[1:] for line in lines[1:]}
 
 
 def test_testnet_all_healthy_exit_0(
@@ -285,8 +289,8 @@ def test_testnet_all_healthy_exit_0(
     result = run("--testnet", str(out))
     assert result.exit_code == 0, result.output
     rows = _rows(result)
-    assert rows["node0"] == ["10", "1", "1", "3/4", "no", "7", "ok"]
-    assert rows["node1"][0] == "11" and rows["node1"][5] == "0"
+    assert rows["node0"] == ["10", "2", "validator", "1", "1", "3/4", "no", "7", "ok"]
+    assert rows["node1"][0] == "11" and rows["node1"][7] == "0"
     # the file itself is accepted too
     assert run("--testnet", str(out / "testnet.json")).exit_code == 0
 

@@ -69,6 +69,8 @@ def test_ids_the_functional_test_reads_exist() -> None:
     ids = set(re.findall(r'\bid="([^"]+)"', html))
     wanted = {
         "height",
+        "epoch",
+        "role",
         "view",
         "primary",
         "syncing",

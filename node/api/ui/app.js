@@ -177,6 +177,8 @@
     text("chain-id", st.chain_id);
     document.title = (st.name || "node") + " · Hygeia dashboard";
     text("height", st.height);
+    text("epoch", st.epoch);
+    text("role", st.role);
     text("view", st.view);
     text("primary", validatorName(st.primary));
     text("syncing", st.syncing ? "yes" : "no");

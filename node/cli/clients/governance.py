@@ -1,10 +1,12 @@
-"""``hygeia client gov ...``: members, proposals, votes and key rotation.
+"""``hygeia client gov ...``: members, validators, proposals, votes and key rotation.
 
 Transactions are signed locally with ``--key`` (the member's key file) and sent
 to ``--api``; queries read the node's ``/v1/members`` and ``/v1/proposals``.
-A key given on the command line (``--member-key``, ``--add``, ``--remove``) is
-either 64 lowercase hex (a public key) or the path of a key file, whose public
-key is used: the private part never leaves this machine.
+A key given on the command line (``--member-key``, ``--add``, ``--remove``,
+``--node-key``, ``--new-node-key``) is either 64 lowercase hex (a public key) or
+the path of a key file (e.g. a node's ``node_key.json``), whose public key is
+used: the private part never leaves this machine. A ``--p2p`` address is checked
+here with the node's own rule (``node.net.addr.parse_host_port``) before signing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from node.cli.clients.common import get as _get
 from node.core.hexstr import HEX64
 from node.core.keys import KeyFileError, load_key, public_key_hex, sign
 from node.ledger.domains.governance import rotation_proof_message
+from node.net.addr import parse_host_port
 
 HOUR_MS = 3_600_000
 
@@ -34,6 +37,14 @@ def _public_key(value: str) -> str:
         return public_key_hex(load_key(value))
     except KeyFileError as exc:
         _fail(f"{value!r} is neither 64 lowercase hex nor a key file: {exc}")
+
+
+def _p2p(value: str) -> str:
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        _fail(f"--p2p: {exc}")
+    return value
 
 
 _tx_options = options.tx_options("The signing key file of an active member.")
@@ -71,7 +82,8 @@ def _propose(
 
 @click.group(name="gov")
 def group() -> None:
-    """Governance: members, proposals and votes (2/3 of active members), key rotation."""
+    """Governance: members, validators, proposals and votes (2/3 of active members), key
+    rotation."""
 
 
 @group.command(name="propose-add-member")
@@ -163,6 +175,89 @@ def propose_rotate_keys(
         "id": member_id,
         "add": [_public_key(k) for k in add],
         "remove": [_public_key(k) for k in remove],
+    }
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="propose-add-validator")
+@click.option("--member", "member_id", required=True, help="The member that runs the node.")
+@click.option("--name", required=True, help="The validator's name, e.g. node4.")
+@click.option(
+    "--node-key", "node_key", required=True, help="Its node key (64 hex or node_key.json)."
+)
+@click.option("--p2p", required=True, help="HOST:PORT where the other validators dial it.")
+@_proposal_options
+def propose_add_validator(
+    member_id: str,
+    name: str,
+    node_key: str,
+    p2p: str,
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose a new validator, last in the set (gov.propose add-validator); it joins at
+    the epoch boundary after the proposal executes."""
+    action = {
+        "type": "add-validator",
+        "member": member_id,
+        "name": name,
+        "node_key": _public_key(node_key),
+        "p2p": _p2p(p2p),
+    }
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="propose-remove-validator")
+@click.option(
+    "--node-key", "node_key", required=True, help="The validator's node key (64 hex or file)."
+)
+@_proposal_options
+def propose_remove_validator(
+    node_key: str,
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose removing a validator (gov.propose remove-validator); it leaves at the epoch
+    boundary after the proposal executes."""
+    action = {"type": "remove-validator", "node_key": _public_key(node_key)}
+    _propose(api, key_file, action, expires_in, note, wait, timeout)
+
+
+@group.command(name="propose-replace-validator-key")
+@click.option(
+    "--node-key", "node_key", required=True, help="The validator's node key now (hex or file)."
+)
+@click.option(
+    "--new-node-key", "new_node_key", required=True, help="Its new node key (hex or file)."
+)
+@click.option("--p2p", required=True, help="HOST:PORT where it is dialled with the new key.")
+@_proposal_options
+def propose_replace_validator_key(
+    node_key: str,
+    new_node_key: str,
+    p2p: str,
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    expires_in: int,
+    note: str | None,
+) -> None:
+    """Propose a validator's new node key and address; it keeps its place, name and member
+    (gov.propose replace-validator-key)."""
+    action = {
+        "type": "replace-validator-key",
+        "node_key": _public_key(node_key),
+        "new_node_key": _public_key(new_node_key),
+        "p2p": _p2p(p2p),
     }
     _propose(api, key_file, action, expires_in, note, wait, timeout)
 
