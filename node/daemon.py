@@ -63,8 +63,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from consensus.config import ConsensusConfig
+from consensus.crypto import Verifier
+from consensus.epochs import Epoch, signing_domain
 from consensus.messages import CommittedBlock, Message
-from consensus.replica import Replica
+from consensus.replica import ChainTip, Replica
 from node.api import views
 from node.api.admin import admin_app
 from node.api.client import client_app
@@ -81,10 +84,15 @@ from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
 from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.engine.applier import BlockApplier
 from node.engine.driver import ConsensusDriver, DriverHooks, wall_clock_ms
+from node.engine.epoch_keys import EpochKeys
+from node.engine.epoch_switch import EpochSwitch
 from node.engine.storage_recovery import StorageRecovery
 from node.ledger.domain import QueryFn
+from node.ledger.domains.nodes import registered_node
 from node.ledger.executor import BlockOutcome, Ledger
 from node.ledger.result import Rejection
+from node.ledger.state import BlockState
+from node.ledger.validators import genesis_epoch, load_epochs
 from node.mempool import Mempool, MempoolError, MempoolTx
 from node.net.addr import parse_host_port
 from node.net.budget import TrafficBudget, Verdict, consensus_budget
@@ -109,7 +117,7 @@ from node.setup.config import NodeConfig
 from node.setup.genesis import Genesis, genesis_hash, load_genesis, replica_config
 from node.setup.home import read_admin_token
 from storage.chain import ChainStore
-from storage.errors import StorageError, StorageWriteError
+from storage.errors import StorageError
 
 log = structlog.get_logger("hygeia.node")
 
@@ -153,7 +161,8 @@ class Node:
         self.store: ChainStore | None = None
         self.driver: ConsensusDriver | None = None
         self.recovery: StorageRecovery | None = None
-        self._observer_queue: asyncio.Queue[CommittedBlock] = asyncio.Queue()
+        # one replica per epoch, or none where this node only follows (set at start)
+        self.switch: EpochSwitch | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -167,6 +176,9 @@ class Node:
         self.rules = TxPayloadRules(self.chain_id, executor=self._verify_exec)
         self.ledger = Ledger()
         self.applier = BlockApplier(self.store, self.genesis, self.ledger, self.rules)
+        self.epochs = EpochKeys(
+            self.consensus_config, self.applier.epoch_schedule(), self.signatures
+        )
         self.mempool = Mempool(
             cfg.mempool_limits(),
             is_committed=self.applier.is_committed,
@@ -198,6 +210,7 @@ class Node:
             penalise=self.transport.penalise,
             parallel=cfg.sync.parallel_peers,
             chunk=cfg.sync.batch_size,
+            certifier=lambda h: self.epochs.certifier(h, self.applier.tip.height),
         )
         self.sync.on_committed(self.applier.tip.height, self.clock())
         self.block_server = BlockServer(
@@ -207,20 +220,14 @@ class Node:
             self.transport.penalise,
             room_bytes=cfg.p2p.max_frame_bytes,
         )
-        if self.me is not None:
-            self.driver = self._new_driver()
+        self.driver = self._new_driver()
         logs.bind_node(self.cfg.node.name)
         logs.bind_height(self.applier.tip.height)
         await self.transport.start()
-        for i, validator in enumerate(self.genesis.validators):
-            if i != self.me:
-                self.transport.add_peer(validator.public_key, validator.p2p)
+        self._dial_validators()
         for peer in cfg.p2p.peers:
             self.transport.add_peer(bytes.fromhex(peer.id), peer.address)
-        if self.driver is not None:
-            await self.driver.start()
-        else:
-            self._tasks.append(asyncio.create_task(self._observer_loop(), name="observer"))
+        await self.driver.start()
         self._tasks.append(asyncio.create_task(self._gossip_loop(), name="gossip"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         check_open_files(open_files_needed(cfg, len(self.validator_ids)))
@@ -238,22 +245,50 @@ class Node:
         )
 
     def _new_driver(self) -> ConsensusDriver:
-        """A replica rebuilt from the persisted records and the stored tip, and its driver."""
-        assert self.me is not None and self.store is not None and self.recovery is not None
-        replica = Replica(
+        """The epoch's replica (or none: this node follows) rebuilt from the persisted
+        records and the stored tip, and its driver (node/engine/epoch_switch.py)."""
+        assert self.store is not None and self.recovery is not None
+        signer = KeySigner(self.key)
+        epochs = self.epochs
+
+        def make(
+            config: ConsensusConfig,
+            index: int,
+            records: Mapping[bytes, bytes],
+            tip: ChainTip,
+            end: int | None,
+        ) -> Replica:
+            epoch = epochs.epoch(config.epoch)
+            assert epoch is not None
+            return Replica(
+                config,
+                index,
+                signer,
+                epochs.signatures(epoch),
+                self.rules,
+                records=records,
+                tip=tip,
+                epoch_end=end,
+            )
+
+        def verifier_for(epoch: Epoch) -> Verifier:
+            return epochs.signatures(epoch)
+
+        self.switch = EpochSwitch(
             self.consensus_config,
-            self.me,
-            KeySigner(self.key),
-            self.signatures,
-            self.rules,
+            self.node_id,
+            schedule=lambda: epochs.schedule,
+            make_replica=make,
+            verifier_for=verifier_for,
+            rules=self.rules,
             records=self.store.consensus_records(),
             tip=self.applier.chain_tip(),
         )
         return ConsensusDriver(
-            replica,
+            self.switch,
             self.applier,
             self.store,
-            self.validator_ids,
+            self.switch,
             DriverHooks(
                 send=self.transport.send,
                 on_block=self._on_block,
@@ -288,7 +323,7 @@ class Node:
         for tx in self.mempool.pending():
             if not self.applier.is_committed(tx.hash):
                 self.driver.submit_request(tx.wire)
-        log.info("consensus resumed", height=tip, view=self.driver.replica.view)
+        log.info("consensus resumed", height=tip, view=self._view())
 
     async def _serve(self, app: web.Application, section: ListenerSection) -> None:
         # connection caps, read and keep-alive timeouts: node/api/listener.py
@@ -322,11 +357,43 @@ class Node:
     def failed(self) -> BaseException | None:
         return self.driver.fatal if self.driver is not None else None
 
+    def _view(self) -> int:
+        return self.switch.view if self.switch is not None else 0
+
+    def _replica(self) -> Replica | None:
+        """The replica of the epoch in force (None: this node follows)."""
+        return self.switch.replica if self.switch is not None else None
+
+    def _index(self) -> int | None:
+        """Our index in the set in force for the next block (None: not a validator)."""
+        return self.epochs.schedule.at(self.applier.tip.height + 1).index_of(self.node_id)
+
     # ----------------------------------------------------------- peers
     def _allowed_peer(self, node_id: bytes) -> bool:
-        if node_id in self.validator_ids:
+        """Who may link: a validator of the set in force or of a committed later one, a
+        node a member registered on chain, or a peer of our own config."""
+        if node_id in self.epochs.current_keys(self.applier.tip.height):
             return True
-        return any(bytes.fromhex(p.id) == node_id for p in self.cfg.p2p.peers)
+        if any(bytes.fromhex(p.id) == node_id for p in self.cfg.p2p.peers):
+            return True
+        return self.store is not None and registered_node(self.store, node_id.hex()) is not None
+
+    def _dial_validators(self) -> None:
+        """Dial every validator of the sets in force and to come, at the address the
+        chain holds for it; stop dialling (and drop) the ones no longer there."""
+        assert self.store is not None
+        keys = self.epochs.current_keys(self.applier.tip.height)
+        # our own config's address of a node wins (a proxy, a private route)
+        configured = {bytes.fromhex(p.id) for p in self.cfg.p2p.peers}
+        records = load_epochs(BlockState(self.store))  # none before block 1: genesis's
+        for record in records or [genesis_epoch(self.genesis.validators_json())]:
+            for v in record.validators:
+                key = bytes.fromhex(v.node_key)
+                if key in keys and key != self.node_id and key not in configured:
+                    self.transport.add_peer(key, v.p2p)
+        for peer in self.transport.dialled():
+            if not self._allowed_peer(peer):
+                self.transport.remove_peer(peer, "no longer a validator or registered node")
 
     def _on_peer_up(self, peer: bytes) -> None:
         """A new link: our height, and every pending transaction (gossip goes once
@@ -343,8 +410,7 @@ class Node:
         self.budget.forget(peer)
 
     def _status_frame(self) -> bytes:
-        view = self.driver.replica.view if self.driver else 0
-        return encode_frame(StatusFrame(self.applier.tip.height, view))
+        return encode_frame(StatusFrame(self.applier.tip.height, self._view()))
 
     async def _on_frame(self, peer: bytes, data: bytes) -> None:
         try:
@@ -354,7 +420,7 @@ class Node:
             self.transport.penalise(peer, str(exc))
             return
         if isinstance(frame, ConsensusFrame):
-            await self._on_consensus(peer, frame.message, len(data))
+            await self._on_consensus(peer, frame.message, frame.epoch, len(data))
         elif isinstance(frame, TxsFrame):
             await self._on_gossiped_txs(peer, frame.txs)
         elif isinstance(frame, StatusFrame):
@@ -376,18 +442,25 @@ class Node:
         """The good commit signatures of ``blocks`` (in a worker thread; a block that
         does not decode is left to sync, which penalises it)."""
         triples: list[Triple] = []
+        tip = self.applier.tip.height
         for raw in blocks:
             try:
                 committed = Block.from_bytes(raw).committed()
             except Exception:  # BlockError and the like: sync refuses it and penalises
                 continue
-            triples.extend(self.signatures.check(committed, self.chain_id))
+            sets = self.epochs.certifier(committed.height, tip)
+            if sets is None:  # beyond the horizon: checked once its set is known
+                continue
+            config, signatures = sets
+            triples.extend(signatures.check(committed, config.signing_domain))
         return triples
 
-    async def _on_consensus(self, peer: bytes, msg: Message, size: int) -> None:
-        """Sender, budget, signatures (in the verify pool), then the driver."""
-        index = self.genesis.validator_index(peer)
-        if index is None or msg.sender != index:
+    async def _on_consensus(self, peer: bytes, msg: Message, epoch: int, size: int) -> None:
+        """Sender, budget, signatures (in the verify pool), then the driver. A message
+        of an epoch this node does not know yet goes to the driver unchecked: the
+        epoch's replica checks it when the node gets there."""
+        known = self.epochs.epoch(epoch)
+        if known is not None and known.index_of(peer) != msg.sender:
             self.metrics.rejected_frames.labels("consensus-sender").inc()
             self.transport.penalise(peer, "consensus message not from the peer's validator index")
             return
@@ -401,25 +474,29 @@ class Node:
                     peer, "consensus traffic over budget", self.budget.budget.penalty_points
                 )
             return
-        loop = asyncio.get_running_loop()
-        good, triples = await loop.run_in_executor(
-            self._verify_exec, self.signatures.preverify, msg, self.chain_id
-        )
-        self.signatures.remember(triples)
-        if not good:
-            self.metrics.rejected_frames.labels("bad-signature").inc()
-            self.transport.penalise(
-                peer, "consensus: bad-signature", consensus_points("bad-signature")
+        if known is not None:
+            signatures = self.epochs.signatures(known)
+            domain = signing_domain(self.chain_id, epoch)
+            loop = asyncio.get_running_loop()
+            good, triples = await loop.run_in_executor(
+                self._verify_exec, signatures.preverify, msg, domain
             )
-            return
+            signatures.remember(triples)
+            if not good:
+                self.metrics.rejected_frames.labels("bad-signature").inc()
+                self.transport.penalise(
+                    peer, "consensus: bad-signature", consensus_points("bad-signature")
+                )
+                return
         if self.driver is not None:  # counts it (ConsensusCounts, via the metrics observer)
-            self.driver.submit_message(msg)
+            self.driver.submit_message(msg, epoch)
 
-    def _blame(self, validator: int, reason: str) -> None:
-        """The replica refused a message of ``validator`` or caught it equivocating."""
+    def _blame(self, validator: bytes, reason: str) -> None:
+        """The replica refused a message of ``validator`` (its node key) or caught it
+        equivocating."""
         points = consensus_points(reason)
-        if points and 0 <= validator < len(self.validator_ids) and validator != self.me:
-            self.transport.penalise(self.validator_ids[validator], f"consensus: {reason}", points)
+        if points and validator != self.node_id:
+            self.transport.penalise(validator, f"consensus: {reason}", points)
 
     def _read_blocks(self, start: int, count: int) -> list[bytes]:
         """The stored blocks from ``start`` (at most ``count``) that fit one frame."""
@@ -446,38 +523,25 @@ class Node:
     def _feed_synced(self, block: CommittedBlock) -> None:
         if self.recovery is not None and self.recovery.failed:
             return  # not writing: fetched again once it does
-        if self.driver is not None:
+        if self.driver is not None:  # a validator's replica, or the follower, takes it
             self.driver.submit_block(block)
-        else:  # an observer: no replica, apply certified blocks directly
-            self._observer_queue.put_nowait(block)
-
-    async def _observer_loop(self) -> None:
-        """A non-validator follows the chain through sync alone (certificates checked there)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            committed = await self._observer_queue.get()
-            if committed.height != self.applier.tip.height + 1:
-                continue
-            try:
-                block, outcome = await loop.run_in_executor(
-                    self._db_exec, self.applier.apply, committed
-                )
-            except StorageWriteError as exc:
-                assert self.recovery is not None
-                self.recovery.report(exc)
-                await self.recovery.wait_writing()
-                continue
-            self._on_block(block, outcome)
 
     # ------------------------------------------------------------ blocks
     def _on_block(self, block: Block, outcome: BlockOutcome) -> None:
         now = self.clock()
         self.last_commit_ms = now
         self.mempool.remove_committed(h.hex() for h in block.tx_hashes)
+        if self.epochs.refresh(self.applier.epoch_schedule()):
+            log.info(
+                "validator set changed",
+                epoch=self.epochs.schedule.latest.number,
+                from_height=self.epochs.schedule.latest.first_height,
+                validators=self.epochs.schedule.latest.n,
+            )
+            self._dial_validators()
         self.sync.on_committed(block.height, now)
         logs.bind_height(block.height)
-        if self.driver is not None:
-            logs.bind_view(self.driver.replica.view)
+        logs.bind_view(self._view())
         self.metrics.on_block(
             block, outcome, now - block.header.timestamp, observe_latency=not self.sync.syncing
         )
@@ -565,7 +629,7 @@ class Node:
                 # validators are a full mesh and the origin sends to each of them:
                 # passing a validator's gossip on would only triple the traffic;
                 # what a non-validator peer sends is passed on
-                self._admit(tx, gossip=peer not in self.validator_ids)
+                self._admit(tx, gossip=peer not in self.epochs.schedule.latest.validators)
 
     async def _gossip_loop(self) -> None:
         """Once something is queued, wait ``GOSSIP_INTERVAL_S`` to gather a batch, send it."""
@@ -614,9 +678,9 @@ class Node:
             name=self.cfg.node.name,
             chain_id=self.chain_id,
             tip=self.applier.tip,
-            replica=self.driver.replica if self.driver else None,
-            validator_index=self.me,
-            validators=len(self.validator_ids),
+            replica=self._replica(),
+            validator_index=self._index(),
+            validators=self.epochs.schedule.at(self.applier.tip.height + 1).n,
             peers=len(self.transport.connected()),
             sync=self.sync,
             mempool_size=len(self.mempool),
@@ -627,7 +691,7 @@ class Node:
     def health(self) -> tuple[bool, list[str]]:
         reasons = health_reasons(
             failed=self.failed,
-            validators=len(self.validator_ids),
+            validators=self.epochs.schedule.at(self.applier.tip.height + 1).n,
             peers=len(self.transport.connected()),
             syncing=self.sync.syncing,
             pending_txs=len(self.mempool),
@@ -642,10 +706,11 @@ class Node:
         return views.peers(self.genesis, self.transport.peers(), self.sync.peer_heights)
 
     def consensus_json(self) -> dict[str, Any]:
-        if self.driver is None:
-            return views.consensus(None, self.me, {}, [])
+        replica = self._replica()
+        if self.driver is None or replica is None:
+            return views.consensus(None, None, {}, [])
         counts = self.metrics.consensus.summary()  # what /metrics exposes too
-        return views.consensus(self.driver.replica, self.me, counts, self.driver.stats.divergence)
+        return views.consensus(replica, replica.me, counts, self.driver.stats.divergence)
 
     def mempool_json(self) -> dict[str, Any]:
         return views.mempool(self.mempool, self.clock())

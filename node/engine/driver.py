@@ -30,7 +30,7 @@ produced as one *round*, in the core's order. This module is the edges:
 - ``need_sync`` and ``note`` (``NeedSync``, ``Evidence``, ``Divergence``,
   ``ViewChanged``, ``Rejected``): handed to callbacks (sync manager, logs,
   metrics). A ``Rejected`` with a sender (not -1) and an ``Evidence`` also go
-  to ``hooks.blame(validator, reason)`` (reason ``equivocation`` for
+  to ``hooks.blame(key, reason)``, the validator's node key (reason ``equivocation`` for
   evidence): the daemon scores the validator's peer link with them
   (``node.net.penalties.consensus_points``).
 
@@ -75,7 +75,6 @@ from consensus.actions import (
     ViewChanged,
 )
 from consensus.messages import CommittedBlock, Message
-from consensus.replica import Replica
 from node.core.block import Block
 from node.engine.applier import BlockApplier
 from node.engine.core import (
@@ -88,6 +87,7 @@ from node.engine.core import (
     OnRequest,
     OnTimer,
     Outbound,
+    ReplicaInputs,
     carry_out,
     feed,
     plan,
@@ -148,7 +148,46 @@ class NullObserver:
         pass
 
 
-def _no_blame(validator: int, reason: str) -> None:
+class DrivenReplica(ReplicaInputs, Protocol):
+    """What the driver drives: the replica's entry points (a ``Replica``, or the
+    ``EpochSwitch`` that holds one per epoch) and its current view."""
+
+    @property
+    def view(self) -> int: ...
+
+    def start(self, now: int) -> Sequence[Action]: ...
+
+
+class PeerBook(Protocol):
+    """Who a replica's validator indices are: the node keys of one epoch's set
+    (``node.engine.epoch_switch.EpochSwitch`` across epochs, ``StaticPeers`` for one)."""
+
+    def key_of(self, epoch: int, index: int) -> bytes | None:
+        """Validator ``index`` of ``epoch``, None for no such validator or ourselves."""
+        ...
+
+    def others(self, epoch: int) -> list[bytes]:
+        """Every validator of ``epoch`` but ourselves."""
+        ...
+
+
+class StaticPeers:
+    """One validator set for good, and our index in it."""
+
+    def __init__(self, validator_ids: Sequence[bytes], me: int | None) -> None:
+        self._ids = list(validator_ids)
+        self._me = me
+
+    def key_of(self, epoch: int, index: int) -> bytes | None:
+        if epoch != 0 or not 0 <= index < len(self._ids) or index == self._me:
+            return None
+        return self._ids[index]
+
+    def others(self, epoch: int) -> list[bytes]:
+        return [k for i, k in enumerate(self._ids) if i != self._me] if epoch == 0 else []
+
+
+def _no_blame(validator: bytes, reason: str) -> None:
     pass
 
 
@@ -165,7 +204,7 @@ class DriverHooks:
     # the transport's frame limit: larger frames are dropped here (None: no limit)
     max_frame_bytes: int | None = None
     # a validator's message was refused (reason code) or it equivocated
-    blame: Callable[[int, str], None] = _no_blame
+    blame: Callable[[bytes, str], None] = _no_blame
     # a write failed and the driver suspended itself (node.engine.storage_recovery)
     on_storage_failure: Callable[[StorageWriteError], None] = _ignore_storage_failure
 
@@ -178,10 +217,10 @@ _TIMER = OnTimer()
 class ConsensusDriver:
     def __init__(
         self,
-        replica: Replica,
+        replica: DrivenReplica,
         applier: BlockApplier,
         store: ChainStorage,
-        validator_ids: Sequence[bytes],
+        peers: Sequence[bytes] | PeerBook,
         hooks: DriverHooks,
         storage_executor: Executor,
         *,
@@ -190,7 +229,12 @@ class ConsensusDriver:
         self.replica = replica
         self.applier = applier
         self.store = store
-        self.validator_ids = list(validator_ids)
+        # a list of keys: one set, our index being the replica's ``me``
+        self.peer_book: PeerBook = (
+            StaticPeers(peers, getattr(replica, "me", None))
+            if isinstance(peers, Sequence)
+            else peers
+        )
         self.hooks = hooks
         self.stats = DriverStats()
         self._drops: dict[str, int] = {}
@@ -207,12 +251,12 @@ class ConsensusDriver:
 
     # -------------------------------------------------------------- inputs
     # (dropped once stopping or suspended: nothing reads the queue any more)
-    def submit_message(self, msg: Message) -> None:
+    def submit_message(self, msg: Message, epoch: int = 0) -> None:
         if self._stopping:
             return
         name = type(msg).__name__
         self.hooks.observer.message_in(name)
-        self._inputs.put_nowait(OnMessage(msg))
+        self._inputs.put_nowait(OnMessage(msg, epoch))
 
     def submit_request(self, wire: bytes) -> None:
         if not self._stopping:
@@ -351,22 +395,23 @@ class ConsensusDriver:
             self._relay(action)
             return
         if isinstance(action, Send):
-            to = action.to
-            if not 0 <= to < len(self.validator_ids) or to == self.replica.me:
+            key = self.peer_book.key_of(action.epoch, action.to)
+            if key is None:
                 return
-            peers = [self.validator_ids[to]]
+            peers = [key]
         else:
-            peers = [p for i, p in enumerate(self.validator_ids) if i != self.replica.me]
+            peers = self.peer_book.others(action.epoch)
         msg = action.message
         try:
-            frame = encode_frame(ConsensusFrame(msg))
+            frame = encode_frame(ConsensusFrame(msg, action.epoch))
         except Exception as exc:
             self._drop(type(msg).__name__, "send_error", len(peers), error=repr(exc))
             return
         self._send_frame(type(msg).__name__, frame, peers, count_out=True)
 
     def _relay(self, action: Relay) -> None:
-        if not 0 <= action.to < len(self.validator_ids) or not action.requests:
+        key = self.peer_book.key_of(action.epoch, action.to)
+        if key is None or not action.requests:
             return
         limit = self.hooks.max_frame_bytes
         try:
@@ -381,7 +426,7 @@ class ConsensusDriver:
             self._drop("Relay", "send_error", 1, error=repr(exc))
             return
         for frame in frames:
-            self._send_frame("Relay", frame, [self.validator_ids[action.to]], count_out=False)
+            self._send_frame("Relay", frame, [key], count_out=False)
 
     def _send_frame(self, kind: str, frame: bytes, peers: list[bytes], *, count_out: bool) -> None:
         limit = self.hooks.max_frame_bytes
@@ -433,7 +478,7 @@ class ConsensusDriver:
         if isinstance(action, Rejected):
             self.hooks.observer.rejected(action.reason)
             log.debug("consensus input rejected", sender=action.sender, reason=action.reason)
-            self._blame(action.sender, action.reason)
+            self._blame(action.epoch, action.sender, action.reason)
         elif isinstance(action, ViewChanged):
             self.hooks.observer.view_changed(action.view, action.cause)
             log.info("view changed", view=action.view, cause=action.cause)
@@ -444,7 +489,7 @@ class ConsensusDriver:
                 validator=action.validator,
                 kind=type(action.first).__name__,
             )
-            self._blame(action.validator, "equivocation")
+            self._blame(action.epoch, action.validator, "equivocation")
         elif isinstance(action, Divergence):
             self.stats.divergence.append(
                 {
@@ -463,11 +508,12 @@ class ConsensusDriver:
     def _count_out(self, name: str, copies: int) -> None:
         self.hooks.observer.message_out(name, copies)
 
-    def _blame(self, validator: int, reason: str) -> None:
+    def _blame(self, epoch: int, validator: int, reason: str) -> None:
         """Tell the daemon; scoring a peer must never stop consensus."""
-        if not 0 <= validator < len(self.validator_ids) or validator == self.replica.me:
+        key = self.peer_book.key_of(epoch, validator)
+        if key is None:
             return
         try:
-            self.hooks.blame(validator, reason)
+            self.hooks.blame(key, reason)
         except Exception:
             log.exception("blaming a validator failed", validator=validator, reason=reason)

@@ -160,12 +160,22 @@ class EpochSwitch:
         )
 
     def key_of(self, epoch: int, index: int) -> bytes | None:
-        """The node key of validator ``index`` in ``epoch`` (None: no such validator)."""
+        """The node key of validator ``index`` in ``epoch`` (None: no such validator,
+        or this node; the driver's ``PeerBook``)."""
         epochs = self._schedule.epochs
         if not 0 <= epoch < len(epochs):
             return None
         validators = epochs[epoch].validators
-        return validators[index] if 0 <= index < len(validators) else None
+        if not 0 <= index < len(validators) or validators[index] == self._me:
+            return None
+        return validators[index]
+
+    def others(self, epoch: int) -> list[bytes]:
+        """Every validator of ``epoch`` but this node."""
+        epochs = self._schedule.epochs
+        if not 0 <= epoch < len(epochs):
+            return []
+        return [k for k in epochs[epoch].validators if k != self._me]
 
     def _build(self, records: Mapping[bytes, bytes]) -> Replica | None:
         epoch = self.epoch

@@ -13,6 +13,13 @@ the consensus driver strictly in height order; the replica checks the
 certificate again and delivers them, so a syncing node joins consensus as
 soon as it has caught up. Time is passed in (``now_ms``).
 
+Each block's certificate is checked against the validator set of the block's
+own epoch (``certifier``, consensus/epochs.py). A block above the node's
+horizon (its set may change before that height, if a change commits in the
+blocks below) is kept unchecked and checked when the blocks below it are
+executed, before it is handed on; a bad one then penalises the peer that sent
+it.
+
 A status claim is not evidence (issue 11): any allowed peer can claim height
 2^62. Sync fetches towards the best claim it has (``target``, never above what
 some connected peer claims), but the node counts as *syncing* (``/health``,
@@ -40,6 +47,9 @@ from consensus.quorum import CertificateError, verify_commit_certificate
 from node.core.block import Block, BlockError
 from node.net.wire import BlocksFrame, GetBlocksFrame, encode_frame
 
+# (height) -> the config and verifier of the set that certifies it, None while unknown
+Certifier = Callable[[int], tuple[ConsensusConfig, Verifier] | None]
+
 
 @dataclass
 class _Request:
@@ -64,9 +74,12 @@ class BlockSync:
         request_timeout_ms: int = 5_000,
         lag_threshold: int = 8,
         stall_ms: int = 3_000,
+        certifier: Certifier | None = None,
     ) -> None:
         self._config = config
         self._verifier = verifier
+        # one set for good unless the daemon says which certifies each height
+        self._certifier: Certifier = certifier or (lambda _h: (config, verifier))
         self._send = send
         self._feed = feed
         self._payload_root = payload_root
@@ -85,6 +98,8 @@ class BlockSync:
         self._caps: dict[bytes, int] = {}  # peer -> the height it failed to serve, less one
         self._in_flight: dict[int, _Request] = {}  # by chunk start
         self._received: dict[int, CommittedBlock] = {}
+        # above the horizon: not checked yet, with the peer that sent it
+        self._unchecked: dict[int, tuple[CommittedBlock, bytes]] = {}
         self._local_moved_ms = 0
         self._rr = 0
 
@@ -93,7 +108,7 @@ class BlockSync:
     def backed_target(self) -> int:
         """The highest height peers back: f + 1 claims, or the replica's request."""
         claims = sorted(self._claims().values(), reverse=True)
-        quorum = self._config.f + 1
+        quorum = self._weak_quorum()
         by_claims = claims[quorum - 1] if len(claims) >= quorum else 0
         return min(self.target, max(by_claims, self._certified))
 
@@ -112,6 +127,11 @@ class BlockSync:
             "requests_in_flight": len(self._in_flight),
         }
 
+    def _weak_quorum(self) -> int:
+        """f + 1 of the set that certifies the next height (known: it is inside the horizon)."""
+        sets = self._certifier(self.local_height + 1)
+        return (sets[0] if sets is not None else self._config).f + 1
+
     def on_committed(self, height: int, now_ms: int) -> None:
         self.local_height = max(self.local_height, height)
         self.fed_height = max(self.fed_height, height)
@@ -119,6 +139,10 @@ class BlockSync:
         for peer, cap in list(self._caps.items()):
             if cap <= self.local_height:  # caught up to it: the peer gets another chance
                 del self._caps[peer]
+        for h in [h for h in self._unchecked if h <= self.fed_height]:
+            del self._unchecked[h]
+        if self._unchecked:  # the horizon moved: what waited may be checked now
+            self._drain()
 
     def _claims(self) -> dict[bytes, int]:
         """Each connected peer's claimed height, capped where it failed to serve."""
@@ -160,7 +184,7 @@ class BlockSync:
         unless it names fewer than f + 1 peers (a stalled replica asking the one
         peer ahead: fetched from, but no evidence that the node is behind)."""
         self._wanted = max(self._wanted, target)
-        if not hints or len(hints) >= self._config.f + 1:
+        if not hints or len(hints) >= self._weak_quorum():
             self._certified = max(self._certified, target)  # counts up to what claims allow
         self._retarget()
 
@@ -174,16 +198,17 @@ class BlockSync:
                 committed = block.committed()
                 if self._payload_root(committed.payload) != committed.proposal.payload_root:
                     raise BlockError("its transactions do not match the certified payload root")
-                verify_commit_certificate(
-                    self._config, self._verifier, committed.proposal, committed.certificate
-                )
+                checked = self._check(committed)
             except (BlockError, CertificateError) as exc:
                 self._penalise(peer, f"bad sync block: {exc}")
                 continue
             h = block.height
             heights.append(h)
             if self.fed_height < h <= self.target:  # only what we asked for
-                self._received[h] = committed
+                if checked:
+                    self._received[h] = committed
+                else:
+                    self._unchecked[h] = (committed, peer)
         self._answered(peer, heights)
         self._drain()
         self.tick(now_ms)
@@ -208,10 +233,34 @@ class BlockSync:
         if not any(h in wanted for h in heights):
             self._cap(peer, req.start)
 
+    def _check(self, committed: CommittedBlock) -> bool:
+        """Check the certificate against its height's set: True when it holds, False
+        when that set is not known yet; ``CertificateError`` when it does not hold."""
+        sets = self._certifier(committed.height)
+        if sets is None:
+            return False
+        config, verifier = sets
+        verify_commit_certificate(config, verifier, committed.proposal, committed.certificate)
+        return True
+
     def _drain(self) -> None:
-        while self.fed_height + 1 in self._received:
-            self.fed_height += 1
-            self._feed(self._received.pop(self.fed_height))
+        while True:
+            h = self.fed_height + 1
+            if h in self._unchecked:
+                committed, peer = self._unchecked[h]
+                try:
+                    if not self._check(committed):
+                        return  # its set is not known yet: once the blocks below ran
+                except CertificateError as exc:
+                    del self._unchecked[h]
+                    self._penalise(peer, f"bad sync block: {exc}")
+                    return
+                del self._unchecked[h]
+                self._received[h] = committed
+            if h not in self._received:
+                return
+            self.fed_height = h
+            self._feed(self._received.pop(h))
 
     # ----------------------------------------------------------- requests
     def tick(self, now_ms: int) -> None:
@@ -236,7 +285,7 @@ class BlockSync:
         while len(self._in_flight) < self.parallel and start <= self.target:
             count = min(self.chunk, self.target - start + 1)
             if start in self._in_flight or all(
-                h in self._received for h in range(start, start + count)
+                h in self._received or h in self._unchecked for h in range(start, start + count)
             ):
                 start += count
                 continue

@@ -271,6 +271,22 @@ class Transport:
         if self._started and not self._stopping and (task is None or task.done()):
             self._start_dialer(peer)
 
+    def dialled(self) -> list[bytes]:
+        """The peers dialled (given to ``add_peer`` and not removed since), sorted."""
+        return sorted(k for k, p in self._peers.items() if p.dial_address is not None)
+
+    def remove_peer(self, node_id: bytes, reason: str) -> None:
+        """Stop dialling ``node_id`` and close its link if it has one (a validator the
+        chain removed): its dialer ends, and it is not dialled again."""
+        peer = self._peers.get(node_id)
+        if peer is None:
+            return
+        peer.dial_address = None
+        if peer.link is not None:
+            self._spawn(
+                peer.link.close(CloseCode.GOING_AWAY, reason), f"p2p-drop-{_short(node_id)}"
+            )
+
     def peers(self) -> list[PeerInfo]:
         """A snapshot of every known peer, connected or not, by node id."""
         book = self._penalties

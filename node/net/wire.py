@@ -5,7 +5,8 @@ a frame that does not decode into exactly one of these types is malformed,
 dropped, and counted against the peer by the caller; it never raises past
 ``decode_frame``'s ``FrameError``.
 
-- ``ConsensusFrame``: one consensus message (PRE-PREPARE, PREPARE, ...).
+- ``ConsensusFrame``: one consensus message (PRE-PREPARE, PREPARE, ...) and the
+  epoch whose validator set names its sender (consensus/epochs.py).
 - ``TxsFrame``: gossiped transactions (canonical wire bytes), batched.
 - ``StatusFrame``: the sender's committed height and view (sync hints).
 - ``GetBlocksFrame`` / ``BlocksFrame``: block sync, a height range and the
@@ -35,6 +36,7 @@ class FrameError(ValueError):
 
 class ConsensusFrame(msgspec.Struct, frozen=True, array_like=True, tag="c"):
     message: Message
+    epoch: int = 0
 
 
 class TxsFrame(msgspec.Struct, frozen=True, array_like=True, tag="t"):
@@ -74,15 +76,20 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameError("malformed frame: block range out of bounds")
     if isinstance(frame, StatusFrame) and (frame.height < 0 or frame.view < 0):
         raise FrameError("malformed frame: negative height or view")
+    if isinstance(frame, ConsensusFrame) and not 0 <= frame.epoch <= MAX_EPOCH:
+        raise FrameError("malformed frame: epoch out of range")
     return frame
 
 
 def _consensus_frame_overhead() -> int:
     probe = NewViewRequest(0, 0, b"")
-    return len(encode_frame(ConsensusFrame(probe))) - len(encode_message(probe))
+    return len(encode_frame(ConsensusFrame(probe, MAX_EPOCH))) - len(encode_message(probe))
 
 
-# bytes a ConsensusFrame adds around its message: a 2-array header and the tag "c"
+# the largest epoch number a frame may carry (a change a block: far beyond any chain)
+MAX_EPOCH: Final = (1 << 32) - 1
+# bytes a ConsensusFrame adds around its message: a 3-array header, the tag "c"
+# and the epoch (counted at its widest)
 CONSENSUS_FRAME_OVERHEAD: Final = _consensus_frame_overhead()
 # a TxsFrame's bytes beyond its transactions: the frame's 2-array, its tag and the
 # widest msgpack array header; each transaction adds at most the widest bin header

@@ -110,7 +110,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import msgspec
@@ -458,7 +458,11 @@ class ByzantineDriver(ConsensusDriver):
         super().__init__(*args, **kwargs)
         self.behaviour = behaviour
         self.acts = acts
-        me = self.replica.me
+        # a Byzantine node is a validator of genesis's set, and stays in epoch 0
+        switch = cast(Any, self.replica)
+        me = switch.replica.me
+        self.me = me
+        self.validator_ids = list(switch.schedule.epochs[0].validators)
         self.peers = tuple(i for i in range(len(self.validator_ids)) if i != me)
         self._made: Message | None = None  # the replica's message being transmitted
         self._given: set[int] = set()  # peers that got it as made
@@ -469,7 +473,7 @@ class ByzantineDriver(ConsensusDriver):
             super().transmit(action)
             return
         if isinstance(action, Send):
-            if not 0 <= action.to < len(self.validator_ids) or action.to == self.replica.me:
+            if not 0 <= action.to < len(self.validator_ids) or action.to == self.me:
                 return
             dsts: tuple[int, ...] = (action.to,)
         else:
@@ -484,13 +488,13 @@ class ByzantineDriver(ConsensusDriver):
         if withheld:
             self.acts.note(f"withheld {type(msg).__name__}", withheld)
 
-    def submit_message(self, msg: Message) -> None:
+    def submit_message(self, msg: Message, epoch: int = 0) -> None:
         self.behaviour.observe(self, self.peers, msg)
-        super().submit_message(msg)
+        super().submit_message(msg, epoch)
 
     # the Outbox protocol of node.sim.byzantine
     def post(self, src: int, dst: int, msg: Message, extra_delay: int) -> None:
-        if not 0 <= dst < len(self.validator_ids) or dst == self.replica.me:
+        if not 0 <= dst < len(self.validator_ids) or dst == self.me:
             return
         kind = type(msg).__name__
         if msg is self._made:

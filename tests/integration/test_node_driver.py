@@ -532,10 +532,10 @@ async def test_refusals_with_a_sender_and_evidence_are_blamed_on_the_validator()
             [Broadcast(prepare)],
         ]
     )
-    blamed: list[tuple[int, str]] = []
+    blamed: list[tuple[bytes, str]] = []
     sent: list[bytes] = []
 
-    def blame(validator: int, reason: str) -> None:
+    def blame(validator: bytes, reason: str) -> None:
         blamed.append((validator, reason))
         if reason == "boom":
             raise RuntimeError("scoring bug")
@@ -550,7 +550,7 @@ async def test_refusals_with_a_sender_and_evidence_are_blamed_on_the_validator()
         await _wait(lambda: len(sent) == 3, "the broadcast after the refusals", driver)
     assert driver.fatal is None
     assert blamed == [
-        (2, "bad-new-view: view change from 1 badly signed"),
-        (3, "equivocation"),
-        (1, "boom"),
+        (PEERS4[2], "bad-new-view: view change from 1 badly signed"),
+        (PEERS4[3], "equivocation"),
+        (PEERS4[1], "boom"),
     ]

@@ -155,3 +155,36 @@ def test_a_request_naming_one_peer_is_fetched_but_does_not_back_syncing() -> Non
     sync.request(64, (3,))
     assert sync.target >= 64 and sync.progress()["requests_in_flight"] >= 1
     assert not sync.syncing
+
+
+def test_blocks_above_the_horizon_wait_unchecked_then_are_checked_in_order() -> None:
+    """A block whose validator set is not known yet (a change may commit below it)
+    is kept unchecked; once the blocks below are executed it is checked against
+    its own set and handed on, and a bad one then penalises its sender."""
+    c, served = _chain(4)
+    fed: list[int] = []
+    penalties: list[str] = []
+    known = {"up_to": 2}
+
+    def certifier(h: int):  # type: ignore[no-untyped-def]
+        return (c.config, c.verifier) if h <= known["up_to"] else None
+
+    sync = BlockSync(
+        c.config,
+        c.verifier,
+        send=lambda peer, frame: True,
+        feed=lambda block: fed.append(block.height),
+        payload_root=c.rules.payload_root,
+        penalise=lambda peer, why: penalties.append(why),
+        lag_threshold=0,
+        certifier=certifier,
+    )
+    sync.on_status(b"peer", 4, 0)
+    b4 = served[3]
+    forged = Block(b4.header, b4.txs, b4.tx_hashes, b4.certificate[:1])  # one signature
+    sync.on_blocks(b"peer", [s.to_bytes() for s in served[:3]] + [forged.to_bytes()], 1)
+    assert fed == [1, 2] and not penalties
+    known["up_to"] = 4  # blocks 1 and 2 executed: the sets of 3 and 4 are known
+    sync.on_committed(2, 2)
+    assert fed == [1, 2, 3]
+    assert penalties and "bad sync block" in penalties[0]

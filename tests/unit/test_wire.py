@@ -23,7 +23,9 @@ from consensus.messages import (
 )
 from node.net.wire import (
     CONSENSUS_FRAME_OVERHEAD,
+    MAX_EPOCH,
     ConsensusFrame,
+    FrameError,
     TxsFrame,
     decode_frame,
     encode_frame,
@@ -46,9 +48,23 @@ def test_a_consensus_frame_is_its_message_plus_a_constant() -> None:
         Status(3, 10, 8, 1, bytes(64)),
         NewView(1, (vc,) * 40, (PrePrepare(1, proposal, (), 1, bytes(64)),) * 64, 1, bytes(64)),
     ]
-    assert CONSENSUS_FRAME_OVERHEAD == 3
+    # a 3-array header, the tag "c" and the epoch at its widest (a uint32)
+    assert CONSENSUS_FRAME_OVERHEAD == 8
     for msg in messages:
-        assert len(encode_frame(ConsensusFrame(msg))) == len(encode_message(msg)) + 3
+        for epoch in (0, 1, 200, 70_000, MAX_EPOCH):
+            frame = encode_frame(ConsensusFrame(msg, epoch))
+            assert len(frame) <= len(encode_message(msg)) + CONSENSUS_FRAME_OVERHEAD
+        assert len(encode_frame(ConsensusFrame(msg, MAX_EPOCH))) == (
+            len(encode_message(msg)) + CONSENSUS_FRAME_OVERHEAD
+        )
+
+
+def test_a_consensus_frame_carries_its_epoch_and_refuses_one_out_of_range() -> None:
+    msg = Prepare(0, 1, bytes(32), 1, bytes(64))
+    decoded = decode_frame(encode_frame(ConsensusFrame(msg, 7)))
+    assert isinstance(decoded, ConsensusFrame) and decoded.epoch == 7
+    with pytest.raises(FrameError, match="epoch out of range"):
+        decode_frame(encode_frame(ConsensusFrame(msg, MAX_EPOCH + 1)))
 
 
 def test_txs_frames_fit_the_limit_in_order_and_skip_what_cannot() -> None:
@@ -78,6 +94,6 @@ def test_the_replica_message_limit_follows_the_frame_limit(tmp_path: Path) -> No
     cfg = replica_config(genesis, 4 << 20)
     assert cfg.max_message_bytes == (4 << 20) - CONSENSUS_FRAME_OVERHEAD
     full = sizes.pre_prepare_bytes(cfg.chain_id, cfg.batch_max_count, cfg.batch_max_bytes)
-    assert replica_config(genesis, full + 3).max_message_bytes == full
+    assert replica_config(genesis, full + CONSENSUS_FRAME_OVERHEAD).max_message_bytes == full
     with pytest.raises(ConfigError, match=r"p2p.max_frame_bytes \(\d+\) is too small"):
-        replica_config(genesis, full + 2)
+        replica_config(genesis, full + CONSENSUS_FRAME_OVERHEAD - 1)
