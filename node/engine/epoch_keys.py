@@ -75,9 +75,8 @@ class EpochKeys:
         self, height: int, executed: int
     ) -> tuple[ConsensusConfig, PreverifiedSignatures] | None:
         epoch = self._schedule.at(height)
-        if (
-            self._schedule.end_of(epoch.number) is None
-            and height > horizon(executed, self._base.watermark_window)
+        if self._schedule.end_of(epoch.number) is None and height > horizon(
+            executed, self._base.watermark_window
         ):
             return None
         return self.config_of(epoch), self.signatures(epoch)

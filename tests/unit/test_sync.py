@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from consensus.config import ConsensusConfig
+from consensus.crypto import Verifier
 from node.core.block import Block, derive_block
 from node.net.sync import BlockSync
 from tests.unit.cluster import Cluster
@@ -166,7 +168,7 @@ def test_blocks_above_the_horizon_wait_unchecked_then_are_checked_in_order() -> 
     penalties: list[str] = []
     known = {"up_to": 2}
 
-    def certifier(h: int):  # type: ignore[no-untyped-def]
+    def certifier(h: int) -> tuple[ConsensusConfig, Verifier] | None:
         return (c.config, c.verifier) if h <= known["up_to"] else None
 
     sync = BlockSync(
