@@ -391,7 +391,12 @@ class Node:
                 key = bytes.fromhex(v.node_key)
                 if key in keys and key != self.node_id and key not in configured:
                     self.transport.add_peer(key, v.p2p)
-        for peer in self.transport.dialled():
+        self._drop_unallowed()
+
+    def _drop_unallowed(self) -> None:
+        """Stop dialling, and close the links of, the nodes the chain no longer allows
+        (a validator removed, a node unregistered)."""
+        for peer in sorted(set(self.transport.dialled()) | set(self.transport.connected())):
             if not self._allowed_peer(peer):
                 self.transport.remove_peer(peer, "no longer a validator or registered node")
 
@@ -539,6 +544,8 @@ class Node:
                 validators=self.epochs.schedule.latest.n,
             )
             self._dial_validators()
+        elif any(k.startswith(b"node/") and v is None for k, v in outcome.writes):
+            self._drop_unallowed()  # a node unregistered in this block
         self.sync.on_committed(block.height, now)
         logs.bind_height(block.height)
         logs.bind_view(self._view())

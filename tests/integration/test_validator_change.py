@@ -124,3 +124,35 @@ async def test_a_registered_node_is_voted_in_and_its_votes_count(
     assert signers == {1, 2, 3, 4}
     assert cluster.block_hashes(4, height) == cluster.block_hashes(1, height)
     assert_alive(cluster)
+
+
+async def test_an_unregistered_node_loses_its_links(
+    make_cluster: Callable[..., Cluster], http: aiohttp.ClientSession
+) -> None:
+    """A registered observer links and follows; once its member unregisters it, the
+    validators close its link and refuse it (it keeps dialling node0 in vain)."""
+    cluster = make_cluster(5, consensus=SMALL_EPOCHS)
+    _four_of_five(cluster)
+    await cluster.start(0, 1, 2, 3, 4)
+    await cluster.wait_connected([0, 1, 2, 3])
+    observer = cluster.homes[4]
+    body = {"node_key": observer.node_id.hex(), "p2p": f"{HOST}:{observer.p2p}", "role": "observer"}
+    await _commit(http, cluster, _tx(cluster, 4, "node.register", body), [0, 1, 2, 3])
+    node0 = cluster.node(0)
+    await wait_until(
+        "node0 to accept the registered observer's link",
+        lambda: node0.transport.is_connected(observer.node_id),
+    )
+    gone = {"node_key": observer.node_id.hex()}
+    await _commit(http, cluster, _tx(cluster, 4, "node.unregister", gone), [0, 1, 2, 3])
+    await wait_until(
+        "node0 to drop the unregistered observer",
+        lambda: node0.transport.is_connected(observer.node_id),
+        lambda linked: not linked,
+    )
+    # and it is not let back in: the next blocks reach the validators only
+    anchor = cluster.anchor_tx(0)
+    await _commit(http, cluster, anchor, [0, 1, 2, 3])
+    assert not node0.transport.is_connected(observer.node_id)
+    assert not node0._allowed_peer(observer.node_id)
+    assert_alive(cluster)
