@@ -168,8 +168,8 @@ class FrameLimit:
         return size
 
     def frame_size(self, msg: Message, encoded: bytes | None = None) -> int:
-        """Bytes of the ``ConsensusFrame`` that carries ``msg`` (``encoded``: its
-        encoding when the caller has it already)."""
+        """Bytes of the ``ConsensusFrame`` that carries ``msg``, its epoch counted at
+        its widest (``encoded``: its encoding when the caller has it already)."""
         body = len(encoded) if encoded is not None else self._encoded(msg, encode_message)
         return body + CONSENSUS_FRAME_OVERHEAD
 

@@ -458,11 +458,16 @@ class ByzantineDriver(ConsensusDriver):
         super().__init__(*args, **kwargs)
         self.behaviour = behaviour
         self.acts = acts
-        # a Byzantine node is a validator of genesis's set, and stays in epoch 0
-        switch = cast(Any, self.replica)
-        me = switch.replica.me
+        # a Byzantine node is a validator of genesis's set, and stays in epoch 0: the
+        # daemon's EpochSwitch (its replica of epoch 0), or a replica and its keys
+        replica = cast(Any, self.replica)
+        if hasattr(replica, "schedule"):
+            me = replica.replica.me
+            self.validator_ids = list(replica.schedule.epochs[0].validators)
+        else:
+            me = replica.me
+            self.validator_ids = list(args[3] if len(args) > 3 else kwargs["peers"])
         self.me = me
-        self.validator_ids = list(switch.schedule.epochs[0].validators)
         self.peers = tuple(i for i in range(len(self.validator_ids)) if i != me)
         self._made: Message | None = None  # the replica's message being transmitted
         self._given: set[int] = set()  # peers that got it as made
