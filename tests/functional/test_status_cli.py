@@ -18,11 +18,12 @@ def hygeia(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
-    """The plain testnet table: node name -> [height, view, primary, peers, syncing...,
-    health...] (syncing and health may hold spaces: compare the first columns only)."""
+    """The plain testnet table: node name -> [height, epoch, role, view, primary, peers,
+    syncing..., health...] (syncing and health may hold spaces: compare the first
+    columns only)."""
     lines = stdout.splitlines()
-    assert lines[0].split() == ["name", "height", "view", "primary", "peers", "syncing",
-                                "mempool", "health"], stdout  # fmt: skip
+    assert lines[0].split() == ["name", "height", "epoch", "role", "view", "primary", "peers",
+                                "syncing", "mempool", "health"], stdout  # fmt: skip
     return {line.split()[0]: line.split()[1:] for line in lines[1:]}
 
 
@@ -59,7 +60,8 @@ def test_status_testnet_wait_synced_and_a_down_node() -> None:
         assert sorted(table) == ["node0", "node1", "node2", "node3"], result.stdout
         for name, row in table.items():
             assert int(row[0]) >= height, (name, result.stdout)
-            assert row[3] == "3/3" and row[4] == "no" and row[-1] == "ok", (name, result.stdout)
+            assert row[1:3] == ["0", "validator"], (name, result.stdout)
+            assert row[5] == "3/3" and row[6] == "no" and row[-1] == "ok", (name, result.stdout)
 
         # node3 is left behind, started again, and watched until it has caught up
         net.stop(3)

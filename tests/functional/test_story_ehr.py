@@ -20,8 +20,11 @@ from tests.functional.framework import cli_testnet, hygeia_json, run_hygeia, wai
 
 
 def make_b_a_clinic(genesis: dict[str, Any]) -> None:
-    """Node1's member becomes clinic-1."""
+    """Node1's member becomes clinic-1 (and its validator names the new id)."""
     member = genesis["members"][1]
+    for validator in genesis["validators"]:
+        if validator["member"] == member["id"]:
+            validator["member"] = "clinic-1"
     member.update({"id": "clinic-1", "name": "Clinic 1", "roles": ["clinic"]})
 
 
