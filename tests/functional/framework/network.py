@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import secrets
 import shutil
 import signal
@@ -91,8 +92,12 @@ class TestNetwork:
         clock_offsets: Mapping[int, str] | None = None,
         env: Mapping[int, Mapping[str, str]] | None = None,
         prepare: Callable[[TestNetwork], None] | None = None,
+        followers: int = 0,
     ) -> None:
         self.n = validators
+        # the last ``followers`` nodes are not in genesis's validator set: each knows
+        # node0 only (p2p.peers), and setup waits for the validators' links alone
+        self.followers = followers
         # node index -> variables added to its environment at every start
         self.env = {i: dict(e) for i, e in (env or {}).items()}
         # called once the homes exist (and the proxies, if any), before the first start
@@ -155,6 +160,8 @@ class TestNetwork:
             )
         if self.proxied:
             self._start_proxies([str(entry["node_id"]) for entry in meta["nodes"]])
+        if self.followers:
+            self._make_followers([str(entry["node_id"]) for entry in meta["nodes"]])
         for i, settings in self.settings.items():
             configure_home(self.nodes[i].home, settings)
         if self.prepare is not None:
@@ -164,9 +171,23 @@ class TestNetwork:
             self.start(i)
         for i in range(self.n):
             self.wait_ready(i)
-        self.wait_connected(range(self.n))
+        self.wait_connected(range(self.n - self.followers))
         if self.proxied:
             self.assert_links_proxied()
+
+    def _make_followers(self, node_ids: Sequence[str]) -> None:
+        """Genesis keeps the first n - followers validators (every home gets the same
+        file); each follower lists node0 as its one peer."""
+        validators = self.n - self.followers
+        path = self.nodes[0].home / "genesis.json"
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc["validators"] = doc["validators"][:validators]
+        text = json.dumps(doc, indent=2) + "\n"
+        for node in self.nodes:
+            (node.home / "genesis.json").write_text(text, encoding="utf-8")
+        first = f'["{node_ids[0]}@127.0.0.1:{self.nodes[0].p2p}"]'
+        for node in self.nodes[validators:]:
+            configure_home(node.home, {"p2p.peers": first})
 
     def _start_proxies(self, node_ids: Sequence[str]) -> None:
         """One proxy per ordered pair; node i's config lists each peer j at proxy (i, j)."""
