@@ -18,7 +18,9 @@ import json
 from node.setup import testnet
 from tests.functional.framework import TestNetwork, run_hygeia, wait_until
 
-TXS = 400
+# more than the loader can submit (at 40 tx/s) before the test has seen the switch
+# and the kill through, however slow the machine: load still flows after the kill
+TXS = 4000
 
 
 def _cli_json(*args: str) -> dict[str, object]:
