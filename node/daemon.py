@@ -84,6 +84,7 @@ from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
 from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.engine.applier import BlockApplier
 from node.engine.driver import ConsensusDriver, DriverHooks, wall_clock_ms
+from node.engine.epoch_attester import EpochAttester
 from node.engine.epoch_keys import EpochKeys
 from node.engine.epoch_switch import EpochSwitch
 from node.engine.storage_recovery import StorageRecovery
@@ -220,6 +221,7 @@ class Node:
             self.transport.penalise,
             room_bytes=cfg.p2p.max_frame_bytes,
         )
+        self.attester = EpochAttester(self.chain_id, self.key, self._submit_own)
         self.driver = self._new_driver()
         logs.bind_node(self.cfg.node.name)
         logs.bind_height(self.applier.tip.height)
@@ -547,6 +549,7 @@ class Node:
         elif any(k.startswith(b"node/") and v is None for k, v in outcome.writes):
             self._drop_unallowed()  # a node unregistered in this block
         self.sync.on_committed(block.height, now)
+        self._attest_epochs()
         logs.bind_height(block.height)
         logs.bind_view(self._view())
         self.metrics.on_block(
@@ -573,6 +576,25 @@ class Node:
                 raise ApiError(400, "bad-signature", "signature does not verify for the signer")
             self._admit(tx)
         return tx.hash
+
+    def _attest_epochs(self) -> None:
+        """Submit this node's missing ``epoch.attest`` transactions
+        (node/engine/epoch_attester.py); not while catching up, when the chain ahead
+        may hold them already."""
+        if self.sync.syncing:
+            return
+        self.attester.tick(
+            BlockState(self._chain()), self.epochs.schedule.latest.number, self.clock()
+        )
+
+    def _submit_own(self, tx: Tx) -> None:
+        """A transaction this node signed itself, into its mempool and gossip."""
+        try:
+            self._admit(tx)
+        except MempoolError as exc:
+            log.warning("own transaction refused", type=tx.type, tx=tx.hash, reason=str(exc))
+            return
+        log.info("own transaction submitted", type=tx.type, tx=tx.hash, body=tx.body)
 
     def _check_signer(self, tx: MempoolTx) -> None:
         """Mempool admission: the ledger's rule of who may sign ``tx``'s type, read from
@@ -654,6 +676,7 @@ class Node:
             await asyncio.sleep(STATUS_INTERVAL_S)
             self.transport.broadcast(self._status_frame())
             self.sync.tick(self.clock())
+            self._attest_epochs()
 
     # ------------------------------------------------------------ queries (NodeFacade)
     # the JSON bodies are node/api/views.py's; these hand them the parts they read

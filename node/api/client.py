@@ -23,6 +23,7 @@ from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.domain import Query
 from node.ledger.domains import DOMAINS
+from node.ledger.domains.epoch_attest import NotAttested
 
 MAX_BODY = 1 << 20
 
@@ -66,7 +67,10 @@ async def get_block(request: web.Request) -> web.Response:
 
 async def get_proof(request: web.Request) -> web.Response:
     tx_hash = _hex64(request, "hash")
-    proof = _node(request).proof_json(tx_hash)
+    try:
+        proof = _node(request).proof_json(tx_hash)
+    except NotAttested as exc:
+        raise ApiError(503, "not-attested", str(exc)) from None
     if proof is None:
         raise ApiError(404, "not-found", f"transaction {tx_hash} is not committed here")
     return web.json_response(proof)

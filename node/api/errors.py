@@ -50,6 +50,11 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "mempool-full": (503, "the mempool is at its count or byte limit; retry later"),
     "signer-quota": (503, "this signer has too many pending transactions; retry later"),
     "too-many-connections": (503, "the listener or this client is at its connection limit"),
+    "not-attested": (
+        503,
+        "a proof needs a validator change's attestations (`epoch.attest`) that are not "
+        "on chain yet; retry shortly",
+    ),
 }
 
 # aiohttp's own HTTP errors (no route, wrong method, body over client_max_size)

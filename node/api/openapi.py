@@ -255,7 +255,12 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getProof",
                     "tags": ["client"],
                     "parameters": [_path_param("hash", HASH)],
-                    "responses": {"200": _ok(obj), "400": _error(), "404": _error()},
+                    "responses": {
+                        "200": _ok(obj),
+                        "400": _error(),
+                        "404": _error(),
+                        "503": _error(),  # not-attested: a validator change's links pending
+                    },
                 }
             },
             "/v1/validators": {

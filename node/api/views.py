@@ -21,6 +21,7 @@ from node.core.codec import parse_json
 from node.core.proof import build_proof
 from node.engine.applier import Tip
 from node.ledger.domain import QueryFn
+from node.ledger.domains.epoch_attest import links_through
 from node.ledger.executor import result_key
 from node.ledger.state import BlockState
 from node.ledger.validators import EpochRecord, epoch_at, genesis_epoch, load_epochs
@@ -71,13 +72,18 @@ def block_json(store: ChainView, tip_height: int, height: int | None) -> dict[st
     return block.to_json() if block is not None else None
 
 
-def proof_json(store: ChainView, tx_hash: str) -> dict[str, Any] | None:
-    """``GET /v1/proofs/{hash}``: the inclusion proof of a committed transaction."""
-    loc = store.tx_location(bytes.fromhex(tx_hash))
-    if loc is None:
-        return None
-    block = read_block(store, loc[0])
-    return build_proof(block, loc[1]) if block is not None else None
+def proof_json(store: ChainStorage, tx_hash: str) -> dict[str, Any] | None:
+    """``GET /v1/proofs/{hash}``: the inclusion proof of a committed transaction, with
+    the epoch links from genesis to its block's validator set (one snapshot of the
+    committed state). ``NotAttested`` while a link lacks its quorum on chain."""
+    with store.snapshot() as view:
+        loc = view.tx_location(bytes.fromhex(tx_hash))
+        if loc is None:
+            return None
+        block = read_block(view, loc[0])
+        if block is None:
+            return None
+        return build_proof(block, loc[1], links_through(BlockState(view), block.height))
 
 
 def run_query(

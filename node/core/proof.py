@@ -3,7 +3,7 @@
 A proof (``GET /v1/proofs/{tx_hash}``, ``hygeia proof verify``) is one JSON
 object::
 
-    {"format": "hygeia-inclusion-proof/1",
+    {"format": "hygeia-inclusion-proof/2",
      "tx": {...the full transaction...},
      "tx_hash": "<64 hex>",
      "index": i, "tree_size": n,
@@ -11,19 +11,27 @@ object::
      "block_hash": "<64 hex>",
      "header": {...block header, docs/blocks.md...},
      "proposal": {"chain_id", "height", "timestamp", "proposer", "payload_root"},
-     "certificate": [{"validator": k, "view": v, "sig": "<128 hex>"}, ...]}
+     "certificate": [{"validator": k, "view": v, "sig": "<128 hex>"}, ...],
+     "epochs": [<link>, ...]}                  # node/core/epoch_link.py
 
 ``verify_proof`` needs only the genesis chain id and validator public keys. It
 checks, in order: the shape; the transaction (well-formed, of this chain, its
 hash, its signature); the Merkle path from the hash to the header's
 ``tx_root``; the header against the proposal (chain id, height, timestamp,
-proposer, tx root = payload root) and the block hash; and the commit
-certificate (``consensus.quorum.verify_commit_certificate``: a quorum of
-distinct validators' COMMIT signatures over the proposal's digest, one view,
-the header's view). The first failure raises ``ProofError`` with the reason.
+proposer, tx root = payload root) and the block hash; the epoch links from
+genesis (each validator set attested by a quorum of the one before,
+``node.core.epoch_link.verify_links``); and the commit certificate
+(``consensus.quorum.verify_commit_certificate``: a quorum of distinct COMMIT
+signatures of the validators of the block's epoch, under that epoch's signing
+domain, over the proposal's digest, one view, the header's view). The first
+failure raises ``ProofError`` with the reason.
+
+``epochs`` lists every validator change from genesis through the block's own
+epoch (empty for a block of genesis's set). Format ``/1``, from before validator
+changes, has no ``epochs`` field and is still accepted: its block is epoch 0's.
 
 What a valid proof proves: the transaction was committed at that height with
-that timestamp, certified by the listed validators. The header's
+that timestamp, certified by the listed validators of that epoch. The header's
 ``parent_hash`` and ``state_root`` are derived after commit and are *not*
 covered by the commit certificate (checkpoints certify state roots): a proof
 does not vouch for them.
@@ -38,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from consensus.config import ConsensusConfig
+from consensus.epochs import Epoch
 from consensus.merkle import audit_path, root_from_path
 from consensus.messages import Proposal
 from consensus.quorum import CertificateError, verify_commit_certificate
@@ -49,14 +58,23 @@ from node.core.block import (
     certificate_to_json,
 )
 from node.core.codec import INT64_MAX
+from node.core.epoch_link import EpochLinkError, verify_links
 from node.core.hexstr import HEX64
 from node.core.keys import ValidatorVerifier
 from node.core.tx import TxError, tx_from_json_obj
 
-__all__ = ["PROOF_FORMAT", "ProofError", "ProofResult", "build_proof", "verify_proof"]
+__all__ = [
+    "PROOF_FORMAT",
+    "PROOF_FORMAT_V1",
+    "ProofError",
+    "ProofResult",
+    "build_proof",
+    "verify_proof",
+]
 
-PROOF_FORMAT: Final = "hygeia-inclusion-proof/1"
-PROOF_FIELDS: Final = (
+PROOF_FORMAT: Final = "hygeia-inclusion-proof/2"
+PROOF_FORMAT_V1: Final = "hygeia-inclusion-proof/1"  # before validator changes: no epochs
+PROOF_FIELDS_V1: Final = (
     "audit_path",
     "block_hash",
     "certificate",
@@ -68,6 +86,7 @@ PROOF_FIELDS: Final = (
     "tx",
     "tx_hash",
 )
+PROOF_FIELDS: Final = tuple(sorted((*PROOF_FIELDS_V1, "epochs")))
 PROPOSAL_FIELDS: Final = ("chain_id", "height", "payload_root", "proposer", "timestamp")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -90,6 +109,7 @@ class ProofResult:
     index: int
     view: int
     validators: tuple[int, ...]
+    epoch: int = 0  # the validator set that certified the block (0: genesis's)
 
     @property
     def time_iso(self) -> str:
@@ -98,9 +118,10 @@ class ProofResult:
 
     def statement(self) -> str:
         names = ", ".join(str(v) for v in self.validators)
+        of_epoch = f" of epoch {self.epoch}" if self.epoch else ""
         return (
             f"transaction {self.tx_hash} was committed at height {self.height} "
-            f"at time {self.timestamp} ({self.time_iso}) by validators [{names}]"
+            f"at time {self.timestamp} ({self.time_iso}) by validators [{names}]{of_epoch}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -116,6 +137,7 @@ class ProofResult:
             "index": self.index,
             "view": self.view,
             "validators": list(self.validators),
+            "epoch": self.epoch,
             "statement": self.statement(),
         }
 
@@ -130,8 +152,10 @@ def _proposal_json(p: Proposal) -> dict[str, Any]:
     }
 
 
-def build_proof(block: Block, index: int) -> dict[str, Any]:
-    """The inclusion proof of ``block``'s transaction at ``index``."""
+def build_proof(block: Block, index: int, epochs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The inclusion proof of ``block``'s transaction at ``index``; ``epochs``: the
+    links (``node.core.epoch_link.link_json``) of every epoch from 1 through the
+    block's own, none for a block of genesis's set."""
     if not 0 <= index < len(block.txs):
         raise IndexError(f"block {block.height} has {len(block.txs)} txs, no index {index}")
     return {
@@ -145,6 +169,7 @@ def build_proof(block: Block, index: int) -> dict[str, Any]:
         "header": block.header.to_json(),
         "proposal": _proposal_json(block.proposal),
         "certificate": certificate_to_json(block.certificate),
+        "epochs": list(epochs),
     }
 
 
@@ -183,14 +208,16 @@ def verify_proof(
     # shape
     if not isinstance(proof, dict):
         raise ProofError("malformed proof: not a JSON object")
-    for k in PROOF_FIELDS:
+    fmt = proof.get("format")
+    if fmt not in (PROOF_FORMAT, PROOF_FORMAT_V1):
+        raise ProofError(f"unsupported proof format {fmt!r}, expected {PROOF_FORMAT}")
+    fields = PROOF_FIELDS if fmt == PROOF_FORMAT else PROOF_FIELDS_V1
+    for k in fields:
         if k not in proof:
             raise ProofError(f"malformed proof: field {k!r} is missing")
-    extra = sorted(k for k in proof if k not in PROOF_FIELDS)
+    extra = sorted(k for k in proof if k not in fields)
     if extra:
         raise ProofError(f"malformed proof: unknown field {extra[0]!r}")
-    if proof["format"] != PROOF_FORMAT:
-        raise ProofError(f"unsupported proof format {proof['format']!r}, expected {PROOF_FORMAT}")
     index = _int(proof["index"], "index")
     size = _int(proof["tree_size"], "tree_size", 1)
     if not isinstance(proof["audit_path"], list):
@@ -255,14 +282,23 @@ def verify_proof(
     if header.hash() != claimed_block:
         raise ProofError(f"block_hash {claimed_block} is not the header's hash {header.hash()}")
 
+    # the validator set of the block's epoch, from genesis through the links
+    try:
+        epochs = verify_links(genesis_chain_id, keys, proof.get("epochs", []))
+    except EpochLinkError as e:
+        raise ProofError(f"epoch link: {e}") from None
+    epoch = _epoch_of(epochs, header.height)
+
     # commit certificate
     try:
         certificate = certificate_from_json(proof["certificate"], proposal)
     except BlockError as e:
         raise ProofError(f"malformed proof: {e}") from None
-    config = ConsensusConfig(chain_id=genesis_chain_id, n=len(keys))
+    config = ConsensusConfig(chain_id=genesis_chain_id, n=epoch.n, epoch=epoch.number)
     try:
-        verify_commit_certificate(config, ValidatorVerifier(keys), proposal, certificate)
+        verify_commit_certificate(
+            config, ValidatorVerifier(list(epoch.validators)), proposal, certificate
+        )
     except CertificateError as e:
         hint = ""
         if "bad signature" in str(e):
@@ -287,4 +323,16 @@ def verify_proof(
         index=index,
         view=header.view,
         validators=tuple(sorted(c.sender for c in certificate)),
+        epoch=epoch.number,
     )
+
+
+def _epoch_of(epochs: Sequence[Epoch], height: int) -> Epoch:
+    """The epoch that certifies ``height``: the last whose first height is at or below
+    it. (A proof that leaves out a later change cannot pass: the earlier set's
+    honest validators never vote past their epoch, so no quorum of theirs signs.)"""
+    found = epochs[0]
+    for epoch in epochs:
+        if epoch.first_height <= height:
+            found = epoch
+    return found

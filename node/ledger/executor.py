@@ -71,7 +71,8 @@ class Ledger:
         member holding one of the type's roles, or an enrolled patient key for
         the patient-signed types) on a read-only view of ``committed``, so the
         rules are not written twice. Every ``authorize`` reads the signer's member
-        or patient record and nothing else (one or two lookups), which is what
+        or patient record and nothing else (one or two lookups; ``epoch.attest``
+        reads the one epoch record its signer must be a validator of), which is what
         makes this cheap enough for admission. It is not the final word: state
         moves on between admission and execution, where ``authorize`` runs again.
         Raises ``Rejection("signer-not-allowed", ...)``; the body must have passed

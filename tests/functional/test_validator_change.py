@@ -8,7 +8,8 @@ config edit or restart, it follows the chain; the members vote it in
 node switches to epoch 1 at the boundary. Then node0 is killed with SIGKILL:
 with n = 5 the quorum is 4, so every later block needs the new validator's
 votes, and every transaction still commits; the four survivors end on one
-chain, certified by their four signatures.
+chain, certified by their four signatures, and a proof of a transaction of
+epoch 1 verifies offline with ``genesis.json`` alone (``hygeia proof verify``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def test_a_fifth_validator_is_voted_in_under_load_and_its_votes_count() -> None:
     with net:
         newcomer = net.nodes[4]
         node_key = net.status(4)["node_id"]
-        members = json.loads((net.nodes[0].home / "genesis.json").read_text())["members"]
+        genesis = net.nodes[0].home / "genesis.json"
+        members = json.loads(genesis.read_text())["members"]
         api0 = f"http://127.0.0.1:{net.nodes[0].api}"
 
         def key_of(i: int) -> str:
@@ -89,3 +91,21 @@ def test_a_fifth_validator_is_voted_in_under_load_and_its_votes_count() -> None:
         assert net.assert_same_chain([1, 2, 3, 4]) == height
         signers = {c["validator"] for c in net.block(1, height)["certificate"]}
         assert signers == {1, 2, 3, 4}, signers
+
+        # a proof of a transaction of epoch 1 verifies offline with genesis.json alone
+        first = int(str(validators["from_height"]))
+        late = next(h for h in reversed(hashes) if net.tx_status(1, h)["height"] >= first)
+        proof = net.nodes[1].home / "late-proof.json"
+        fetched = wait_until(
+            "the proof with epoch 1's attestations (503 not-attested until a quorum)",
+            lambda: run_hygeia(
+                "client", "proof", late, "--api", f"http://127.0.0.1:{net.nodes[1].api}",
+                "--out", str(proof), ok=False,
+            ),
+            lambda out: out.returncode == 0,
+            timeout=30,
+            interval=0.5,
+        )  # fmt: skip
+        assert fetched.returncode == 0
+        out = run_hygeia("proof", "verify", str(proof), "--genesis", str(genesis))
+        assert out.stdout.startswith("VALID") and out.stdout.rstrip().endswith("of epoch 1")

@@ -10,7 +10,9 @@ node starts with nothing but one peer (node0) in its config. It checks that:
   (empty blocks fill the way to the boundary);
 - in the new epoch (n = 5, quorum 4) a block commits with node0 stopped, which
   needs the new validator's votes;
-- every node ends with the same blocks and ``/v1/validators`` shows the set.
+- every node ends with the same blocks and ``/v1/validators`` shows the set;
+- a proof of a block of epoch 1 verifies with genesis's keys alone, through the
+  epoch 0 validators' attestations of the new set (``epoch.attest``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 
+from node.core.proof import ProofError, verify_proof
 from node.core.tx import Tx, build_tx
 from node.setup.config import load_config
 from node.setup.genesis import Genesis, parse_genesis, write_genesis
@@ -123,6 +127,23 @@ async def test_a_registered_node_is_voted_in_and_its_votes_count(
     signers = {c["validator"] for c in cluster.block(1, height)["certificate"]}
     assert signers == {1, 2, 3, 4}
     assert cluster.block_hashes(4, height) == cluster.block_hashes(1, height)
+
+    # a proof of that block verifies with genesis alone: epoch 1 is attested on
+    # chain by a quorum of epoch 0 (each validator submits its own epoch.attest)
+    proof_url = f"{cluster.homes[4].api_url}/v1/proofs/{anchor.hash}"
+    status, proof = await wait_until(
+        "a quorum of epoch 0 to attest epoch 1 on chain",
+        lambda: get_json(http, proof_url),
+        lambda answer: answer[0] == 200,
+    )
+    genesis_keys = cluster.genesis.validator_public_keys()
+    result = verify_proof(proof, cluster.chain_id, genesis_keys)
+    assert result.epoch == 1 and set(result.validators) == {1, 2, 3, 4}
+    assert [link["epoch"] for link in proof["epochs"]] == [1]
+    assert proof["epochs"][0]["validators"][-1] == newcomer.node_id.hex()
+    without_link = {**proof, "epochs": []}  # epoch 0's keys cannot check n = 5 votes
+    with pytest.raises(ProofError):
+        verify_proof(without_link, cluster.chain_id, genesis_keys)
     assert_alive(cluster)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.ledger.domain import Domain
-from node.ledger.domains import claims, ehr, governance, nodes, supply, trials
+from node.ledger.domains import claims, ehr, epoch_attest, governance, nodes, supply, trials
 from node.ledger.domains.anchor import DOMAIN as ANCHOR
 
 DOMAINS: tuple[Domain, ...] = (
@@ -14,4 +14,5 @@ DOMAINS: tuple[Domain, ...] = (
     trials.DOMAIN,
     claims.DOMAIN,
     nodes.DOMAIN,
+    epoch_attest.DOMAIN,
 )
