@@ -26,6 +26,7 @@ from node.ledger.state import (
     block_time,
     next_state_root,
 )
+from node.ledger.state_hash import STATE_HASH_KEY, StateHash
 from node.ledger.validators import EpochRule, genesis_epoch, put_epoch
 
 # what ``check_signer`` hands ``authorize``: no rule reads it (nor the block)
@@ -150,5 +151,21 @@ class Ledger:
                     canonical_json({**result.to_json(), "height": block.height, "index": index}),
                 )
             results.append(result)
+        content = self._update_state_hash(base, state)
         writes = state.writes()
-        return BlockOutcome(results, writes, next_state_root(prev_root, block.height, writes))
+        return BlockOutcome(
+            results, writes, next_state_root(prev_root, block.height, writes, content.digest())
+        )
+
+    @staticmethod
+    def _update_state_hash(base: StateReader, state: BlockState) -> StateHash:
+        """The state's LtHash after this block's writes (node/ledger/state_hash.py),
+        written under its key: the previous value plus the new items less the old."""
+        before = StateHash.from_state_value(base.state_get(STATE_HASH_KEY))
+        after = before.updated(
+            (key, base.state_get(key), value)
+            for key, value in state.writes()
+            if key != STATE_HASH_KEY
+        )
+        state.put_raw(STATE_HASH_KEY, after.to_state_value())
+        return after
