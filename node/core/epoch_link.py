@@ -46,7 +46,7 @@ from typing import Any, Final
 
 from consensus.config import ConsensusConfig
 from consensus.epochs import Epoch, EpochError
-from node.core.codec import canonical_json
+from node.core.codec import INT64_MAX, canonical_json
 from node.core.hexstr import HEX64, HEX128
 from node.core.keys import verify
 
@@ -113,6 +113,8 @@ def link_json(
 def _int(value: Any, what: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise EpochLinkError(f"{what} must be an integer >= {low}, got {value!r}")
+    if value > INT64_MAX:
+        raise EpochLinkError(f"{what} must be below 2^63, got {value}")
     return value
 
 

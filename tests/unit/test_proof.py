@@ -1,23 +1,39 @@
-"""Inclusion proofs: a good proof verifies offline; every tampered variant fails with a reason."""
+"""Inclusion proofs: a good proof verifies offline; every tampered variant fails with a reason.
+A block of a later epoch verifies from genesis's keys through the proof's epoch links; a
+proof without them, or certified by the wrong set or under the wrong domain, fails; the
+old format (/1, no links) still verifies a block of genesis's set."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
-from node.core.block import GENESIS_PARENT_HASH, derive_block
-from node.core.keys import key_from_seed
-from node.core.proof import PROOF_FORMAT, ProofError, build_proof, verify_proof
-from node.core.tx import build_tx
+from consensus.epochs import signing_domain
+from consensus.messages import Commit, CommittedBlock, Proposal
+from node.core.block import GENESIS_PARENT_HASH, Block, derive_block
+from node.core.epoch_link import attestation_bytes, link_json
+from node.core.keys import SigningKey, key_from_seed, sign
+from node.core.proof import (
+    PROOF_FIELDS,
+    PROOF_FORMAT,
+    PROOF_FORMAT_V1,
+    ProofError,
+    build_proof,
+    verify_proof,
+)
+from node.core.tx import TxPayloadRules, build_tx
 from tests.unit.chain_helpers import (
     CHAIN,
     EXAMPLE_VALIDATOR,
     PUBKEYS,
     STATE_ROOT,
+    VALIDATOR_KEYS,
     example_block,
     make_block,
     make_committed,
@@ -174,6 +190,10 @@ TAMPERS: list[tuple[str, Tamper, str]] = [
     ("cert bad hex", _set("certificate.0.sig", "zz"), "certificate[0].sig"),
     ("format", _set("format", "other/9"), "unsupported proof format"),
     ("negative index", _set("index", -1), "index must be an integer"),
+    ("epochs not a list", _set("epochs", {}), "epoch link: epochs must be a list"),
+    ("epochs null", _set("epochs", None), "epoch link: epochs must be a list"),
+    ("epochs junk link", _set("epochs", [{}]), "epoch link: epochs[0] must have exactly"),
+    ("format /1 with epochs", _set("format", PROOF_FORMAT_V1), "unknown field 'epochs'"),
 ]
 
 
@@ -254,3 +274,240 @@ def test_docs_example_block_proves_with_one_validator() -> None:
         f"transaction {block.tx_hashes[2].hex()} was committed at height 1 at time "
         "1767225600000 (2026-01-01T00:00:00.000Z) by validators [0]"
     )
+
+
+@pytest.mark.parametrize("field", PROOF_FIELDS)
+def test_every_field_is_required(field: str) -> None:
+    proof = good_proof()
+    del proof[field]
+    reason = "unsupported proof format None" if field == "format" else f"field '{field}' is missing"
+    with pytest.raises(ProofError, match=reason):
+        verify_proof(proof, CHAIN, PUBKEYS)
+
+
+# ------------------------------------------------------------------ epochs
+# Epoch 1: five new validators from height 5, attested by genesis's (chain_helpers).
+EPOCH1_KEYS = [
+    key_from_seed(hashlib.sha256(b"epoch-1-validator-%d" % i).digest()) for i in range(5)
+]
+EPOCH1_FIRST = 5
+PARENT = hashlib.sha256(b"parent").hexdigest()
+
+
+def _hexes(keys: Sequence[SigningKey]) -> list[str]:
+    return [bytes(k.verify_key).hex() for k in keys]
+
+
+def make_link(
+    epoch: int = 1,
+    first_height: int = EPOCH1_FIRST,
+    new: Sequence[SigningKey] = EPOCH1_KEYS,
+    previous: Sequence[SigningKey] = VALIDATOR_KEYS,
+    indices: Sequence[int] = (0, 1, 2),
+) -> dict[str, Any]:
+    """``new`` as epoch ``epoch`` from ``first_height``, attested by ``indices`` of
+    ``previous`` (default: a quorum of genesis's four)."""
+    validators = _hexes(new)
+    message = attestation_bytes(CHAIN, epoch, first_height, validators)
+    sigs = [(i, sign(previous[i], message).hex()) for i in indices]
+    return link_json(epoch, first_height, validators, sigs)
+
+
+def make_epoch_block(
+    height: int = 7,
+    *,
+    keys: Sequence[SigningKey] = EPOCH1_KEYS,
+    domain: str = signing_domain(CHAIN, 1),
+    signers: Sequence[int] = (0, 1, 2, 3),
+    n_txs: int = 4,
+    view: int = 0,
+    proposer: int = 1,
+) -> Block:
+    """A block committed by ``keys`` (default: epoch 1's, a quorum of 5) signing under
+    ``domain`` (default: epoch 1's), as chain_helpers.make_committed does for genesis's."""
+    txs = make_txs(n_txs)
+    payload = tuple(t.wire for t in txs)
+    proposal = Proposal(
+        CHAIN,
+        height,
+        1_767_225_600_000 + height,
+        proposer,
+        TxPayloadRules(CHAIN).payload_root(payload),
+    )
+    cert = []
+    for i in signers:
+        c = Commit(view, height, proposal.digest(), i)
+        cert.append(msgspec.structs.replace(c, sig=sign(keys[i], c.signing_bytes(domain))))
+    return derive_block(CommittedBlock(proposal, payload, tuple(cert)), PARENT, STATE_ROOT)
+
+
+def _json(proof: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(json.dumps(proof))
+    return loaded
+
+
+def test_block_of_epoch_1_verifies_from_genesis_keys() -> None:
+    block = make_epoch_block(7, signers=(4, 0, 2, 1))
+    proof = _json(build_proof(block, 2, [make_link()]))
+    assert proof["format"] == PROOF_FORMAT and len(proof["epochs"]) == 1
+    result = verify_proof(proof, CHAIN, PUBKEYS)
+    assert result.epoch == 1
+    assert (result.height, result.index, result.validators) == (7, 2, (0, 1, 2, 4))
+    assert result.block_hash == block.hash
+    assert result.statement().endswith(" by validators [0, 1, 2, 4] of epoch 1")
+    assert result.to_json()["epoch"] == 1
+    assert verify_proof(proof, CHAIN, [k.hex() for k in PUBKEYS]) == result
+
+
+def test_epoch_1_at_its_first_height() -> None:
+    proof = build_proof(make_epoch_block(EPOCH1_FIRST), 0, [make_link()])
+    assert verify_proof(proof, CHAIN, PUBKEYS).epoch == 1
+
+
+def test_epoch_1_block_without_links_fails() -> None:
+    proof = _json(build_proof(make_epoch_block(7), 0, [make_link()]))
+    proof["epochs"] = []
+    # checked against genesis's four keys under the chain id: no signature holds
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(proof, CHAIN, PUBKEYS)
+
+
+def test_epoch_1_block_in_format_1_fails() -> None:
+    proof = _json(build_proof(make_epoch_block(7), 0))
+    proof["format"] = PROOF_FORMAT_V1
+    del proof["epochs"]
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(proof, CHAIN, PUBKEYS)
+
+
+def test_genesis_set_cannot_certify_a_height_of_epoch_1() -> None:
+    # genesis's four, under the chain id, at height 7 (epoch 1's since height 5)
+    old = make_epoch_block(7, keys=VALIDATOR_KEYS, domain=CHAIN, proposer=0)
+    assert verify_proof(build_proof(old, 0), CHAIN, PUBKEYS).epoch == 0  # without the link
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(old, 0, [make_link()]), CHAIN, PUBKEYS)
+    # nor under epoch 1's domain
+    old1 = make_epoch_block(7, keys=VALIDATOR_KEYS, proposer=0)
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(old1, 0, [make_link()]), CHAIN, PUBKEYS)
+    # three of genesis's are not a quorum of epoch 1's five either
+    short = make_epoch_block(7, keys=VALIDATOR_KEYS, domain=CHAIN, signers=(0, 1, 2))
+    with pytest.raises(ProofError, match="3 signatures, 4 needed"):
+        verify_proof(build_proof(short, 0, [make_link()]), CHAIN, PUBKEYS)
+
+
+def test_epoch_1_set_signing_under_the_chain_id_fails() -> None:
+    block = make_epoch_block(7, domain=CHAIN)
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(block, 0, [make_link()]), CHAIN, PUBKEYS)
+    # nor under another epoch's domain
+    block2 = make_epoch_block(7, domain=signing_domain(CHAIN, 2))
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(block2, 0, [make_link()]), CHAIN, PUBKEYS)
+
+
+def test_link_with_too_few_attestations_fails() -> None:
+    proof = build_proof(make_epoch_block(7), 0, [make_link(indices=(0, 3))])
+    with pytest.raises(ProofError, match=r"^epoch link: ") as e:
+        verify_proof(proof, CHAIN, PUBKEYS)
+    assert "attested by 2 validators of epoch 0, a quorum is 3" in str(e.value)
+
+
+def test_link_attested_by_outsiders_fails() -> None:
+    others = [key_from_seed(bytes([i + 1]) * 32) for i in range(4)]
+    proof = build_proof(make_epoch_block(7), 0, [make_link(previous=others)])
+    with pytest.raises(ProofError, match=r"^epoch link: epochs\[0\]\.attestations\[0\]"):
+        verify_proof(proof, CHAIN, PUBKEYS)
+    # a good link checked against other genesis keys fails the same way
+    proof = build_proof(make_epoch_block(7), 0, [make_link()])
+    with pytest.raises(ProofError, match=r"^epoch link: .*did not sign epoch 1"):
+        verify_proof(proof, CHAIN, [bytes(k.verify_key) for k in others])
+
+
+def test_link_first_height_beyond_int64_is_a_proof_error() -> None:
+    proof = build_proof(make_epoch_block(7), 0, [make_link()])
+    proof["epochs"][0]["first_height"] = 2**63
+    with pytest.raises(ProofError, match=r"^epoch link: "):
+        verify_proof(proof, CHAIN, PUBKEYS)
+
+
+EPOCH_TAMPERS: list[tuple[str, Tamper, str]] = [
+    ("link first_height", _set("epochs.0.first_height", 6), "did not sign epoch 1"),
+    ("link epoch", _set("epochs.0.epoch", 2), "epochs[0] is epoch 2"),
+    ("link validator", _flip_hex("epochs.0.validators.3"), "did not sign epoch 1"),
+    ("link signature", _flip_hex("epochs.0.attestations.1.signature", 9), "did not sign"),
+    ("link attester", _set("epochs.0.attestations.1.validator", 3), "did not sign"),
+    ("link dropped", _set("epochs", []), "bad signature of validator 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "tamper", "reason"), EPOCH_TAMPERS, ids=[t[0] for t in EPOCH_TAMPERS]
+)
+def test_tampered_epoch_link_fails(name: str, tamper: Tamper, reason: str) -> None:
+    proof = _json(build_proof(make_epoch_block(7), 1, [make_link()]))
+    verify_proof(copy.deepcopy(proof), CHAIN, PUBKEYS)
+    tamper(proof)
+    with pytest.raises(ProofError) as e:
+        verify_proof(proof, CHAIN, PUBKEYS)
+    assert reason in str(e.value), f"{name}: {e.value}"
+
+
+def test_format_1_proof_still_verifies() -> None:
+    block = make_block(5, view=2, signers=(1, 2, 3))
+    proof = _json(build_proof(block, 4))
+    proof["format"] = PROOF_FORMAT_V1
+    del proof["epochs"]
+    result = verify_proof(proof, CHAIN, PUBKEYS)
+    assert (result.epoch, result.height, result.view, result.validators) == (0, 1, 2, (1, 2, 3))
+    assert result == verify_proof(build_proof(block, 4), CHAIN, PUBKEYS)
+    assert " of epoch" not in result.statement()
+    # /1 has no epochs field, even an empty one
+    proof["epochs"] = []
+    with pytest.raises(ProofError, match="unknown field 'epochs'"):
+        verify_proof(proof, CHAIN, PUBKEYS)
+    # and /2 must have it
+    proof = _json(build_proof(block, 4))
+    del proof["epochs"]
+    with pytest.raises(ProofError, match="field 'epochs' is missing"):
+        verify_proof(proof, CHAIN, PUBKEYS)
+
+
+def test_block_before_the_link_is_genesis_sets() -> None:
+    # height 3 < epoch 1's first height 5: genesis's set, even with the link given
+    block = make_epoch_block(3, keys=VALIDATOR_KEYS, domain=CHAIN, signers=(0, 1, 2))
+    result = verify_proof(_json(build_proof(block, 0, [make_link()])), CHAIN, PUBKEYS)
+    assert (result.epoch, result.height, result.validators) == (0, 3, (0, 1, 2))
+    assert " of epoch" not in result.statement()
+    # the last height before epoch 1
+    block = make_epoch_block(EPOCH1_FIRST - 1, keys=VALIDATOR_KEYS, domain=CHAIN)
+    assert verify_proof(build_proof(block, 0, [make_link()]), CHAIN, PUBKEYS).epoch == 0
+    # and epoch 1's set cannot certify it
+    block = make_epoch_block(EPOCH1_FIRST - 1)
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(block, 0, [make_link()]), CHAIN, PUBKEYS)
+
+
+def test_two_links_and_the_epoch_of_the_height() -> None:
+    epoch2_keys = [key_from_seed(hashlib.sha256(b"epoch-2-%d" % i).digest()) for i in range(4)]
+    link2 = make_link(2, 10, epoch2_keys, EPOCH1_KEYS, (4, 2, 1, 0))
+    links = [make_link(), link2]
+    # a block of epoch 1 with a later epoch's link after it: still epoch 1's
+    assert verify_proof(build_proof(make_epoch_block(7), 0, links), CHAIN, PUBKEYS).epoch == 1
+    # a block of epoch 2, signed under its domain by its set
+    block = make_epoch_block(
+        12, keys=epoch2_keys, domain=signing_domain(CHAIN, 2), signers=(3, 1, 0, 2)
+    )
+    result = verify_proof(build_proof(block, 0, links), CHAIN, PUBKEYS)
+    assert (result.epoch, result.validators) == (2, (0, 1, 2, 3))
+    assert result.statement().endswith(" of epoch 2")
+    # without epoch 2's link it is checked against epoch 1's set, and fails
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(block, 0, links[:1]), CHAIN, PUBKEYS)
+    # epoch 1's set cannot certify a height of epoch 2 when the link is given
+    stale = make_epoch_block(12)
+    with pytest.raises(ProofError, match="bad signature of validator 0"):
+        verify_proof(build_proof(stale, 0, links), CHAIN, PUBKEYS)
+    # links out of order
+    with pytest.raises(ProofError, match=r"^epoch link: epochs\[0\] is epoch 2"):
+        verify_proof(build_proof(block, 0, [link2]), CHAIN, PUBKEYS)
