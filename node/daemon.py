@@ -82,7 +82,7 @@ from node.api.listener import (
 from node.core.block import Block
 from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
 from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
-from node.engine.applier import BlockApplier
+from node.engine.applier import BlockApplier, genesis_root
 from node.engine.driver import ConsensusDriver, DriverHooks, wall_clock_ms
 from node.engine.epoch_attester import EpochAttester
 from node.engine.epoch_keys import EpochKeys
@@ -103,9 +103,13 @@ from node.net.sync import BlockServer, BlockSync
 from node.net.transport import Transport
 from node.net.wire import (
     BlocksFrame,
+    ChunkFrame,
     ConsensusFrame,
     FrameError,
     GetBlocksFrame,
+    GetChunkFrame,
+    GetSnapshotFrame,
+    SnapshotFrame,
     StatusFrame,
     TxsFrame,
     decode_frame,
@@ -117,6 +121,9 @@ from node.ops.metrics import NodeMetrics
 from node.setup.config import NodeConfig
 from node.setup.genesis import Genesis, genesis_hash, load_genesis, replica_config
 from node.setup.home import read_admin_token
+from node.statesync.runner import StateSync
+from node.statesync.service import SnapshotService
+from node.statesync.store import SnapshotStore
 from storage.chain import ChainStore
 from storage.errors import StorageError
 
@@ -164,6 +171,8 @@ class Node:
         self.recovery: StorageRecovery | None = None
         # one replica per epoch, or none where this node only follows (set at start)
         self.switch: EpochSwitch | None = None
+        # a joining node's state sync while it runs (node/statesync/runner.py)
+        self.statesync: StateSync | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -222,14 +231,32 @@ class Node:
             room_bytes=cfg.p2p.max_frame_bytes,
         )
         self.attester = EpochAttester(self.chain_id, self.key, self._submit_own)
-        self.driver = self._new_driver()
+        self._snap_exec = ThreadPoolExecutor(1, thread_name_prefix="hygeia-snapshot")
+        self.snapshot_service = SnapshotService(
+            chain_id=self.chain_id,
+            store=self.store,
+            snapshots=SnapshotStore(cfg.home / "snapshots", cfg.sync.snapshot_keep),
+            every=cfg.sync.snapshot_interval * self.consensus_config.checkpoint_interval,
+            chunk_bytes=cfg.sync.snapshot_chunk_bytes,
+            executor=self._snap_exec,
+            send=self.transport.send,
+            schedule=lambda: self.epochs.schedule,
+            genesis_root=genesis_root(self.genesis),
+        )
+        if cfg.sync.state_sync and self.store.tip_height() == 0:
+            self.statesync = self._new_state_sync()
+        else:
+            self.driver = self._new_driver()
         logs.bind_node(self.cfg.node.name)
         logs.bind_height(self.applier.tip.height)
         await self.transport.start()
         self._dial_validators()
         for peer in cfg.p2p.peers:
             self.transport.add_peer(bytes.fromhex(peer.id), peer.address)
-        await self.driver.start()
+        if self.driver is not None:
+            await self.driver.start()
+        else:
+            self._tasks.append(asyncio.create_task(self._state_sync(), name="state-sync"))
         self._tasks.append(asyncio.create_task(self._gossip_loop(), name="gossip"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         check_open_files(open_files_needed(cfg, len(self.validator_ids)))
@@ -304,6 +331,45 @@ class Node:
             clock=self.clock,
         )
 
+    def _new_state_sync(self) -> StateSync:
+        return StateSync(
+            chain_id=self.chain_id,
+            genesis_keys=self.genesis.validator_public_keys(),
+            payload_root=self.rules.payload_root,
+            max_chunk_bytes=self.cfg.p2p.max_frame_bytes,
+            store=self._chain(),
+            send=self.transport.send,
+            connected=self.transport.connected,
+            penalise=self.transport.penalise,
+            verify_exec=self._verify_exec,
+            db_exec=self._db_exec,
+            clock=self.clock,
+            parallel=self.cfg.sync.parallel_peers,
+        )
+
+    async def _state_sync(self) -> None:
+        """Restore the newest verified snapshot (node/statesync/runner.py), then run as a
+        node that is behind: its replica (or follower) from the snapshot's height, and
+        block sync from there."""
+        assert self.statesync is not None
+        snapshot = await self.statesync.run()
+        self.applier.reload()
+        tip = self.applier.tip.height
+        self.epochs.refresh(self.applier.epoch_schedule())
+        self.sync.on_committed(tip, self.clock())
+        logs.bind_height(tip)
+        self.driver = self._new_driver()
+        await self.driver.start()
+        self._dial_validators()
+        for peer in self.transport.connected():
+            self.transport.send(peer, self._status_frame())
+        log.info(
+            "state sync done: following the chain",
+            height=tip,
+            epoch=snapshot.epoch.number,
+            role="validator" if self._index() is not None else "observer",
+        )
+
     async def _resume_writing(self) -> None:
         """The database was reopened after a failed write (``StorageRecovery``): the tip
         as it holds it, and for a validator a fresh replica and driver from the
@@ -349,6 +415,7 @@ class Node:
         if self.driver is not None:
             await self.driver.stop()  # finishes the block being written
         await self.transport.stop()
+        self._snap_exec.shutdown(wait=True)
         self._db_exec.shutdown(wait=True)
         self._verify_exec.shutdown(wait=True)
         if self.store is not None:
@@ -413,6 +480,9 @@ class Node:
 
     def _on_peer_down(self, peer: bytes) -> None:
         self.sync.on_peer_down(peer)
+        self.snapshot_service.forget(peer)
+        if self.statesync is not None:
+            self.statesync.on_peer_down(peer)
         self.block_server.forget(peer)
         self.budget.forget(peer)
 
@@ -431,7 +501,18 @@ class Node:
         elif isinstance(frame, TxsFrame):
             await self._on_gossiped_txs(peer, frame.txs)
         elif isinstance(frame, StatusFrame):
-            self.sync.on_status(peer, frame.height, self.clock())
+            if self.driver is not None:  # not while a state sync restores the chain
+                self.sync.on_status(peer, frame.height, self.clock())
+        elif isinstance(frame, GetSnapshotFrame):
+            self.snapshot_service.serve_manifest(peer)
+        elif isinstance(frame, GetChunkFrame):
+            self.snapshot_service.serve_chunk(peer, frame.height, frame.index)
+        elif isinstance(frame, SnapshotFrame):
+            if self.statesync is not None:
+                self.statesync.on_manifest(peer, frame.manifest)
+        elif isinstance(frame, ChunkFrame):
+            if self.statesync is not None:
+                self.statesync.on_chunk(peer, frame.height, frame.index, frame.data)
         elif isinstance(frame, GetBlocksFrame):
             # answered lazily, one chunk at a time as the peer reads (BlockServer)
             self.block_server.on_request(peer, frame.start, frame.count)
@@ -550,6 +631,8 @@ class Node:
             self._drop_unallowed()  # a node unregistered in this block
         self.sync.on_committed(block.height, now)
         self._attest_epochs()
+        self.snapshot_service.on_block(block, outcome, self._replica() is not None)
+        self.snapshot_service.tick()
         logs.bind_height(block.height)
         logs.bind_view(self._view())
         self.metrics.on_block(
@@ -566,6 +649,10 @@ class Node:
     # ------------------------------------------------------------ transactions
     async def submit_tx(self, data: bytes) -> str:
         """Client API entry; raises ``ApiError`` with a stable code."""
+        if self.driver is None:
+            raise ApiError(
+                503, "state-syncing", "the node is restoring a snapshot; submit to another node"
+            )
         with api_errors():
             tx = decode_tx(data, chain_id=self.chain_id, max_bytes=self._max_tx)
             if self.mempool.holds(tx):  # these very bytes: same answer, no work
@@ -581,7 +668,7 @@ class Node:
         """Submit this node's missing ``epoch.attest`` transactions
         (node/engine/epoch_attester.py); not while catching up, when the chain ahead
         may hold them already."""
-        if self.sync.syncing:
+        if self.sync.syncing or self.driver is None:
             return
         self.attester.tick(
             BlockState(self._chain()), self.epochs.schedule.latest.number, self.clock()
@@ -617,6 +704,8 @@ class Node:
             self.driver.submit_request(tx.wire)
 
     async def _on_gossiped_txs(self, peer: bytes, wires: list[bytes]) -> None:
+        if self.driver is None:
+            return  # restoring a snapshot: no state to check them against yet
         fresh: list[Tx] = []
         not_allowed = 0
         for wire in wires:
@@ -677,6 +766,7 @@ class Node:
             self.transport.broadcast(self._status_frame())
             self.sync.tick(self.clock())
             self._attest_epochs()
+            self.snapshot_service.tick()
 
     # ------------------------------------------------------------ queries (NodeFacade)
     # the JSON bodies are node/api/views.py's; these hand them the parts they read
@@ -716,7 +806,7 @@ class Node:
             mempool_size=len(self.mempool),
             epoch=epoch,
             role=role,
-        )
+        ) | {"state_sync": self.statesync.status() if self.statesync is not None else None}
 
     def health(self) -> tuple[bool, list[str]]:
         reasons = health_reasons(

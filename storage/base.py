@@ -33,6 +33,11 @@ class ChainView(Protocol):
         """Height of the last committed block; 0 when there is none."""
         ...
 
+    def base_height(self) -> int:
+        """0, or for a database restored from a snapshot (state sync) the snapshot's
+        height: its first stored block; the blocks below it are not here."""
+        ...
+
     def block_by_height(self, height: int) -> bytes | None: ...
 
     def height_of_block(self, block_hash: bytes) -> int | None: ...
@@ -45,6 +50,10 @@ class ChainView(Protocol):
 
     def state_iter(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """App-state (key, value) pairs whose key starts with ``prefix``, sorted by key."""
+        ...
+
+    def consensus_record(self, key: bytes) -> bytes | None:
+        """One persisted consensus record, or None."""
         ...
 
     def consensus_records(self) -> dict[bytes, bytes]:

@@ -23,7 +23,16 @@ from typing import Self
 
 from storage.base import ChainView, Write
 from storage.db import Database, WriteOp, open_database
-from storage.layout import META_HEIGHT, Namespace, encode_location, encode_u64
+from storage.errors import StorageError
+from storage.layout import (
+    META_BASE,
+    META_HEIGHT,
+    META_RESTORING,
+    Namespace,
+    decode_u64,
+    encode_location,
+    encode_u64,
+)
 from storage.reader import LevelReader
 from storage.validate import check_block, check_next_height, check_writes
 
@@ -103,6 +112,65 @@ class ChainStore(LevelReader):
             ops.extend((Namespace.CONSENSUS, k, v) for k, v in records)
             ops.append((Namespace.META, META_HEIGHT, key))
             self._db.write(ops, sync=True)
+
+    # ------------------------------------------------------------ restore (state sync)
+    def restoring_height(self) -> int | None:
+        """The snapshot height a state sync is writing, or None."""
+        raw = self._db.get(Namespace.META, META_RESTORING)
+        return None if raw is None else decode_u64(raw, "meta/restoring")
+
+    def write_restored_state(self, height: int, entries: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write one verified chunk of the snapshot of ``height`` into an empty chain
+        (tip 0). The state is not used until ``finish_restore`` sets the tip."""
+        checked = check_writes(entries, "entries")
+        with self._write_lock:
+            if self.tip_height() != 0:
+                raise StorageError("a snapshot is restored into an empty chain only")
+            restoring = self.restoring_height()
+            if restoring not in (None, height):
+                raise StorageError(f"a restore of height {restoring} is under way, not {height}")
+            ops: list[WriteOp] = [(Namespace.STATE, k, v) for k, v in checked]
+            ops.append((Namespace.META, META_RESTORING, encode_u64(height)))
+            self._db.write(ops, sync=False)
+
+    def finish_restore(
+        self,
+        height: int,
+        block_hash: bytes,
+        block_bytes: bytes,
+        tx_hashes: Sequence[bytes],
+        state_writes: Sequence[Write],
+    ) -> None:
+        """Make the restored state the chain's: block ``height`` (the snapshot's) is
+        the tip and the base, in one synced batch."""
+        hashes = check_block(block_hash, block_bytes, tx_hashes)
+        state = check_writes(state_writes, "state_writes")
+        with self._write_lock:
+            if self.tip_height() != 0 or self.restoring_height() != height:
+                raise StorageError(f"no restore of height {height} to finish")
+            key = encode_u64(height)
+            ops: list[WriteOp] = [
+                (Namespace.BLOCKS, key, block_bytes),
+                (Namespace.BLOCK_HASHES, block_hash, key),
+            ]
+            ops.extend((Namespace.TXS, h, encode_location(height, i)) for i, h in enumerate(hashes))
+            ops.extend((Namespace.STATE, k, v) for k, v in state)
+            ops.append((Namespace.META, META_BASE, key))
+            ops.append((Namespace.META, META_HEIGHT, key))
+            ops.append((Namespace.META, META_RESTORING, None))
+            self._db.write(ops, sync=True)
+
+    def discard_restore(self) -> int:
+        """Delete the unverified state of a restore that did not finish (a crash or a
+        forged snapshot); returns how many entries. Refused once the tip is set."""
+        with self._write_lock:
+            if self.tip_height() != 0:
+                raise StorageError("the chain has blocks: nothing restored to discard")
+            keys = [k for k, _ in self._db.iterate(Namespace.STATE)]
+            ops: list[WriteOp] = [(Namespace.STATE, k, None) for k in keys]
+            ops.append((Namespace.META, META_RESTORING, None))
+            self._db.write(ops, sync=True)
+            return len(keys)
 
     def persist_consensus(self, records: Iterable[Write]) -> None:
         checked = check_writes(records, "records")

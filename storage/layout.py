@@ -12,6 +12,10 @@ big-endian, so LevelDB's byte order is numeric order (blocks iterate by height).
     meta/schema               -> schema version u64
     meta/genesis              -> the genesis hash (32 bytes) the database belongs to
     meta/height               -> tip height u64 (absent: no block yet, tip 0)
+    meta/base                 -> the height a state-synced database starts at (its
+                                 first stored block; absent: 0, every block is here)
+    meta/restoring            -> the snapshot height a state sync is writing (absent:
+                                 none); its state is unverified until the tip is set
 
 Heights start at 1; tip 0 means "genesis state, no committed block".
 Bump ``SCHEMA_VERSION`` whenever this layout changes incompatibly.
@@ -29,6 +33,8 @@ SCHEMA_VERSION = 1
 META_SCHEMA = b"schema"
 META_HEIGHT = b"height"
 META_GENESIS = b"genesis"
+META_BASE = b"base"
+META_RESTORING = b"restoring"
 
 MAX_U64 = (1 << 64) - 1
 MAX_U32 = (1 << 32) - 1

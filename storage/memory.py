@@ -40,6 +40,10 @@ class _MemoryView:
         self._check_open()
         return self._tip
 
+    def base_height(self) -> int:
+        self._check_open()
+        return 0  # never restored from a snapshot
+
     def block_by_height(self, height: int) -> bytes | None:
         self._check_open()
         return self._blocks.get(height)
@@ -60,6 +64,10 @@ class _MemoryView:
         self._check_open()
         items = sorted((k, v) for k, v in self._state.items() if k.startswith(prefix))
         return iter(items)
+
+    def consensus_record(self, key: bytes) -> bytes | None:
+        self._check_open()
+        return self._consensus.get(key)
 
     def consensus_records(self) -> dict[bytes, bytes]:
         self._check_open()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from storage.db import KeyValueReader
 from storage.layout import (
     MAX_U64,
+    META_BASE,
     META_HEIGHT,
     Namespace,
     decode_location,
@@ -32,6 +33,10 @@ class LevelReader:
         raw = self._kv.get(Namespace.META, META_HEIGHT)
         return 0 if raw is None else decode_u64(raw, "tip height (meta/height)")
 
+    def base_height(self) -> int:
+        raw = self._kv.get(Namespace.META, META_BASE)
+        return 0 if raw is None else decode_u64(raw, "base height (meta/base)")
+
     def block_by_height(self, height: int) -> bytes | None:
         if not 1 <= height <= MAX_U64:
             return None
@@ -50,6 +55,9 @@ class LevelReader:
 
     def state_iter(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         return self._kv.iterate(Namespace.STATE, prefix)
+
+    def consensus_record(self, key: bytes) -> bytes | None:
+        return self._kv.get(Namespace.CONSENSUS, key)
 
     def consensus_records(self) -> dict[bytes, bytes]:
         return dict(self._kv.iterate(Namespace.CONSENSUS))

@@ -19,6 +19,7 @@ from node.api.errors import ApiError, api_errors, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
 from node.api.openapi import openapi_document
+from node.api.views import NotBackfilled
 from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.domain import Query
@@ -59,7 +60,10 @@ async def get_block(request: web.Request) -> web.Response:
         height = None
     elif (height := parse_uint(raw, 18)) is None:
         raise ApiError(400, "malformed", "height must be a non-negative integer or 'latest'")
-    block = _node(request).block_json(height)
+    try:
+        block = _node(request).block_json(height)
+    except NotBackfilled as exc:
+        raise ApiError(404, "not-yet-backfilled", str(exc)) from None
     if block is None:
         raise ApiError(404, "not-found", f"no block at height {raw}")
     return web.json_response(block)
@@ -71,6 +75,8 @@ async def get_proof(request: web.Request) -> web.Response:
         proof = _node(request).proof_json(tx_hash)
     except NotAttested as exc:
         raise ApiError(503, "not-attested", str(exc)) from None
+    except NotBackfilled as exc:
+        raise ApiError(404, "not-yet-backfilled", str(exc)) from None
     if proof is None:
         raise ApiError(404, "not-found", f"transaction {tx_hash} is not committed here")
     return web.json_response(proof)

@@ -50,6 +50,12 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "mempool-full": (503, "the mempool is at its count or byte limit; retry later"),
     "signer-quota": (503, "this signer has too many pending transactions; retry later"),
     "too-many-connections": (503, "the listener or this client is at its connection limit"),
+    "state-syncing": (503, "the node is restoring a snapshot (state sync); use another node"),
+    "not-yet-backfilled": (
+        404,
+        "the node was state-synced from a snapshot: blocks (and their proofs) below its "
+        "base height are not here; ask a node that has them",
+    ),
     "not-attested": (
         503,
         "a proof needs a validator change's attestations (`epoch.attest`) that are not "

@@ -44,10 +44,14 @@ def info(genesis: Genesis, height: int) -> dict[str, Any]:
 
 
 def tx_status(store: ChainView, pool: Mempool, tx_hash: str) -> dict[str, Any]:
-    """``GET /v1/txs/{hash}``: committed (or rejected) where, pending, or unknown."""
+    """``GET /v1/txs/{hash}``: committed (or rejected) where, pending, or unknown. Below
+    a state-synced node's base its location is the one its result records."""
     loc = store.tx_location(bytes.fromhex(tx_hash))
+    raw = store.state_get(result_key(tx_hash))
+    if loc is None and raw is not None:
+        kept = parse_json(raw)
+        loc = (int(kept["height"]), int(kept["index"]))
     if loc is not None:
-        raw = store.state_get(result_key(tx_hash))
         result = parse_json(raw) if raw is not None else None
         rejected = result is not None and result.get("status") == "rejected"
         return {
@@ -66,9 +70,24 @@ def read_block(store: ChainView, height: int) -> Block | None:
     return Block.from_bytes(raw) if raw is not None else None
 
 
+class NotBackfilled(LookupError):
+    """A block below a state-synced node's base height (``ChainView.base_height``)."""
+
+    def __init__(self, height: int, base: int) -> None:
+        super().__init__(
+            f"height {height} is below this node's base height {base}: it was state-synced "
+            "from a snapshot and does not hold older blocks"
+        )
+
+
 def block_json(store: ChainView, tip_height: int, height: int | None) -> dict[str, Any] | None:
-    """``GET /v1/blocks/{height}`` (None: ``latest``, the block at ``tip_height``)."""
-    block = read_block(store, tip_height if height is None else height)
+    """``GET /v1/blocks/{height}`` (None: ``latest``, the block at ``tip_height``);
+    ``NotBackfilled`` below a state-synced node's base."""
+    wanted = tip_height if height is None else height
+    base = store.base_height()
+    if 1 <= wanted < base:
+        raise NotBackfilled(wanted, base)
+    block = read_block(store, wanted)
     return block.to_json() if block is not None else None
 
 
@@ -79,6 +98,9 @@ def proof_json(store: ChainStorage, tx_hash: str) -> dict[str, Any] | None:
     with store.snapshot() as view:
         loc = view.tx_location(bytes.fromhex(tx_hash))
         if loc is None:
+            kept = view.state_get(result_key(tx_hash))
+            if kept is not None:  # committed below a state-synced node's base
+                raise NotBackfilled(int(parse_json(kept)["height"]), view.base_height())
             return None
         block = read_block(view, loc[0])
         if block is None:

@@ -1,5 +1,9 @@
 """Node set-up commands: ``init``, ``keys new``, ``testnet init``, ``config show|check``.
 
+``init --join NODE_ID@HOST:PORT --genesis GENESIS.json`` makes a home that joins a
+running chain by state sync: genesis.json copied in, the peer in ``p2p.peers``
+and ``sync.state_sync`` on (docs/state-sync.md).
+
 ``node/cli/main.py`` adds ``COMMANDS`` to the ``hygeia`` group (node/cli/registry.py).
 Other areas may add subcommands to the ``testnet``, ``keys`` and ``config``
 groups (e.g. ``testnet start``).
@@ -13,12 +17,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from node.cli import options
 from node.cli.errors import user_errors
+from node.net.addr import WILDCARD_HOSTS, Peer, is_loopback_host, parse_host_port, parse_peer
 from node.setup.config import (
+    CONFIG_FILE,
+    ConfigError,
+    NodeConfig,
     default_config,
     load_config,
     parse_overrides,
@@ -38,6 +47,51 @@ __all__ = ["COMMANDS", "config", "init", "keys", "testnet"]
 
 
 # ------------------------------------------------------------------ init
+def _join_peer(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Peer | None:
+    """``--join``: ``NODE_ID@HOST:PORT`` as ``p2p.peers`` entries are parsed."""
+    if value is None:
+        return None
+    try:
+        return parse_peer(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _home_genesis_exists(home: Path) -> bool:
+    """Whether the home's genesis path (of its config.toml, if any) holds a file."""
+    try:
+        return load_config(home, require_file=False).genesis_path.exists()
+    except ConfigError:
+        return False  # init_home reports the broken config.toml
+
+
+def _check_join_config(home: Path, peer: Peer) -> None:
+    """An existing config.toml is kept by init: with --join it must already say so."""
+    path = Path(home).expanduser() / CONFIG_FILE
+    if not path.exists():
+        return
+    cfg = load_config(home, env={})  # the file itself, not this shell's environment
+    missing = []
+    if peer not in cfg.p2p.peers:
+        missing.append(f'add "{peer}" to peers under [p2p]')
+    if not cfg.sync.state_sync:
+        missing.append("set state_sync = true under [sync]")
+    if missing:
+        raise click.ClickException(
+            f"{path} exists and init keeps it, but it does not join through {peer.address}: "
+            f"{' and '.join(missing)} (or move it away to have init write a new one), "
+            "then run this command again"
+        )
+
+
+def _p2p_hint(cfg: NodeConfig) -> str:
+    """This node's p2p address as others reach it, for the register hint."""
+    host, port = parse_host_port(cfg.p2p.listen, allow_zero_port=True)
+    if host in WILDCARD_HOSTS or is_loopback_host(host) or not port:
+        return f"HOST:{port or 'PORT'}"
+    return cfg.p2p.listen
+
+
 @click.command(name="init")
 @options.home()
 @click.option(
@@ -55,18 +109,50 @@ __all__ = ["COMMANDS", "config", "init", "keys", "testnet"]
     help="For a home made by an older hygeia: check its database against genesis.json "
     "and mark it (or create it if the data directory is empty). Nothing else is written.",
 )
+@click.option(
+    "--join",
+    "join",
+    metavar="NODE_ID@HOST:PORT",
+    callback=_join_peer,
+    help="Join an existing chain through this peer: config.toml lists it in [p2p] peers "
+    "and sets [sync] state_sync = true (needs --genesis).",
+)
+@click.option(
+    "--genesis",
+    "genesis_file",
+    type=options.EXISTING_FILE,
+    help="The consortium's genesis.json, copied into the home (checked first; a different "
+    "genesis.json already there is refused).",
+)
 @user_errors
-def init(home: Path, name: str | None, force: bool, adopt: bool) -> None:
+def init(
+    home: Path,
+    name: str | None,
+    force: bool,
+    adopt: bool,
+    join: Peer | None,
+    genesis_file: Path | None,
+) -> None:
     """Create a node home: node key (0600), admin token (0600), config.toml, database.
 
     An existing node key is never overwritten without --force; an existing
     config.toml is always kept, and so is a data directory that holds anything.
     The database records the genesis hash of genesis.json if it is already
     there, otherwise at the first `hygeia start`.
+
+    With --join NODE_ID@HOST:PORT --genesis GENESIS.json the home is made to
+    join a running chain by state sync (docs/state-sync.md): genesis.json is
+    copied in, and config.toml dials that peer and restores the newest verified
+    snapshot at the first start instead of replaying every block. An existing
+    config.toml is kept only if it already lists the peer in [p2p] peers and
+    sets [sync] state_sync = true; otherwise init refuses and says what to edit.
+    --genesis alone copies genesis.json without the join settings.
     """
     if adopt:
-        if force:
-            raise click.UsageError("--adopt-database and --force do not go together")
+        if force or join or genesis_file:
+            raise click.UsageError(
+                "--adopt-database goes with none of --force, --join and --genesis"
+            )
         cfg = load_config(home)
         height = adopt_database(cfg)
         click.echo(
@@ -74,7 +160,16 @@ def init(home: Path, name: str | None, force: bool, adopt: bool) -> None:
             f"hash {load_genesis(cfg.genesis_path).genesis_hash_hex()}"
         )
         return
-    node_id = init_home(home, name=name, force=force)
+    if join is not None and genesis_file is None:
+        raise click.UsageError("--join needs --genesis GENESIS.json (the chain's genesis)")
+    settings: dict[str, Any] = {}
+    if join is not None:
+        _check_join_config(home, join)
+        settings = {"p2p.peers": [str(join)], "sync.state_sync": True}
+    had_genesis = genesis_file is not None and _home_genesis_exists(home)
+    node_id = init_home(
+        home, name=name, force=force, settings=settings, genesis_source=genesis_file
+    )
     cfg = load_config(home)
     click.echo(f"initialised node home {cfg.home}")
     click.echo(f"  node id      {node_id}")
@@ -82,11 +177,29 @@ def init(home: Path, name: str | None, force: bool, adopt: bool) -> None:
     click.echo(f"  node key     {cfg.node_key_path} (mode 0600)")
     click.echo(f"  admin token  {cfg.admin_token_path} (mode 0600)")
     click.echo(f"  data         {cfg.data_dir}")
-    if not cfg.genesis_path.exists():
+    if genesis_file is not None:
+        genesis = load_genesis(cfg.genesis_path)
+        how = "already there, identical" if had_genesis else f"copied from {genesis_file}"
+        click.echo(
+            f"  genesis      {cfg.genesis_path} ({how}; chain {genesis.chain_id}, "
+            f"genesis hash {genesis.genesis_hash_hex()})"
+        )
+    if join is not None:
+        click.echo(f"  join peer    {join} ([p2p] peers)")
+        click.echo("  state sync   on ([sync] state_sync = true)")
+        click.echo(
+            "next: register this node's key on chain, signed with your member's key: "
+            f"`hygeia client node register --node-key {node_id} --p2p {_p2p_hint(cfg)} "
+            "--api URL --key MEMBER_KEY.json --wait`; then "
+            f"`hygeia start --home {home}` and `hygeia status --home {home} --wait-synced`"
+        )
+    elif not cfg.genesis_path.exists():
         click.echo(
             f"next: put the consortium's genesis.json at {cfg.genesis_path}, then run "
             f"`hygeia config check --home {home}`"
         )
+    else:
+        click.echo(f"next: `hygeia config check --home {home}`")
 
 
 # ------------------------------------------------------------------ keys

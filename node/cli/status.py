@@ -7,6 +7,11 @@ not answer is a ``down`` row, not a failure of the command. On a terminal the ta
 are drawn with rich; otherwise they are plain aligned columns (stable for grep and
 scripts). ``--json`` prints the same facts as JSON.
 
+``--wait-synced`` polls one node until it has caught up: a node still restoring a
+snapshot (the ``state_sync`` object of ``/status``, ``hygeia init --join``) has not,
+whatever its height; a node that has no such field (older) or has it null is judged
+by its height against its peers' alone (``sync_state``).
+
 Exit status: 0 when every node asked answered and is healthy, 1 otherwise; with
 ``--wait-synced``, 0 once the node has caught up and 1 at the timeout; 2 for wrong
 options.
@@ -39,6 +44,7 @@ __all__ = [
     "COMMANDS",
     "TESTNET_HEADER",
     "Report",
+    "StateSyncProgress",
     "SyncState",
     "Target",
     "fetch",
@@ -46,6 +52,7 @@ __all__ = [
     "home_target",
     "node_rows",
     "plain_table",
+    "state_sync_progress",
     "status",
     "sync_state",
     "testnet_rows",
@@ -206,6 +213,9 @@ def _text(value: Any) -> str:
 
 
 def _syncing(st: dict[str, Any]) -> str:
+    restore = state_sync_progress(st)
+    if restore is not None and not restore.done:
+        return restore.describe()
     if not st.get("syncing"):
         return "no"
     sync = st.get("sync") or {}
@@ -336,18 +346,87 @@ def _print_table(
 
 
 # ------------------------------------------------------------------ --wait-synced
+STATE_SYNC_DONE: Final = "restored"
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True)
+class StateSyncProgress:
+    """The ``state_sync`` object of ``/status``: a snapshot being found, fetched and
+    checked (phase ``discovering``, ``fetching``, ``verifying``), ``restored``, or
+    ``failed`` (the node starts over by itself; ``error`` says why)."""
+
+    phase: str
+    height: int | None = None  # the snapshot's height, once one is chosen
+    chunks_done: int = 0
+    chunks_total: int = 0
+    peers: int = 0  # offers while discovering, sources while fetching
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.phase == STATE_SYNC_DONE
+
+    def describe(self) -> str:
+        """One phrase for a progress line, e.g. ``state sync: fetching 12/40 chunks of
+        height 1024``."""
+        of = "" if self.height is None else f" of height {self.height}"
+        if self.phase == "discovering":
+            return f"state sync: discovering snapshots ({self.peers} offers so far)"
+        if self.phase in ("fetching", "verifying"):
+            chunks = f"{self.chunks_done}/{self.chunks_total} chunks" if self.chunks_total else ""
+            what = " ".join(part for part in (chunks, of.strip()) if part)
+            return f"state sync: {self.phase} {what}".rstrip() + f" (from {self.peers} peers)"
+        if self.phase == "failed":
+            return f"state sync: failed, retrying ({self.error or 'no reason given'})"
+        if self.done:
+            at = "" if self.height is None else f" at height {self.height}"
+            return f"state sync: restored{at}"
+        return f"state sync: {self.phase}{of}"
+
+
+def state_sync_progress(st: dict[str, Any]) -> StateSyncProgress | None:
+    """The ``state_sync`` of a ``/status`` answer, or None when it has none (an older
+    node) or it is null (no state sync on this node)."""
+    doc = st.get("state_sync")
+    if not isinstance(doc, dict):
+        return None
+    height = doc.get("height")
+    error = doc.get("error")
+    return StateSyncProgress(
+        phase=str(doc.get("phase") or "unknown"),
+        height=height if isinstance(height, int) and not isinstance(height, bool) else None,
+        chunks_done=_count(doc.get("chunks_done")),
+        chunks_total=_count(doc.get("chunks_total")),
+        peers=_count(doc.get("peers")),
+        error=None if error is None else str(error),
+    )
+
+
 @dataclass(frozen=True)
 class SyncState:
     """How far a node is from its peers: ``best`` is the highest height a linked peer
-    reported (None before any did)."""
+    reported (None before any did); ``restore`` is its state sync, if it reports one."""
 
     height: int
     best: int | None
     syncing: bool
     linked: int
     caught_up: bool
+    restore: StateSyncProgress | None = None
+
+    @property
+    def restoring(self) -> bool:
+        """A state sync is under way (not yet restored): not caught up, whatever the height."""
+        return self.restore is not None and not self.restore.done
 
     def describe(self) -> str:
+        if self.restoring:
+            assert self.restore is not None
+            return f"{self.restore.describe()}, {self.linked} peers linked"
         if self.caught_up:
             return f"height {self.height}, caught up"
         if self.best is None:
@@ -359,8 +438,9 @@ class SyncState:
 def sync_state(report: Report) -> SyncState | None:
     """Where the node is, or None when it did not answer.
 
-    Caught up: not syncing and within ``SYNC_SLACK`` heights of the best peer height a
-    linked peer reported; a lone validator with no one to sync from is caught up."""
+    Caught up: no state sync under way (``state_sync`` missing, null or ``restored``),
+    not syncing and within ``SYNC_SLACK`` heights of the best peer height a linked peer
+    reported; a lone validator with no one to sync from is caught up."""
     st = report.status
     if st is None:
         return None
@@ -378,8 +458,13 @@ def sync_state(report: Report) -> SyncState | None:
         heights = [sync["best_peer_height"]] if sync.get("best_peer_height") else []
     best = max(heights) if heights else None
     alone = st.get("validators") == 1 and st.get("validator_index") is not None and not linked
-    caught_up = not syncing and (alone or (best is not None and height + SYNC_SLACK >= best))
-    return SyncState(height, best, syncing, linked, caught_up)
+    restore = state_sync_progress(st)
+    caught_up = (
+        not syncing
+        and (restore is None or restore.done)
+        and (alone or (best is not None and height + SYNC_SLACK >= best))
+    )
+    return SyncState(height, best, syncing, linked, caught_up, restore)
 
 
 Show = Callable[[str, SyncState | None, str | None], None]
@@ -405,6 +490,16 @@ def _sync_display(label: str) -> Iterator[Show]:
         def show(name: str, state: SyncState | None, error: str | None) -> None:
             if state is None:
                 bar.update(description=name, detail=f"not answering ({error})")
+                return
+            if state.restoring:  # the bar counts chunks until the snapshot is restored
+                assert state.restore is not None
+                restore = state.restore
+                bar.update(
+                    description=name,
+                    completed=restore.chunks_done,
+                    total=restore.chunks_total or None,
+                    detail=restore.describe(),
+                )
                 return
             total = None if state.best is None else max(state.best, state.height, 1)
             if state.caught_up or state.syncing:
@@ -486,7 +581,10 @@ def status(
     Each node is asked GET /status, /health and /peers on its admin API; a testnet's
     nodes are asked at once, and a node that does not answer shows "down" and why.
     With --wait-synced, polls the node until it is within a couple of heights of its
-    best peer and not syncing (run it after `hygeia restore` and `hygeia start`).
+    best peer and not syncing (run it after `hygeia restore` and `hygeia start`); a
+    node joining by state sync (`hygeia init --join`) must first have restored its
+    snapshot: the progress shows the phase and the chunks fetched, and a failed
+    attempt its error (the node retries by itself, the wait goes on).
 
     \b
     Exit status:

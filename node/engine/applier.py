@@ -25,7 +25,7 @@ from consensus.replica import ChainTip
 from node.core.block import GENESIS_PARENT_HASH, Block, derive_block
 from node.core.tx import Tx, TxPayloadRules
 from node.ledger.context import BlockInfo
-from node.ledger.executor import BlockOutcome, Ledger
+from node.ledger.executor import BlockOutcome, Ledger, result_key
 from node.ledger.state import BlockState
 from node.ledger.validators import genesis_epoch, load_epochs, to_schedule
 from node.setup.genesis import Genesis
@@ -86,7 +86,12 @@ class BlockApplier:
         return to_schedule(records or [genesis_epoch(self.genesis.validators_json())])
 
     def is_committed(self, tx_hash: str) -> bool:
-        return self.store.tx_location(bytes.fromhex(tx_hash)) is not None
+        """Committed here or, on a node restored from a snapshot, below its base: the
+        state keeps every committed transaction's result (the replay rule)."""
+        return (
+            self.store.tx_location(bytes.fromhex(tx_hash)) is not None
+            or self.store.state_get(result_key(tx_hash)) is not None
+        )
 
     def apply(self, committed: CommittedBlock) -> tuple[Block, BlockOutcome]:
         p = committed.proposal

@@ -11,6 +11,8 @@ dropped, and counted against the peer by the caller; it never raises past
 - ``StatusFrame``: the sender's committed height and view (sync hints).
 - ``GetBlocksFrame`` / ``BlocksFrame``: block sync, a height range and the
   stored blocks of it (each carries its commit certificate).
+- ``GetSnapshotFrame`` / ``SnapshotFrame`` / ``GetChunkFrame`` / ``ChunkFrame``:
+  state sync (``node/statesync/``), the newest snapshot's manifest and its chunks.
 
 Sizes: a ``ConsensusFrame`` is exactly ``CONSENSUS_FRAME_OVERHEAD`` bytes
 longer than its message's own encoding (``consensus.messages.encode_message``),
@@ -57,7 +59,40 @@ class BlocksFrame(msgspec.Struct, frozen=True, array_like=True, tag="b"):
     blocks: list[bytes]
 
 
-Frame = ConsensusFrame | TxsFrame | StatusFrame | GetBlocksFrame | BlocksFrame
+class GetSnapshotFrame(msgspec.Struct, frozen=True, array_like=True, tag="gs"):
+    """State sync: what is your newest complete snapshot?"""
+
+
+class SnapshotFrame(msgspec.Struct, frozen=True, array_like=True, tag="sn"):
+    """State sync: the newest complete snapshot's manifest (empty: none)."""
+
+    manifest: bytes
+
+
+class GetChunkFrame(msgspec.Struct, frozen=True, array_like=True, tag="gk"):
+    height: int
+    index: int
+
+
+class ChunkFrame(msgspec.Struct, frozen=True, array_like=True, tag="k"):
+    """One chunk of the snapshot of ``height`` (empty ``data``: not here)."""
+
+    height: int
+    index: int
+    data: bytes
+
+
+Frame = (
+    ConsensusFrame
+    | TxsFrame
+    | StatusFrame
+    | GetBlocksFrame
+    | BlocksFrame
+    | GetSnapshotFrame
+    | SnapshotFrame
+    | GetChunkFrame
+    | ChunkFrame
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Frame] = msgspec.msgpack.Decoder(Frame)
@@ -78,6 +113,8 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameError("malformed frame: negative height or view")
     if isinstance(frame, ConsensusFrame) and not 0 <= frame.epoch <= MAX_EPOCH:
         raise FrameError("malformed frame: epoch out of range")
+    if isinstance(frame, (GetChunkFrame, ChunkFrame)) and (frame.height < 1 or frame.index < 0):
+        raise FrameError("malformed frame: snapshot height or chunk index out of range")
     return frame
 
 

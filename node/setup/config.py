@@ -20,11 +20,11 @@ and keys are errors naming the closest known spelling; a value of the wrong
 type is an error naming ``section.key``, the expected type and the value. Then
 the layers are merged and the checks no type can say run on the effective
 configuration: listen addresses, the levels of ``log.modules``, and the checks
-across keys (ports not shared, backoff and size bounds). An environment
-variable that looks like ``HYGEIA_<SECTION>_<KEY>`` for a known section but
-names no key is a warning (``NodeConfig.warnings``): other ``HYGEIA_*``
-variables belong to other tools. Every error is a ``ConfigError`` with a
-one-line message.
+across keys (ports not shared, backoff and size bounds, a transaction and a
+snapshot chunk within a frame). An environment variable that looks like
+``HYGEIA_<SECTION>_<KEY>`` for a known section but names no key is a warning
+(``NodeConfig.warnings``): other ``HYGEIA_*`` variables belong to other tools.
+Every error is a ``ConfigError`` with a one-line message.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from node.setup.config_schema import (
     LOG_LEVELS,
     REDACTED,
     SECTIONS,
+    SNAPSHOT_FRAME_HEADROOM,
     AdminSection,
     ApiSection,
     ConfigError,
@@ -72,6 +73,7 @@ __all__ = [
     "LOG_LEVELS",
     "REDACTED",
     "SECTIONS",
+    "SNAPSHOT_FRAME_HEADROOM",
     "AdminSection",
     "ApiSection",
     "ConfigError",
@@ -305,6 +307,15 @@ def _checks(cfg: NodeConfig, warnings: list[str]) -> None:
             f"mempool.max_tx_bytes ({mem.max_tx_bytes}) must not exceed "
             f"p2p.max_frame_bytes ({p2p.max_frame_bytes}): a transaction must fit in a frame",
             "mempool.max_tx_bytes",
+            "p2p.max_frame_bytes",
+        )
+    chunk = cfg.sync.snapshot_chunk_bytes
+    if chunk + SNAPSHOT_FRAME_HEADROOM > p2p.max_frame_bytes:
+        raise fail(
+            f"sync.snapshot_chunk_bytes ({chunk}) must be at most p2p.max_frame_bytes "
+            f"({p2p.max_frame_bytes}) - {SNAPSHOT_FRAME_HEADROOM}: a snapshot chunk and its "
+            "proof must fit in a frame",
+            "sync.snapshot_chunk_bytes",
             "p2p.max_frame_bytes",
         )
     for name, http in (("api", cfg.api), ("admin", cfg.admin)):

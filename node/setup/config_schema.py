@@ -39,6 +39,7 @@ __all__ = [
     "LOG_LEVELS",
     "REDACTED",
     "SECTIONS",
+    "SNAPSHOT_FRAME_HEADROOM",
     "AdminSection",
     "ApiSection",
     "ConfigError",
@@ -63,6 +64,8 @@ ENV_PREFIX: Final = "HYGEIA_"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS: Final = ("auto", "json", "console")
 REDACTED: Final = "<redacted>"
+# bytes a snapshot chunk frame needs beyond the chunk (its proof, header, framing)
+SNAPSHOT_FRAME_HEADROOM: Final = 64 << 10
 
 
 class ConfigError(ValueError):
@@ -344,12 +347,41 @@ class MempoolSection:
 
 @dataclass(frozen=True)
 class SyncSection:
-    """Block sync: catching up with the chain from peers."""
+    """Block sync and state sync: catching up with the chain from peers; snapshots."""
 
     parallel_peers: Annotated[
         Positive, _doc("Peers asked for blocks at the same time while catching up.")
     ] = 4
     batch_size: Annotated[Positive, _doc("Blocks asked for in one sync request.")] = 64
+    state_sync: Annotated[
+        Boolean,
+        _doc(
+            "On first start with an empty database, fetch the newest verified snapshot of the "
+            "app state from peers and block-sync from its height, instead of replaying every "
+            "block from genesis (docs/state-sync.md). `hygeia init --join` sets it."
+        ),
+    ] = False
+    snapshot_interval: Annotated[
+        NonNegative,
+        _doc(
+            "Take a snapshot of the app state every this many stable checkpoints "
+            "(validators; 0: none). Snapshots are served to joining nodes."
+        ),
+    ] = 64
+    snapshot_keep: Annotated[
+        Positive,
+        _doc(
+            "Snapshots kept on disk (`<home>/snapshots/`); the oldest beyond this is deleted "
+            "when a new one is complete."
+        ),
+    ] = 3
+    snapshot_chunk_bytes: Annotated[
+        Positive,
+        _doc(
+            "Size of one snapshot chunk sent over a peer link; must leave room in "
+            f"`p2p.max_frame_bytes`: at most `p2p.max_frame_bytes` - {SNAPSHOT_FRAME_HEADROOM}."
+        ),
+    ] = 1 << 20
 
 
 @dataclass(frozen=True)

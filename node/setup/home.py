@@ -1,7 +1,8 @@
 """Node homes: ``hygeia init`` and the checks of the files it makes.
 
 A home holds ``config.toml``, the node key (Ed25519, mode 0600), the admin API
-token (mode 0600), ``genesis.json`` (copied in, never made here) and the data
+token (mode 0600), ``genesis.json`` (copied in, by the operator or by
+``init_home(genesis_source=...)``, never made here) and the data
 directory with its database; ``docs/configuration.md`` lists them.
 ``init_home`` never overwrites a key without ``force``: an existing key is an
 error and nothing is written. An existing ``config.toml`` is always kept (it is
@@ -150,6 +151,7 @@ def init_home(
     settings: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     database: bool = True,
+    genesis_source: str | os.PathLike[str] | None = None,
 ) -> str:
     """Create (or complete) a node home and return the node's public key (64 hex).
 
@@ -161,6 +163,11 @@ def init_home(
     kept as it is). ``name`` defaults to the home directory's name. Paths come
     from the effective configuration (``env``, default ``os.environ``, included),
     exactly as ``hygeia start`` will see them.
+
+    ``genesis_source``, a genesis.json to copy to the home's genesis path
+    (``hygeia init --genesis``), must load; a genesis.json already in the home
+    must be byte-identical to it (kept as it is) or nothing is written
+    (``HomeError``). The new database then records its genesis hash.
     """
     home_path = Path(home).expanduser().absolute()
     if home_path.exists() and not home_path.is_dir():
@@ -183,7 +190,12 @@ def init_home(
             f"{home_path} already has a node key ({key_path}); refusing to overwrite it "
             "(--force replaces it, which gives this node a new identity)"
         )
-    genesis = _genesis_if_present(cfg) if database else None
+    copy: bytes | None = None
+    genesis: Genesis | None
+    if genesis_source is not None:
+        genesis, copy = _genesis_to_copy(cfg, Path(genesis_source))
+    else:
+        genesis = _genesis_if_present(cfg) if database else None
     home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if write_config:
         replace_atomically(config_path, text.encode("utf-8"))
@@ -191,11 +203,45 @@ def init_home(
     token_path = cfg.admin_token_path
     if force or not token_path.exists():
         write_admin_token(token_path, force=force)
+    if copy is not None:
+        cfg.genesis_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        replace_atomically(cfg.genesis_path, copy)
     if database:
         create_database(cfg, genesis)
     else:
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return public
+
+
+def _genesis_to_copy(cfg: NodeConfig, source: Path) -> tuple[Genesis, bytes | None]:
+    """The genesis of ``source`` and its bytes to write at ``cfg.genesis_path`` (None:
+    that file is already the same); ``HomeError`` if ``source`` does not load or the
+    home has another genesis.json."""
+    try:
+        genesis = load_genesis(source)
+        data = source.read_bytes()
+    except GenesisError as e:
+        raise HomeError(str(e)) from None
+    except OSError as e:
+        raise HomeError(f"{source}: cannot read: {e.strerror}") from None
+    target = cfg.genesis_path
+    if not (target.exists() or target.is_symlink()):
+        return genesis, data
+    try:
+        present = target.read_bytes()
+    except OSError as e:
+        raise HomeError(f"{target}: cannot read: {e.strerror}") from None
+    if present == data:
+        return genesis, None
+    try:
+        theirs = f"genesis hash {load_genesis(target).genesis_hash_hex()}"
+    except GenesisError:
+        theirs = "not a valid genesis"
+    raise HomeError(
+        f"{target} already exists and differs from {source} ({theirs}; the given one has "
+        f"genesis hash {genesis.genesis_hash_hex()}): refusing to replace it, a home belongs "
+        "to one chain. Remove it if it is a leftover, or give the new chain a new home"
+    )
 
 
 def _genesis_if_present(cfg: NodeConfig) -> Genesis | None:

@@ -68,7 +68,11 @@ def test_missing_file_is_an_error_unless_not_required(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ precedence
 def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
-    write(tmp_path, "[p2p]\nmax_frame_bytes = 1000000\n[log]\nlevel = 'warning'\n")
+    write(
+        tmp_path,
+        "[p2p]\nmax_frame_bytes = 1000000\n[log]\nlevel = 'warning'\n"
+        "[sync]\nsnapshot_chunk_bytes = 65536\n",  # a chunk within the smaller frame
+    )
     env = {"HYGEIA_P2P_MAX_FRAME_BYTES": "2_000_000", "HYGEIA_LOG_LEVEL": "error"}
     flags = {"p2p.max_frame_bytes": 3_000_000}
 

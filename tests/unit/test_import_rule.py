@@ -100,6 +100,7 @@ NODE_LAYERS = (
     "node.ledger",
     "node.setup",
     "node.engine",
+    "node.statesync",
     "node.api",
     "node.ops",
     "node.daemon",
