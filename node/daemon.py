@@ -806,7 +806,10 @@ class Node:
             mempool_size=len(self.mempool),
             epoch=epoch,
             role=role,
-        ) | {"state_sync": self.statesync.status() if self.statesync is not None else None}
+        ) | {
+            "base_height": self._chain().base_height(),
+            "state_sync": self.statesync.status() if self.statesync is not None else None,
+        }
 
     def health(self) -> tuple[bool, list[str]]:
         reasons = health_reasons(

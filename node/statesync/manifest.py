@@ -264,6 +264,11 @@ def verify_manifest(
         )
     except CertificateError as exc:
         raise SnapshotError(f"snapshot block {m.height}: {exc}") from None
+    if committed.certificate[0].view != block.header.view:
+        raise SnapshotError(
+            f"snapshot block {m.height}: header view {block.header.view} is not its "
+            f"certificate's view {committed.certificate[0].view}"
+        )
 
     # the chunks: ordered disjoint key ranges whose shares add up to the state hash
     if not 1 <= len(m.chunks) <= MAX_CHUNKS:

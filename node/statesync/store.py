@@ -126,9 +126,12 @@ class SnapshotStore:
         return sorted(doomed)
 
     def newest_manifest(self) -> bytes | None:
-        """The encoded manifest of the newest complete snapshot, or None."""
-        heights = self.complete_heights()
-        return self.manifest(heights[-1]) if heights else None
+        """The encoded manifest of the newest complete snapshot that reads back, or None."""
+        for height in reversed(self.complete_heights()):
+            data = self.manifest(height)
+            if data is not None:
+                return data
+        return None
 
     def manifest(self, height: int) -> bytes | None:
         if height not in self._manifests:

@@ -625,19 +625,22 @@ class TestNetwork:
             raise FrameworkError(f"{exc}; e.g. status by node: {where}") from None
 
     def assert_same_chain(self, nodes: Iterable[int] | None = None) -> int:
-        """The nodes' block hashes are equal up to their common height; returns it."""
+        """The nodes' block hashes are equal up to their common height (from the highest
+        base height among them: a state-synced node has no blocks below its own);
+        returns that height."""
         group = self._which(nodes)
         common = min(self.heights(group).values())
-        chains = {i: self.block_hashes(i, common) for i in group}
+        start = max(int(self.status(i).get("base_height") or 0) for i in group) or 1
+        chains = {
+            i: [str(self.block(i, h)["hash"]) for h in range(start, common + 1)] for i in group
+        }
         first = chains[group[0]]
         for i, chain in chains.items():
             if chain != first:
-                fork = next(
-                    h for h, (a, b) in enumerate(zip(first, chain, strict=True), 1) if a != b
-                )
+                k = next(k for k, (a, b) in enumerate(zip(first, chain, strict=True)) if a != b)
                 raise FrameworkError(
-                    f"node{group[0]} and node{i} differ at height {fork}: "
-                    f"{first[fork - 1]} != {chain[fork - 1]}"
+                    f"node{group[0]} and node{i} differ at height {start + k}: "
+                    f"{first[k]} != {chain[k]}"
                 )
         return common
 
