@@ -72,11 +72,15 @@ def free_base_port(validators: int = VALIDATORS, start: int = 38000) -> int:
 
 @contextlib.contextmanager
 def local_testnet(
-    workdir: Path, log: IO[bytes], *, ready_timeout_s: float = 60.0
+    workdir: Path,
+    log: IO[bytes],
+    *,
+    validators: int = VALIDATORS,
+    ready_timeout_s: float = 60.0,
 ) -> Iterator[Path]:
     """A fresh running testnet in ``workdir``; stopped cleanly when the block exits."""
-    base = free_base_port()
-    testnet_init(workdir, validators=VALIDATORS, base_port=base)
+    base = free_base_port(validators)
+    testnet_init(workdir, validators=validators, base_port=base)
     proc = subprocess.Popen(
         [sys.executable, "-m", "node.cli", "testnet", "start", "--dir", str(workdir)],
         stdout=log,
@@ -84,13 +88,15 @@ def local_testnet(
         start_new_session=True,
     )
     try:
-        _wait_ready(workdir, proc, ready_timeout_s)
+        _wait_ready(workdir, proc, ready_timeout_s, validators)
         yield workdir
     finally:
-        _stop(proc, workdir)
+        _stop(proc, workdir, validators)
 
 
-def _wait_ready(workdir: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _wait_ready(
+    workdir: Path, proc: subprocess.Popen[bytes], timeout_s: float, validators: int
+) -> None:
     _, targets, _ = load_testnet(workdir)
     deadline = time.monotonic() + timeout_s
     waiting = list(targets)
@@ -103,7 +109,7 @@ def _wait_ready(workdir: Path, proc: subprocess.Popen[bytes], timeout_s: float) 
         try:
             request_json("GET", t.api + "/v1/info", timeout=2)
             status = request_json("GET", f"{t.admin}/status", token=t.admin_token, timeout=2)
-            if int(status.get("peers", 0)) >= VALIDATORS - 1:
+            if int(status.get("peers", 0)) >= validators - 1:
                 waiting.pop(0)
                 continue
         except ClientError:
@@ -111,9 +117,9 @@ def _wait_ready(workdir: Path, proc: subprocess.Popen[bytes], timeout_s: float) 
         time.sleep(0.2)
 
 
-def _stop(proc: subprocess.Popen[bytes], workdir: Path) -> None:
+def _stop(proc: subprocess.Popen[bytes], workdir: Path, validators: int) -> None:
     """Ctrl-C for ``testnet start`` (it stops every node with SIGTERM and waits)."""
-    homes = [str(workdir / f"node{i}") for i in range(VALIDATORS)]
+    homes = [str(workdir / f"node{i}") for i in range(validators)]
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -215,12 +221,14 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def run_module(out_dir: Path, module: str, name: str) -> dict[str, Any] | None:
-    """Run ``python -m node.bench.<module>`` and keep its JSON as ``OUT/<name>.json``."""
-    _say(f"== {name} bench: python -m node.bench.{module}")
+def run_module(
+    out_dir: Path, module: str, name: str, args: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """Run ``python -m node.bench.<module> ARGS`` and keep its JSON as ``OUT/<name>.json``."""
+    _say(f"== {name} bench: python -m node.bench.{module} {' '.join(args)}")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", f"node.bench.{module}"], capture_output=True, text=True
+        [sys.executable, "-m", f"node.bench.{module}", *args], capture_output=True, text=True
     )
     if done.returncode != 0:
         _say(f"{name} bench failed (status {done.returncode}):\n{done.stderr}")
@@ -252,7 +260,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="before each run, wait until the machine uses at most PCT %% of a core",
     )
     ap.add_argument("--quiet-timeout", type=float, default=600.0, metavar="S")
+    ap.add_argument(
+        "--validators",
+        default="4",
+        help="comma-separated testnet sizes; a size other than 4 names its scenarios "
+        "<scenario>-n<size>",
+    )
+    ap.add_argument(
+        "--state-sync-txs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time state sync against replay on a chain of N transactions "
+        "(node.bench.state_sync; 0: skip)",
+    )
     args = ap.parse_args(argv)
+    sizes = [int(v) for v in args.validators.split(",") if v.strip()]
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
@@ -267,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rate": args.rate,
             "concurrency": args.concurrency,
             "quiet_below": args.quiet_below,
-            "validators": VALIDATORS,
+            "validators": sizes,
         },
     }
     if not args.no_sim:
@@ -275,10 +298,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary["sim"] = sim["results"] if sim else None
     if not args.no_apply:
         summary["apply"] = run_module(out_dir, "apply_all", "apply")
+    if args.state_sync_txs:
+        summary["state_sync"] = run_module(
+            out_dir, "state_sync", "state-sync", ["--txs", str(args.state_sync_txs)]
+        )
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    results: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
+    runs_of = [(s, n) for n in sizes for s in scenarios]
+    results: dict[str, list[dict[str, Any]]] = {
+        (s if n == VALIDATORS else f"{s}-n{n}"): [] for s, n in runs_of
+    }
     for run in range(1, args.runs + 1):
-        for scenario in scenarios:
+        for scenario, validators in runs_of:
+            name = scenario if validators == VALIDATORS else f"{scenario}-n{validators}"
             cfg = LoadConfig(
                 mode="open" if scenario == "open" else "closed",
                 rate=args.rate,
@@ -288,21 +319,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 drain_s=args.drain,
             )
             what = f"{args.rate:g} tx/s" if scenario == "open" else f"depth {args.concurrency}"
-            _say(f"== load bench {scenario} loop ({what}), run {run}/{args.runs}")
+            _say(
+                f"== load bench {scenario} loop ({what}), {validators} validators, "
+                f"run {run}/{args.runs}"
+            )
             busy_before = None
             if args.quiet_below is not None:
                 busy_before = wait_for_quiet(args.quiet_below, args.quiet_timeout)
             with (
                 tempfile.TemporaryDirectory(prefix="hygeia-bench-") as tmp,
-                (out_dir / f"testnet-{scenario}-run{run}.log").open("wb") as log,
-                local_testnet(Path(tmp) / "tn", log) as tn,
+                (out_dir / f"testnet-{name}-run{run}.log").open("wb") as log,
+                local_testnet(Path(tmp) / "tn", log, validators=validators) as tn,
             ):
                 chain_id, targets, keys = load_testnet(tn)
                 report = run_load(
                     cfg, targets, keys, chain_id, progress=make_progress(True), log=_say
                 )
             report["host"]["busy_before_percent"] = busy_before
-            path = out_dir / f"load-{scenario}-run{run}.json"
+            path = out_dir / f"load-{name}-run{run}.json"
             path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
             lat = report["latency_ms"]
             _say(
@@ -310,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{lat['p50']}/{lat['p95']}/{lat['p99']} ms, peak RSS "
                 f"{max((v or 0) for v in report['peak_rss_mb'].values())} MB -> {path}"
             )
-            results[scenario].append(report)
+            results[name].append(report)
     summary["load"] = summarize(results)
     text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
     (out_dir / "summary.json").write_text(text, encoding="utf-8")
