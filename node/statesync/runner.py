@@ -4,7 +4,10 @@ What it is for: a node started with ``sync.state_sync`` on an empty database
 (``hygeia init --join``) does not replay the chain from genesis. ``StateSync.run``:
 
 1. **discovering**: asks every linked peer for its newest complete snapshot
-   (``GetSnapshotFrame``) every ``ASK_MS``, and checks each manifest it gets
+   (``GetSnapshotFrame``), again every ``ASK_MS`` while it has none to offer (a
+   peer that offered is not asked again: a manifest of many chunks is large, and
+   on a slow link a new copy would queue before the chunks), and checks each
+   manifest it gets
    against genesis alone (``verify_manifest``: epoch links, a quorum's checkpoint
    signatures over the state root, block c's certificate, the chunks' shares).
    A peer whose manifest fails is penalised and not asked again. Once a valid
@@ -52,7 +55,7 @@ from storage.chain import ChainStore
 
 __all__ = ["ASK_MS", "GATHER_MS", "StateSync"]
 
-ASK_MS: Final = 2_000  # how often peers are asked for their newest snapshot
+ASK_MS: Final = 10_000  # how often a peer without an offer is asked again
 GATHER_MS: Final = 3_000  # after the first valid offer, how long to wait for more
 POLL_S: Final = 0.25
 
@@ -183,16 +186,17 @@ class StateSync:
         self.phase = "discovering" if self.phase != "failed" else self.phase
         offers: dict[bytes, bytes] = {}  # peer -> manifest digest
         checked: dict[bytes, VerifiedSnapshot | None] = {}  # digest -> verified (None: bad)
-        next_ask = 0
+        asked: dict[bytes, int] = {}  # peer -> when last asked
         first_offer: int | None = None
+        ask = encode_frame(GetSnapshotFrame())
         while True:
             now = self._clock()
-            if now >= next_ask:
-                ask = encode_frame(GetSnapshotFrame())
-                for peer in self._connected():
-                    if peer not in self._refused:
-                        self._send(peer, ask)
-                next_ask = now + ASK_MS
+            for peer in self._connected():
+                if peer in self._refused or peer in offers:
+                    continue  # a manifest can be large: never ask a peer that offered
+                if peer not in asked or now - asked[peer] >= ASK_MS:
+                    self._send(peer, ask)
+                    asked[peer] = now
             item = await self._next()
             if item is not None and item.kind == "manifest" and item.peer not in self._refused:
                 if item.data:

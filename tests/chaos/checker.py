@@ -301,21 +301,24 @@ def quorum(n: int) -> int:
 
 def check_certificates(
     chains: Chains,
-    n: int,
+    n: int | Callable[[int], int],
     honest: Collection[int] | None = None,
     verify: Verify | None = None,
 ) -> list[Violation]:
-    need = quorum(n)
+    """``n``: the validator count, or a function of the height (a chain whose set
+    changes: the size of the epoch that certifies each height)."""
     out = []
     for y in _honest(chains, honest):
         for block in chains.get(y, ()):
+            n_here = n(block.height) if callable(n) else n
+            need = quorum(n_here)
             where = f"node {y} height {block.height}"
             signers = set(block.signers)
             problems = []
             if len(signers) != len(block.signers):
                 problems.append(f"a validator signs twice in {list(block.signers)}")
-            if bad := sorted(v for v in signers if not 0 <= v < n):
-                problems.append(f"validators {bad} are not in 0..{n - 1}")
+            if bad := sorted(v for v in signers if not 0 <= v < n_here):
+                problems.append(f"validators {bad} are not in 0..{n_here - 1}")
             if len(signers) < need:
                 problems.append(f"{len(signers)} distinct signers, {need} needed")
             if set(block.cert_views) != {block.view}:
@@ -453,7 +456,7 @@ def check_all(
     history: Sequence[Op],
     chains: Chains,
     *,
-    n: int,
+    n: int | Callable[[int], int],
     honest: Collection[int] | None = None,
     recovery_bound_s: float | None = None,
     samples: Iterable[ResourceSample] = (),

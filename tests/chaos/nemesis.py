@@ -40,6 +40,7 @@ BYZANTINE_MODULE = "tests.chaos.byzantine_node"
 BYZANTINE_ENV = "CHAOS_BYZANTINE"
 RESTART_TIMEOUT_S = 60.0  # a killed node must answer /status again within this
 TICK_S = 0.1
+INJECTED_BASE = 100_000  # window numbers of ``Nemesis.inject``
 
 
 class Disk(Protocol):
@@ -83,6 +84,13 @@ class Nemesis:
                 self._window(number, window, t0)
         finally:
             self.heal_all()
+
+    def inject(self, fault: Fault, seconds: float) -> None:
+        """Play one fault now, for ``seconds``, healed at the end (a test that times its
+        faults to an event, e.g. an epoch boundary, instead of a schedule). Its window
+        numbers start at ``INJECTED_BASE`` so they never meet a schedule's."""
+        number = INJECTED_BASE + sum(self.injected.values())
+        self._window(number, Window(0.0, seconds, fault), time.monotonic())
 
     def _window(self, number: int, window: Window, t0: float) -> None:
         fault = window.fault

@@ -96,7 +96,8 @@ class TestNetwork:
     ) -> None:
         self.n = validators
         # the last ``followers`` nodes are not in genesis's validator set: each knows
-        # node0 only (p2p.peers), and setup waits for the validators' links alone
+        # node0 only (p2p.peers; proxied: every node through its proxy), and setup
+        # waits for the validators' links alone
         self.followers = followers
         # node index -> variables added to its environment at every start
         self.env = {i: dict(e) for i, e in (env or {}).items()}
@@ -172,12 +173,13 @@ class TestNetwork:
         for i in range(self.n):
             self.wait_ready(i)
         self.wait_connected(range(self.n - self.followers))
-        if self.proxied:
-            self.assert_links_proxied()
+        if self.proxied:  # a follower may not be linked yet (it waits to be registered)
+            self.assert_links_proxied(range(self.n - self.followers))
 
     def _make_followers(self, node_ids: Sequence[str]) -> None:
         """Genesis keeps the first n - followers validators (every home gets the same
-        file); each follower lists node0 as its one peer."""
+        file); each follower lists node0 as its one peer (in a proxied network: every
+        node, through the proxies, so that every link can be cut)."""
         validators = self.n - self.followers
         path = self.nodes[0].home / "genesis.json"
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -185,6 +187,8 @@ class TestNetwork:
         text = json.dumps(doc, indent=2) + "\n"
         for node in self.nodes:
             (node.home / "genesis.json").write_text(text, encoding="utf-8")
+        if self.proxied:  # its peers are every node, each through its proxy
+            return
         first = f'["{node_ids[0]}@127.0.0.1:{self.nodes[0].p2p}"]'
         for node in self.nodes[validators:]:
             configure_home(node.home, {"p2p.peers": first})
