@@ -104,6 +104,7 @@ class StateSync:
         self._parallel = parallel
         self._inbox: asyncio.Queue[_Inbound] = asyncio.Queue(maxsize=1024)
         self._refused: set[bytes] = set()
+        self._asked_chunks: set[bytes] = set()  # every peer asked for a chunk
         self.phase = "discovering"
         self.height: int | None = None
         self.error: str | None = None
@@ -125,6 +126,11 @@ class StateSync:
 
     def on_peer_down(self, peer: bytes) -> None:
         self._put(_Inbound("gone", peer))
+
+    @property
+    def chunk_sources(self) -> frozenset[bytes]:
+        """Every peer this node asked for a chunk."""
+        return frozenset(self._asked_chunks)
 
     @property
     def refused(self) -> frozenset[bytes]:
@@ -237,6 +243,7 @@ class StateSync:
             if plan.failed:
                 return False
             for peer, index in plan.requests(self._clock()):
+                self._asked_chunks.add(peer)
                 if not self._send(peer, encode_frame(GetChunkFrame(height, index))):
                     plan.on_gone(peer)
             item = await self._next()
