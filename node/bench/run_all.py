@@ -274,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time state sync against replay on a chain of N transactions "
         "(node.bench.state_sync; 0: skip)",
     )
+    ap.add_argument(
+        "--epoch-switch",
+        action="store_true",
+        help="also measure an epoch switch under load (node.bench.epoch_switch: 5 "
+        "validators, one voted out, at --rate tx/s for --seconds)",
+    )
     args = ap.parse_args(argv)
     sizes = [int(v) for v in args.validators.split(",") if v.strip()]
     out_dir: Path = args.out
@@ -301,6 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.state_sync_txs:
         summary["state_sync"] = run_module(
             out_dir, "state_sync", "state-sync", ["--txs", str(args.state_sync_txs)]
+        )
+    if args.epoch_switch:
+        summary["epoch_switch"] = run_module(
+            out_dir,
+            "epoch_switch",
+            "epoch-switch",
+            ["--rate", f"{min(args.rate, 300.0):g}", "--seconds", f"{args.seconds:g}"],
         )
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     runs_of = [(s, n) for n in sizes for s in scenarios]
