@@ -294,7 +294,8 @@ def openapi_document() -> dict[str, Any]:
                 extra={"503": {"description": "unhealthy", "content": _json(HEALTH)}},
             ),
             "/status": _admin(
-                "node id, chain, height, epoch and role, view, primary, peers, sync, mempool"
+                "node id, chain, height, epoch and role, view, primary, peers, sync, mempool, "
+                "base height and state sync"
             ),
             "/peers": _admin("connected peers with traffic counters"),
             "/consensus": _admin("view, primary, in-flight heights, last view change"),
