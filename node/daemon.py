@@ -109,7 +109,9 @@ from node.net.wire import (
     GetBlocksFrame,
     GetChunkFrame,
     GetSnapshotFrame,
+    GetStableFrame,
     SnapshotFrame,
+    StableFrame,
     StatusFrame,
     TxsFrame,
     decode_frame,
@@ -240,6 +242,8 @@ class Node:
             chunk_bytes=cfg.sync.snapshot_chunk_bytes,
             executor=self._snap_exec,
             send=self.transport.send,
+            connected=self.transport.connected,
+            penalise=self.transport.penalise,
             schedule=lambda: self.epochs.schedule,
             genesis_root=genesis_root(self.genesis),
         )
@@ -513,6 +517,10 @@ class Node:
         elif isinstance(frame, ChunkFrame):
             if self.statesync is not None:
                 self.statesync.on_chunk(peer, frame.height, frame.index, frame.data)
+        elif isinstance(frame, GetStableFrame):
+            self.snapshot_service.serve_stable(peer, frame.height)
+        elif isinstance(frame, StableFrame):
+            self.snapshot_service.on_stable(peer, frame.record)
         elif isinstance(frame, GetBlocksFrame):
             # answered lazily, one chunk at a time as the peer reads (BlockServer)
             self.block_server.on_request(peer, frame.start, frame.count)
@@ -631,8 +639,8 @@ class Node:
             self._drop_unallowed()  # a node unregistered in this block
         self.sync.on_committed(block.height, now)
         self._attest_epochs()
-        self.snapshot_service.on_block(block, outcome, self._replica() is not None)
-        self.snapshot_service.tick()
+        self.snapshot_service.on_block(block, outcome)
+        self.snapshot_service.tick(now)
         logs.bind_height(block.height)
         logs.bind_view(self._view())
         self.metrics.on_block(
@@ -766,7 +774,7 @@ class Node:
             self.transport.broadcast(self._status_frame())
             self.sync.tick(self.clock())
             self._attest_epochs()
-            self.snapshot_service.tick()
+            self.snapshot_service.tick(self.clock())
 
     # ------------------------------------------------------------ queries (NodeFacade)
     # the JSON bodies are node/api/views.py's; these hand them the parts they read

@@ -12,7 +12,9 @@ dropped, and counted against the peer by the caller; it never raises past
 - ``GetBlocksFrame`` / ``BlocksFrame``: block sync, a height range and the
   stored blocks of it (each carries its commit certificate).
 - ``GetSnapshotFrame`` / ``SnapshotFrame`` / ``GetChunkFrame`` / ``ChunkFrame``:
-  state sync (``node/statesync/``), the newest snapshot's manifest and its chunks.
+  state sync (``node/statesync/``), the newest snapshot's manifest and its chunks;
+  ``GetStableFrame`` / ``StableFrame``: a validator's stable checkpoint record,
+  which signs off a snapshot an observer took.
 
 Sizes: a ``ConsensusFrame`` is exactly ``CONSENSUS_FRAME_OVERHEAD`` bytes
 longer than its message's own encoding (``consensus.messages.encode_message``),
@@ -82,6 +84,19 @@ class ChunkFrame(msgspec.Struct, frozen=True, array_like=True, tag="k"):
     data: bytes
 
 
+class GetStableFrame(msgspec.Struct, frozen=True, array_like=True, tag="gt"):
+    """State sync: your stable checkpoint record, if it is of ``height``?"""
+
+    height: int
+
+
+class StableFrame(msgspec.Struct, frozen=True, array_like=True, tag="st"):
+    """A validator's stable checkpoint record (``consensus.records.StableRecord``,
+    encoded), or empty: not of the height asked for."""
+
+    record: bytes
+
+
 Frame = (
     ConsensusFrame
     | TxsFrame
@@ -92,6 +107,8 @@ Frame = (
     | SnapshotFrame
     | GetChunkFrame
     | ChunkFrame
+    | GetStableFrame
+    | StableFrame
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -113,6 +130,8 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameError("malformed frame: negative height or view")
     if isinstance(frame, ConsensusFrame) and not 0 <= frame.epoch <= MAX_EPOCH:
         raise FrameError("malformed frame: epoch out of range")
+    if isinstance(frame, GetStableFrame) and frame.height < 1:
+        raise FrameError("malformed frame: checkpoint height out of range")
     if isinstance(frame, (GetChunkFrame, ChunkFrame)) and (frame.height < 1 or frame.index < 0):
         raise FrameError("malformed frame: snapshot height or chunk index out of range")
     return frame

@@ -13,7 +13,9 @@ one peer. It checks that:
 - below its base it answers ``404 not-yet-backfilled`` for blocks and proofs, a
   transaction committed there still has its status, and its resubmission is
   refused as a replay (the state keeps every result);
-- ``/status`` shows the state sync's phase and progress.
+- ``/status`` shows the state sync's phase and progress;
+- the new node, an observer, takes snapshots of its own, signed off with a
+  validator's stable checkpoint, that verify against genesis.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import msgspec
 
 from node.net.wire import ChunkFrame, SnapshotFrame, encode_frame
 from node.setup.config import load_config
-from node.statesync.manifest import decode_manifest, encode_manifest
+from node.statesync.manifest import decode_manifest, encode_manifest, verify_manifest
 from tests.integration.cluster import HOST, Cluster, assert_alive, get_json, post_tx, wait_until
 from tests.integration.test_validator_change import SMALL_EPOCHS, _commit, _four_of_five, _tx
 
@@ -111,6 +113,24 @@ async def test_a_new_node_restores_a_snapshot_and_follows(
     assert status == 200 and body["status"] == "committed" and body["height"] < base, body
     status, body = await post_tx(http, api4, first.wire)
     assert status == 400 and body["error"]["code"] == "replay", body
+
+    # an observer takes snapshots too, signed off with a validator's checkpoint
+    for _ in range(6):
+        await _commit(http, cluster, cluster.anchor_tx(3), [0])
+    observed = await wait_until(
+        "node4, an observer, to complete a snapshot of its own",
+        node4.snapshot_service.snapshots.complete_heights,
+        lambda hs: bool(hs) and hs[-1] > base,
+    )
+    manifest = decode_manifest(node4.snapshot_service.snapshots.manifest(observed[-1]) or b"")
+    checked = verify_manifest(
+        manifest,
+        cluster.chain_id,
+        cluster.genesis.validator_public_keys(),
+        max_chunk_bytes=1 << 20,
+        payload_root=node4.rules.payload_root,
+    )
+    assert checked.height == observed[-1]
     assert_alive(cluster)
 
 
