@@ -105,6 +105,13 @@ def test_joiners_state_sync_become_validators_and_the_network_survives_two_kills
                     "--p2p", f"127.0.0.1:{net.nodes[i].p2p}",
                     "--api", api0, "--key", key_of(i), "--wait",
                 )  # fmt: skip
+            # the operator's view: `hygeia status --wait-synced` waits through the state
+            # sync and the block sync after it, and exits 0 once caught up
+            waited = run_hygeia(
+                "status", "--home", str(net.nodes[4].home), "--wait-synced", "--timeout", "120",
+                timeout=150,
+            )  # fmt: skip
+            assert waited.returncode == 0
             for i in JOINERS:
 
                 def restored(i: int = i) -> tuple[dict[str, Any], int]:
