@@ -639,7 +639,8 @@ class Node:
             self._drop_unallowed()  # a node unregistered in this block
         self.sync.on_committed(block.height, now)
         self._attest_epochs()
-        self.snapshot_service.on_block(block, outcome)
+        if not self.sync.syncing:  # no snapshots of the heights a catch-up runs through
+            self.snapshot_service.on_block(block, outcome)
         self.snapshot_service.tick(now)
         logs.bind_height(block.height)
         logs.bind_view(self._view())
