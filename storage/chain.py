@@ -97,21 +97,35 @@ class ChainStore(LevelReader):
         records = check_writes(consensus_writes, "consensus_writes")
         with self._write_lock:
             check_next_height(height, self.tip_height())
-            key = encode_u64(height)
-            ops: list[WriteOp] = [
-                (Namespace.BLOCKS, key, block_bytes),
-                (Namespace.BLOCK_HASHES, block_hash, key),
-            ]
-            seen: set[bytes] = set()
-            for index, tx_hash in enumerate(hashes):
-                if tx_hash in seen or self.tx_location(tx_hash) is not None:
-                    continue  # first location wins
-                seen.add(tx_hash)
-                ops.append((Namespace.TXS, tx_hash, encode_location(height, index)))
-            ops.extend((Namespace.STATE, k, v) for k, v in state)
+            ops = self._block_ops(height, block_hash, block_bytes, hashes, state)
             ops.extend((Namespace.CONSENSUS, k, v) for k, v in records)
-            ops.append((Namespace.META, META_HEIGHT, key))
+            ops.append((Namespace.META, META_HEIGHT, encode_u64(height)))
             self._db.write(ops, sync=True)
+
+    def _block_ops(
+        self,
+        height: int,
+        block_hash: bytes,
+        block_bytes: bytes,
+        hashes: Sequence[bytes],
+        state: Sequence[Write],
+    ) -> list[WriteOp]:
+        """The writes of block ``height``: the block, its hash index, its tx index (a tx
+        hash already indexed keeps its first location) and its state writes; the
+        caller adds the tip and holds the write lock."""
+        key = encode_u64(height)
+        ops: list[WriteOp] = [
+            (Namespace.BLOCKS, key, block_bytes),
+            (Namespace.BLOCK_HASHES, block_hash, key),
+        ]
+        seen: set[bytes] = set()
+        for index, tx_hash in enumerate(hashes):
+            if tx_hash in seen or self.tx_location(tx_hash) is not None:
+                continue  # first location wins
+            seen.add(tx_hash)
+            ops.append((Namespace.TXS, tx_hash, encode_location(height, index)))
+        ops.extend((Namespace.STATE, k, v) for k, v in state)
+        return ops
 
     # ------------------------------------------------------------ restore (state sync)
     def restoring_height(self) -> int | None:
@@ -148,13 +162,8 @@ class ChainStore(LevelReader):
         with self._write_lock:
             if self.tip_height() != 0 or self.restoring_height() != height:
                 raise StorageError(f"no restore of height {height} to finish")
+            ops = self._block_ops(height, block_hash, block_bytes, hashes, state)
             key = encode_u64(height)
-            ops: list[WriteOp] = [
-                (Namespace.BLOCKS, key, block_bytes),
-                (Namespace.BLOCK_HASHES, block_hash, key),
-            ]
-            ops.extend((Namespace.TXS, h, encode_location(height, i)) for i, h in enumerate(hashes))
-            ops.extend((Namespace.STATE, k, v) for k, v in state)
             ops.append((Namespace.META, META_BASE, key))
             ops.append((Namespace.META, META_HEIGHT, key))
             ops.append((Namespace.META, META_RESTORING, None))

@@ -46,10 +46,9 @@ from node.ledger.state_hash import STATE_HASH_KEY, StateHash
 from node.setup import testnet
 from node.setup.genesis import Genesis, load_genesis
 from node.statesync.manifest import (
-    MANIFEST_FORMAT,
     CheckpointSig,
-    Manifest,
     cut_chunks,
+    pending_manifest,
     verify_chunk,
     verify_manifest,
 )
@@ -143,17 +142,11 @@ def _state_sync(
     src = ChainStore.open(source)
     tip = src.tip_height()
     block = Block.from_bytes(src.block_by_height(tip) or b"")
-    prev = src.block_by_height(tip - 1)
-    prev_root = (
-        bytes.fromhex(Block.from_bytes(prev).header.state_root)
-        if prev is not None
-        else genesis_root(genesis)
-    )
-    state_hash = StateHash.from_state_value(src.state_get(STATE_HASH_KEY))
     root = bytes.fromhex(block.header.state_root)
     # the serving side: cut the state at the tip into chunks
     started = time.perf_counter()
     with src.snapshot() as view:
+        pending = pending_manifest(view, genesis.chain_id, block, tip_writes, genesis_root(genesis))
         chunks = list(cut_chunks(view.state_iter(b""), chunk_bytes))
     cut_seconds = time.perf_counter() - started
     src.close()
@@ -161,18 +154,8 @@ def _state_sync(
         CheckpointSig(i, s.sign(Checkpoint(tip, root, i).signing_bytes(genesis.chain_id)))
         for i, s in enumerate(signers[:3])
     ]
-    manifest = Manifest(
-        format=MANIFEST_FORMAT,
-        chain_id=genesis.chain_id,
-        height=tip,
-        block=block.to_bytes(),
-        prev_state_root=prev_root,
-        writes_digest=tip_writes,
-        state_hash=state_hash.to_bytes(),
-        epoch=0,
-        checkpoint=checkpoint,
-        epochs=b"[]",
-        chunks=[info for info, _ in chunks],
+    manifest = msgspec.structs.replace(
+        pending, checkpoint=checkpoint, chunks=[info for info, _ in chunks]
     )
     rules = TxPayloadRules(genesis.chain_id)
     # the joining side: check the manifest, then every chunk, and write it
@@ -197,7 +180,7 @@ def _state_sync(
         bytes.fromhex(block.hash),
         block.to_bytes(),
         list(block.tx_hashes),
-        [(STATE_HASH_KEY, state_hash.to_state_value())],
+        [(STATE_HASH_KEY, StateHash.from_bytes(manifest.state_hash).to_state_value())],
     )
     seconds = time.perf_counter() - started
     cpu_s = time.process_time() - cpu

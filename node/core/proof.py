@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from consensus.config import ConsensusConfig
-from consensus.epochs import Epoch
+from consensus.epochs import EpochSchedule
 from consensus.merkle import audit_path, root_from_path
 from consensus.messages import Proposal
 from consensus.quorum import CertificateError, verify_commit_certificate
@@ -287,7 +287,10 @@ def verify_proof(
         epochs = verify_links(genesis_chain_id, keys, proof.get("epochs", []))
     except EpochLinkError as e:
         raise ProofError(f"epoch link: {e}") from None
-    epoch = _epoch_of(epochs, header.height)
+    # the last epoch whose first height is at or below the block's (a proof that leaves
+    # out a later change cannot pass: the earlier set's honest validators never vote
+    # past their epoch, so no quorum of theirs signs)
+    epoch = EpochSchedule(epochs).at(header.height)
 
     # commit certificate
     try:
@@ -325,14 +328,3 @@ def verify_proof(
         validators=tuple(sorted(c.sender for c in certificate)),
         epoch=epoch.number,
     )
-
-
-def _epoch_of(epochs: Sequence[Epoch], height: int) -> Epoch:
-    """The epoch that certifies ``height``: the last whose first height is at or below
-    it. (A proof that leaves out a later change cannot pass: the earlier set's
-    honest validators never vote past their epoch, so no quorum of theirs signs.)"""
-    found = epochs[0]
-    for epoch in epochs:
-        if epoch.first_height <= height:
-            found = epoch
-    return found

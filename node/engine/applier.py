@@ -86,12 +86,10 @@ class BlockApplier:
         return to_schedule(records or [genesis_epoch(self.genesis.validators_json())])
 
     def is_committed(self, tx_hash: str) -> bool:
-        """Committed here or, on a node restored from a snapshot, below its base: the
-        state keeps every committed transaction's result (the replay rule)."""
-        return (
-            self.store.tx_location(bytes.fromhex(tx_hash)) is not None
-            or self.store.state_get(result_key(tx_hash)) is not None
-        )
+        """The replay rule: the state keeps the result of every committed transaction
+        (all but a rejected replay, whose first copy has one), so one lookup answers,
+        below a state-synced node's base too, where the tx index has no entry."""
+        return self.store.state_get(result_key(tx_hash)) is not None
 
     def apply(self, committed: CommittedBlock) -> tuple[Block, BlockOutcome]:
         p = committed.proposal

@@ -49,7 +49,7 @@ from typing import Final
 import msgspec
 
 from consensus.config import ConsensusConfig
-from consensus.epochs import Epoch, signing_domain
+from consensus.epochs import Epoch, EpochSchedule, signing_domain
 from consensus.messages import Checkpoint
 from consensus.quorum import CertificateError, verify_commit_certificate
 from node.core.block import Block, BlockError
@@ -57,6 +57,7 @@ from node.core.epoch_link import EpochLinkError, verify_links
 from node.core.keys import ValidatorVerifier, verify
 from node.ledger.state import chain_state_root
 from node.ledger.state_hash import EMPTY, STATE_HASH_BYTES, STATE_HASH_KEY, StateHash
+from storage.base import ChainView
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -69,6 +70,7 @@ __all__ = [
     "cut_chunks",
     "decode_manifest",
     "encode_manifest",
+    "pending_manifest",
     "verify_chunk",
     "verify_manifest",
 ]
@@ -146,6 +148,36 @@ class VerifiedSnapshot:
 
 
 # ------------------------------------------------------------------ making
+def pending_manifest(
+    view: ChainView,
+    chain_id: str,
+    block: Block,
+    block_writes_digest: bytes,
+    genesis_root: bytes,
+) -> Manifest:
+    """The manifest of a snapshot of the state at ``block``'s height, as ``view`` holds
+    it, before its chunks, checkpoint signatures and epoch links are known."""
+    below = view.block_by_height(block.height - 1) if block.height > 1 else None
+    prev_root = (
+        bytes.fromhex(Block.from_bytes(below).header.state_root)
+        if below is not None
+        else genesis_root
+    )
+    return Manifest(
+        format=MANIFEST_FORMAT,
+        chain_id=chain_id,
+        height=block.height,
+        block=block.to_bytes(),
+        prev_state_root=prev_root,
+        writes_digest=block_writes_digest,
+        state_hash=StateHash.from_state_value(view.state_get(STATE_HASH_KEY)).to_bytes(),
+        epoch=0,
+        checkpoint=[],
+        epochs=b"[]",
+        chunks=[],
+    )
+
+
 def cut_chunks(
     entries: Iterable[tuple[bytes, bytes]], chunk_bytes: int
 ) -> Iterator[tuple[ChunkInfo, bytes]]:
@@ -180,14 +212,6 @@ def cut_chunks(
 
 
 # ------------------------------------------------------------------ checking
-def _epoch_of(epochs: Sequence[Epoch], height: int) -> Epoch:
-    found = epochs[0]
-    for epoch in epochs:
-        if epoch.first_height <= height:
-            found = epoch
-    return found
-
-
 def verify_manifest(
     manifest: Manifest,
     chain_id: str,
@@ -216,7 +240,7 @@ def verify_manifest(
         epochs = verify_links(chain_id, genesis_keys, links)
     except (EpochLinkError, ValueError) as exc:
         raise SnapshotError(f"epoch link: {exc}") from None
-    epoch = _epoch_of(epochs, m.height)
+    epoch = EpochSchedule(epochs).at(m.height)
     if m.epoch != epoch.number:
         raise SnapshotError(
             f"height {m.height} is certified by epoch {epoch.number}, the manifest says {m.epoch}"

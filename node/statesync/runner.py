@@ -110,6 +110,7 @@ class StateSync:
         self.error: str | None = None
         self._plan: ChunkPlan | None = None
         self._offers = 0
+        self._manifest_queued: set[bytes] = set()  # peers whose manifest awaits a look
 
     # ------------------------------------------------------------ inputs
     def _put(self, item: _Inbound) -> None:
@@ -119,13 +120,26 @@ class StateSync:
             self._penalise(item.peer, "state sync: more frames than asked for", 1)
 
     def on_manifest(self, peer: bytes, data: bytes) -> None:
+        """A peer's manifest: queued only while discovering, and one per peer at a time
+        (a manifest can be large: a flood of them must not pile up in memory)."""
+        if self.phase not in ("discovering", "failed") or peer in self._manifest_queued:
+            return
+        self._manifest_queued.add(peer)
         self._put(_Inbound("manifest", peer, data=data))
 
     def on_chunk(self, peer: bytes, height: int, index: int, data: bytes) -> None:
+        """A chunk: queued only if it is one this node asked ``peer`` for and awaits
+        (anything else, e.g. a late answer after a restore, is dropped at once)."""
+        plan = self._plan
+        if self.phase != "fetching" or height != self.height or plan is None:
+            return
+        if not plan.expects(peer, index):
+            return
         self._put(_Inbound("chunk", peer, height, index, data))
 
     def on_peer_down(self, peer: bytes) -> None:
-        self._put(_Inbound("gone", peer))
+        if self.phase != "restored":
+            self._put(_Inbound("gone", peer))
 
     @property
     def chunk_sources(self) -> frozenset[bytes]:
@@ -150,9 +164,12 @@ class StateSync:
 
     async def _next(self) -> _Inbound | None:
         try:
-            return await asyncio.wait_for(self._inbox.get(), POLL_S)
+            item = await asyncio.wait_for(self._inbox.get(), POLL_S)
         except TimeoutError:
             return None
+        if item.kind == "manifest":
+            self._manifest_queued.discard(item.peer)
+        return item
 
     def _refuse(self, peer: bytes, why: str) -> None:
         self._refused.add(peer)
@@ -171,6 +188,7 @@ class StateSync:
             if await self._fetch(snapshot, sources):
                 await self._finish(snapshot)
                 return snapshot
+            # "failed" (and why) stays shown until the next fetch starts
             self.phase, self.error = "failed", "every source of the snapshot failed; starting over"
             log.warning("state sync failed", height=snapshot.height, reason=self.error)
             await loop.run_in_executor(self._db_exec, self._store.discard_restore)
@@ -189,7 +207,6 @@ class StateSync:
         return await asyncio.get_running_loop().run_in_executor(self._verify_exec, check)
 
     async def _discover(self) -> tuple[VerifiedSnapshot, list[bytes]]:
-        self.phase = "discovering" if self.phase != "failed" else self.phase
         offers: dict[bytes, bytes] = {}  # peer -> manifest digest
         checked: dict[bytes, VerifiedSnapshot | None] = {}  # digest -> verified (None: bad)
         asked: dict[bytes, int] = {}  # peer -> when last asked

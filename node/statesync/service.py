@@ -25,9 +25,10 @@ What it is for: the daemon calls ``on_block`` after each committed block and
   if a link lacks its attestations yet, later) the snapshot is complete. Then
   the retention policy runs (``prune``); an observer also keeps at most
   ``keep`` pending snapshots.
-- **Serving**: the newest complete manifest, and chunks by (height, index), read in
-  the snapshot thread; at most ``MAX_SERVING`` reads per peer at once, more are
-  ignored (an honest fetcher keeps two in flight).
+- **Serving**: the newest complete manifest, chunks by (height, index) and stable
+  checkpoints by height, read in the snapshot thread; at most ``MAX_SERVING``
+  reads per peer at once, more are ignored (an honest fetcher keeps two in
+  flight).
 """
 
 from __future__ import annotations
@@ -54,15 +55,13 @@ from node.engine.epoch_switch import scoped
 from node.ledger.domains.epoch_attest import NotAttested, links_through
 from node.ledger.executor import BlockOutcome
 from node.ledger.state import BlockState, writes_digest
-from node.ledger.state_hash import STATE_HASH_KEY, StateHash
 from node.net.penalties import FORGERY_POINTS
 from node.net.wire import ChunkFrame, GetStableFrame, SnapshotFrame, StableFrame, encode_frame
 from node.statesync.manifest import (
-    MANIFEST_FORMAT,
     CheckpointSig,
-    Manifest,
     cut_chunks,
     decode_manifest,
+    pending_manifest,
 )
 from node.statesync.store import SnapshotStore
 from storage.chain import ChainStore
@@ -129,25 +128,8 @@ class SnapshotService:
             return  # one snapshot at a time: a node catching up skips heights
         stack = contextlib.ExitStack()
         view = stack.enter_context(self._store.snapshot())
-        raw_hash = view.state_get(STATE_HASH_KEY)
-        prev_raw = self._store.block_by_height(height - 1) if height > 1 else None
-        prev_root = (
-            bytes.fromhex(Block.from_bytes(prev_raw).header.state_root)
-            if prev_raw is not None
-            else self._genesis_root
-        )
-        base = Manifest(
-            format=MANIFEST_FORMAT,
-            chain_id=self._chain_id,
-            height=height,
-            block=block.to_bytes(),
-            prev_state_root=prev_root,
-            writes_digest=writes_digest(outcome.writes),
-            state_hash=StateHash.from_state_value(raw_hash).to_bytes(),
-            epoch=0,
-            checkpoint=[],
-            epochs=b"[]",
-            chunks=[],
+        base = pending_manifest(
+            view, self._chain_id, block, writes_digest(outcome.writes), self._genesis_root
         )
         self._writing.add(height)
 
@@ -292,16 +274,19 @@ class SnapshotService:
         replica's record, the signatures it keeps for a snapshot it is taking, or
         those of a complete snapshot of that height (so a record the replica has
         replaced since is still served)."""
-        stable = self._stable(height)
-        if stable is None or stable.height != height:
-            stable = self._kept_stable(height)
-        raw = canonical(stable) if stable is not None else b""
-        self._send(peer, encode_frame(StableFrame(raw)))
+
+        def read() -> bytes:  # reads the store and maybe a manifest: in the snapshot thread
+            stable = self._stable(height)
+            if stable is None or stable.height != height:
+                stable = self._kept_stable(height)
+            return encode_frame(StableFrame(canonical(stable) if stable is not None else b""))
+
+        self._serve(peer, read)
 
     def _kept_stable(self, height: int) -> StableRecord | None:
         sigs: list[CheckpointSig] | None = None
-        if height in self._proofs:
-            sigs = self._proofs[height][1]
+        if (kept := self._proofs.get(height)) is not None:
+            sigs = kept[1]
         elif (data := self.snapshots.manifest(height)) is not None:
             sigs = decode_manifest(data).checkpoint
         raw = self._store.block_by_height(height) if sigs is not None else None

@@ -68,6 +68,19 @@ def _register(net: TestNetwork, i: int) -> str:
     return node_id
 
 
+def _workload(net: TestNetwork, history: HistoryWriter, *, seed: int) -> Workload:
+    """Four clients submitting to and reading from the genesis validators, 4 tx/s each."""
+    return Workload(
+        history,
+        [net.nodes[i].api for i in range(VALIDATORS)],
+        net.chain_id,
+        [net.nodes[i].member_key for i in range(VALIDATORS)],
+        clients=4,
+        rate=4.0,
+        seed=seed,
+    )
+
+
 def _chain(net: TestNetwork, i: int, start: int = 1) -> list[ChainBlock]:
     return [ChainBlock.from_api(net.block(i, h)) for h in range(start, net.height(i) + 1)]
 
@@ -113,15 +126,7 @@ def test_kill_and_partition_across_an_epoch_switch_lose_nothing() -> None:
         history_path = out / "history.jsonl"
         history_path.unlink(missing_ok=True)
         with HistoryWriter(history_path) as history:
-            workload = Workload(
-                history,
-                [net.nodes[i].api for i in range(VALIDATORS)],
-                net.chain_id,
-                [net.nodes[i].member_key for i in range(VALIDATORS)],
-                clients=4,
-                rate=4.0,
-                seed=11,
-            )
+            workload = _workload(net, history, seed=11)
             nemesis = Nemesis(net, history, ClockControl(out / "clocks", 5))
             workload.start()
             try:
@@ -203,15 +208,7 @@ def test_kill_and_partition_during_a_state_sync_lose_nothing() -> None:
         history_path.unlink(missing_ok=True)
         snapshots = net.nodes[0].home / "snapshots"
         with HistoryWriter(history_path) as history:
-            workload = Workload(
-                history,
-                [net.nodes[i].api for i in range(VALIDATORS)],
-                net.chain_id,
-                [net.nodes[i].member_key for i in range(VALIDATORS)],
-                clients=4,
-                rate=4.0,
-                seed=12,
-            )
+            workload = _workload(net, history, seed=12)
             nemesis = Nemesis(net, history, ClockControl(out / "clocks", 5))
             workload.start()
             try:

@@ -209,17 +209,7 @@ def test_joiners_state_sync_become_validators_and_the_network_survives_two_kills
 
         last = hashes[-1]
         proof = net.dir / "last-proof.json"
-        fetched = wait_until(
-            "the proof of the last transaction, with the epoch links",
-            lambda: run_hygeia(
-                "client", "proof", last, "--api", f"http://127.0.0.1:{net.nodes[4].api}",
-                "--out", str(proof), ok=False,
-            ),
-            lambda out: out.returncode == 0,
-            timeout=60,
-            interval=0.5,
-        )  # fmt: skip
-        assert fetched.returncode == 0
+        net.fetch_proof(4, last, proof)
         out = run_hygeia("proof", "verify", str(proof), "--genesis", str(genesis))
         assert out.stdout.startswith("VALID"), out.stdout
         assert json.loads(proof.read_text())["epochs"][-1]["epoch"] == 5

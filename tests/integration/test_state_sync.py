@@ -29,8 +29,13 @@ import msgspec
 from node.net.wire import ChunkFrame, SnapshotFrame, encode_frame
 from node.setup.config import load_config
 from node.statesync.manifest import decode_manifest, encode_manifest, verify_manifest
-from tests.integration.cluster import HOST, Cluster, assert_alive, get_json, post_tx, wait_until
-from tests.integration.test_validator_change import SMALL_EPOCHS, _commit, _four_of_five, _tx
+from tests.integration.cluster import Cluster, assert_alive, get_json, post_tx, wait_until
+from tests.integration.test_validator_change import (
+    SMALL_EPOCHS,
+    _commit,
+    _four_of_five,
+    _register,
+)
 
 
 def _snapshot_config(cluster: Cluster, *, joiner: int) -> None:
@@ -61,13 +66,7 @@ async def test_a_new_node_restores_a_snapshot_and_follows(
         assert status == 202, body
     await cluster.wait_committed([t.hash for t in early], [0])
     newcomer = cluster.homes[4]
-    register = _tx(
-        cluster,
-        4,
-        "node.register",
-        {"node_key": newcomer.node_id.hex(), "p2p": f"{HOST}:{newcomer.p2p}", "role": "observer"},
-    )
-    await _commit(http, cluster, register, [0, 1, 2, 3])
+    await _register(http, cluster, 4)
     # more blocks, so that a checkpoint above the early transactions becomes stable
     for _ in range(6):
         await _commit(http, cluster, cluster.anchor_tx(1), [0])
@@ -146,14 +145,7 @@ async def test_forged_manifests_and_chunks_are_refused_and_their_peers_blamed(
     _snapshot_config(cluster, joiner=4)
     await cluster.start(0, 1, 2, 3)
     await cluster.wait_connected([0, 1, 2, 3])
-    newcomer = cluster.homes[4]
-    register = _tx(
-        cluster,
-        4,
-        "node.register",
-        {"node_key": newcomer.node_id.hex(), "p2p": f"{HOST}:{newcomer.p2p}", "role": "observer"},
-    )
-    await _commit(http, cluster, register, [0, 1, 2, 3])
+    await _register(http, cluster, 4)
     for _ in range(8):
         await _commit(http, cluster, cluster.anchor_tx(1), [0])
     for i in (0, 1, 2, 3):

@@ -64,6 +64,14 @@ async def _commit(http: aiohttp.ClientSession, cluster: Cluster, tx: Tx, on: lis
     await cluster.wait_committed([tx.hash], on)
 
 
+async def _register(http: aiohttp.ClientSession, cluster: Cluster, i: int) -> None:
+    """Member ``i`` registers node ``i``'s key on chain (``node.register``, an observer
+    at its p2p address); committed on the four genesis validators."""
+    home = cluster.homes[i]
+    body = {"node_key": home.node_id.hex(), "p2p": f"{HOST}:{home.p2p}", "role": "observer"}
+    await _commit(http, cluster, _tx(cluster, i, "node.register", body), [0, 1, 2, 3])
+
+
 async def test_a_registered_node_is_voted_in_and_its_votes_count(
     make_cluster: Callable[..., Cluster], http: aiohttp.ClientSession
 ) -> None:
@@ -78,13 +86,7 @@ async def test_a_registered_node_is_voted_in_and_its_votes_count(
     assert not node4.transport.connected()
 
     members = [m.id for m in cluster.genesis.members]
-    register = _tx(
-        cluster,
-        4,
-        "node.register",
-        {"node_key": newcomer.node_id.hex(), "p2p": f"{HOST}:{newcomer.p2p}", "role": "observer"},
-    )
-    await _commit(http, cluster, register, [0, 1, 2, 3])
+    await _register(http, cluster, 4)
     await wait_until(
         "node4 to link once registered and follow the chain",
         lambda: cluster.heights([0, 4]),
@@ -157,8 +159,7 @@ async def test_an_unregistered_node_loses_its_links(
     await cluster.start(0, 1, 2, 3, 4)
     await cluster.wait_connected([0, 1, 2, 3])
     observer = cluster.homes[4]
-    body = {"node_key": observer.node_id.hex(), "p2p": f"{HOST}:{observer.p2p}", "role": "observer"}
-    await _commit(http, cluster, _tx(cluster, 4, "node.register", body), [0, 1, 2, 3])
+    await _register(http, cluster, 4)
     node0 = cluster.node(0)
     await wait_until(
         "node0 to accept the registered observer's link",

@@ -7,6 +7,7 @@ missing, again only after its retry interval."""
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -167,3 +168,6 @@ def test_the_epoch_rule_places_the_attested_first_height() -> None:
     chain = changed()
     record = chain.epochs()[1]
     assert record.from_height == RULE.first_height(record.committed_height)
+    statement = json.loads(statement_of(gov.CHAIN, record))
+    assert statement["first_height"] == record.from_height and statement["epoch"] == 1
+    assert statement["validators"] == [v.node_key for v in record.validators]

@@ -56,6 +56,7 @@ from node.core.tx import Tx, build_tx
 from node.setup import testnet
 from node.setup.config import load_config
 from tests.chaos.proxy import ProxyNet, ProxyThread
+from tests.functional.framework.cli import run_hygeia
 from tests.functional.framework.httpclient import HttpClient, NodeUnreachable
 from tests.functional.framework.load import Loader
 from tests.functional.framework.node import (
@@ -494,6 +495,19 @@ class TestNetwork:
         """``GET /v1/txs/{hash}`` on node ``i``."""
         st: dict[str, Any] = self._get(self.nodes[i].api, f"/v1/txs/{tx_hash}")
         return st
+
+    def fetch_proof(self, i: int, tx_hash: str, out: Path, timeout: float = 60.0) -> None:
+        """``hygeia client proof`` of ``tx_hash`` from node ``i`` into ``out``, asked again
+        while it fails: a proof after a validator change answers 503 ``not-attested``
+        until a quorum of the old set has signed the new one on chain."""
+        api = f"http://{HOST}:{self.nodes[i].api}"
+        wait_until(
+            f"the proof of {tx_hash[:12]} from node{i} (503 not-attested until a quorum)",
+            lambda: run_hygeia("client", "proof", tx_hash, "--api", api, "--out", out, ok=False),
+            lambda done: done.returncode == 0,
+            timeout=timeout,
+            interval=0.5,
+        )
 
     # ---------------------------------------------------------- transactions
     def sign_anchors(self, count: int, member: int | None = None) -> list[Tx]:
