@@ -134,11 +134,47 @@ _dumps: Callable[[Any], str] = json.JSONEncoder(
 ).encode
 
 
+def _plainly_valid(value: Any, depth: int, max_depth: int) -> bool:
+    """True when ``value`` is plainly inside the model: built of exactly ``dict``,
+    ``list``, ``str``, ``int``, ``bool`` and ``None`` (no subclasses), in range and
+    shallow enough. False on anything else, valid or not: ``_check_value`` then
+    decides and names the problem. The fast path of ``canonical_json``: no path
+    bookkeeping for the values the ledger writes by the million."""
+    t = type(value)
+    if t is str:
+        return value.isascii() or _encodes(value)
+    if t is int:
+        return bool(INT64_MIN <= value <= INT64_MAX)
+    if value is None or t is bool:
+        return True
+    if depth >= max_depth:
+        return False
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or _encodes(k)):
+                return False
+            if not _plainly_valid(v, depth + 1, max_depth):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(_plainly_valid(v, depth + 1, max_depth) for v in value)
+    return False
+
+
+def _encodes(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def canonical_json(obj: Any, *, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
     """The canonical JSON bytes of ``obj``; ``CodecError`` (with a path) if it has none."""
     if not 0 <= max_depth <= _DEPTH_CEILING:
         raise ValueError(f"codec: max_depth must be in 0..{_DEPTH_CEILING}")
-    _check_value(obj, [], 0, max_depth)
+    if not _plainly_valid(obj, 0, max_depth):
+        _check_value(obj, [], 0, max_depth)
     return _dumps(obj).encode("utf-8")
 
 
@@ -196,6 +232,38 @@ _decoder = json.JSONDecoder(
 )
 
 
+class _NotPlain(Exception):
+    """Raised by the fast decoder's hooks: the input needs the careful parse."""
+
+
+def _refuse(_literal: str) -> Any:
+    raise _NotPlain
+
+
+def _plain_int(literal: str) -> int:
+    if len(literal) <= 18:  # inside the signed 64-bit range whatever the digits
+        return int(literal)
+    raise _NotPlain
+
+
+def _plain_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _NotPlain
+    return obj
+
+
+# The fast path of parse_json: the same grammar, but any literal or object the
+# careful decoder would flag (a float, a constant, a long integer, a duplicate
+# key) aborts it, and the careful parse runs and says what and where.
+_plain_decoder = json.JSONDecoder(
+    parse_float=_refuse,
+    parse_int=_plain_int,
+    parse_constant=_refuse,
+    object_pairs_hook=_plain_pairs,
+)
+
+
 def _walk_parsed(value: Any, path: Path, depth: int, max_depth: int) -> None:
     t = type(value)
     if t is str:
@@ -244,6 +312,14 @@ def parse_json(
         raise CodecError(f"invalid UTF-8 at byte {e.start}: {e.reason}") from None
     if text.startswith("\ufeff"):
         raise CodecError("input starts with a byte-order mark; send plain UTF-8")
+    # Fast path: when no escape can hide a lone surrogate (only ``\\u`` escapes can:
+    # the text is valid UTF-8) and there are fewer brackets than the depth limit,
+    # what the plain decoder accepts needs no walk afterwards.
+    if "\\u" not in text and text.count("{") + text.count("[") <= max_depth:
+        try:
+            return _plain_decoder.decode(text)
+        except (_NotPlain, json.JSONDecodeError, RecursionError):
+            pass  # the careful parse below says what is wrong
     try:
         value = _decoder.decode(text)
     except json.JSONDecodeError as e:

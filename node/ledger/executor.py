@@ -151,19 +151,19 @@ class Ledger:
                     canonical_json({**result.to_json(), "height": block.height, "index": index}),
                 )
             results.append(result)
-        content = self._update_state_hash(base, state)
+        content = self._update_state_hash(state)
         writes = state.writes()
         return BlockOutcome(
             results, writes, next_state_root(prev_root, block.height, writes, content.digest())
         )
 
     @staticmethod
-    def _update_state_hash(base: StateReader, state: BlockState) -> StateHash:
+    def _update_state_hash(state: BlockState) -> StateHash:
         """The state's LtHash after this block's writes (node/ledger/state_hash.py),
         written under its key: the previous value plus the new items less the old."""
-        before = StateHash.from_state_value(base.state_get(STATE_HASH_KEY))
+        before = StateHash.from_state_value(state.stored(STATE_HASH_KEY))
         after = before.updated(
-            (key, base.state_get(key), value)
+            (key, state.stored(key), value)
             for key, value in state.writes()
             if key != STATE_HASH_KEY
         )

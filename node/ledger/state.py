@@ -27,10 +27,16 @@ class StateReader(Protocol):
 
 
 class BlockState:
+    """One block's (or one query's) view of ``base``, which must not change while
+    the view lives: each stored value is read from ``base`` once and remembered
+    (a block's transactions read their signers' member records over and over, and
+    the state hash needs every written key's value before the block)."""
+
     def __init__(self, base: StateReader) -> None:
         self._base = base
         self._overlay: dict[bytes, bytes | None] = {}
         self._tx_undo: dict[bytes, bytes | object | None] = {}
+        self._stored: dict[bytes, bytes | None] = {}
 
     _ABSENT = object()
 
@@ -38,7 +44,15 @@ class BlockState:
     def get_raw(self, key: bytes) -> bytes | None:
         if key in self._overlay:
             return self._overlay[key]
-        return self._base.state_get(key)
+        return self.stored(key)
+
+    def stored(self, key: bytes) -> bytes | None:
+        """The value of ``key`` in ``base``, before any write of this view."""
+        try:
+            return self._stored[key]
+        except KeyError:
+            value = self._stored[key] = self._base.state_get(key)
+            return value
 
     def put_raw(self, key: bytes, value: bytes | None) -> None:
         if key not in self._tx_undo:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.core import codec
 from node.core.codec import (
     INT64_MAX,
     INT64_MIN,
@@ -236,3 +237,51 @@ def test_roundtrip_canonical_parse(value: Any) -> None:
 def test_any_layout_parses_to_the_same_canonical_bytes(value: Any) -> None:
     pretty = json.dumps(value, indent=3, ensure_ascii=True).encode()
     assert canonical_json(parse_json(pretty)) == canonical_json(value)
+
+
+# ------------------------------------------------ fast paths agree with the careful ones
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.text(alphabet=st.characters(), max_size=8),
+    st.sampled_from(["\ud800", "caf\u00e9", "a\x00b"]),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@given(_values, st.integers(min_value=0, max_value=6))
+def test_canonical_fast_check_never_accepts_what_the_careful_check_refuses(
+    value: object, max_depth: int
+) -> None:
+    if codec._plainly_valid(value, 0, max_depth):
+        codec._check_value(value, [], 0, max_depth)  # must not raise
+
+
+@given(_values, st.integers(min_value=0, max_value=6))
+def test_parse_fast_path_agrees_with_the_careful_parse(value: object, max_depth: int) -> None:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a lone surrogate: not UTF-8 bytes at all
+    try:
+        careful = codec._decoder.decode(text)
+        codec._walk_parsed(careful, [], 0, max_depth)
+        expected: object = careful
+    except (CodecError, RecursionError) as exc:
+        expected = type(exc)
+    try:
+        got: object = parse_json(data, max_depth=max_depth)
+    except CodecError as exc:
+        got = type(exc)
+    assert got == expected
