@@ -101,6 +101,7 @@ NODE_LAYERS = (
     "node.setup",
     "node.engine",
     "node.statesync",
+    "node.exchange",
     "node.api",
     "node.ops",
     "node.daemon",
