@@ -182,6 +182,22 @@ def test_ehr_anchor_versions_follow_the_latest_and_verify_exits_1_if_unanchored(
     }
 
 
+def test_ehr_erase_sends_record_erase_and_waits(node: FakeNode, key_file: Path) -> None:
+    args = ["ehr", "erase", "--api", API, "--key", str(key_file), "--record-id", "r-1"]
+    result = run(*args, "--reason", "legal-order")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "committed"
+    assert node.gets[-1] == f"/v1/txs/{TX_HASH}"
+    (tx,) = node.posted
+    assert tx["type"] == "record.erase"
+    assert tx["body"] == {"record_id": "r-1", "reason": "legal-order"}
+    assert tx["signer"] == public_key_hex(load_key(key_file))
+    node.tx_status = "rejected"
+    assert run(*args, "--reason", "patient-request").exit_code == 1
+    result = CliRunner().invoke(client, [*args, "--reason", "forgotten"])
+    assert result.exit_code == 2 and len(node.posted) == 2
+
+
 # ------------------------------------------------------------------ validators
 NODE_KEY = "cd" * 32
 

@@ -31,7 +31,7 @@ from node.cli.clients.common import get as _get
 from node.core.codec import CodecError, canonical_json, parse_json
 from node.core.keys import KeyFileError, generate_key, load_key, public_key_hex, save_key
 from node.core.secretfile import SecretFileError, write_secret
-from node.ledger.domains.ehr import EMERGENCY_REASONS, PURPOSES
+from node.ledger.domains.ehr import EMERGENCY_REASONS, ERASE_REASONS, PURPOSES
 
 MAX_DOCUMENT_BYTES = 64 << 20
 SALT_BYTES = 32
@@ -330,6 +330,25 @@ def emergency(
     """Break-glass access without consent: flagged, seen by the patient (access.emergency)."""
     body = {"record_id": record_id, "reason": reason, "duration_ms": minutes * 60_000}
     common.submit(api, key_file, "access.emergency", body, 0 if no_wait else timeout)
+
+
+@group.command(name="erase")
+@api_option
+@options.key("The custodian's member key file.")
+@click.option("--record-id", required=True, help="The record's id.")
+@click.option("--reason", required=True, type=click.Choice(ERASE_REASONS))
+@wait_options
+def erase(
+    api: str, key_file: Path, record_id: str, reason: str, no_wait: bool, timeout: float
+) -> None:
+    """Erase every version of a record: the chain records the fact (record.erase).
+
+    Afterwards the chain refuses any anchor, consent or access naming the record.
+    The documents and their salts are erased off chain, by the custodian; the
+    commitments stay on chain, unlinkable to any content once those are gone.
+    """
+    body = {"record_id": record_id, "reason": reason}
+    common.submit(api, key_file, "record.erase", body, 0 if no_wait else timeout)
 
 
 # ----------------------------------------------------------------- queries

@@ -14,6 +14,11 @@ Transaction types (FHIR R4 names where one exists; the mapping is in the docs):
   the consent covers the record, the purpose and the block time.
 * ``access.emergency`` (hospital or clinic): break-glass access without
   consent, time-boxed, flagged, listed to the patient and to auditors.
+* ``record.erase`` (the record's custodian): every version of a record is
+  erased off chain (GDPR Art. 17); the chain records the fact on the record and
+  refuses any later anchor of it, consent naming it (``data``), access or
+  emergency access to it. Commitments stay, unlinkable once the documents and
+  their salts are gone.
 
 Nothing here holds personal data: keys are pseudonyms, documents are salted
 commitments, everything else is a code, an id or an integer. There is no
@@ -24,10 +29,12 @@ State (all values canonical JSON)::
     ehr/patient/<pubhex>                         patient_info
     ehr/record/<record_id>                       the latest version (record_info)
     ehr/version/<record_id>/<version:010>        every version
+    ehr/versionid/<version_id>                   {record_id, version} (version_id: anchor tx)
     ehr/commitment/<commitment>                  {record_id, version}
     ehr/consent/<consent_id>                     a consent (never erased)
     ehr/pconsent/<pubhex>/<height:012>/<index:06>   consent_id (per patient, in order)
     ehr/disclosure/<pubhex>/<height:012>/<index:06> an access or emergency event
+    ehr/access/<tx hash>                         the key of that event (access tx -> event)
     ehr/emergency/<height:012>/<index:06>           an emergency event (for auditors)
 """
 
@@ -69,6 +76,8 @@ PURPOSES = (
 # break-glass reasons, also HL7 v3 PurposeOfUse codes
 EMERGENCY_REASONS = ("ETREAT", "ERTREAT", "BTG", "THREAT", "DISASTER", "PUBHLTH")
 SCOPES = ("records", "types", "all")
+# why a custodian erases a record (record.erase)
+ERASE_REASONS = ("patient-request", "legal-order", "retention-expired", "entered-in-error")
 
 MAX_EMERGENCY_MS = 72 * 3600 * 1000  # a break-glass window is at most 72 hours
 MAX_VERSION = 1_000_000
@@ -101,6 +110,17 @@ def version_key(record_id: str, version: int) -> bytes:
     return version_prefix(record_id) + f"{version:010d}".encode()
 
 
+def version_id_key(version_id: str) -> bytes:
+    """The index of a version by its id (the hash of the anchoring transaction)."""
+    return b"ehr/versionid/" + version_id.encode()
+
+
+def access_key(tx_hash: str) -> bytes:
+    """The index of an access or emergency event by its transaction's hash; the value
+    is the event's key (text) in the patient's accounting of disclosures."""
+    return b"ehr/access/" + tx_hash.encode()
+
+
 def commitment_key(commitment: str) -> bytes:
     return b"ehr/commitment/" + commitment.encode()
 
@@ -127,11 +147,43 @@ EMERGENCY_PREFIX = b"ehr/emergency/"
 # ----------------------------------------------------------------- exports
 def record_info(state: BlockState, record_id: str) -> dict[str, Any] | None:
     """The latest version of a record: record_id, patient, custodian, type, version,
-    commitment, version_id, replaces, height, time, tx; None if unknown."""
+    commitment, version_id, replaces, height, time, tx, and erased (None, or
+    {height, time, reason, tx} of its ``record.erase``); None if unknown."""
     if not RECORD_ID.fullmatch(record_id):
         return None
     found: dict[str, Any] | None = state.get(record_key(record_id))
-    return found
+    if found is None:
+        return None
+    return {**found, "erased": found.get("erased")}
+
+
+def version_of(state: BlockState, version_id: str) -> dict[str, Any] | None:
+    """The version a ``version_id`` (the hash of its ``record.anchor``) names: the
+    version's entry (record_id, patient, custodian, type, version, commitment,
+    version_id, replaces, height, time, tx) with the record's ``latest`` version
+    number and ``erased`` (None, or the erasure's {height, time, reason, tx}, which
+    covers every version); None if no anchor committed with that hash."""
+    if not HEX64.fullmatch(version_id):
+        return None
+    where = state.get(version_id_key(version_id))
+    if where is None:
+        return None
+    entry: dict[str, Any] = state.get(version_key(where["record_id"], where["version"]))
+    record = state.get(record_key(where["record_id"]))
+    return {**entry, "latest": record["version"], "erased": record.get("erased")}
+
+
+def access_event(state: BlockState, tx_hash: str) -> dict[str, Any] | None:
+    """The access or emergency event a committed ``access.log`` / ``access.emergency``
+    wrote (kind, emergency, record_id, version, agent, purpose, consent_id, reason,
+    period, patient, height, time, tx); None for any other hash."""
+    if not HEX64.fullmatch(tx_hash):
+        return None
+    where = state.get(access_key(tx_hash))
+    if where is None:
+        return None
+    event: dict[str, Any] | None = state.get(str(where).encode())
+    return event
 
 
 def patient_info(state: BlockState, pubkey_hex: str) -> dict[str, Any] | None:
@@ -155,7 +207,8 @@ def _require_patient(ctx: ExecContext) -> None:
 
 
 def _event(ctx: ExecContext, patient: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """Store an access event (FHIR AuditEvent) in the patient's accounting of disclosures."""
+    """Store an access event (FHIR AuditEvent) in the patient's accounting of
+    disclosures, and its key under the transaction's hash (``access_event``)."""
     event = {
         **fields,
         "patient": patient,
@@ -163,8 +216,17 @@ def _event(ctx: ExecContext, patient: str, fields: dict[str, Any]) -> dict[str, 
         "time": ctx.block.time_ms,
         "tx": ctx.tx.hash,
     }
-    ctx.state.put(disclosures_prefix(patient) + _pos(ctx), event)
+    key = disclosures_prefix(patient) + _pos(ctx)
+    ctx.state.put(key, event)
+    ctx.state.put(access_key(ctx.tx.hash), key.decode())
     return event
+
+
+def _erased_rejection(record: dict[str, Any]) -> Rejection:
+    erased = record["erased"]
+    return Rejection(
+        "erased", f"record {record['record_id']} was erased at height {erased['height']}"
+    )
 
 
 def consent_decision(
@@ -178,6 +240,8 @@ def consent_decision(
     this record for this purpose at block time ``now_ms``?"""
     if record is None:
         return "unknown-record", "no such record"
+    if record.get("erased") is not None:
+        return "erased", f"record {record['record_id']} was erased"
     if consent is None:
         return "unknown-consent", "no such consent"
     if consent["grantee"] != member_id:
@@ -232,11 +296,13 @@ def _apply_anchor(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
     record_id, version = body["record_id"], body["version"]
     custodian = _signer_member_id(ctx)
+    latest = ctx.state.get(record_key(record_id))
+    if latest is not None and latest.get("erased") is not None:
+        raise _erased_rejection(latest)
     if ctx.state.get(patient_key(body["patient"])) is None:
         raise Rejection("unknown-patient", "the patient key is not enrolled")
     if ctx.state.get(commitment_key(body["commitment"])) is not None:
         raise Rejection("commitment-exists", "this commitment is already anchored")
-    latest = ctx.state.get(record_key(record_id))
     replaces = body.get("replaces")
     if latest is None:
         if version != 1 or replaces is not None:
@@ -270,7 +336,33 @@ def _apply_anchor(ctx: ExecContext) -> dict[str, Any]:
     ctx.state.put(record_key(record_id), entry)
     ctx.state.put(version_key(record_id, version), entry)
     ctx.state.put(commitment_key(body["commitment"]), {"record_id": record_id, "version": version})
+    ctx.state.put(version_id_key(ctx.tx.hash), {"record_id": record_id, "version": version})
     return {"record_id": record_id, "version": version, "version_id": ctx.tx.hash}
+
+
+# ----------------------------------------------------------------- record.erase
+def _apply_erase(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    record_id = body["record_id"]
+    record = ctx.state.get(record_key(record_id))
+    if record is None:
+        raise Rejection("unknown-record", "no such record")
+    custodian = _signer_member_id(ctx)
+    if record["custodian"] != custodian:
+        raise Rejection("not-custodian", f"record {record_id} is held by {record['custodian']}")
+    if record.get("erased") is not None:
+        height = record["erased"]["height"]
+        raise Rejection("already-erased", f"record {record_id} was erased at height {height}")
+    erased = {
+        "height": ctx.block.height,
+        "time": ctx.block.time_ms,
+        "reason": body["reason"],
+        "tx": ctx.tx.hash,
+    }
+    # one write whatever the number of versions: every reader of a version joins the
+    # record's entry (version_of, history, commitments)
+    ctx.state.put(record_key(record_id), {**record, "erased": erased})
+    return {"record_id": record_id, "versions": record["version"], "erased": erased}
 
 
 # ----------------------------------------------------------------- consent.grant
@@ -289,6 +381,8 @@ def _apply_grant(ctx: ExecContext) -> dict[str, Any]:
             rec = ctx.state.get(record_key(rid))
             if rec is None:
                 raise Rejection("unknown-record", f"no record {rid}")
+            if rec.get("erased") is not None:
+                raise _erased_rejection(rec)
             if rec["patient"] != patient:
                 raise Rejection("not-patients-record", f"record {rid} is not the signer's")
     elif scope == "types":
@@ -375,6 +469,8 @@ def _apply_emergency(ctx: ExecContext) -> dict[str, Any]:
     record = ctx.state.get(record_key(body["record_id"]))
     if record is None:
         raise Rejection("unknown-record", "no such record")
+    if record.get("erased") is not None:
+        raise _erased_rejection(record)
     start = ctx.block.time_ms
     event = _event(
         ctx,
@@ -434,10 +530,11 @@ def _q_record(state: BlockState, path: Mapping[str, str], query: Mapping[str, st
 
 def _q_history(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
     record_id = _record_param(path["record_id"])
-    if state.get(record_key(record_id)) is None:
+    record = state.get(record_key(record_id))
+    if record is None:
         return None
     versions = _page(state.iter_prefix(version_prefix(record_id)), query)
-    return {"record_id": record_id, "versions": versions}
+    return {"record_id": record_id, "erased": record.get("erased"), "versions": versions}
 
 
 def _q_verify(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
@@ -447,7 +544,11 @@ def _q_verify(state: BlockState, path: Mapping[str, str], query: Mapping[str, st
         return None
     entry = state.get(version_key(where["record_id"], where["version"]))
     latest = state.get(record_key(where["record_id"]))
-    return {**entry, "latest": latest["version"] == where["version"]}
+    return {
+        **entry,
+        "latest": latest["version"] == where["version"],
+        "erased": latest.get("erased"),
+    }
 
 
 def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
@@ -599,6 +700,14 @@ ACCESS_EMERGENCY = TxType(
     summary="break-glass access without consent: time-boxed, flagged, seen by patient and auditors",
 )
 
+RECORD_ERASE = TxType(
+    name="record.erase",
+    schema=Obj({"record_id": _RECORD_ID, "reason": Str(choices=ERASE_REASONS)}),
+    authorize=_auth_custodian,
+    apply=_apply_erase,
+    summary="the custodian erases every version of a record off chain; the chain keeps the fact",
+)
+
 DOMAIN = Domain(
     name="ehr",
     tx_types=(
@@ -608,6 +717,7 @@ DOMAIN = Domain(
         CONSENT_REVOKE,
         ACCESS_LOG,
         ACCESS_EMERGENCY,
+        RECORD_ERASE,
     ),
     queries=(
         Query("/ehr/records/{record_id}", _q_record, "The latest version of a record"),
