@@ -80,6 +80,7 @@ from node.api.listener import (
     start_listener,
 )
 from node.core.block import Block
+from node.core.codec import parse_json
 from node.core.keys import KeySigner, ValidatorVerifier, load_key, verify_batch
 from node.core.tx import MAX_TX_BYTES, Tx, TxError, TxPayloadRules, decode_tx
 from node.engine.applier import BlockApplier, genesis_root
@@ -88,6 +89,9 @@ from node.engine.epoch_attester import EpochAttester
 from node.engine.epoch_keys import EpochKeys
 from node.engine.epoch_switch import EpochSwitch
 from node.engine.storage_recovery import StorageRecovery
+from node.exchange.service import DocumentExchange, ExchangeLimits
+from node.exchange.store import KEY_FILE as DOCUMENT_KEY_FILE
+from node.exchange.store import DocumentStore, DocumentStoreError
 from node.ledger.domain import QueryFn
 from node.ledger.domains.nodes import registered_node
 from node.ledger.executor import BlockOutcome, Ledger
@@ -105,9 +109,11 @@ from node.net.wire import (
     BlocksFrame,
     ChunkFrame,
     ConsensusFrame,
+    DocumentFrame,
     FrameError,
     GetBlocksFrame,
     GetChunkFrame,
+    GetDocumentFrame,
     GetSnapshotFrame,
     GetStableFrame,
     SnapshotFrame,
@@ -175,6 +181,8 @@ class Node:
         self.switch: EpochSwitch | None = None
         # a joining node's state sync while it runs (node/statesync/runner.py)
         self.statesync: StateSync | None = None
+        # the document store and its exchange (node/exchange/), once started
+        self.documents: DocumentExchange | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -234,6 +242,7 @@ class Node:
         )
         self.attester = EpochAttester(self.chain_id, self.key, self._submit_own)
         self._snap_exec = ThreadPoolExecutor(1, thread_name_prefix="hygeia-snapshot")
+        self._doc_exec = ThreadPoolExecutor(1, thread_name_prefix="hygeia-documents")
         self.snapshot_service = SnapshotService(
             chain_id=self.chain_id,
             store=self.store,
@@ -247,6 +256,7 @@ class Node:
             schedule=lambda: self.epochs.schedule,
             genesis_root=genesis_root(self.genesis),
         )
+        self.documents = self._new_document_exchange()
         if cfg.sync.state_sync and self.store.tip_height() == 0:
             self.statesync = self._new_state_sync()
         else:
@@ -414,12 +424,15 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.block_server.stop()
+        if self.documents is not None:
+            await self.documents.close()
         if self.recovery is not None:
             await self.recovery.stop()
         if self.driver is not None:
             await self.driver.stop()  # finishes the block being written
         await self.transport.stop()
         self._snap_exec.shutdown(wait=True)
+        self._doc_exec.shutdown(wait=True)
         self._db_exec.shutdown(wait=True)
         self._verify_exec.shutdown(wait=True)
         if self.store is not None:
@@ -482,7 +495,47 @@ class Node:
         ):
             self.transport.send(peer, frame)
 
+    def _new_document_exchange(self) -> DocumentExchange:
+        """The document store and its exchange (node/exchange/service.py); the store's
+        key lies beside the node key."""
+        max_frame = self.cfg.p2p.max_frame_bytes
+        store = DocumentStore.open(
+            self.cfg.home, key_path=self.cfg.node_key_path.parent / DOCUMENT_KEY_FILE
+        )
+        return DocumentExchange(
+            store,
+            me=self.node_id,
+            state=self._chain,
+            height=lambda: self.applier.tip.height,
+            submit=self.submit_tx,
+            send=self.transport.send,
+            connected=self.transport.connected,
+            wait_for_room=self.transport.wait_for_room,
+            clock_ms=self.clock,
+            executor=self._doc_exec,
+            limits=ExchangeLimits(
+                piece_bytes=min(1 << 20, max_frame - (64 << 10)), room_bytes=max_frame
+            ),
+        )
+
+    def _erase_documents(self, block: Block, outcome: BlockOutcome) -> None:
+        """Delete from the store every record this block's ``record.erase`` erased."""
+        if self.documents is None:
+            return
+        for wire, result in zip(block.txs, outcome.results, strict=True):
+            if result.status != "ok" or b'"type":"record.erase"' not in wire:
+                continue
+            record_id = str(parse_json(wire)["body"]["record_id"])
+            try:
+                erased = self.documents.store.erase_record(record_id)
+            except DocumentStoreError as exc:
+                log.error("cannot erase a record's documents", record_id=record_id, error=str(exc))
+                continue
+            log.info("record erased", record_id=record_id, versions=len(erased))
+
     def _on_peer_down(self, peer: bytes) -> None:
+        if self.documents is not None:
+            self.documents.on_peer_down(peer)
         self.sync.on_peer_down(peer)
         self.snapshot_service.forget(peer)
         if self.statesync is not None:
@@ -521,6 +574,13 @@ class Node:
             self.snapshot_service.serve_stable(peer, frame.height)
         elif isinstance(frame, StableFrame):
             self.snapshot_service.on_stable(peer, frame.record)
+        elif isinstance(frame, GetDocumentFrame):
+            if self.documents is not None:
+                self.documents.on_get_document(peer, frame)
+        elif isinstance(frame, DocumentFrame):
+            reason = self.documents.on_document(peer, frame) if self.documents else None
+            if reason is not None:
+                self.transport.penalise(peer, reason)
         elif isinstance(frame, GetBlocksFrame):
             # answered lazily, one chunk at a time as the peer reads (BlockServer)
             self.block_server.on_request(peer, frame.start, frame.count)
@@ -637,6 +697,7 @@ class Node:
             self._dial_validators()
         elif any(k.startswith(b"node/") and v is None for k, v in outcome.writes):
             self._drop_unallowed()  # a node unregistered in this block
+        self._erase_documents(block, outcome)
         self.sync.on_committed(block.height, now)
         self._attest_epochs()
         if not self.sync.syncing:  # no snapshots of the heights a catch-up runs through

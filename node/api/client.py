@@ -4,7 +4,8 @@
 with a stable code: 400 malformed/bad signature/replay, 413 too large, 503
 mempool full), ``GET /v1/txs/{hash}``, ``GET /v1/blocks/latest``,
 ``GET /v1/blocks/{height}``, ``GET /v1/proofs/{tx_hash}``, the domain
-queries, ``GET /v1/validators[?height=H]`` (the validator set of a height and a
+queries, ``POST /v1/documents`` and ``GET /v1/documents/{version_id}`` (node/api/documents.py),
+``GET /v1/validators[?height=H]`` (the validator set of a height and a
 committed change not in force yet), ``GET /v1/info`` (chain id, genesis hash,
 height: what a client needs to build a transaction) and ``GET /openapi.json``.
 """
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from node.api.documents import add_document_routes
 from node.api.errors import ApiError, api_errors, json_errors
 from node.api.facade import NodeFacade
 from node.api.listener import read_body, track_requests
@@ -121,6 +123,8 @@ def client_app(node: NodeFacade) -> web.Application:
     for domain in DOMAINS:
         for query in domain.queries:
             app.router.add_get("/v1" + query.path, query_handler(query))
+    if node.documents is not None:
+        add_document_routes(app, node.documents)
     app.router.add_get("/v1/validators", get_validators)
     app.router.add_get("/v1/info", get_info)
     app.router.add_get("/openapi.json", get_openapi)

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from node.exchange.service import DocumentExchange
 from node.ledger.domain import QueryFn
 
 
 class NodeFacade(Protocol):
+    # the document exchange (node/exchange/service.py), None until the node started
+    documents: DocumentExchange | None
+
     # client API
     def info(self) -> dict[str, Any]: ...
 

@@ -285,6 +285,30 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
+async def read_body_up_to(request: web.Request, limit: int) -> bytes:
+    """Like ``read_body``, for a route whose bodies may exceed the app's
+    ``client_max_size``: at most ``limit`` bytes, ``413 too-large`` beyond (told
+    by Content-Length before a byte is read, or once the limit is passed)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too-large", f"request body over {limit} bytes")
+    proto = _gated(request)
+    timeout = (proto.limits if proto is not None else DEFAULT_LIMITS).read_timeout_s
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await request.content.read(1 << 16):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "too-large", f"request body over {limit} bytes")
+                parts.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408, "request-timeout", f"request body not received within {timeout:g} s"
+        ) from None
+    return b"".join(parts)
+
+
 class _JsonErrorsHandler(web.RequestHandler):
     """aiohttp's protocol, except for a request it cannot parse (a NUL in a header,
     a bad request line) or that fails outside the app: a JSON error body like every

@@ -31,6 +31,7 @@ from node.cli import options
 from node.cli.errors import user_errors
 from node.cli.node import testnet
 from node.daemon import Node
+from node.exchange.store import DocumentStoreError
 from node.ops import logs, notify
 from node.setup.config import ConfigError, load_config, parse_overrides
 from node.setup.home import HomeError, check_home, read_admin_token
@@ -49,6 +50,10 @@ async def _run_node(node: Node, timeout_ms: int) -> int:
         await node.start()
     except StorageError as exc:
         log.error("cannot open the database", error=str(exc))
+        await _stop_quietly(node, timeout_ms)
+        return 1
+    except DocumentStoreError as exc:
+        log.error("cannot open the document store", error=str(exc))
         await _stop_quietly(node, timeout_ms)
         return 1
     except OSError as exc:

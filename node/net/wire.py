@@ -97,6 +97,33 @@ class StableFrame(msgspec.Struct, frozen=True, array_like=True, tag="st"):
     record: bytes
 
 
+class GetDocumentFrame(msgspec.Struct, frozen=True, array_like=True, tag="gd"):
+    """Document exchange (node/exchange/service.py): a member's signed request for a
+    document, relayed to the custodian's node. ``path`` is the signed path with its
+    query, ``time_ms``/``signer``/``sig`` the request's signature headers, and
+    ``ticket_height`` where the relaying node saw the ticket committed (0: not seen)."""
+
+    req: int
+    path: str
+    time_ms: int
+    signer: bytes
+    sig: bytes
+    ticket_height: int
+
+
+class DocumentFrame(msgspec.Struct, frozen=True, array_like=True, tag="dd"):
+    """One piece of the answer to ``GetDocumentFrame`` ``req``: a refusal (``code``
+    non-empty, with ``message``), or bytes ``offset`` .. of the sealed document of
+    ``total`` bytes, in order."""
+
+    req: int
+    code: str
+    message: str
+    total: int
+    offset: int
+    data: bytes
+
+
 Frame = (
     ConsensusFrame
     | TxsFrame
@@ -109,6 +136,8 @@ Frame = (
     | ChunkFrame
     | GetStableFrame
     | StableFrame
+    | GetDocumentFrame
+    | DocumentFrame
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -134,6 +163,24 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameError("malformed frame: checkpoint height out of range")
     if isinstance(frame, (GetChunkFrame, ChunkFrame)) and (frame.height < 1 or frame.index < 0):
         raise FrameError("malformed frame: snapshot height or chunk index out of range")
+    if isinstance(frame, GetDocumentFrame) and (
+        frame.req < 0
+        or len(frame.path) > 512
+        or frame.time_ms < 0
+        or len(frame.signer) != 32
+        or len(frame.sig) != 64
+        or frame.ticket_height < 0
+    ):
+        raise FrameError("malformed frame: document request out of bounds")
+    if isinstance(frame, DocumentFrame) and (
+        frame.req < 0
+        or len(frame.code) > 64
+        or len(frame.message) > 512
+        or frame.total < 0
+        or frame.offset < 0
+        or frame.offset + len(frame.data) > frame.total
+    ):
+        raise FrameError("malformed frame: document piece out of bounds")
     return frame
 
 

@@ -35,6 +35,7 @@ PASSED_ON = {
     "rej.code",  # a ledger Rejection: kebab-case (test_ledger_codes_are_kebab_case)
     "code_for_status(exc.status)",  # aiohttp's own errors (test_aiohttp_errors_map...)
     "code_for_status(status)",
+    "exc.code",  # node/api/documents.py: an ExchangeError (test_exchange_codes_are_listed)
 }
 
 
@@ -143,3 +144,23 @@ def test_parse_uint(text: str, value: int | None) -> None:
 
 def test_parse_uint_digit_bound() -> None:
     assert parse_uint("1234", 3) is None and parse_uint("123", 3) == 123
+
+
+def test_exchange_codes_are_listed() -> None:
+    """The document routes answer ``node.exchange.service``'s codes: every literal
+    code of an ``ExchangeError`` (and of a ticket refusal or signed-request error it
+    passes on) has its status in ``STATUS``, in one spelling."""
+    from node.exchange.service import STATUS
+    from node.exchange.ticket import REFUSAL_CODES
+
+    calls = {"ExchangeError": (0, None), "TicketRefused": (0, None), "SignedRequestError": (1, 0)}
+    found = error_calls(sorted((ROOT / "node" / "exchange").rglob("*.py")), calls)
+    assert len(found) >= 20, found
+    for where, code, status in found:
+        if isinstance(code, ast.Constant):
+            assert code.value in STATUS, f"{where}: {code.value!r} is not in STATUS"
+            if status is not None:
+                assert STATUS[code.value] == status, f"{where}: {code.value} with {status}"
+    assert set(REFUSAL_CODES) <= set(STATUS)
+    for code in STATUS:
+        assert KEBAB.fullmatch(code), code

@@ -120,6 +120,8 @@ def test_epochs_come_from_the_state_or_genesis_before_block_1() -> None:
 class FakeNode:
     """The one facade method ``GET /v1/validators`` calls, recording its argument."""
 
+    documents = None  # no document routes
+
     def __init__(self) -> None:
         self.asked: list[int | None] = []
 
