@@ -132,6 +132,12 @@ class Scene:
         return tx.hash
 
 
+def _block_time(cluster: Cluster, i: int, height: int | None) -> int:
+    block = cluster.nodes[i].block_json(height)
+    assert block is not None
+    return int(block["header"]["timestamp"])
+
+
 def _code(body: Any) -> str:
     return str(body["error"]["code"])
 
@@ -175,8 +181,9 @@ async def test_documents_travel_only_under_a_committed_consented_access(
         expected_commitment=bytes.fromhex(anchor.body["commitment"]),
     )
     assert opened.text == RESOURCE
-    assert cluster.nodes[CUSTODIAN].documents is not None
-    assert cluster.nodes[CUSTODIAN].documents.counts.get("served") == 1
+    exchange = cluster.nodes[CUSTODIAN].documents
+    assert exchange is not None
+    assert exchange.counts.get("served") == 1
 
     # signatures: replayed, stale, missing, and a signer that is no member
     status, body, _ = await s.fetch(version, ticket, headers=used)
@@ -218,9 +225,9 @@ async def test_documents_travel_only_under_a_committed_consented_access(
     async def later_block() -> int:
         filler = s.cluster.anchor_tx(REQUESTER)
         await s.commit(filler)
-        return int(cluster.nodes[CUSTODIAN].block_json(None)["header"]["timestamp"])
+        return _block_time(cluster, CUSTODIAN, None)
 
-    start = int(cluster.nodes[0].block_json(opened_at["height"])["header"]["timestamp"])
+    start = _block_time(cluster, 0, opened_at["height"])
     await wait_until(
         "a block past the break-glass window on the custodian",
         later_block,
@@ -233,11 +240,9 @@ async def test_documents_travel_only_under_a_committed_consented_access(
     # erasure: the custodian's store forgets it, every fetch answers erased
     erase = s.tx("record.erase", {"record_id": "obs-1", "reason": "patient-request"}, s.key(2))
     assert (await s.commit(erase))["status"] == "committed"
-    store = cluster.nodes[CUSTODIAN].documents
-    assert store is not None
     await wait_until(
         "the custodian's store to erase the record",
-        lambda: store.store.status(version),
+        lambda: exchange.store.status(version),
         lambda st: st == "erased",
     )
     status, body, _ = await s.fetch(version, ticket)
