@@ -37,6 +37,7 @@ class BlockState:
         self._overlay: dict[bytes, bytes | None] = {}
         self._tx_undo: dict[bytes, bytes | object | None] = {}
         self._stored: dict[bytes, bytes | None] = {}
+        self._scalars: dict[bytes, Any] = {}
 
     _ABSENT = object()
 
@@ -62,7 +63,15 @@ class BlockState:
     # JSON values
     def get(self, key: bytes) -> Any:
         raw = self.get_raw(key)
-        return None if raw is None else parse_json(raw)
+        if raw is None:
+            return None
+        if raw[:1] in b"{[":  # a fresh object each time: callers may change it
+            return parse_json(raw)
+        try:  # a string or number: immutable, parsed once per view
+            return self._scalars[raw]
+        except KeyError:
+            value = self._scalars[raw] = parse_json(raw)
+            return value
 
     def put(self, key: bytes, value: Any) -> None:
         self.put_raw(key, canonical_json(value))
