@@ -62,7 +62,8 @@ chaos: venv
 # (maximum throughput) and open-loop (BENCH_RATE tx/s) load benches; JSON in out/bench/
 # (summary.json: medians over BENCH_RUNS runs), each with BENCH_VALIDATORS validators; and
 # state sync against block replay on a chain of BENCH_SYNC_TXS transactions (0: skip),
-# and the longest pause in commits while a validator is voted out under load.
+# the longest pause in commits while a validator is voted out under load, and document
+# publish and fetch (10 KiB and 5 MiB) between two nodes.
 # Quick run: make bench BENCH_SECONDS=10 BENCH_SYNC_TXS=20000
 BENCH_SECONDS ?= 60
 BENCH_WARMUP ?= 5
@@ -76,7 +77,7 @@ bench: venv
 	$(BIN)/python -m node.bench.run_all --seconds $(BENCH_SECONDS) --warmup $(BENCH_WARMUP) \
 		--runs $(BENCH_RUNS) --rate $(BENCH_RATE) --concurrency $(BENCH_CONCURRENCY) \
 		--validators $(BENCH_VALIDATORS) --state-sync-txs $(BENCH_SYNC_TXS) --epoch-switch \
-		--out out/bench $(BENCH_ARGS)
+		--documents --out out/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

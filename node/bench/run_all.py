@@ -280,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also measure an epoch switch under load (node.bench.epoch_switch: 5 "
         "validators, one voted out, at --rate tx/s for --seconds)",
     )
+    ap.add_argument(
+        "--documents",
+        action="store_true",
+        help="also measure document publish and fetch between two nodes "
+        "(node.bench.documents: 10 KiB and 5 MiB FHIR resources)",
+    )
     args = ap.parse_args(argv)
     sizes = [int(v) for v in args.validators.split(",") if v.strip()]
     out_dir: Path = args.out
@@ -315,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "epoch-switch",
             ["--rate", f"{min(args.rate, 300.0):g}", "--seconds", f"{args.seconds:g}"],
         )
+    if args.documents:
+        summary["documents"] = run_module(out_dir, "documents", "documents")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     runs_of = [(s, n) for n in sizes for s in scenarios]
     results: dict[str, list[dict[str, Any]]] = {
