@@ -202,7 +202,7 @@ def test_document_frames_round_trip_and_refuse_out_of_bounds_fields() -> None:
     assert decode_frame(encode_frame(good)) == good
     piece = DocumentFrame(1, "", "", 10, 4, b"abcdef")
     assert decode_frame(encode_frame(piece)) == piece
-    bad = [
+    bad: list[GetDocumentFrame | DocumentFrame] = [
         GetDocumentFrame(1, "/x" * 300, 5, b"\x01" * 32, b"\x02" * 64, 3),
         GetDocumentFrame(1, "/x", 5, b"\x01" * 31, b"\x02" * 64, 3),
         GetDocumentFrame(1, "/x", -5, b"\x01" * 32, b"\x02" * 64, 3),
