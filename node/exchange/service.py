@@ -73,12 +73,14 @@ from node.net.wire import DocumentFrame, GetDocumentFrame, encode_frame
 
 log = structlog.get_logger("hygeia.exchange")
 
-# The sealed answer's largest size: the plaintext JSON (the resource's text with
-# every character escaped at worst, the salt) and the box's overhead.
-MAX_SEALED: Final = 6 * MAX_RESOURCE_BYTES + 256 + SEAL_OVERHEAD
+# The sealed answer's largest size: the plaintext JSON (the resource's text, a JSON
+# text, whose escaping at most doubles it: a JSON text holds no raw control
+# character but whitespace), the salt and the box's overhead.
+MAX_SEALED: Final = 2 * MAX_RESOURCE_BYTES + 256 + SEAL_OVERHEAD
 # A publish request's largest body: the resource's text as a JSON string (escaping
-# can double it, \\u escapes sextuple control characters), salt and anchor.
-MAX_PUBLISH_BODY: Final = 2 * MAX_RESOURCE_BYTES + (64 << 10)
+# can triple it: a client escaping non-ASCII writes 6 bytes for a 2-byte
+# character), salt and anchor.
+MAX_PUBLISH_BODY: Final = 3 * MAX_RESOURCE_BYTES + (64 << 10)
 MAX_SERVING_PER_PEER: Final = 2
 DOCUMENTS_PATH: Final = "/v1/documents/"
 
@@ -146,7 +148,7 @@ class _Fetch:
 class ExchangeLimits:
     fetch_timeout_ms: int = 20_000
     behind_wait_ms: int = 3_000
-    max_fetches: int = 8
+    max_fetches: int = 4
     max_serving: int = 4
     piece_bytes: int = 1 << 20
     room_bytes: int = 2 << 20
