@@ -28,6 +28,19 @@ HEALTH = {
 }
 
 
+# the signed-request headers (docs/document-exchange.md, "Signed requests")
+_SIGNED: list[dict[str, Any]] = [
+    {"name": "X-Hygeia-Signer", "in": "header", "required": True, "schema": {"type": "string"}},
+    {"name": "X-Hygeia-Time", "in": "header", "required": True, "schema": {"type": "string"}},
+    {
+        "name": "X-Hygeia-Signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+]
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -260,6 +273,80 @@ def openapi_document() -> dict[str, Any]:
                         "400": _error(),
                         "404": _error(),
                         "503": _error(),  # not-attested: a validator change's links pending
+                    },
+                }
+            },
+            "/v1/documents": {
+                "post": {
+                    "summary": (
+                        "Publish a FHIR resource: kept in the custodian node's encrypted "
+                        "store, its record.anchor submitted (docs/document-exchange.md)"
+                    ),
+                    "tags": ["client"],
+                    "parameters": _SIGNED,
+                    "requestBody": {
+                        "required": True,
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "required": ["resource", "salt", "anchor"],
+                                "properties": {
+                                    "resource": {"type": "string"},
+                                    "salt": HASH,
+                                    "anchor": {"$ref": "#/components/schemas/Transaction"},
+                                },
+                            }
+                        ),
+                    },
+                    "responses": {
+                        "202": _ok(
+                            {
+                                "type": "object",
+                                "required": ["hash", "record_id", "version_id"],
+                                "properties": {
+                                    "hash": HASH,
+                                    "record_id": {"type": "string"},
+                                    "version_id": HASH,
+                                },
+                            },
+                            "stored, anchor submitted",
+                        ),
+                        **{code: _error() for code in ("400", "401", "403", "408", "413")},
+                        **{code: _error() for code in ("422", "503")},
+                    },
+                }
+            },
+            "/v1/documents/{version_id}": {
+                "get": {
+                    "summary": (
+                        "Fetch a version from its custodian's node under a committed access "
+                        "(the ticket), sealed to the requesting member's key"
+                    ),
+                    "tags": ["client"],
+                    "parameters": [
+                        _path_param("version_id", {"type": "string"}),
+                        {
+                            "name": "access",
+                            "in": "query",
+                            "schema": HASH,
+                            "description": "the ticket: a committed access.log or "
+                            "access.emergency transaction's hash",
+                        },
+                        *_SIGNED,
+                    ],
+                    "responses": {
+                        "200": _ok(
+                            {
+                                "type": "object",
+                                "required": ["version_id", "sealed"],
+                                "properties": {
+                                    "version_id": HASH,
+                                    "sealed": {"type": "string", "contentEncoding": "base64"},
+                                },
+                            }
+                        ),
+                        **{code: _error() for code in ("400", "401", "403", "404")},
+                        **{code: _error() for code in ("502", "503", "504")},
                     },
                 }
             },

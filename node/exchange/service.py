@@ -90,7 +90,6 @@ STATUS: Final[Mapping[str, int]] = {
     "stale": 401,
     "replayed": 401,
     "not-member": 403,
-    "not-custodian": 403,
     "erased": 403,
     "no-ticket": 403,
     "ticket-rejected": 403,
