@@ -292,6 +292,41 @@ def test_anchor_valid_record_info_history_and_verify(chain: Chain) -> None:
     assert ehr.record_info(chain.state(), "nope") is None
 
 
+def test_version_query_names_record_custodian_commitment_and_erasure(chain: Chain) -> None:
+    """/ehr/versions/{version_id} is version_of: any version by its anchor's hash, with
+    the record's latest version number and its erasure (which covers every version)."""
+    v1 = ehr.record_info(chain.state(), "rec-1")
+    assert v1 is not None
+    v2_id = chain.ok(anchor(i=2, version=2, replaces=v1["version_id"]))["version_id"]
+    q = "/ehr/versions/{version_id}"
+    first = chain.query(q, version_id=v1["version_id"])
+    assert first == ehr.version_of(chain.state(), v1["version_id"])
+    for k, want in {
+        "version_id": v1["version_id"],
+        "record_id": "rec-1",
+        "custodian": "hosp-a",
+        "patient": P,
+        "commitment": commitment(1),
+        "version": 1,
+        "latest": 2,
+        "erased": None,
+    }.items():
+        assert first[k] == want, k
+    second = chain.query(q, version_id=v2_id)
+    assert (second["version"], second["replaces"], second["commitment"]) == (
+        2,
+        v1["version_id"],
+        commitment(2),
+    )
+    assert chain.query(q, version_id=commitment(99)) is None
+    with pytest.raises(Rejection, match="version_id"):
+        chain.query(q, version_id="XYZ")
+    erase = tx("record.erase", {"record_id": "rec-1", "reason": "patient-request"}, HOSP_A)
+    chain.ok(erase)
+    erased = chain.query(q, version_id=v1["version_id"])["erased"]
+    assert erased is not None and erased["tx"] == erase.hash
+
+
 def test_anchor_loinc_type_ok(chain: Chain) -> None:
     """A LOINC document code is a valid record type."""
     chain.ok(anchor("rec-loinc", 7, rtype="11506-3"))

@@ -56,6 +56,7 @@ def test_ehr_queries_are_in_the_openapi_document() -> None:
         "/v1/ehr/records/{record_id}",
         "/v1/ehr/records/{record_id}/history",
         "/v1/ehr/records/{record_id}/may-access",
+        "/v1/ehr/versions/{version_id}",
         "/v1/ehr/commitments/{commitment}",
         "/v1/ehr/patients/{key}",
         "/v1/ehr/patients/{key}/consents",

@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 import click
 
 from node.api.remote import ClientError, request_json
-from node.core.keys import KeyFileError, load_key
-from node.core.tx import build_tx
+from node.core.keys import KeyFileError, SigningKey, load_key
+from node.core.tx import Tx, build_tx
 
 
 def fail(message: str) -> NoReturn:
@@ -61,19 +61,24 @@ def find(api: str, path: str) -> Any | None:
         fail(str(exc))
 
 
-def submit_signed(
-    api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
-) -> dict[str, Any]:
-    """Build, sign, submit; with ``wait`` > 0 poll until committed or rejected."""
+def load_signing_key(key_file: Path) -> SigningKey:
+    """The key in ``key_file``; an unreadable key file ends the command."""
     try:
-        key = load_key(key_file)
+        return load_key(key_file)
     except KeyFileError as exc:
         fail(str(exc))
+
+
+def build_signed(api: str, key: SigningKey, tx_type: str, body: dict[str, Any]) -> Tx:
+    """A transaction signed with ``key`` for the chain the node at ``api`` runs."""
+    info = request_json("GET", f"{api.rstrip('/')}/v1/info")
+    return build_tx(info["chain_id"], tx_type, body, key, secrets.randbits(62))
+
+
+def wait_for_commit(api: str, tx_hash: str, wait: float) -> dict[str, Any]:
+    """The status of a submitted transaction, polled for at most ``wait`` seconds
+    until it is committed or rejected (``wait`` <= 0: pending, not asked)."""
     base = api.rstrip("/")
-    info = request_json("GET", f"{base}/v1/info")
-    tx = build_tx(info["chain_id"], tx_type, body, key, secrets.randbits(62))
-    answer = request_json("POST", f"{base}/v1/txs", tx.wire)
-    tx_hash = answer["hash"]
     result: dict[str, Any] = {"hash": tx_hash, "status": "pending"}
     deadline = time.monotonic() + wait
     while wait > 0 and time.monotonic() < deadline:
@@ -82,6 +87,22 @@ def submit_signed(
             break
         time.sleep(0.1)
     return result
+
+
+def is_rejected(result: Mapping[str, Any]) -> bool:
+    """Whether a ``wait_for_commit`` status says the ledger rejected the transaction."""
+    inner = result.get("result") or {}
+    return bool(result["status"] == "rejected" or inner.get("status") == "rejected")
+
+
+def submit_signed(
+    api: str, key_file: Path, tx_type: str, body: dict[str, Any], *, wait: float
+) -> dict[str, Any]:
+    """Build, sign, submit; with ``wait`` > 0 poll until committed or rejected."""
+    key = load_signing_key(key_file)
+    tx = build_signed(api, key, tx_type, body)
+    answer = request_json("POST", f"{api.rstrip('/')}/v1/txs", tx.wire)
+    return wait_for_commit(api, answer["hash"], wait)
 
 
 def submit(
@@ -93,8 +114,7 @@ def submit(
     except ClientError as exc:
         fail(str(exc))
     echo(result)
-    inner = result.get("result") or {}
-    if result["status"] == "rejected" or inner.get("status") == "rejected":
+    if is_rejected(result):
         sys.exit(1)
     return result
 

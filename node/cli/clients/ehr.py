@@ -24,7 +24,7 @@ from urllib.parse import quote
 import click
 
 from node.cli import options
-from node.cli.clients import common
+from node.cli.clients import common, documents
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
 from node.cli.clients.common import get as _get
@@ -470,3 +470,8 @@ def emergencies(api: str, limit: int, from_height: int) -> None:
     """Break-glass accesses, for auditors."""
     params = {"limit": str(limit), "from_height": str(from_height)}
     _echo(_get(api, "/ehr/emergency-accesses", params))
+
+
+# ----------------------------------------------------------------- documents (documents.py)
+group.add_command(documents.publish)
+group.add_command(documents.fetch)

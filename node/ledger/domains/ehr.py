@@ -537,6 +537,10 @@ def _q_history(state: BlockState, path: Mapping[str, str], query: Mapping[str, s
     return {"record_id": record_id, "erased": record.get("erased"), "versions": versions}
 
 
+def _q_version(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    return version_of(state, hex64_param(path["version_id"], "version_id"))
+
+
 def _q_verify(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
     commitment = hex64_param(path["commitment"], "commitment")
     where = state.get(commitment_key(commitment))
@@ -732,6 +736,12 @@ DOMAIN = Domain(
             _q_may_access,
             "May member X access this record for purpose P at the latest block time?",
             ("member", "purpose", "consent_id"),
+        ),
+        Query(
+            "/ehr/versions/{version_id}",
+            _q_version,
+            "One version by its id (its record.anchor's hash): record, custodian, commitment, "
+            "the record's latest version number and its erasure",
         ),
         Query(
             "/ehr/commitments/{commitment}",
