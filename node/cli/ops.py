@@ -74,7 +74,7 @@ def _backup_through_node(cfg: NodeConfig, out: Path, include_node_key: bool) -> 
     made = Path(answer["path"])
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(made, out)
-    with _progress("verifying", bk.read_manifest(out).payload_bytes) as advance:
+    with _progress("verifying", bk.read_manifest(out).total_bytes) as advance:
         return bk.verify_backup(out, advance)
 
 
@@ -84,7 +84,8 @@ def _backup_through_node(cfg: NodeConfig, out: Path, include_node_key: bool) -> 
 @click.option(
     "--include-node-key",
     is_flag=True,
-    help="Put the node key in the backup (secret: two nodes with one key equivocate).",
+    help="Put the node key (and the document store's key) in the backup (secret: two "
+    "nodes with one key equivocate).",
 )
 @user_errors
 def backup(home: Path, out: Path, include_node_key: bool) -> None:
@@ -97,7 +98,12 @@ def backup(home: Path, out: Path, include_node_key: bool) -> None:
     try:
         with _progress("backup", None) as advance:
             manifest = bk.backup_home(
-                cfg.data_dir, cfg.genesis_path, out, node_key_path=key_path, progress=advance
+                cfg.data_dir,
+                cfg.genesis_path,
+                out,
+                node_key_path=key_path,
+                progress=advance,
+                documents=bk.documents_of(cfg, include_key=include_node_key),
             )
         via = "database opened directly (node stopped)"
     except StorageError as err:
@@ -119,16 +125,17 @@ def backup(home: Path, out: Path, include_node_key: bool) -> None:
 @click.option(
     "--restore-node-key",
     is_flag=True,
-    help="Use the node key saved in the backup (only if the old node will never run again).",
+    help="Use the node key saved in the backup (only if the old node will never run again); "
+    "a document key in the backup is restored either way.",
 )
 @user_errors
 def restore(file: Path, home: Path, name: str | None, restore_node_key: bool) -> None:
     """Restore a backup into a new home; refuses a backup whose checksum is wrong."""
     try:
         manifest = bk.read_manifest(file)
-        with _progress("checking", manifest.payload_bytes) as advance:
+        with _progress("checking", manifest.total_bytes) as advance:
             bk.verify_backup(file, advance)
-        with _progress("restoring", manifest.payload_bytes) as advance:
+        with _progress("restoring", manifest.total_bytes) as advance:
             done = bk.restore_backup(
                 file, home, name=name, restore_node_key=restore_node_key, progress=advance
             )
@@ -136,6 +143,10 @@ def restore(file: Path, home: Path, name: str | None, restore_node_key: bool) ->
         raise click.ClickException(str(err)) from None
     click.echo(f"restored {file} into {done.home}: {_describe(manifest)}")
     click.echo(f"  node id {done.node_id}")
+    if done.documents:
+        click.echo(f"  {done.documents} document files restored")
+    for note in done.notes:
+        click.echo(f"  note: {note}")
     if not done.node_key_restored:
         click.echo(
             "  this home has a NEW node key: it runs as a non-validator (an observer) that "

@@ -316,12 +316,24 @@ class DocumentExchange:
     async def _relay(
         self, request: SignedRequest, ticket_height: int, custodians: Sequence[bytes]
     ) -> bytes:
+        """Ask the custodian's connected nodes in turn: the next one when a node does
+        not hold the version or drops off; any other answer is the answer."""
         linked = set(self._connected())
-        peer = next((n for n in custodians if n in linked), None)
-        if peer is None:
+        candidates = [n for n in custodians if n in linked]
+        if not candidates:
             raise ExchangeError(
                 "custodian-unreachable", "no node of the custodian is connected to this node"
             )
+        for peer in candidates[:-1]:
+            try:
+                return await self._relay_to(peer, request, ticket_height)
+            except ExchangeError as exc:
+                if exc.code not in ("not-held", "custodian-unreachable"):
+                    raise
+                log.info("custodian node cannot answer, trying the next", code=exc.code)
+        return await self._relay_to(candidates[-1], request, ticket_height)
+
+    async def _relay_to(self, peer: bytes, request: SignedRequest, ticket_height: int) -> bytes:
         if len(self._fetches) >= self.limits.max_fetches:
             raise ExchangeError("busy", "too many fetches in progress; retry shortly")
         req = next(self._ids)

@@ -37,6 +37,14 @@ and ``put`` of an erased version is refused: its content never comes back. A new
 version of an erased record may be stored (a record is erased as of the call).
 Erasure unlinks, it does not overwrite: copies in backups are the backups' matter.
 
+Backups (node/ops/backup.py, docs/backup.md) copy the files as they are, without
+the key: ``backup_files`` lists them on disk (no store need be open, the node
+may be running), each record's version files before its tombstone, which is
+looked for only once they were listed to the caller; ``restore_file`` writes one
+back (0600, in 0700 directories, never replacing a file); ``read_key_document``
+and ``write_key_document`` carry the key file, which a backup holds only when
+asked, as it does the node key.
+
 Hostile disk: every read is bounded by the largest file the store can write,
 opened without following symlinks and authenticated before a byte is believed;
 anything else is a ``CorruptDocument`` naming the file, never another exception.
@@ -56,7 +64,7 @@ import secrets
 import stat
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -72,8 +80,10 @@ from node.ledger.domains.ehr import RECORD_ID
 from storage.files import fsync_dir, replace_atomically
 
 __all__ = [
+    "DOCUMENTS_DIR",
     "KEY_FILE",
     "MAX_TEXT_BYTES",
+    "BackupFile",
     "CorruptDocument",
     "DocumentKeyError",
     "DocumentStore",
@@ -83,6 +93,12 @@ __all__ = [
     "TooLarge",
     "UnknownDocument",
     "VersionConflict",
+    "backup_file_limit",
+    "backup_files",
+    "is_key_document",
+    "read_key_document",
+    "restore_file",
+    "write_key_document",
 ]
 
 KEY_FILE: Final = "document_key.json"
@@ -596,3 +612,149 @@ class DocumentStore:
             files = [self._doc_path(rk, vid) for vid, rk in self._where.items()]
             files += [self._records / rk / _TOMBSTONE for rk in self._erased]
         return [self._key_path, *sorted(files)]
+
+
+# ------------------------------------------------------------------ backups
+_BACKUP_NAME = re.compile(r"records/([0-9a-f]{32})/(?:[0-9a-f]{64}\.doc|erased\.box)")
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    """One file of a store as a backup names it."""
+
+    name: str  # relative to the documents directory: records/<rk>/<version>.doc or .../erased.box
+    path: Path
+    limit: int  # the largest such file the store writes
+    is_version: bool  # a version file (an erasure unlinks it), not a tombstone
+
+
+def backup_file_limit(name: str) -> int | None:
+    """The largest size of a store file called ``name`` (as ``BackupFile.name``), or None
+    when the store never writes that name: a backup entry to refuse."""
+    if not isinstance(name, str) or not _BACKUP_NAME.fullmatch(name):
+        return None
+    return _MAX_TOMB_FILE if name.endswith("/" + _TOMBSTONE) else _MAX_DOC_FILE
+
+
+def backup_files(documents: str | os.PathLike[str]) -> Iterator[BackupFile]:
+    """The store's files under ``documents`` (``<home>/documents``), read from disk: the
+    key is not needed and the store may be open in a running node meanwhile.
+
+    Records come in name order; in each, its version files (sorted), then its tombstone.
+    The tombstone is looked for only when the caller asks for the entry after the last
+    version (this is a generator), so a tombstone an erasure wrote while those versions
+    were copied is the one listed. The listing is live: a file listed may be gone when it
+    is opened (erased meanwhile), which the caller skips. Names the store does not write
+    (strays, temporaries) are not listed; ``OSError`` if a directory cannot be read."""
+    records = Path(documents) / "records"
+    try:
+        with os.scandir(records) as it:
+            keys = sorted(
+                e.name
+                for e in it
+                if _RECORD_KEY.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+            )
+    except FileNotFoundError:
+        return
+    for rk in keys:
+        rdir = records / rk
+        try:
+            names = sorted(os.listdir(rdir))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.endswith(_DOC_SUFFIX) and HEX64.fullmatch(name.removesuffix(_DOC_SUFFIX)):
+                yield BackupFile(f"records/{rk}/{name}", rdir / name, _MAX_DOC_FILE, True)
+        tombstone = rdir / _TOMBSTONE
+        if os.path.lexists(tombstone):
+            yield BackupFile(f"records/{rk}/{_TOMBSTONE}", tombstone, _MAX_TOMB_FILE, False)
+
+
+def _private_dir(path: Path) -> None:
+    """``path`` as a directory of mode 0700: created so, or already one that only its
+    owner may use (anything else: ``DocumentStoreError``, nothing changed)."""
+    _mkdir_private(path)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise DocumentStoreError(f"{path} is not a directory")
+    if st.st_mode & 0o077:
+        raise DocumentStoreError(
+            f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: other users may read or change "
+            f"it; refusing to write documents there (fix it with chmod 700 {path})"
+        )
+
+
+def restore_file(documents: str | os.PathLike[str], name: str, chunks: Iterable[bytes]) -> int:
+    """Create the store file ``name`` (a ``BackupFile.name``) under ``documents`` from
+    ``chunks``; its size. The file is written to a temporary (0600, fsynced) and linked
+    into place, so it never replaces a file (``FileExistsError``) and a crash leaves no
+    partial file under a store's name (``DocumentStore.open`` removes the temporary).
+    Missing directories are made 0700. ``ValueError``: a name the store never writes,
+    or more bytes than such a file holds; ``DocumentStoreError``: a directory in the
+    way that others may use."""
+    limit = backup_file_limit(name)
+    if limit is None:
+        raise ValueError(f"{name!r} is not the name of a document store file")
+    _, rk, file_name = name.split("/")
+    docs = Path(documents)
+    for directory in (docs, docs / "records", docs / "records" / rk):
+        _private_dir(directory)
+    path = docs / "records" / rk / file_name
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "a document file is there already", str(path))
+    tmp = path.with_name(f".{file_name}{_TMP_MARK}{os.getpid()}-{threading.get_ident()}")
+    size = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise ValueError(f"{name}: more than the {limit} bytes such a file holds")
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+    return size
+
+
+def read_key_document(path: Path) -> dict[str, str]:
+    """The key file at ``path`` as JSON, checked as ``DocumentStore.open`` checks it
+    (``DocumentKeyError``: missing, loose, malformed)."""
+    key = _load_key_file(path)
+    return {"type": _KEY_TYPE, "cipher": _CIPHER, "key_hex": key.hex()}
+
+
+def is_key_document(doc: object) -> bool:
+    """Whether ``doc`` is a key file's JSON (as ``read_key_document`` gives it)."""
+    return (
+        isinstance(doc, dict)
+        and doc.get("type") == _KEY_TYPE
+        and doc.get("cipher") == _CIPHER
+        and is_hex(doc.get("key_hex"), 32)
+    )
+
+
+def write_key_document(path: Path, doc: object) -> None:
+    """Write a key file (from ``read_key_document``) at ``path``: 0600, never replacing
+    one (``DocumentKeyError``, also for a ``doc`` that is not a key file's JSON)."""
+    if not is_key_document(doc):
+        raise DocumentKeyError("not a document key file's content")
+    assert isinstance(doc, dict)
+    data = {"type": _KEY_TYPE, "cipher": _CIPHER, "key_hex": doc["key_hex"]}
+    try:
+        write_secret(
+            path, (json.dumps(data, indent=2) + "\n").encode(), force=False, what="document key"
+        )
+    except SecretFileError as exc:
+        raise DocumentKeyError(str(exc)) from None
+    except OSError as exc:
+        raise DocumentKeyError(f"cannot write document key file {path}: {exc.strerror}") from None

@@ -33,7 +33,12 @@ async def backup_running(
     snap = await loop.run_in_executor(storage_executor, db.snapshot)
     try:
         manifest = await asyncio.to_thread(
-            backup.write_snapshot, snap, path, genesis=genesis, node_key=key
+            backup.write_snapshot,
+            snap,
+            path,
+            genesis=genesis,
+            node_key=key,
+            documents=backup.documents_of(cfg, include_key=include_node_key),
         )
     finally:
         snap.close()

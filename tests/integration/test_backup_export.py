@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from node.api.admin import admin_app
 from node.api.remote import ClientError, request_json
 from node.core.proof import verify_proof
+from node.exchange.store import DocumentStore, Erased
 from node.ops import backup as bk
 from node.ops import export as ex
 from storage.chain import ChainStore
@@ -85,6 +86,53 @@ async def test_backup_while_running_restore_and_export(
             line["height"],
             line["index"],
         )
+
+
+async def test_backup_of_a_running_nodes_documents(
+    make_cluster: Callable[..., Cluster], http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """``POST /admin/backup`` of a running node with documents, while blocks commit:
+    the database snapshot, then the document store (and, asked for with the node
+    key, its key); restored, the documents read back with the key, and the record
+    erased before the backup is not in it."""
+    c = make_cluster(1)
+    home = c.homes[0]
+    home.cfg = dataclasses.replace(
+        home.cfg, admin=dataclasses.replace(home.cfg.admin, enable_mutations=True)
+    )
+    await c.start(0)
+    node = c.node(0)
+    assert node.documents is not None
+    store = node.documents.store
+    salt = bytes(range(32))
+    kept, erased = "a1" * 32, "b2" * 32
+    store.put(kept, "rpt-kept", '{"resourceType": "Observation"}', salt)
+    store.put(erased, "rpt-gone", '{"resourceType": "Condition"}', salt)
+    (erased_file,) = (home.path / "documents").rglob(f"{erased}.doc")
+    erased_bytes = erased_file.read_bytes()
+    store.erase_record("rpt-gone")
+
+    txs = [c.anchor_tx(member=0) for _ in range(3)]
+    for tx in txs:
+        await node.submit_tx(tx.wire)
+    auth = {"Authorization": f"Bearer {home.token}"}
+    async with http.post(
+        f"{home.admin_url}/admin/backup", json={"include_node_key": True}, headers=auth
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        out = Path((await resp.json())["path"])
+    manifest = bk.verify_backup(out)
+    assert manifest.document_files == 2 and manifest.document_key is not None
+    assert erased_bytes not in out.read_bytes()
+
+    done = await asyncio.to_thread(bk.restore_backup, out, tmp_path / "restored")
+    assert done.documents == 2 and done.document_key_restored
+    restored = DocumentStore.open(done.home)
+    assert restored.get(kept) == ('{"resourceType": "Observation"}', salt)
+    with pytest.raises(Erased):
+        restored.get(erased)
+    with ChainStore.open(done.home / "data") as chain:
+        assert chain.tip_height() == manifest.height
 
 
 async def test_mutating_routes_absent_when_disabled(

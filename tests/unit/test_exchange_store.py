@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from node.exchange.store import (
     TooLarge,
     UnknownDocument,
     VersionConflict,
+    backup_file_limit,
+    backup_files,
+    is_key_document,
+    read_key_document,
+    restore_file,
+    write_key_document,
 )
 
 TEXT = '{"resourceType": "Observation", "status": "final", "code": "MARKER-4711"}'
@@ -413,3 +420,96 @@ def test_the_same_version_in_two_records_refuses_to_open(tmp_path: Path) -> None
     (p2.parent / p1.name).write_bytes(p1.read_bytes())
     with pytest.raises(CorruptDocument, match="two records"):
         DocumentStore.open(tmp_path)
+
+
+# ------------------------------------------------------------------ backups
+def test_backup_files_lists_versions_then_the_tombstone(tmp_path: Path) -> None:
+    store = DocumentStore.open(tmp_path)
+    store.put(V1, "rpt-001", TEXT, SALT)
+    store.put(V2, "rpt-002", TEXT, SALT)
+    store.put(V3, "rpt-002", TEXT + " ", SALT)
+    store.erase_record("rpt-002")
+    store.put(V2.replace("b", "d"), "rpt-002", TEXT, SALT)  # a later version, kept
+    (tmp_path / "documents" / "records" / "notes.txt").write_text("an operator's note")
+    rdir = next(p.parent for p in doc_files(tmp_path) if p.name == f"{V1}.doc")
+    (rdir / f".{V1}.doc.tmp-1-2").write_bytes(b"a crash's leftover")
+    files = list(backup_files(tmp_path / "documents"))
+    names = [f.name for f in files]
+    assert all(backup_file_limit(n) is not None for n in names)
+    by_record: dict[str, list[str]] = {}
+    for f in files:
+        assert f.path == tmp_path / "documents" / f.name
+        assert f.is_version == f.name.endswith(".doc")
+        by_record.setdefault(f.name.split("/")[1], []).append(f.name.split("/")[2])
+    assert sorted(by_record) == list(by_record)  # records in name order
+    assert sorted(by_record.values()) == [[f"{V1}.doc"], [f"{'d2' * 32}.doc", "erased.box"]]
+    assert {p.name for p in store.paths()[1:]} == {n.split("/")[2] for n in names}
+    assert list(backup_files(tmp_path / "nothing-here")) == []
+
+
+def test_backup_file_limit_knows_only_the_stores_names() -> None:
+    rk = "0f" * 16
+    assert backup_file_limit(f"records/{rk}/{V1}.doc") is not None
+    assert backup_file_limit(f"records/{rk}/erased.box") is not None
+    for bad in (
+        f"records/{rk}/../{V1}.doc",
+        f"/records/{rk}/{V1}.doc",
+        f"records/{rk.upper()}/{V1}.doc",
+        f"records/{rk}/{V1}.txt",
+        f"records/{rk}/.{V1}.doc.tmp-1-2",
+        "document_key.json",
+    ):
+        assert backup_file_limit(bad) is None, bad
+
+
+def test_restore_file_writes_private_files_and_never_replaces(tmp_path: Path) -> None:
+    source = DocumentStore.open(tmp_path / "a")
+    source.put(V1, "rpt-001", TEXT, SALT)
+    (item,) = backup_files(tmp_path / "a" / "documents")
+    data = item.path.read_bytes()
+    docs = tmp_path / "b" / "documents"
+    (tmp_path / "b").mkdir()
+    assert restore_file(docs, item.name, [data[:10], data[10:]]) == len(data)
+    assert (docs / item.name).read_bytes() == data
+    assert mode(docs / item.name) == 0o600
+    for d in (docs, docs / "records", (docs / item.name).parent):
+        assert mode(d) == 0o700
+    with pytest.raises(FileExistsError):
+        restore_file(docs, item.name, [b"other"])
+    assert (docs / item.name).read_bytes() == data
+    with pytest.raises(ValueError, match="not the name"):
+        restore_file(docs, "records/../../x.doc", [data])
+    name = item.name.replace(V1, V2)
+    with pytest.raises(ValueError, match="more than"):
+        restore_file(docs, name, iter(lambda: b"x" * (1 << 20), b""))
+    assert not (docs / name).exists()
+    assert [p.name for p in (docs / item.name).parent.iterdir()] == [f"{V1}.doc"]  # no temp
+    shutil.copy2(tmp_path / "a" / KEY_FILE, tmp_path / "b" / KEY_FILE)
+    assert DocumentStore.open(tmp_path / "b").get(V1) == (TEXT, SALT)
+
+
+def test_restore_file_refuses_a_loose_directory(tmp_path: Path) -> None:
+    docs = tmp_path / "documents"
+    docs.mkdir(mode=0o755)
+    os.chmod(docs, 0o755)
+    with pytest.raises(DocumentStoreError, match="other users"):
+        restore_file(docs, f"records/{'0f' * 16}/{V1}.doc", [b"x"])
+    assert not (docs / "records").exists()
+
+
+def test_key_document_round_trip(tmp_path: Path) -> None:
+    store = DocumentStore.open(tmp_path / "a")
+    store.put(V1, "rpt-001", TEXT, SALT)
+    doc = read_key_document(store.key_path)
+    assert is_key_document(doc)
+    assert doc == json.loads(store.key_path.read_text())
+    target = tmp_path / "b" / KEY_FILE
+    write_key_document(target, doc)
+    assert mode(target) == 0o600
+    assert read_key_document(target) == doc
+    with pytest.raises(DocumentKeyError, match="already exists"):
+        write_key_document(target, doc)
+    with pytest.raises(DocumentKeyError, match="not a document key"):
+        write_key_document(tmp_path / "c" / KEY_FILE, {**doc, "key_hex": "00"})
+    with pytest.raises(DocumentKeyError):
+        read_key_document(tmp_path / "missing.json")
