@@ -93,6 +93,7 @@ from node.exchange.service import DocumentExchange, ExchangeLimits
 from node.exchange.store import KEY_FILE as DOCUMENT_KEY_FILE
 from node.exchange.store import DocumentStore, DocumentStoreError
 from node.ledger.domain import QueryFn
+from node.ledger.domains.ehr import erased_records
 from node.ledger.domains.nodes import registered_node
 from node.ledger.executor import BlockOutcome, Ledger
 from node.ledger.result import Rejection
@@ -257,6 +258,7 @@ class Node:
             genesis_root=genesis_root(self.genesis),
         )
         self.documents = self._new_document_exchange()
+        self._finish_erasures()
         if cfg.sync.state_sync and self.store.tip_height() == 0:
             self.statesync = self._new_state_sync()
         else:
@@ -517,6 +519,21 @@ class Node:
                 piece_bytes=min(1 << 20, max_frame - (64 << 10)), room_bytes=max_frame
             ),
         )
+
+    def _finish_erasures(self) -> None:
+        """Erase from the store every record the chain says is erased: a crash between
+        a block's commit and its erasure (``_erase_documents``), or a failed erasure,
+        is made good at the next start (a record with nothing stored costs a lookup)."""
+        if self.documents is None:
+            return
+        for record_id in erased_records(BlockState(self._chain())):
+            try:
+                erased = self.documents.store.erase_record(record_id)
+            except DocumentStoreError as exc:
+                log.error("cannot erase a record's documents", record_id=record_id, error=str(exc))
+                continue
+            if erased:
+                log.info("record erased at start", record_id=record_id, versions=len(erased))
 
     def _erase_documents(self, block: Block, outcome: BlockOutcome) -> None:
         """Delete from the store every record this block's ``record.erase`` erased."""

@@ -264,3 +264,50 @@ async def test_documents_travel_only_under_a_committed_consented_access(
     assert (status, _code(body)) == (502, "custodian-unreachable"), body
     status, body = await get_json(http, cluster.homes[0].api_url + "/v1/info")
     assert status == 200, body
+
+
+async def test_a_restart_finishes_an_erasure_the_store_missed(
+    make_cluster: Callable[..., Cluster], http: aiohttp.ClientSession
+) -> None:
+    """A record erased on chain whose document is still in the store (a crash between
+    the block's commit and the store's erasure) is erased when the node starts."""
+    cluster = make_cluster(1)
+    await cluster.start(0)
+    key = cluster.homes[0].member_key  # hospital-0: enrols, anchors and erases
+    patient = nacl.signing.SigningKey.generate()
+    txs = [
+        build_tx(cluster.chain_id, "patient.enroll", {"patient": public_key_hex(patient)}, key, 1),
+        build_tx(
+            cluster.chain_id,
+            "record.anchor",
+            {
+                "record_id": "rpt-9",
+                "patient": public_key_hex(patient),
+                "type": "Observation",
+                "commitment": "ab" * 32,
+                "version": 1,
+            },
+            key,
+            2,
+        ),
+        build_tx(
+            cluster.chain_id,
+            "record.erase",
+            {"record_id": "rpt-9", "reason": "entered-in-error"},
+            key,
+            3,
+        ),
+    ]
+    for tx in txs:
+        status, body = await post_tx(http, cluster.homes[0].api_url, tx.wire)
+        assert status == 202, body
+        await cluster.wait_committed([tx.hash], [0])
+    exchange = cluster.nodes[0].documents
+    assert exchange is not None
+    leftover = "cd" * 32  # as if stored before the erasure and never erased
+    exchange.store.put(leftover, "rpt-9", RESOURCE, bytes(32))
+    assert exchange.store.status(leftover) == "stored"
+    await cluster.stop(0)
+    await cluster.start(0)
+    restarted = cluster.nodes[0].documents
+    assert restarted is not None and restarted.store.status(leftover) == "erased"

@@ -31,6 +31,7 @@ State (all values canonical JSON)::
     ehr/version/<record_id>/<version:010>        every version
     ehr/versionid/<version_id>                   {record_id, version} (version_id: anchor tx)
     ehr/commitment/<commitment>                  {record_id, version}
+    ehr/erased/<record_id>                       {height} of its record.erase (erased_records)
     ehr/consent/<consent_id>                     a consent (never erased)
     ehr/pconsent/<pubhex>/<height:012>/<index:06>   consent_id (per patient, in order)
     ehr/disclosure/<pubhex>/<height:012>/<index:06> an access or emergency event
@@ -123,6 +124,16 @@ def access_key(tx_hash: str) -> bytes:
 
 def commitment_key(commitment: str) -> bytes:
     return b"ehr/commitment/" + commitment.encode()
+
+
+ERASED_PREFIX = b"ehr/erased/"
+
+
+def erased_records(state: BlockState) -> Iterator[str]:
+    """The ids of every erased record, in id order (a node finishes their erasure in
+    its document store when it starts: node/daemon.py)."""
+    for key, _ in state.iter_prefix(ERASED_PREFIX):
+        yield key[len(ERASED_PREFIX) :].decode()
 
 
 def consent_key(consent_id: str) -> bytes:
@@ -362,6 +373,7 @@ def _apply_erase(ctx: ExecContext) -> dict[str, Any]:
     # one write whatever the number of versions: every reader of a version joins the
     # record's entry (version_of, history, commitments)
     ctx.state.put(record_key(record_id), {**record, "erased": erased})
+    ctx.state.put(ERASED_PREFIX + record_id.encode(), {"height": ctx.block.height})
     return {"record_id": record_id, "versions": record["version"], "erased": erased}
 
 
