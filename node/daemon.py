@@ -518,6 +518,9 @@ class Node:
             limits=ExchangeLimits(
                 piece_bytes=min(1 << 20, max_frame - (64 << 10)), room_bytes=max_frame
             ),
+            observe=lambda operation, result: self.metrics.documents.labels(
+                operation, result
+            ).inc(),
         )
 
     def _finish_erasures(self) -> None:

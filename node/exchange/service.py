@@ -168,6 +168,7 @@ class DocumentExchange:
         clock_ms: Callable[[], int],
         executor: Executor | None = None,
         limits: ExchangeLimits = ExchangeLimits(),
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         self._me = me
@@ -187,6 +188,8 @@ class DocumentExchange:
         self._serving: dict[bytes, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counts: dict[str, int] = {}
+        # (operation, result) of every publish, fetch and serve: the node's metrics
+        self._observe = observe or (lambda operation, result: None)
 
     # ------------------------------------------------------------ helpers
     def _count(self, what: str) -> None:
@@ -216,6 +219,17 @@ class DocumentExchange:
         self, raw_path: str, headers: Mapping[str, str], body: bytes
     ) -> dict[str, str]:
         """``POST /v1/documents``: store the resource, then submit its anchor."""
+        try:
+            answer = await self._publish(raw_path, headers, body)
+        except ExchangeError as exc:
+            self._observe("publish", exc.code)
+            raise
+        self._observe("publish", "ok")
+        return answer
+
+    async def _publish(
+        self, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> dict[str, str]:
         signer, member = self._check_signed("POST", raw_path, headers, body)
         try:
             request = parse_json(body, max_bytes=MAX_PUBLISH_BODY)
@@ -279,6 +293,17 @@ class DocumentExchange:
         self, raw_path: str, headers: Mapping[str, str], version_id: str, ticket: str | None
     ) -> dict[str, str]:
         """``GET /v1/documents/{version_id}?access=<ticket>``: the sealed document."""
+        try:
+            answer = await self._fetch(raw_path, headers, version_id, ticket)
+        except ExchangeError as exc:
+            self._observe("fetch", exc.code)
+            raise
+        self._observe("fetch", "ok")
+        return answer
+
+    async def _fetch(
+        self, raw_path: str, headers: Mapping[str, str], version_id: str, ticket: str | None
+    ) -> dict[str, str]:
         signer, _member = self._check_signed("GET", raw_path, headers, None)
         state = self._state()
         version = version_of(BlockState(state), version_id)
@@ -414,6 +439,7 @@ class DocumentExchange:
                     peer, encode_frame(DocumentFrame(frame.req, "", "", len(sealed), offset, piece))
                 )
             self._count("served")
+            self._observe("serve", "ok")
         except Exception:  # a bug must not kill the node's loop; it is logged
             log.exception("serving a document failed", req=frame.req)
             self._refuse(peer, frame.req, ExchangeError("custodian-error", "internal error"))
@@ -426,6 +452,7 @@ class DocumentExchange:
 
     def _refuse(self, peer: bytes, req: int, exc: ExchangeError) -> None:
         self._count(f"refused:{exc.code}")
+        self._observe("serve", exc.code)
         frame = DocumentFrame(req, exc.code, exc.message[:512], 0, 0, b"")
         self._send(peer, encode_frame(frame))
 

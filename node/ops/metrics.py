@@ -117,6 +117,15 @@ class NodeMetrics:
             "(a synced block's age is not a commit latency).",
             LATENCY_BUCKETS,
         )
+        self.documents = self._counter(
+            "hygeia_documents_total",
+            "Document exchange requests (docs/document-exchange.md) by operation "
+            "(`publish`, `fetch` on the requester's node, `serve` on the custodian's) and "
+            "result (`ok` or the refusal code)",
+            "+1 per publish or fetch answered by this node's client API, and per relayed "
+            "request this node answered as custodian.",
+            ("operation", "result"),
+        )
         # ---- mempool, network, storage
         self.mempool_size = self._gauge(
             "hygeia_mempool_size",

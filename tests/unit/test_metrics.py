@@ -126,6 +126,7 @@ def test_issue_metrics_exist_with_their_types_and_labels() -> None:
         "hygeia_rejected_frames_total": ("counter", ("reason",)),
         "hygeia_equivocation_evidence_total": ("counter", ("validator", "type")),
         "hygeia_ledger_rejections_total": ("counter", ("type", "code")),
+        "hygeia_documents_total": ("counter", ("operation", "result")),
         "hygeia_database_bytes": ("gauge", ()),
     }
     have = {d.name: (d.kind, d.labels) for d in NodeMetrics().documented}
