@@ -186,8 +186,8 @@ async def test_documents_travel_only_under_a_committed_consented_access(
     assert exchange.counts.get("served") == 1
     served = b'hygeia_documents_total{operation="serve",result="ok"} 1.0'
     assert served in cluster.nodes[CUSTODIAN].metrics_text()
-    refused = b'hygeia_documents_total{operation="fetch",result="no-ticket"} 1.0'
-    assert refused in cluster.nodes[REQUESTER].metrics_text()
+    no_ticket = b'hygeia_documents_total{operation="fetch",result="no-ticket"} 1.0'
+    assert no_ticket in cluster.nodes[REQUESTER].metrics_text()
 
     # signatures: replayed, stale, missing, and a signer that is no member
     status, body, _ = await s.fetch(version, ticket, headers=used)

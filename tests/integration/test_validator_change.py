@@ -114,7 +114,10 @@ async def test_a_registered_node_is_voted_in_and_its_votes_count(
         lambda sts: all(s["epoch"] == 1 for s in sts) and sts[4]["role"] == "validator",
         timeout=60,
     )
-    assert node4.switch.is_validator
+    # /status reads the role off the chain (the set in force for the next block); the
+    # replica is built when the node has executed the epoch's last block, a moment later
+    switch = node4.switch
+    await wait_until("node4's replica of epoch 1", lambda: switch.is_validator)
     status, validators = await get_json(http, f"{cluster.homes[2].api_url}/v1/validators")
     assert status == 200 and validators["epoch"] == 1
     assert [v["node_key"] for v in validators["validators"]][-1] == newcomer.node_id.hex()
