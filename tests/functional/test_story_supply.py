@@ -88,7 +88,7 @@ def test_story_commission_ship_receive_dispense_verify_and_clone_alert(
         EXP,
         key=False,
     )
-    assert code == 0 and ans["verified"] is False and ans["reasons"] == ["already-dispensed"]
+    assert code == 1 and ans["verified"] is False and ans["reasons"] == ["already-dispensed"]
     assert [e["step"] for e in ans["history"]] == [
         "commissioning",
         "shipping",

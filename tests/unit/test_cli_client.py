@@ -268,3 +268,77 @@ def test_client_validators_prints_the_set(node: FakeNode) -> None:
     assert node.gets == ["/v1/validators", "/v1/validators?height=7"]
     bad = run("validators", "--api", API, "--height", "-1")
     assert bad.exit_code == 2 and node.gets == ["/v1/validators", "/v1/validators?height=7"]
+
+
+# ------------------------------------------------------------------ supply (issue 16)
+# Kept together at the end of the file: the supply client's scans, undo, whole receive
+# and verify exit status.
+SUPPLY_GTIN = "09501101530003"
+SUPPLY_HRI = f"(01){SUPPLY_GTIN}(21)PACK0001(10)LOT1(17)301200"
+SUPPLY_RAW = f"]d201{SUPPLY_GTIN}17301200" + "10LOT1\x1d21PACK0002"
+
+
+def test_supply_verify_exits_1_unless_verified(node: FakeNode) -> None:
+    """``supply verify`` prints the answer and exits 1 when the pack is not verified."""
+    args = ["supply", "verify", "--api", API, "--gtin", SUPPLY_GTIN, "--serial", "S1",
+            "--lot", "L1", "--expiry", "301231"]  # fmt: skip
+    node.routes["/v1/supply/verify"] = {"verified": False, "reasons": ["already-dispensed"]}
+    result = run(*args)
+    assert result.exit_code == 1
+    assert json.loads(result.output)["reasons"] == ["already-dispensed"]
+    node.routes["/v1/supply/verify"] = {"verified": True, "reasons": []}
+    assert run(*args).exit_code == 0
+    query = f"gtin={SUPPLY_GTIN}&serial=S1&lot=L1&expiry=301231"
+    assert node.gets[-1] == f"/v1/supply/verify?{query}"
+
+
+def test_supply_verify_sends_the_scan_as_scanned(node: FakeNode) -> None:
+    """``--scan`` goes to the node as ``scan=`` (GS encoded %1D); an unreadable scan, or
+    a scan with the four options, ends the command before the node is asked."""
+    node.routes["/v1/supply/verify"] = {"verified": True, "reasons": []}
+    assert run("supply", "verify", "--api", API, "--scan", SUPPLY_RAW).exit_code == 0
+    assert node.gets == [f"/v1/supply/verify?scan=%5Dd201{SUPPLY_GTIN}1730120010LOT1%1D21PACK0002"]
+    bad = run("supply", "verify", "--api", API, "--scan", "(01)123")
+    assert bad.exit_code == 1 and "AI (01) gtin must be 14 characters" in bad.output
+    both = run("supply", "verify", "--api", API, "--scan", SUPPLY_HRI, "--serial", "S1")
+    assert both.exit_code == 1 and "give --scan, or" in both.output
+    assert run("supply", "verify", "--api", API, "--gtin", SUPPLY_GTIN).exit_code == 1
+    assert len(node.gets) == 1
+
+
+def test_supply_dispense_and_undispense_from_scans(node: FakeNode, key_file: Path) -> None:
+    """Scanned packs give the GTIN, the serials and the lot and expiry to check; scans
+    of two GTINs are refused; ``undispense`` sends drug.undispense."""
+    common = ["--api", API, "--key", str(key_file)]
+    result = run("supply", "dispense", *common, "--scan", SUPPLY_HRI, "--scan", SUPPLY_RAW)
+    assert result.exit_code == 0, result.output
+    result = run("supply", "undispense", *common, "--scan", SUPPLY_HRI)
+    assert result.exit_code == 0, result.output
+    dispense, undispense = node.posted
+    assert dispense["type"] == "drug.dispense"
+    assert dispense["body"] == {"gtin": SUPPLY_GTIN, "serials": ["PACK0001", "PACK0002"],
+                                "lot": "LOT1", "expiry": "301200"}  # fmt: skip
+    assert undispense["type"] == "drug.undispense"
+    assert undispense["body"] == {"gtin": SUPPLY_GTIN, "serials": ["PACK0001"]}
+    other = "(01)00614141000036(21)X"
+    mixed = run("supply", "ship", *common, "--to", "p", "--scan", SUPPLY_HRI, "--scan", other)
+    assert mixed.exit_code == 1 and "more than one GTIN" in mixed.output
+    assert len(node.posted) == 2
+
+
+def test_supply_receive_a_whole_shipment_or_sscc(node: FakeNode, key_file: Path) -> None:
+    """``receive --shipment`` or ``--sscc`` alone sends a whole receive (no GTIN)."""
+    common = ["--api", API, "--key", str(key_file)]
+    assert run("supply", "receive", *common, "--shipment", "ab" * 32).exit_code == 0
+    assert run("supply", "receive", *common, "--sscc", "106141411234567897").exit_code == 0
+    assert run("supply", "receive", *common, "--gtin", SUPPLY_GTIN, "--serial", "S1",
+               "--shipment", "ab" * 32).exit_code == 0  # fmt: skip
+    assert [tx["body"] for tx in node.posted] == [
+        {"shipment": "ab" * 32},
+        {"sscc": "106141411234567897"},
+        {"gtin": SUPPLY_GTIN, "serials": ["S1"], "shipment": "ab" * 32},
+    ]
+    assert run("supply", "receive", *common).exit_code == 1
+    bad = run("supply", "receive", *common, "--serial", "S1", "--gtin", SUPPLY_GTIN,
+              "--sscc", "106141411234567897")  # fmt: skip
+    assert bad.exit_code == 1 and len(node.posted) == 3

@@ -122,3 +122,67 @@ def test_expiry_as_a_day_number() -> None:
     assert gs1.expiry_yyyymmdd("280200") == 20280229
     assert gs1.expiry_yyyymmdd("270200") == 20270228
     assert gs1.expiry_yyyymmdd("250400") == 20250430
+
+
+# ------------------------------------------------------------------ element strings
+GTIN = "09501101530003"
+GS = "\x1d"
+PACK = {"gtin": GTIN, "serial": "PACK0001", "lot": "LOT1", "expiry": "301200"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"(01){GTIN}(21)PACK0001(10)LOT1(17)301200",  # human-readable, as printed
+        f"(01){GTIN}(17)301200(10)LOT1(21)PACK0001",  # any order
+        f"01{GTIN}1730120010LOT1{GS}21PACK0001",  # raw, GS after the variable lot
+        f"]d201{GTIN}21PACK0001{GS}10LOT1{GS}17301200\r\n",  # symbology id, scanner's Enter
+        f"{GS}01{GTIN}{GS}17301200{GS}10LOT1{GS}21PACK0001{GS}",  # FNC1 first, extra GS
+    ],
+)
+def test_element_string_forms_give_the_pack(text: str) -> None:
+    """The human-readable form and the GS-separated form (symbology identifier, leading
+    FNC1, a GS after a fixed-length value, a trailing CR/LF) give the same fields."""
+    assert gs1.parse_element_string(text) == PACK
+
+
+def test_element_string_other_ais_and_parentheses_in_values() -> None:
+    """SSCC (00), production date (11) and an NHRN (714) are read; in the human-readable
+    form a value may hold parentheses that do not spell a supported (AI)."""
+    fields = gs1.parse_element_string("(00)106141411234567897(11)250101(714)1234567(21)A(1)B")
+    assert fields == {
+        "sscc": "106141411234567897",
+        "production_date": "250101",
+        "nhrn_pt": "1234567",
+        "serial": "A(1)B",
+    }
+    assert gs1.parse_element_string(f"01{GTIN}21A(10)B")["serial"] == "A(10)B"  # raw: no doubt
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        (" \r\n", "empty"),
+        ("]d2", "holds no AI"),
+        ("x" * 201, "longer than 200"),
+        ("(99)12", "supported (AI) at position 0"),
+        (f"(01){GTIN}21PACK", "supported (AI) at position 18"),
+        ("9912", "unsupported AI at position 0"),
+        ("01" + GTIN[:-1] + "4", "AI (01) gtin '09501101530004' is not valid"),
+        ("(01)0950110153000", "AI (01) gtin must be 14 characters"),
+        (f"01{GTIN}01{GTIN}", "AI (01) gtin appears twice"),
+        ("21" + "9" * 21, "AI (21) serial is longer than 20 characters"),
+        ("(21)" + "9" * 21, "AI (21) serial '" + "9" * 21 + "' is not valid"),
+        ("(17)301301", "AI (17) expiry '301301' is not valid"),
+        ("(21)A B", "AI (21) serial 'A B' is not valid"),
+        (f"(10)L{GS}1", "AI (10) lot"),
+        ("(00)106141411234567890", "AI (00) sscc"),
+    ],
+)
+def test_element_string_refused(text: str, message: str) -> None:
+    """Empty, too long, an unknown AI, a bad check digit, a short fixed value, an AI
+    twice, a value too long or outside set 82, an invalid date: Gs1Error says which."""
+    with pytest.raises(gs1.Gs1Error) as err:
+        gs1.parse_element_string(text)
+    assert message in str(err.value)

@@ -3,12 +3,18 @@
 Transactions print the submitted transaction's status and result as JSON and
 exit 0 when the movement was accepted, 1 when the ledger rejected the
 transaction, 3 when it was committed but the movement was refused by a
-counterfeit rule (the result lists the alerts raised). Queries print JSON.
+counterfeit rule (the result lists the alerts raised). Queries print JSON;
+``verify`` exits 1 when the pack is not verified.
+
+Packs are named by ``--gtin`` with ``--serial``/``--serials-file``, or by
+``--scan``: the GS1 element string a scanner reads from the DataMatrix, read
+with ``node.ledger.gs1.parse_element_string`` (docs/supply-chain.md).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +23,57 @@ import click
 from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import echo as _echo_json
+from node.ledger.gs1 import Gs1Error, parse_element_string
 
 EXIT_REFUSED = 3
+EXIT_NOT_VERIFIED = 1
 
 
-def _serials(serial: tuple[str, ...], serials_file: Path | None) -> list[str]:
-    out = list(serial)
+def _scan(text: str) -> dict[str, str]:
+    """The fields of one scanned element string; an unreadable one ends the command."""
+    try:
+        return parse_element_string(text)
+    except Gs1Error as err:
+        raise click.ClickException(f"--scan {text!r}: {err}") from None
+
+
+def _one(values: list[str], what: str) -> str | None:
+    """The value all scans agree on (None if none has it); scans that differ end the command."""
+    distinct = sorted(set(values))
+    if len(distinct) > 1:
+        raise click.ClickException(f"the scans name more than one {what}: {', '.join(distinct)}")
+    return distinct[0] if distinct else None
+
+
+@dataclass(frozen=True)
+class Packs:
+    """The packs a movement is about: one GTIN, its serials, and (from scans) lot and expiry."""
+
+    gtin: str
+    serials: list[str]
+    lot: str | None = None
+    expiry: str | None = None
+
+
+def _packs(
+    gtin: str | None, serial: tuple[str, ...], serials_file: Path | None, scan: tuple[str, ...]
+) -> Packs:
+    serials = list(serial)
     if serials_file is not None:
         text = serials_file.read_text(encoding="utf-8")
-        out.extend(line.strip() for line in text.splitlines() if line.strip())
-    if not out:
-        raise click.ClickException("give at least one --serial or a --serials-file")
-    return out
+        serials.extend(line.strip() for line in text.splitlines() if line.strip())
+    scanned = [_scan(t) for t in scan]
+    if any("serial" not in f for f in scanned):
+        raise click.ClickException("a --scan has no serial (AI 21)")
+    serials.extend(f["serial"] for f in scanned)
+    if not serials:
+        raise click.ClickException("give at least one --serial, --scan or a --serials-file")
+    gtin = _one([f["gtin"] for f in scanned if "gtin" in f] + ([gtin] if gtin else []), "GTIN")
+    if gtin is None:
+        raise click.ClickException("give --gtin (or --scan the packs)")
+    lot = _one([f["lot"] for f in scanned if "lot" in f], "lot")
+    expiry = _one([f["expiry"] for f in scanned if "expiry" in f], "expiry")
+    return Packs(gtin, serials, lot, expiry)
 
 
 def _submit(api: str, key_file: Path, tx_type: str, body: dict[str, Any], timeout: float) -> None:
@@ -42,7 +87,7 @@ def _query(api: str, path: str, params: dict[str, str | None]) -> None:
 
 
 _common = options.compose(
-    click.option("--gtin", required=True, help="GTIN-14 (AI 01), check digit included."),
+    click.option("--gtin", help="GTIN-14 (AI 01), check digit included (or from --scan)."),
     options.commit_timeout(),
     options.key(),
     options.api(),
@@ -52,11 +97,17 @@ _common = options.compose(
 
 _with_serials = options.compose(
     click.option(
+        "--scan",
+        multiple=True,
+        help="A pack's GS1 element string as scanned, (01)..(21).. or GS-separated; repeat.",
+    ),
+    click.option(
         "--serials-file", type=options.EXISTING_FILE, help="A file of serials, one a line."
     ),
     click.option("--serial", multiple=True, help="A serial (AI 21); repeat for more."),
 )
-"""``--serial`` (repeatable) and ``--serials-file``: the packs a movement is about."""
+"""``--serial`` (repeatable), ``--serials-file`` and ``--scan`` (repeatable): the packs
+a movement is about."""
 
 
 @click.group(name="supply")
@@ -73,14 +124,16 @@ def commission(
     api: str,
     key_file: Path,
     timeout: float,
-    gtin: str,
+    gtin: str | None,
     serial: tuple[str, ...],
     serials_file: Path | None,
+    scan: tuple[str, ...],
     lot: str,
     expiry: str,
 ) -> None:
     """Commission serialised packs (drug.commission; a manufacturer)."""
-    body = {"gtin": gtin, "lot": lot, "expiry": expiry, "serials": _serials(serial, serials_file)}
+    packs = _packs(gtin, serial, serials_file, scan)
+    body = {"gtin": packs.gtin, "lot": lot, "expiry": expiry, "serials": packs.serials}
     _submit(api, key_file, "drug.commission", body, timeout)
 
 
@@ -93,14 +146,16 @@ def ship(
     api: str,
     key_file: Path,
     timeout: float,
-    gtin: str,
+    gtin: str | None,
     serial: tuple[str, ...],
     serials_file: Path | None,
+    scan: tuple[str, ...],
     to: str,
     sscc: str | None,
 ) -> None:
     """Ship packs you hold to another member (drug.ship)."""
-    body: dict[str, Any] = {"gtin": gtin, "serials": _serials(serial, serials_file), "to": to}
+    packs = _packs(gtin, serial, serials_file, scan)
+    body: dict[str, Any] = {"gtin": packs.gtin, "serials": packs.serials, "to": to}
     if sscc:
         body["sscc"] = sscc
     _submit(api, key_file, "drug.ship", body, timeout)
@@ -109,18 +164,33 @@ def ship(
 @group.command()
 @_common
 @_with_serials
-@click.option("--shipment", help="The ship transaction's hash, to match exactly.")
+@click.option(
+    "--shipment", help="The ship transaction's hash: to match, or alone the whole shipment."
+)
+@click.option("--sscc", help="Alone: the whole shipment under this SSCC (18 digits).")
 def receive(
     api: str,
     key_file: Path,
     timeout: float,
-    gtin: str,
+    gtin: str | None,
     serial: tuple[str, ...],
     serials_file: Path | None,
+    scan: tuple[str, ...],
     shipment: str | None,
+    sscc: str | None,
 ) -> None:
-    """Receive packs shipped to you (drug.receive)."""
-    body: dict[str, Any] = {"gtin": gtin, "serials": _serials(serial, serials_file)}
+    """Receive packs shipped to you, or a whole shipment (drug.receive)."""
+    body: dict[str, Any]
+    if not (gtin or serial or serials_file or scan):
+        if bool(shipment) == bool(sscc):
+            raise click.ClickException("give serials, or --shipment or --sscc alone")
+        body = {"shipment": shipment} if shipment else {"sscc": sscc}
+        _submit(api, key_file, "drug.receive", body, timeout)
+        return
+    if sscc:
+        raise click.ClickException("--sscc receives a whole shipment: give no serials")
+    packs = _packs(gtin, serial, serials_file, scan)
+    body = {"gtin": packs.gtin, "serials": packs.serials}
     if shipment:
         body["shipment"] = shipment
     _submit(api, key_file, "drug.receive", body, timeout)
@@ -129,25 +199,47 @@ def receive(
 @group.command()
 @_common
 @_with_serials
-@click.option("--lot", help="The lot scanned from the pack (checked).")
-@click.option("--expiry", help="The expiry scanned from the pack (checked).")
+@click.option("--lot", help="The lot scanned from the pack (checked; default: from --scan).")
+@click.option("--expiry", help="The expiry scanned from the pack (checked; default: from --scan).")
 def dispense(
     api: str,
     key_file: Path,
     timeout: float,
-    gtin: str,
+    gtin: str | None,
     serial: tuple[str, ...],
     serials_file: Path | None,
+    scan: tuple[str, ...],
     lot: str | None,
     expiry: str | None,
 ) -> None:
     """Dispense packs you hold (drug.dispense; a pharmacy or hospital)."""
-    body: dict[str, Any] = {"gtin": gtin, "serials": _serials(serial, serials_file)}
+    packs = _packs(gtin, serial, serials_file, scan)
+    body: dict[str, Any] = {"gtin": packs.gtin, "serials": packs.serials}
+    lot = lot or packs.lot
+    expiry = expiry or packs.expiry
     if lot:
         body["lot"] = lot
     if expiry:
         body["expiry"] = expiry
     _submit(api, key_file, "drug.dispense", body, timeout)
+
+
+@group.command()
+@_common
+@_with_serials
+def undispense(
+    api: str,
+    key_file: Path,
+    timeout: float,
+    gtin: str | None,
+    serial: tuple[str, ...],
+    serials_file: Path | None,
+    scan: tuple[str, ...],
+) -> None:
+    """Undo a dispense within 10 days, where it was dispensed (drug.undispense; EU FMD)."""
+    packs = _packs(gtin, serial, serials_file, scan)
+    body = {"gtin": packs.gtin, "serials": packs.serials}
+    _submit(api, key_file, "drug.undispense", body, timeout)
 
 
 @group.command()
@@ -160,13 +252,15 @@ def decommission(
     api: str,
     key_file: Path,
     timeout: float,
-    gtin: str,
+    gtin: str | None,
     serial: tuple[str, ...],
     serials_file: Path | None,
+    scan: tuple[str, ...],
     reason: str,
 ) -> None:
     """Decommission packs (drug.decommission)."""
-    body = {"gtin": gtin, "serials": _serials(serial, serials_file), "reason": reason}
+    packs = _packs(gtin, serial, serials_file, scan)
+    body = {"gtin": packs.gtin, "serials": packs.serials, "reason": reason}
     _submit(api, key_file, "drug.decommission", body, timeout)
 
 
@@ -180,19 +274,23 @@ def _flag_command(name: str, tx_type: str, doc: str) -> None:
         api: str,
         key_file: Path,
         timeout: float,
-        gtin: str,
+        gtin: str | None,
         serial: tuple[str, ...],
         serials_file: Path | None,
+        scan: tuple[str, ...],
         lot: str | None,
         reason: str | None,
     ) -> None:
-        body: dict[str, Any] = {"gtin": gtin}
+        body: dict[str, Any]
         if lot:
-            if serial or serials_file:
+            if serial or serials_file or scan:
                 raise click.ClickException("give --lot or serials, not both")
-            body["lot"] = lot
+            if not gtin:
+                raise click.ClickException("give --gtin with --lot")
+            body = {"gtin": gtin, "lot": lot}
         else:
-            body["serials"] = _serials(serial, serials_file)
+            packs = _packs(gtin, serial, serials_file, scan)
+            body = {"gtin": packs.gtin, "serials": packs.serials}
         if reason:
             body["reason"] = reason
         _submit(api, key_file, tx_type, body, timeout)
@@ -205,13 +303,39 @@ _flag_command("clear", "drug.clear", "Clear the suspect flag (drug.clear).")
 
 @group.command()
 @options.api()
-@click.option("--gtin", required=True)
-@click.option("--serial", required=True)
-@click.option("--lot", required=True)
-@click.option("--expiry", required=True, help="YYMMDD.")
-def verify(api: str, gtin: str, serial: str, lot: str, expiry: str) -> None:
-    """Verify a pack as scanned: verified, reason codes, custody history (open to anyone)."""
-    _query(api, "/supply/verify", {"gtin": gtin, "serial": serial, "lot": lot, "expiry": expiry})
+@click.option("--scan", help="The pack's GS1 element string as scanned (instead of the four).")
+@click.option("--gtin")
+@click.option("--serial")
+@click.option("--lot")
+@click.option("--expiry", help="YYMMDD.")
+def verify(
+    api: str,
+    scan: str | None,
+    gtin: str | None,
+    serial: str | None,
+    lot: str | None,
+    expiry: str | None,
+) -> None:
+    """Verify a pack as scanned: verified, reason codes, custody history (open to anyone).
+
+    Exits 1 when the pack is not verified.
+    """
+    fields = {"gtin": gtin, "serial": serial, "lot": lot, "expiry": expiry}
+    params: dict[str, str | None]
+    if scan is not None:
+        if any(v is not None for v in fields.values()):
+            raise click.ClickException("give --scan, or --gtin, --serial, --lot and --expiry")
+        _scan(scan)  # an unreadable scan ends here, before the node is asked
+        params = {"scan": scan}
+    else:
+        missing = [f"--{k}" for k, v in fields.items() if v is None]
+        if missing:
+            raise click.ClickException(f"give --scan, or {', '.join(missing)} too")
+        params = dict(fields)
+    answer = common.get(api, "/supply/verify", params)
+    _echo_json(answer)
+    if not answer.get("verified"):
+        sys.exit(EXIT_NOT_VERIFIED)
 
 
 @group.command()

@@ -1,5 +1,8 @@
 """Drug supply chain: commission, ship, receive, dispense, decommission, recall,
 suspect and clear serialised packs; verify a pack; list counterfeit alerts.
+What the transaction types share (keys, pack facts, the rules' run) is in
+``supply_core``; shipments as units in ``supply_shipments``; the undo of a
+dispense in ``supply_undispense``.
 
 The product identifier is the one printed in the pack's GS1 DataMatrix (EU FMD
 and US DSCSA): GTIN, serial, lot and expiry, in the formats of
@@ -14,11 +17,13 @@ State (one key per serial; nothing ever re-reads a list that grows):
   suspect flags (a lot recall touches this one key, not its serials);
 * ``drug/s/<gtin>/<serial>``: the pack: lot, expiry, status, custodian,
   pending recipient, dispenser, serial-level recall and suspect flags, the
-  number of custody events after commissioning and when it was commissioned;
+  number of custody events after commissioning, when it was commissioned and
+  (while dispensed) when it was dispensed;
 * ``drug/e/<gtin>/<serial>#<n:06d>``: custody event n (``#`` is outside the
   serial character set, so one serial's prefix never covers another's);
 * ``drug/alert/<height:012d>.<index:06d>.<k:03d>`` and the indexes
-  ``drug/alert-g/<gtin>/<id>``, ``drug/alert-m/<manufacturer>/<id>``.
+  ``drug/alert-g/<gtin>/<id>``, ``drug/alert-m/<manufacturer>/<id>``;
+* ``drug/ship/<tx hash>`` and ``drug/sscc/<sscc>``: shipments (``supply_shipments``).
 
 Policy on counterfeit rules (``RULES``): the transaction is *committed with
 ok*, the movement is *refused as a whole* (no serial of it changes), and one
@@ -33,45 +38,73 @@ recipient, a GTIN owned by another manufacturer, a recall of an unknown lot.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, ids_after
-from node.ledger.gs1 import Expiry, Gs1Text, Gtin, Sscc, expiry_yyyymmdd
-from node.ledger.members import is_active, member_key, member_of, require_member
+from node.ledger.domains import supply_shipments as shipments
+from node.ledger.domains.supply_core import (
+    ALERT_PREFIX,
+    CODE_RE,
+    DECOMMISSION_REASONS,
+    MAX_SERIALS,
+    MEMBER_RE,
+    RULES,
+    STATUSES,
+    Run,
+    accepted,
+    alert_gtin_prefix,
+    alert_mfr_prefix,
+    auth_dispenser,
+    auth_manufacturer,
+    auth_member,
+    auth_recaller,
+    check_movement,
+    code_schema,
+    day_of,
+    event_prefix,
+    gtin_key,
+    holds,
+    is_expired,
+    is_suspect,
+    lot_key,
+    serial_info,
+    serial_key,
+    serials_schema,
+    signer_member,
+)
+from node.ledger.domains.supply_undispense import UNDISPENSE
+from node.ledger.gs1 import Expiry, Gs1Error, Gs1Text, Gtin, Sscc, parse_element_string
+from node.ledger.members import is_active, member_key
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import List, Obj, Str
+from node.ledger.schema import Obj, Str
 from node.ledger.state import BlockState, block_time
 
-MAX_SERIALS = 1000  # per transaction (a commission, a shipment ...)
+__all__ = [
+    "CODE_RE",
+    "DECOMMISSION_REASONS",
+    "DOMAIN",
+    "MAX_EVENTS_PAGE",
+    "MAX_SERIALS",
+    "REASONS",
+    "RULES",
+    "STATUSES",
+    "TX_TYPES",
+    "day_of",
+    "history",
+    "list_alerts",
+    "serial_info",
+    "verify",
+]
+
 MAX_EVENTS_PAGE = 1000
 MAX_ALERTS_PAGE = 500
-
-CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")  # short codes, never free text
-MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-
-STATUSES = ("commissioned", "in_transit", "held", "dispensed", "decommissioned")
-DECOMMISSION_REASONS = ("destroyed", "expired", "stolen", "sample")
-
-# Counterfeit rules: each alert carries one of these codes.
-RULES = (
-    "duplicate-commission",  # commissioning a serial that already exists
-    "unknown-serial",  # a movement of a serial never commissioned
-    "non-custodian",  # ship/dispense/decommission by a member not holding the pack
-    "receive-without-ship",  # receive of a pack not shipped to the receiver
-    "clone-dispense",  # a second dispense of a serial
-    "decommissioned-movement",  # any movement of a dispensed/decommissioned serial
-    "recalled-movement",  # any movement of a recalled serial
-    "suspect-dispense",  # dispensing a pack under investigation
-    "lot-mismatch",  # dispense scanned a lot other than the commissioned one
-    "expiry-mismatch",  # dispense scanned an expiry other than the commissioned one
-)
+# the four fields a verification needs, as the scanned element string names them
+SCAN_FIELDS = ("gtin", "serial", "lot", "expiry")
 
 # Verification reason codes (docs/supply-chain.md maps them to EU FMD / DSCSA).
 REASONS = (
@@ -88,215 +121,7 @@ REASONS = (
 )
 
 
-# ------------------------------------------------------------------ schema pieces
-def day_of(time_ms: int) -> int:
-    """The UTC date of a block time as an integer YYYYMMDD (compared with an expiry)."""
-    d = datetime.fromtimestamp(time_ms // 1000, tz=UTC)
-    return d.year * 10000 + d.month * 100 + d.day
-
-
-def _serials(optional: bool = False) -> List:
-    return List(Gs1Text(), max_items=MAX_SERIALS, min_items=1, unique=True, optional=optional)
-
-
-def _code(optional: bool = False) -> Str:
-    return Str(max_len=32, pattern=CODE_RE, optional=optional)
-
-
-# ------------------------------------------------------------------ keys
-def gtin_key(gtin: str) -> bytes:
-    return b"drug/gtin/" + gtin.encode()
-
-
-def lot_key(gtin: str, lot: str) -> bytes:
-    return b"drug/lot/" + gtin.encode() + b"/" + lot.encode()
-
-
-def serial_key(gtin: str, serial: str) -> bytes:
-    return b"drug/s/" + gtin.encode() + b"/" + serial.encode()
-
-
-def event_prefix(gtin: str, serial: str) -> bytes:
-    return b"drug/e/" + gtin.encode() + b"/" + serial.encode() + b"#"
-
-
-def event_key(gtin: str, serial: str, n: int) -> bytes:
-    return event_prefix(gtin, serial) + f"{n:06d}".encode()
-
-
-ALERT_PREFIX = b"drug/alert/"
-
-
-def alert_gtin_prefix(gtin: str) -> bytes:
-    return b"drug/alert-g/" + gtin.encode() + b"/"
-
-
-def alert_mfr_prefix(member: str) -> bytes:
-    return b"drug/alert-m/" + member.encode() + b"/"
-
-
-# ------------------------------------------------------------------ the export
-def _is_recalled(rec: dict[str, Any], lot: dict[str, Any] | None) -> bool:
-    return bool(rec["recalled"]) or bool(lot and lot["recalled"])
-
-
-def _is_suspect(rec: dict[str, Any], lot: dict[str, Any] | None) -> bool:
-    return bool(rec["suspect"]) or bool(lot and lot["suspect"])
-
-
-def serial_info(state: BlockState, gtin: str, serial: str) -> dict[str, Any] | None:
-    """A pack's current facts, or None if the serial was never commissioned.
-
-    ``status`` is one of commissioned|in_transit|held|dispensed|decommissioned;
-    ``custodian`` the member holding it (the shipper while in transit);
-    ``recalled`` and ``suspect`` combine the serial's and its lot's flags.
-    """
-    rec: dict[str, Any] | None = state.get(serial_key(gtin, serial))
-    if rec is None:
-        return None
-    lot = state.get(lot_key(gtin, rec["lot"]))
-    product = state.get(gtin_key(gtin)) or {}
-    return {
-        "gtin": gtin,
-        "serial": serial,
-        "lot": rec["lot"],
-        "expiry": rec["expiry"],
-        "status": rec["status"],
-        "custodian": rec["custodian"],
-        "recipient": rec["to"],
-        "dispensed_by": rec["dispensed_by"],
-        "decommission_reason": rec["reason"],
-        "recalled": _is_recalled(rec, lot),
-        "suspect": _is_suspect(rec, lot),
-        "manufacturer": product.get("manufacturer"),
-        "commissioned_height": rec["c"][0],
-        "commissioned_time": rec["c"][1],
-    }
-
-
-# ------------------------------------------------------------------ execution helpers
-class _Run:
-    """One transaction's view: the signer's member, cached lots, alerts raised."""
-
-    def __init__(self, ctx: ExecContext, member: dict[str, Any]) -> None:
-        self.ctx = ctx
-        self.state = ctx.state
-        self.member = member
-        self.mid: str = member["id"]
-        self.gtin: str = ctx.tx.body["gtin"]
-        self._lots: dict[str, dict[str, Any] | None] = {}
-        self.offences: dict[str, list[str]] = {}  # rule -> serials, insertion-ordered
-
-    def lot(self, lot: str) -> dict[str, Any] | None:
-        if lot not in self._lots:
-            self._lots[lot] = self.state.get(lot_key(self.gtin, lot))
-        return self._lots[lot]
-
-    def offend(self, rule: str, serial: str) -> None:
-        self.offences.setdefault(rule, []).append(serial)
-
-    def product(self) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.state.get(gtin_key(self.gtin))
-        return found
-
-    def refuse(self) -> dict[str, Any]:
-        """Record one alert per rule broken; the movement itself changes nothing."""
-        ctx = self.ctx
-        product = self.product()
-        mfr = product["manufacturer"] if product else ""
-        ids: list[str] = []
-        for k, (rule, serials) in enumerate(self.offences.items()):
-            aid = f"{ctx.block.height:012d}.{ctx.index:06d}.{k:03d}"
-            alert = {
-                "id": aid,
-                "rule": rule,
-                "gtin": self.gtin,
-                "serials": serials,
-                "manufacturer": mfr,
-                "by": self.mid,
-                "tx_type": ctx.tx.type,
-                "tx": ctx.tx.hash,
-                "height": ctx.block.height,
-                "time": ctx.block.time_ms,
-            }
-            self.state.put(ALERT_PREFIX + aid.encode(), alert)
-            self.state.put(alert_gtin_prefix(self.gtin) + aid.encode(), 1)
-            if mfr:
-                self.state.put(alert_mfr_prefix(mfr) + aid.encode(), 1)
-            ids.append(aid)
-        return {
-            "outcome": "refused",
-            "alerts": ids,
-            "rules": list(self.offences),
-            "gtin": self.gtin,
-        }
-
-    def event(self, serial: str, rec: dict[str, Any], ev: dict[str, Any]) -> None:
-        ctx = self.ctx
-        n = rec["n"] + 1
-        rec["n"] = n
-        self.state.put(
-            event_key(self.gtin, serial, n),
-            {
-                **ev,
-                "by": self.mid,
-                "height": ctx.block.height,
-                "time": ctx.block.time_ms,
-                "tx": ctx.tx.hash,
-            },
-        )
-
-
-def _accepted(run: _Run, count: int, **extra: Any) -> dict[str, Any]:
-    return {"outcome": "accepted", "alerts": [], "gtin": run.gtin, "count": count, **extra}
-
-
-def _check_movement(run: _Run, serial: str, rec: dict[str, Any] | None, kind: str) -> bool:
-    """The generic rules for moving a pack; records the offence and says False."""
-    if rec is None:
-        run.offend("unknown-serial", serial)
-        return False
-    status = rec["status"]
-    if status == "dispensed" and kind == "dispense":
-        run.offend("clone-dispense", serial)
-        return False
-    if status in ("dispensed", "decommissioned"):
-        run.offend("decommissioned-movement", serial)
-        return False
-    if _is_recalled(rec, run.lot(rec["lot"])):
-        run.offend("recalled-movement", serial)
-        return False
-    return True
-
-
-def _holds(run: _Run, rec: dict[str, Any]) -> bool:
-    return rec["custodian"] == run.mid and rec["status"] in ("commissioned", "held")
-
-
-# ------------------------------------------------------------------ drug.commission
-def _auth_manufacturer(ctx: ExecContext) -> None:
-    require_member(ctx.state, ctx.tx.signer, "manufacturer")
-
-
-def _auth_member(ctx: ExecContext) -> None:
-    require_member(ctx.state, ctx.tx.signer)
-
-
-def _auth_dispenser(ctx: ExecContext) -> None:
-    require_member(ctx.state, ctx.tx.signer, "pharmacy", "hospital")
-
-
-def _auth_recaller(ctx: ExecContext) -> None:
-    require_member(ctx.state, ctx.tx.signer, "manufacturer", "regulator")
-
-
-def _member(ctx: ExecContext) -> dict[str, Any]:
-    member = member_of(ctx.state, ctx.tx.signer)
-    assert member is not None  # authorize ran first
-    return member
-
-
-def _require_owner_or_regulator(run: _Run) -> None:
+def _require_owner_or_regulator(run: Run) -> None:
     """Recall and clear: the GTIN's manufacturer, or a regulator."""
     product = run.product()
     if product is None:
@@ -311,7 +136,7 @@ def _require_owner_or_regulator(run: _Run) -> None:
 
 def _apply_commission(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    run = _Run(ctx, _member(ctx))
+    run = Run(ctx, signer_member(ctx))
     gtin, lot_id, expiry = body["gtin"], body["lot"], body["expiry"]
     product = run.product()
     if product is not None and product["manufacturer"] != run.mid:
@@ -356,33 +181,35 @@ def _apply_commission(ctx: ExecContext) -> dict[str, Any]:
                 "c": commissioned,
             },
         )
-    return _accepted(run, len(serials), lot=lot_id)
+    return accepted(run, len(serials), lot=lot_id)
 
 
 # ------------------------------------------------------------------ movements
-def _load(run: _Run) -> list[tuple[str, dict[str, Any] | None]]:
-    gtin = run.gtin
-    return [(s, run.state.get(serial_key(gtin, s))) for s in run.ctx.tx.body["serials"]]
-
-
 def _apply_ship(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    run = _Run(ctx, _member(ctx))
+    run = Run(ctx, signer_member(ctx))
     to = body["to"]
     if to == run.mid:
         raise Rejection("malformed", "body.to: cannot ship to oneself")
     recipient = ctx.state.get(member_key(to))
     if not is_active(recipient):
         raise Rejection("unknown-recipient", f"{to} is not an active member")
-    packs = _load(run)
+    sscc: str | None = body.get("sscc")
+    if sscc is not None:
+        shipments.require_sscc_free(ctx.state, sscc)
+    packs = run.load(body["serials"])
     for s, rec in packs:
-        if _check_movement(run, s, rec, "ship") and rec is not None and not _holds(run, rec):
+        if not check_movement(run, s, rec, "ship") or rec is None:
+            continue
+        if not holds(run, rec):
             run.offend("non-custodian", s)
+        elif run.expired(rec):
+            run.offend("expired", s)
     if run.offences:
         return run.refuse()
     ev: dict[str, Any] = {"step": "shipping", "disposition": "in_transit", "to": to}
-    if "sscc" in body:
-        ev["sscc"] = body["sscc"]
+    if sscc is not None:
+        ev["sscc"] = sscc
     for s, rec in packs:
         assert rec is not None
         rec["status"] = "in_transit"
@@ -390,16 +217,30 @@ def _apply_ship(ctx: ExecContext) -> dict[str, Any]:
         rec["ship"] = ctx.tx.hash
         run.event(s, rec, ev)
         ctx.state.put(serial_key(run.gtin, s), rec)
-    return _accepted(run, len(packs), shipment=ctx.tx.hash, to=to)
+    shipments.record(run, to, body["serials"], sscc)
+    return accepted(run, len(packs), shipment=ctx.tx.hash, to=to)
 
 
 def _apply_receive(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    run = _Run(ctx, _member(ctx))
-    shipment = body.get("shipment")
-    packs = _load(run)
+    whole = shipments.whole_receive(ctx.state, body)
+    if whole is None:
+        run = Run(ctx, signer_member(ctx))
+        shipment: str | None = body.get("shipment")
+        packs = run.load(body["serials"])
+    else:
+        shipment, found = whole
+        run = Run(ctx, signer_member(ctx), found["gtin"])
+        if found["to"] != run.mid:
+            for s in found["serials"]:
+                run.offend("receive-without-ship", s)
+            return run.refuse()
+        # the packs still in transit under this shipment (not received or stolen since)
+        packs = [(s, r) for s, r in run.load(found["serials"]) if r and r.get("ship") == shipment]
+        if not packs:
+            raise Rejection("shipment-received", f"shipment {shipment} has no pack in transit")
     for s, rec in packs:
-        if not _check_movement(run, s, rec, "receive") or rec is None:
+        if not check_movement(run, s, rec, "receive") or rec is None:
             continue
         if (
             rec["status"] != "in_transit"
@@ -409,6 +250,8 @@ def _apply_receive(ctx: ExecContext) -> dict[str, Any]:
             run.offend("receive-without-ship", s)
     if run.offences:
         return run.refuse()
+    received = [rec for _, rec in packs if rec is not None]
+    shipments.left_transit(ctx.state, received)
     for s, rec in packs:
         assert rec is not None
         sender = rec["custodian"]
@@ -418,41 +261,47 @@ def _apply_receive(ctx: ExecContext) -> dict[str, Any]:
         rec.pop("ship", None)
         run.event(s, rec, {"step": "receiving", "disposition": "in_progress", "from": sender})
         ctx.state.put(serial_key(run.gtin, s), rec)
-    return _accepted(run, len(packs))
+    if whole is None:
+        return accepted(run, len(packs))
+    return accepted(run, len(packs), shipment=shipment)
 
 
 def _apply_dispense(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    run = _Run(ctx, _member(ctx))
-    packs = _load(run)
+    run = Run(ctx, signer_member(ctx))
+    packs = run.load(body["serials"])
     for s, rec in packs:
-        if not _check_movement(run, s, rec, "dispense") or rec is None:
+        if not check_movement(run, s, rec, "dispense") or rec is None:
             continue
-        if not _holds(run, rec):
+        if not holds(run, rec):
             run.offend("non-custodian", s)
-        elif _is_suspect(rec, run.lot(rec["lot"])):
+        elif is_suspect(rec, run.lot(rec["lot"])):
             run.offend("suspect-dispense", s)
         elif "lot" in body and body["lot"] != rec["lot"]:
             run.offend("lot-mismatch", s)
         elif "expiry" in body and body["expiry"] != rec["expiry"]:
             run.offend("expiry-mismatch", s)
+        elif run.expired(rec):
+            run.offend("expired", s)
     if run.offences:
         return run.refuse()
     for s, rec in packs:
         assert rec is not None
+        # when, and from which status, for an undo (drug.undispense) within its window
+        rec["d"] = [ctx.block.height, ctx.block.time_ms, rec["status"]]
         rec["status"] = "dispensed"
         rec["dispensed_by"] = run.mid
         run.event(s, rec, {"step": "dispensing", "disposition": "dispensed"})
         ctx.state.put(serial_key(run.gtin, s), rec)
-    return _accepted(run, len(packs))
+    return accepted(run, len(packs))
 
 
 def _apply_decommission(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    run = _Run(ctx, _member(ctx))
+    run = Run(ctx, signer_member(ctx))
     reason = body["reason"]
     regulator = "regulator" in run.member["roles"]
-    packs = _load(run)
+    packs = run.load(body["serials"])
     for s, rec in packs:
         if rec is None:
             run.offend("unknown-serial", s)
@@ -465,10 +314,11 @@ def _apply_decommission(ctx: ExecContext) -> dict[str, Any]:
         shipper_theft = (
             reason == "stolen" and rec["status"] == "in_transit" and rec["custodian"] == run.mid
         )
-        if not (regulator or _holds(run, rec) or shipper_theft):
+        if not (regulator or holds(run, rec) or shipper_theft):
             run.offend("non-custodian", s)
     if run.offences:
         return run.refuse()
+    shipments.left_transit(ctx.state, [rec for _, rec in packs if rec is not None])
     disposition = {"sample": "inactive"}.get(reason, reason)
     for s, rec in packs:
         assert rec is not None
@@ -478,7 +328,7 @@ def _apply_decommission(ctx: ExecContext) -> dict[str, Any]:
         rec.pop("ship", None)
         run.event(s, rec, {"step": "decommissioning", "disposition": disposition, "reason": reason})
         ctx.state.put(serial_key(run.gtin, s), rec)
-    return _accepted(run, len(packs), reason=reason)
+    return accepted(run, len(packs), reason=reason)
 
 
 # ------------------------------------------------------------------ flags
@@ -488,7 +338,7 @@ def _target(body: Mapping[str, Any]) -> str:
     return "lot" if "lot" in body else "serials"
 
 
-def _set_flag(run: _Run, flag: str, value: bool, step: dict[str, Any]) -> dict[str, Any]:
+def _set_flag(run: Run, flag: str, value: bool, step: dict[str, Any]) -> dict[str, Any]:
     ctx = run.ctx
     body = ctx.tx.body
     stamp = {
@@ -505,8 +355,8 @@ def _set_flag(run: _Run, flag: str, value: bool, step: dict[str, Any]) -> dict[s
         lot[flag] = value
         lot[f"{flag}_by"] = stamp
         ctx.state.put(lot_key(run.gtin, body["lot"]), lot)
-        return _accepted(run, lot["count"], lot=body["lot"])
-    packs = _load(run)
+        return accepted(run, lot["count"], lot=body["lot"])
+    packs = run.load(run.ctx.tx.body["serials"])
     unknown = [s for s, rec in packs if rec is None]
     if unknown:
         raise Rejection("unknown-serial", f"never commissioned: {', '.join(unknown[:5])}")
@@ -515,17 +365,17 @@ def _set_flag(run: _Run, flag: str, value: bool, step: dict[str, Any]) -> dict[s
         rec[flag] = value
         run.event(s, rec, {**step, **({"reason": body["reason"]} if "reason" in body else {})})
         ctx.state.put(serial_key(run.gtin, s), rec)
-    return _accepted(run, len(packs))
+    return accepted(run, len(packs))
 
 
 def _apply_recall(ctx: ExecContext) -> dict[str, Any]:
-    run = _Run(ctx, _member(ctx))
+    run = Run(ctx, signer_member(ctx))
     _require_owner_or_regulator(run)
     return _set_flag(run, "recalled", True, {"step": "holding", "disposition": "recalled"})
 
 
 def _apply_suspect(ctx: ExecContext) -> dict[str, Any]:
-    run = _Run(ctx, _member(ctx))
+    run = Run(ctx, signer_member(ctx))
     if run.product() is None:
         raise Rejection("unknown-product", f"GTIN {run.gtin} was never commissioned")
     return _set_flag(
@@ -534,7 +384,7 @@ def _apply_suspect(ctx: ExecContext) -> dict[str, Any]:
 
 
 def _apply_clear(ctx: ExecContext) -> dict[str, Any]:
-    run = _Run(ctx, _member(ctx))
+    run = Run(ctx, signer_member(ctx))
     _require_owner_or_regulator(run)
     return _set_flag(run, "suspect", False, {"step": "inspecting", "disposition": "active"})
 
@@ -601,7 +451,7 @@ def verify(state: BlockState, gtin: str, serial: str, lot: str, expiry: str) -> 
             reasons.append("recalled")
         if info["suspect"]:
             reasons.append("suspect")
-        if expiry_yyyymmdd(info["expiry"]) < day_of(block_time(state)):
+        if is_expired(info["expiry"], block_time(state)):
             reasons.append("expired")
     return {
         "verified": not reasons,
@@ -615,9 +465,27 @@ def verify(state: BlockState, gtin: str, serial: str, lot: str, expiry: str) -> 
     }
 
 
+def _scanned(raw: str) -> tuple[str, str, str, str]:
+    """gtin, serial, lot and expiry of a scanned GS1 element string (``scan``)."""
+    try:
+        fields = parse_element_string(raw)
+    except Gs1Error as err:
+        raise Rejection("malformed", f"scan: {err}") from None
+    missing = [f for f in SCAN_FIELDS if f not in fields]
+    if missing:
+        raise Rejection("malformed", f"scan: has no {', '.join(missing)}")
+    gtin, serial, lot, expiry = (fields[f] for f in SCAN_FIELDS)
+    return gtin, serial, lot, expiry
+
+
 def _q_verify(
     state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
 ) -> dict[str, Any]:
+    scan = _param(query, "scan", required=False)
+    if scan is not None:
+        if any(_param(query, f, required=False) is not None for f in SCAN_FIELDS):
+            raise Rejection("malformed", "give scan, or gtin, serial, lot and expiry, not both")
+        return verify(state, *_scanned(scan))
     gtin, serial = _param(query, "gtin"), _param(query, "serial")
     lot, expiry = _param(query, "lot"), _param(query, "expiry")
     assert gtin is not None and serial is not None and lot is not None and expiry is not None
@@ -694,8 +562,8 @@ def _q_alerts(
 # ------------------------------------------------------------------ the domain
 COMMISSION = TxType(
     name="drug.commission",
-    schema=Obj({"gtin": Gtin(), "lot": Gs1Text(), "expiry": Expiry(), "serials": _serials()}),
-    authorize=_auth_manufacturer,
+    schema=Obj({"gtin": Gtin(), "lot": Gs1Text(), "expiry": Expiry(), "serials": serials_schema()}),
+    authorize=auth_manufacturer,
     apply=_apply_commission,
     summary="commission serialised packs of a GTIN and lot (EPCIS commissioning)",
 )
@@ -704,12 +572,12 @@ SHIP = TxType(
     schema=Obj(
         {
             "gtin": Gtin(),
-            "serials": _serials(),
+            "serials": serials_schema(),
             "to": Str(max_len=64, pattern=MEMBER_RE),
             "sscc": Sscc(optional=True),
         }
     ),
-    authorize=_auth_member,
+    authorize=auth_member,
     apply=_apply_ship,
     summary="ship packs the signer holds to another member (EPCIS shipping)",
 )
@@ -717,26 +585,27 @@ RECEIVE = TxType(
     name="drug.receive",
     schema=Obj(
         {
-            "gtin": Gtin(),
-            "serials": _serials(),
+            "gtin": Gtin(optional=True),
+            "serials": serials_schema(optional=True),
             "shipment": Str(max_len=64, min_len=64, pattern=HEX64, optional=True),
+            "sscc": Sscc(optional=True),
         }
     ),
-    authorize=_auth_member,
+    authorize=auth_member,
     apply=_apply_receive,
-    summary="receive packs shipped to the signer (EPCIS receiving)",
+    summary="receive listed packs, a whole shipment or an SSCC shipped to the signer",
 )
 DISPENSE = TxType(
     name="drug.dispense",
     schema=Obj(
         {
             "gtin": Gtin(),
-            "serials": _serials(),
+            "serials": serials_schema(),
             "lot": Gs1Text(optional=True),
             "expiry": Expiry(optional=True),
         }
     ),
-    authorize=_auth_dispenser,
+    authorize=auth_dispenser,
     apply=_apply_dispense,
     summary="dispense packs the pharmacy or hospital holds (decommissions them)",
 )
@@ -745,11 +614,11 @@ DECOMMISSION = TxType(
     schema=Obj(
         {
             "gtin": Gtin(),
-            "serials": _serials(),
+            "serials": serials_schema(),
             "reason": Str(max_len=16, choices=DECOMMISSION_REASONS),
         }
     ),
-    authorize=_auth_member,
+    authorize=auth_member,
     apply=_apply_decommission,
     summary="decommission packs: destroyed, expired, stolen or sample",
 )
@@ -757,33 +626,43 @@ _FLAG_SCHEMA = Obj(
     {
         "gtin": Gtin(),
         "lot": Gs1Text(optional=True),
-        "serials": _serials(optional=True),
-        "reason": _code(optional=True),
+        "serials": serials_schema(optional=True),
+        "reason": code_schema(optional=True),
     }
 )
 RECALL = TxType(
     name="drug.recall",
     schema=_FLAG_SCHEMA,
-    authorize=_auth_recaller,
+    authorize=auth_recaller,
     apply=_apply_recall,
     summary="recall a lot or serials (the GTIN's manufacturer or a regulator)",
 )
 SUSPECT = TxType(
     name="drug.suspect",
     schema=_FLAG_SCHEMA,
-    authorize=_auth_member,
+    authorize=auth_member,
     apply=_apply_suspect,
     summary="flag a lot or serials as suspect (an investigation)",
 )
 CLEAR = TxType(
     name="drug.clear",
     schema=_FLAG_SCHEMA,
-    authorize=_auth_recaller,
+    authorize=auth_recaller,
     apply=_apply_clear,
     summary="clear the suspect flag of a lot or serials (manufacturer or regulator)",
 )
 
-TX_TYPES = (COMMISSION, SHIP, RECEIVE, DISPENSE, DECOMMISSION, RECALL, SUSPECT, CLEAR)
+TX_TYPES = (
+    COMMISSION,
+    SHIP,
+    RECEIVE,
+    DISPENSE,
+    UNDISPENSE,
+    DECOMMISSION,
+    RECALL,
+    SUSPECT,
+    CLEAR,
+)
 
 DOMAIN = Domain(
     name="supply",
@@ -792,8 +671,9 @@ DOMAIN = Domain(
         Query(
             "/supply/verify",
             _q_verify,
-            "Verify a pack (GTIN, serial, lot, expiry): verified, reason codes, history",
-            ("gtin", "serial", "lot", "expiry"),
+            "Verify a pack (GTIN, serial, lot, expiry, or the scanned GS1 element string): "
+            "verified, reason codes, history",
+            ("gtin", "serial", "lot", "expiry", "scan"),
         ),
         Query(
             "/supply/packs",
