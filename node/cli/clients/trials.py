@@ -24,6 +24,7 @@ from node.cli.clients.common import fail as _fail
 from node.cli.clients.common import get as _get
 from node.core.hexstr import HEX64
 from node.ledger.domains.trials import AMEND_REASONS, WITHDRAW_REASONS
+from node.ledger.domains.trials_approval import DECISIONS
 
 _tx_options = options.compose(
     options.tx_options(),
@@ -82,6 +83,10 @@ def group() -> None:
 @click.option("--primary", multiple=True, required=True, help="Primary outcome ID=HEX (repeat).")
 @click.option("--secondary", multiple=True, help="Secondary outcome ID=HEX (repeat).")
 @click.option("--site", multiple=True, help="Member id of a site (hospital or clinic; repeat).")
+@click.option(
+    "--ethics-committee",
+    help="Member id (role regulator) whose approval every amendment then needs.",
+)
 def register(
     api: str,
     key_file: Path,
@@ -96,6 +101,7 @@ def register(
     primary: tuple[str, ...],
     secondary: tuple[str, ...],
     site: tuple[str, ...],
+    ethics_committee: str | None,
 ) -> None:
     """Register a trial (trial.register; signer: a sponsor member)."""
     body = {
@@ -107,6 +113,8 @@ def register(
         "secondary_outcomes": _outcomes(secondary, "secondary"),
         "sites": list(site),
     }
+    if ethics_committee:
+        body["ethics_committee"] = ethics_committee
     common.submit_tx(api, key_file, "trial.register", body, wait, timeout)
 
 
@@ -230,6 +238,12 @@ def enroll(
 @_tx_options
 @click.option("--merkle-root", required=True, help="Merkle root of the batch's CRF record hashes.")
 @click.option("--count", "record_count", type=int, required=True, help="Records in the batch.")
+@click.option(
+    "--participant",
+    multiple=True,
+    help="Pseudonym of a participant whose records the batch holds (repeat; required "
+    "once a safety amendment is in force).",
+)
 def data(
     api: str,
     key_file: Path,
@@ -238,13 +252,16 @@ def data(
     timeout: float,
     merkle_root: str,
     record_count: int,
+    participant: tuple[str, ...],
 ) -> None:
     """Commit a batch of case-report-form records (trial.data; signer: a site)."""
-    body = {
+    body: dict[str, Any] = {
         "trial_id": trial_id,
         "merkle_root": _hex(merkle_root, "--merkle-root"),
         "record_count": record_count,
     }
+    if participant:
+        body["participants"] = [_hex(p, "--participant") for p in participant]
     common.submit_tx(api, key_file, "trial.data", body, wait, timeout)
 
 
@@ -282,6 +299,35 @@ def results(
         "results_commitment": _hex(results_commitment, "--results-commitment"),
     }
     common.submit_tx(api, key_file, "trial.results", body, wait, timeout)
+
+
+@group.command(name="approve")
+@_tx_options
+@click.option(
+    "--protocol-version", type=int, required=True, help="The pending amendment's version."
+)
+@click.option("--decision", type=click.Choice(DECISIONS), default="approved", show_default=True)
+def approve(
+    api: str,
+    key_file: Path,
+    trial_id: str,
+    wait: bool,
+    timeout: float,
+    protocol_version: int,
+    decision: str,
+) -> None:
+    """Decide on a pending amendment (trial.approve; signer: the trial's ethics committee)."""
+    body = {"trial_id": trial_id, "protocol_version": protocol_version, "decision": decision}
+    common.submit_tx(api, key_file, "trial.approve", body, wait, timeout)
+
+
+@group.command(name="reconsent")
+@options.api()
+@click.option("--trial-id", required=True, help="The trial's id.")
+@options.limit()
+def reconsent(api: str, trial_id: str, limit: int) -> None:
+    """Participants who must re-consent after a safety amendment."""
+    _echo(_get(api, f"/trials/{trial_id}/reconsent", {"limit": str(limit)}))
 
 
 @group.command(name="report")

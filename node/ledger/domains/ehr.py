@@ -11,9 +11,15 @@ Transaction types (FHIR R4 names where one exists; the mapping is in the docs):
 * ``consent.grant`` / ``consent.revoke`` (the patient): a grantee member may
   access records in a scope, for purposes, within a period of block time.
 * ``access.log`` (the grantee): an access under a consent, accepted only when
-  the consent covers the record, the purpose and the block time.
+  the consent covers the record, the purpose and the block time. The record's
+  own custodian needs no consent: if the named consent does not cover its
+  access, the access is recorded as kind ``custodian`` (in the patient's
+  disclosures, but no ticket for the document exchange).
 * ``access.emergency`` (hospital or clinic): break-glass access without
   consent, time-boxed, flagged, listed to the patient and to auditors.
+* ``access.review`` (auditor or regulator): closes the review of one
+  break-glass access with a finding (``justified``, ``unjustified``,
+  ``inconclusive``), shown with it to auditors and to the patient.
 * ``record.erase`` (the record's custodian): every version of a record is
   erased off chain (GDPR Art. 17); the chain records the fact on the record and
   refuses any later anchor of it, consent naming it (``data``), access or
@@ -37,6 +43,7 @@ State (all values canonical JSON)::
     ehr/disclosure/<pubhex>/<height:012>/<index:06> an access or emergency event
     ehr/access/<tx hash>                         the key of that event (access tx -> event)
     ehr/emergency/<height:012>/<index:06>           an emergency event (for auditors)
+    ehr/review/<emergency tx hash>               the review of a break-glass access
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ from node.ledger.state import BlockState, block_time
 ENROLLER_ROLES = ("hospital", "clinic")
 CUSTODIAN_ROLES = ("hospital", "clinic", "pharmacy")
 EMERGENCY_ROLES = ("hospital", "clinic")
+AUDITOR_ROLES = ("auditor", "regulator")
+# the finding that closes the review of a break-glass access (access.review)
+REVIEW_FINDINGS = ("justified", "unjustified", "inconclusive")
 
 # HL7 v3 PurposeOfUse (FHIR Consent.provision.purpose, AuditEvent.purposeOfEvent)
 PURPOSES = (
@@ -155,6 +165,11 @@ def disclosures_prefix(pubhex: str) -> bytes:
 EMERGENCY_PREFIX = b"ehr/emergency/"
 
 
+def review_key(emergency_tx: str) -> bytes:
+    """The review of the break-glass access made by transaction ``emergency_tx``."""
+    return b"ehr/review/" + emergency_tx.encode()
+
+
 # ----------------------------------------------------------------- exports
 def record_info(state: BlockState, record_id: str) -> dict[str, Any] | None:
     """The latest version of a record: record_id, patient, custodian, type, version,
@@ -187,13 +202,14 @@ def version_of(state: BlockState, version_id: str) -> dict[str, Any] | None:
 def access_event(state: BlockState, tx_hash: str) -> dict[str, Any] | None:
     """The access or emergency event a committed ``access.log`` / ``access.emergency``
     wrote (kind, emergency, record_id, version, agent, purpose, consent_id, reason,
-    period, patient, height, time, tx); None for any other hash."""
+    period, patient, height, time, tx; an emergency's ``review``); None for any other
+    hash, and for a custodian's access without consent (no ticket)."""
     if not HEX64.fullmatch(tx_hash):
         return None
     where = state.get(access_key(tx_hash))
     if where is None:
         return None
-    event: dict[str, Any] | None = state.get(str(where).encode())
+    event: dict[str, Any] | None = _with_review(state, state.get(str(where).encode()))
     return event
 
 
@@ -206,6 +222,13 @@ def patient_info(state: BlockState, pubkey_hex: str) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------- helpers
+def _with_review(state: BlockState, event: Any) -> Any:
+    """A break-glass event with its ``review`` (None until an auditor closes it)."""
+    if isinstance(event, dict) and event.get("emergency"):
+        return {**event, "review": state.get(review_key(event["tx"]))}
+    return event
+
+
 def _signer_member_id(ctx: ExecContext) -> str:
     member = member_of(ctx.state, ctx.tx.signer)
     assert member is not None  # authorize ran first
@@ -217,9 +240,11 @@ def _require_patient(ctx: ExecContext) -> None:
         raise Rejection("unauthorized", "signer is not an enrolled patient key")
 
 
-def _event(ctx: ExecContext, patient: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _event(
+    ctx: ExecContext, patient: str, fields: dict[str, Any], ticket: bool = True
+) -> dict[str, Any]:
     """Store an access event (FHIR AuditEvent) in the patient's accounting of
-    disclosures, and its key under the transaction's hash (``access_event``)."""
+    disclosures, and (``ticket``) its key under the transaction's hash (``access_event``)."""
     event = {
         **fields,
         "patient": patient,
@@ -229,7 +254,8 @@ def _event(ctx: ExecContext, patient: str, fields: dict[str, Any]) -> dict[str, 
     }
     key = disclosures_prefix(patient) + _pos(ctx)
     ctx.state.put(key, event)
-    ctx.state.put(access_key(ctx.tx.hash), key.decode())
+    if ticket:
+        ctx.state.put(access_key(ctx.tx.hash), key.decode())
     return event
 
 
@@ -443,12 +469,35 @@ def _auth_member(ctx: ExecContext) -> None:
     require_member(ctx.state, ctx.tx.signer)
 
 
+def _custodian_access(ctx: ExecContext, record: dict[str, Any], member_id: str) -> dict[str, Any]:
+    """The record's own custodian's access without a covering consent (kind ``custodian``,
+    the named consent ignored): in the patient's disclosures, but no ticket
+    (``access_event`` does not find it), the documents being the custodian's own."""
+    fields = {
+        "kind": "custodian",
+        "emergency": False,
+        "record_id": record["record_id"],
+        "version": record["version"],
+        "agent": member_id,
+        "purpose": ctx.tx.body["purpose"],
+        "consent_id": None,
+        "reason": None,
+        "period": None,
+    }
+    event = _event(ctx, record["patient"], fields, ticket=False)
+    return {"record_id": record["record_id"], "version": record["version"], "time": event["time"]}
+
+
 def _apply_access(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
     member_id = _signer_member_id(ctx)
     record = ctx.state.get(record_key(body["record_id"]))
     consent = ctx.state.get(consent_key(body["consent_id"]))
     code, message = consent_decision(consent, record, member_id, body["purpose"], ctx.block.time_ms)
+    if code not in ("ok", "unknown-record", "erased"):
+        assert record is not None
+        if record["custodian"] == member_id:
+            return _custodian_access(ctx, record, member_id)
     if code != "ok":
         raise Rejection(code, message)
     assert record is not None
@@ -505,6 +554,37 @@ def _apply_emergency(ctx: ExecContext) -> dict[str, Any]:
         "emergency": True,
         "period": event["period"],
     }
+
+
+# ----------------------------------------------------------------- access.review
+def _auth_auditor(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, *AUDITOR_ROLES)
+
+
+def _apply_review(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    target = body["emergency"]
+    event = access_event(ctx.state, target)
+    if event is None or not event["emergency"]:
+        raise Rejection("unknown-emergency", "no break-glass access was made by this transaction")
+    found = ctx.state.get(review_key(target))
+    if found is not None:
+        raise Rejection(
+            "already-reviewed", f"reviewed at height {found['height']}: {found['finding']}"
+        )
+    reviewer = _signer_member_id(ctx)
+    if reviewer == event["agent"]:
+        raise Rejection("own-emergency", "a member cannot review its own break-glass access")
+    review = {
+        "emergency": target,
+        "finding": body["finding"],
+        "reviewer": reviewer,
+        "height": ctx.block.height,
+        "time": ctx.block.time_ms,
+        "tx": ctx.tx.hash,
+    }
+    ctx.state.put(review_key(target), review)
+    return {"emergency": target, "finding": body["finding"], "reviewer": reviewer}
 
 
 # ----------------------------------------------------------------- queries
@@ -585,9 +665,14 @@ def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str
         "allowed": False,
         "consent_id": None,
         "reason": "unknown-record",
+        "emergency": None,
     }
     if record is None:
         return answer
+    if record.get("erased") is not None:
+        return {**answer, "reason": "erased"}
+    if record["custodian"] == member_id:
+        return {**answer, "allowed": True, "reason": "custodian"}
     wanted = query.get("consent_id")
     candidates: list[str] = []
     if wanted is not None:
@@ -602,7 +687,27 @@ def _q_may_access(state: BlockState, path: Mapping[str, str], query: Mapping[str
             return {**answer, "allowed": True, "consent_id": cid, "reason": "ok"}
         if code != "consent-grantee" or wanted is not None:
             reason = code  # the last relevant reason among the member's consents
+    window = _open_emergency(state, record, member_id, now)
+    if window is not None:
+        return {**answer, "allowed": True, "reason": "emergency", "emergency": window}
     return {**answer, "reason": reason}
+
+
+def _open_emergency(
+    state: BlockState, record: Mapping[str, Any], member_id: str, now: int
+) -> dict[str, Any] | None:
+    """The member's latest break-glass access to the record whose window holds ``now``
+    (``tx``, ``reason``, ``period``), or None."""
+    found: dict[str, Any] | None = None
+    for _, event in state.iter_prefix(disclosures_prefix(record["patient"])):
+        if (
+            event["emergency"]
+            and event["record_id"] == record["record_id"]
+            and event["agent"] == member_id
+            and event["period"]["start"] <= now < event["period"]["end"]
+        ):
+            found = {k: event[k] for k in ("tx", "reason", "period")}
+    return found
 
 
 def _q_patient(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
@@ -634,11 +739,13 @@ def _q_disclosures(state: BlockState, path: Mapping[str, str], query: Mapping[st
     key = hex64_param(path["key"], "key")
     if state.get(patient_key(key)) is None:
         return None
-    return {"patient": key, "disclosures": _page(state.iter_prefix(disclosures_prefix(key)), query)}
+    found = _page(state.iter_prefix(disclosures_prefix(key)), query)
+    return {"patient": key, "disclosures": [_with_review(state, e) for e in found]}
 
 
 def _q_emergency(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
-    return {"emergency_accesses": _page(state.iter_prefix(EMERGENCY_PREFIX), query)}
+    found = _page(state.iter_prefix(EMERGENCY_PREFIX), query)
+    return {"emergency_accesses": [_with_review(state, e) for e in found]}
 
 
 # ----------------------------------------------------------------- registration
@@ -699,7 +806,8 @@ ACCESS_LOG = TxType(
     schema=Obj({"record_id": _RECORD_ID, "purpose": Str(choices=PURPOSES), "consent_id": Hex64()}),
     authorize=_auth_member,
     apply=_apply_access,
-    summary="a grantee records an access to a record under a consent (checked at commit)",
+    summary="a grantee records an access to a record under a consent (checked at commit); "
+    "the record's custodian needs no consent",
 )
 
 ACCESS_EMERGENCY = TxType(
@@ -714,6 +822,14 @@ ACCESS_EMERGENCY = TxType(
     authorize=_auth_emergency,
     apply=_apply_emergency,
     summary="break-glass access without consent: time-boxed, flagged, seen by patient and auditors",
+)
+
+ACCESS_REVIEW = TxType(
+    name="access.review",
+    schema=Obj({"emergency": Hex64(), "finding": Str(choices=REVIEW_FINDINGS)}),
+    authorize=_auth_auditor,
+    apply=_apply_review,
+    summary="an auditor or regulator closes the review of a break-glass access with a finding",
 )
 
 RECORD_ERASE = TxType(
@@ -734,6 +850,7 @@ DOMAIN = Domain(
         ACCESS_LOG,
         ACCESS_EMERGENCY,
         RECORD_ERASE,
+        ACCESS_REVIEW,
     ),
     queries=(
         Query("/ehr/records/{record_id}", _q_record, "The latest version of a record"),
@@ -776,7 +893,7 @@ DOMAIN = Domain(
         Query(
             "/ehr/emergency-accesses",
             _q_emergency,
-            "Break-glass accesses, for auditors",
+            "Break-glass accesses with their review, for auditors",
             ("limit", "from_height"),
         ),
     ),

@@ -1,6 +1,6 @@
 """Clinical trials: registration, amendments, consent, enrolment, data, lock, results.
 
-Eight transaction types (``trial.*``) and four queries. Nothing about a
+Nine transaction types (``trial.*``) and five queries. Nothing about a
 participant's health goes on chain: a participant is a pseudonym commitment
 (64 hex, salted by the site), outcomes and documents are commitments, data
 batches are Merkle roots with a count. ``brief_title`` and ``reason`` are
@@ -15,13 +15,20 @@ Who does what:
   member with role ``hospital`` or ``clinic`` that the sponsor listed as a
   site of the trial (``sites`` in register or amend). A participant belongs
   to the site that first recorded their consent.
+* ``trial.approve``: the trial's ethics committee (a member with role
+  ``regulator`` named at registration) approves or rejects a pending amendment
+  (``trials_approval.py``).
 
 Rules enforced at execution (stable rejection codes in brackets): enrolment
 needs consent to the *current* protocol version, so after an amendment every
 participant not yet enrolled must re-consent [consent-outdated]; a withdrawn
 participant cannot consent or be enrolled again [withdrawn]; no consent,
 enrolment, data or amendment after the database lock [locked]; results only
-after the lock [not-locked] and once [already-reported].
+after the lock [not-locked] and once [already-reported]. After a safety
+amendment, data naming a participant still on an older consent is refused until
+they re-consent [reconsent-required] (``trials_reconsent.py``); a trial with an
+ethics committee keeps each amendment pending, the old version in force, until
+the committee decides [amendment-pending, no-pending-amendment].
 
 Flags (recorded in the trial, listed by the audit report; the transaction is
 accepted): ``outcomes-changed-after-enrolment`` when an amendment changes the
@@ -41,6 +48,23 @@ from typing import Any
 
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, ids_after, int_param
+from node.ledger.domains.trials_approval import (
+    APPROVED,
+    COMMITTEE_ROLES,
+    DECISIONS,
+    MAX_REJECTED,
+    check_committee,
+    decision_record,
+    rejected_count,
+    timeline_events,
+)
+from node.ledger.domains.trials_reconsent import (
+    MAX_DATA_PARTICIPANTS,
+    SAFETY_REASON,
+    check_data_participants,
+    outdated_participants,
+    reconsent_from,
+)
 from node.ledger.members import is_active, member_key, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -143,6 +167,7 @@ REGISTER_SCHEMA = Obj(
         "sites": List(
             Str(max_len=64, pattern=MEMBER_ID), max_items=MAX_SITES, unique=True, optional=True
         ),
+        "ethics_committee": Str(max_len=64, pattern=MEMBER_ID, optional=True),
     }
 )
 AMEND_SCHEMA = Obj(
@@ -180,9 +205,19 @@ DATA_SCHEMA = Obj(
         "trial_id": _TRIAL_ID,
         "merkle_root": Hex64(),
         "record_count": Int(min=1, max=MAX_RECORDS_PER_BATCH),
+        "participants": List(
+            _PARTICIPANT, max_items=MAX_DATA_PARTICIPANTS, min_items=1, unique=True, optional=True
+        ),
     }
 )
 LOCK_SCHEMA = Obj({"trial_id": _TRIAL_ID, "lock_commitment": Hex64()})
+APPROVE_SCHEMA = Obj(
+    {
+        "trial_id": _TRIAL_ID,
+        "protocol_version": Int(min=2, max=MAX_VERSIONS),
+        "decision": Str(max_len=16, choices=DECISIONS),
+    }
+)
 RESULTS_SCHEMA = Obj(
     {
         "trial_id": _TRIAL_ID,
@@ -295,6 +330,9 @@ def _apply_register(ctx: ExecContext) -> dict[str, Any]:
     secondary = body.get("secondary_outcomes", [])
     _check_outcome_ids(body["primary_outcomes"], secondary)
     sites = _check_sites(ctx.state, body.get("sites", []))
+    committee = body.get("ethics_committee")
+    if committee is not None:
+        check_committee(ctx.state.get(member_key(committee)), committee)
     sponsor = _signer_member(ctx)
     ev = _event(ctx)
     trial: dict[str, Any] = {
@@ -308,6 +346,10 @@ def _apply_register(ctx: ExecContext) -> dict[str, Any]:
         "primary_outcomes": body["primary_outcomes"],
         "secondary_outcomes": secondary,
         "sites": sites,
+        "ethics_committee": committee,
+        "pending_amendment": None,
+        "amendment_decisions": [],
+        "reconsent_from": None,
         "prespecified": None,
         "timeline": {
             "registered": ev,
@@ -341,6 +383,8 @@ def _apply_register(ctx: ExecContext) -> dict[str, Any]:
             "sites": sites,
             "outcomes_changed": None,
             "after_enrolment": False,
+            "submitted": ev,
+            "approval": None,
             **ev,
         },
     )
@@ -354,6 +398,13 @@ def _apply_amend(ctx: ExecContext) -> dict[str, Any]:
     trial_id = trial["trial_id"]
     if trial["lock_commitment"] is not None:
         raise Rejection("locked", f"trial {trial_id} is locked")
+    pending = trial.get("pending_amendment")
+    if pending is not None:
+        raise Rejection(
+            "amendment-pending",
+            f"the amendment to version {pending['protocol_version']} awaits the ethics "
+            "committee's decision",
+        )
     version = trial["protocol_version"] + 1
     if "protocol_version" in body and body["protocol_version"] != version:
         raise Rejection(
@@ -364,14 +415,53 @@ def _apply_amend(ctx: ExecContext) -> dict[str, Any]:
         raise Rejection("too-many-versions", f"at most {MAX_VERSIONS} protocol versions")
     if body["protocol_commitment"] == trial["protocol_commitment"]:
         raise Rejection("protocol-unchanged", "an amendment needs a new protocol commitment")
-    before = _outcome_map(trial)
     primary = body.get("primary_outcomes", trial["primary_outcomes"])
     secondary = body.get("secondary_outcomes", trial["secondary_outcomes"])
     _check_outcome_ids(primary, secondary)
-    if "sites" in body:
-        trial["sites"] = _check_sites(ctx.state, body["sites"])
-    trial["primary_outcomes"] = primary
-    trial["secondary_outcomes"] = secondary
+    sites = _check_sites(ctx.state, body["sites"]) if "sites" in body else trial["sites"]
+    ev = _event(ctx)
+    proposal: dict[str, Any] = {
+        "protocol_version": version,
+        "reason_code": body["reason_code"],
+        "reason": body["reason"],
+        "protocol_commitment": body["protocol_commitment"],
+        "sap_commitment": body.get("sap_commitment", trial["sap_commitment"]),
+        "primary_outcomes": primary,
+        "secondary_outcomes": secondary,
+        "sites": sites,
+        "submitted": ev,
+    }
+    if trial.get("ethics_committee") is not None:
+        if rejected_count(trial) >= MAX_REJECTED:
+            raise Rejection(
+                "too-many-versions", f"at most {MAX_REJECTED} rejected amendments per trial"
+            )
+        trial["pending_amendment"] = proposal
+        ctx.state.put(trial_key(trial_id), trial)
+        return {
+            "trial_id": trial_id,
+            "protocol_version": version,
+            "flagged": False,
+            "pending": True,
+        }
+    flagged = _put_amendment(ctx, trial, proposal, None)
+    return {"trial_id": trial_id, "protocol_version": version, "flagged": flagged, "pending": False}
+
+
+def _put_amendment(
+    ctx: ExecContext,
+    trial: dict[str, Any],
+    proposal: Mapping[str, Any],
+    approval: Mapping[str, Any] | None,
+) -> bool:
+    """Make ``proposal`` the trial's protocol version in force, at this transaction;
+    write the trial and the version entry. Whether the outcome-change flag was raised."""
+    trial_id = trial["trial_id"]
+    version = proposal["protocol_version"]
+    before = _outcome_map(trial)
+    trial["primary_outcomes"] = proposal["primary_outcomes"]
+    trial["secondary_outcomes"] = proposal["secondary_outcomes"]
+    trial["sites"] = proposal["sites"]
     diff = _outcome_diff(before, _outcome_map(trial))
     changed = bool(diff["added"] or diff["removed"] or diff["changed"])
     after_enrolment = trial["timeline"]["first_enrolment"] is not None
@@ -382,27 +472,69 @@ def _apply_amend(ctx: ExecContext) -> dict[str, Any]:
             {"code": FLAG_AMEND_AFTER_ENROLMENT, "protocol_version": version, **diff, **ev}
         )
     trial["protocol_version"] = version
-    trial["protocol_commitment"] = body["protocol_commitment"]
-    if "sap_commitment" in body:
-        trial["sap_commitment"] = body["sap_commitment"]
+    trial["protocol_commitment"] = proposal["protocol_commitment"]
+    trial["sap_commitment"] = proposal["sap_commitment"]
+    if proposal["reason_code"] == SAFETY_REASON:
+        trial["reconsent_from"] = version
     trial["timeline"]["last_amendment"] = {"protocol_version": version, **ev}
     ctx.state.put(trial_key(trial_id), trial)
     ctx.state.put(
         version_key(trial_id, version),
         {
             "protocol_version": version,
-            "reason_code": body["reason_code"],
-            "reason": body["reason"],
+            "reason_code": proposal["reason_code"],
+            "reason": proposal["reason"],
             "protocol_commitment": trial["protocol_commitment"],
             "sap_commitment": trial["sap_commitment"],
             **_copy_outcomes(trial),
             "sites": trial["sites"],
             "outcomes_changed": diff if changed else None,
             "after_enrolment": after_enrolment,
+            "submitted": proposal["submitted"],
+            "approval": None if approval is None else dict(approval),
             **ev,
         },
     )
-    return {"trial_id": trial_id, "protocol_version": version, "flagged": flagged}
+    return flagged
+
+
+def _auth_committee(ctx: ExecContext) -> None:
+    require_member(ctx.state, ctx.tx.signer, *COMMITTEE_ROLES)
+
+
+def _apply_approve(ctx: ExecContext) -> dict[str, Any]:
+    body = ctx.tx.body
+    trial = _load_trial(ctx.state, body["trial_id"])
+    trial_id = trial["trial_id"]
+    committee = _signer_member(ctx)
+    if trial.get("ethics_committee") != committee:
+        raise Rejection(
+            "unauthorized", f"member {committee} is not the ethics committee of trial {trial_id}"
+        )
+    if trial["lock_commitment"] is not None:
+        raise Rejection("locked", f"trial {trial_id} is locked")
+    pending = trial.get("pending_amendment")
+    if pending is None or pending["protocol_version"] != body["protocol_version"]:
+        raise Rejection(
+            "no-pending-amendment",
+            f"no amendment to version {body['protocol_version']} of {trial_id} is pending",
+        )
+    decision = body["decision"]
+    record = decision_record(pending, decision, committee, _event(ctx))
+    trial["pending_amendment"] = None
+    trial["amendment_decisions"] = [*trial.get("amendment_decisions", []), record]
+    flagged = False
+    if decision == APPROVED:
+        approval = {"committee": committee, "decision": decision}
+        flagged = _put_amendment(ctx, trial, pending, approval)
+    else:
+        ctx.state.put(trial_key(trial_id), trial)
+    return {
+        "trial_id": trial_id,
+        "protocol_version": pending["protocol_version"],
+        "decision": decision,
+        "flagged": flagged,
+    }
 
 
 def _apply_consent(ctx: ExecContext) -> dict[str, Any]:
@@ -516,6 +648,12 @@ def _apply_data(ctx: ExecContext) -> dict[str, Any]:
         raise Rejection("locked", f"trial {trial_id} is locked: no more data")
     if trial["timeline"]["first_enrolment"] is None:
         raise Rejection("no-enrolment", f"trial {trial_id} has no enrolled participant yet")
+    named = check_data_participants(
+        trial,
+        site,
+        body.get("participants"),
+        lambda p: ctx.state.get(subject_key(trial_id, p)),
+    )
     rkey = root_key(trial_id, body["merkle_root"])
     if ctx.state.exists(rkey):
         raise Rejection("duplicate-batch", "this Merkle root was recorded for the trial already")
@@ -526,6 +664,7 @@ def _apply_data(ctx: ExecContext) -> dict[str, Any]:
             "seq": seq,
             "merkle_root": body["merkle_root"],
             "record_count": body["record_count"],
+            "participant_count": named,
             "site": site,
             **_event(ctx),
         },
@@ -635,10 +774,21 @@ def _query_participant(
     return found
 
 
+def _subjects(state: BlockState, trial_id: str, after: str = "") -> Iterator[dict[str, Any]]:
+    """A trial's participant records in pseudonym order, those after ``after``."""
+    for _, subject in ids_after(state, b"trialsubj/" + trial_id.encode() + b"/", after):
+        yield subject
+
+
 def audit_report(
-    state: BlockState, trial_id: str, data_limit: int = 100, data_after: int = 0
+    state: BlockState,
+    trial_id: str,
+    data_limit: int = 100,
+    data_after: int = 0,
+    outdated_limit: int = 100,
 ) -> dict[str, Any] | None:
-    """A trial's audit report: timeline, amendments, counts, data commitments, flags."""
+    """A trial's audit report: timeline, amendments, counts, data commitments, flags,
+    approvals and the participants who must re-consent (the first ``outdated_limit``)."""
     trial: dict[str, Any] | None = state.get(trial_key(trial_id))
     if trial is None:
         return None
@@ -650,9 +800,11 @@ def audit_report(
                 "event": "amended",
                 "protocol_version": v["protocol_version"],
                 "reason_code": v["reason_code"],
+                "approved_by": (v.get("approval") or {}).get("committee"),
                 **{k: v[k] for k in ("height", "index", "time", "tx")},
             }
         )
+    timeline.extend(timeline_events(trial))
     for name, event in (
         ("first_enrolment", "first-enrolment"),
         ("locked", "locked"),
@@ -670,6 +822,10 @@ def audit_report(
             break
         batches.append(batch)
     flags = trial["flags"]
+    required_from = reconsent_from(trial)
+    outdated, more = outdated_participants(
+        _subjects(state, trial_id), required_from, outdated_limit
+    )
     return {
         "trial_id": trial_id,
         "brief_title": trial["brief_title"],
@@ -693,6 +849,14 @@ def audit_report(
         "outcomes_changed_after_enrolment": any(
             f["code"] == FLAG_AMEND_AFTER_ENROLMENT for f in flags
         ),
+        "ethics_committee": trial.get("ethics_committee"),
+        "pending_amendment": trial.get("pending_amendment"),
+        "amendment_decisions": trial.get("amendment_decisions", []),
+        "reconsent": {
+            "required_from_version": required_from,
+            "outdated": outdated,
+            "more": more,
+        },
     }
 
 
@@ -703,6 +867,27 @@ def _query_report(
     limit = int_param(query, "data_limit", 100, 0, MAX_LIST)
     after = int_param(query, "data_after", 0, 0, 9_999_999_999)
     return audit_report(state, trial_id, limit, after)
+
+
+def _query_reconsent(
+    state: BlockState, path: Mapping[str, str], query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    trial_id = _trial_id_param(path)
+    limit = int_param(query, "limit", 100, 1, MAX_LIST)
+    after = query.get("after", "")
+    if after:
+        hex64_param(after, "after")
+    trial: dict[str, Any] | None = state.get(trial_key(trial_id))
+    if trial is None:
+        return None
+    required_from = reconsent_from(trial)
+    outdated, more = outdated_participants(_subjects(state, trial_id, after), required_from, limit)
+    return {
+        "trial_id": trial_id,
+        "required_from_version": required_from,
+        "participants": outdated,
+        "more": more,
+    }
 
 
 def _summary(trial: Mapping[str, Any]) -> dict[str, Any]:
@@ -783,6 +968,13 @@ TRIAL_LOCK = TxType(
     _apply_lock,
     "the sponsor locks the trial database (no more data)",
 )
+TRIAL_APPROVE = TxType(
+    "trial.approve",
+    APPROVE_SCHEMA,
+    _auth_committee,
+    _apply_approve,
+    "the trial's ethics committee approves or rejects its pending amendment",
+)
 TRIAL_RESULTS = TxType(
     "trial.results",
     RESULTS_SCHEMA,
@@ -802,6 +994,7 @@ DOMAIN = Domain(
         TRIAL_DATA,
         TRIAL_LOCK,
         TRIAL_RESULTS,
+        TRIAL_APPROVE,
     ),
     queries=(
         Query(
@@ -821,6 +1014,12 @@ DOMAIN = Domain(
             "/trials/{trial_id}/participants/{participant}",
             _query_participant,
             "A participant's consent, enrolment and withdrawal in a trial (by pseudonym)",
+        ),
+        Query(
+            "/trials/{trial_id}/reconsent",
+            _query_reconsent,
+            "Participants who must re-consent after a safety amendment (paged by pseudonym)",
+            ("after", "limit"),
         ),
     ),
 )
