@@ -72,8 +72,12 @@ def anchor(
 @click.argument("tx_hash")
 @options.api()
 def tx_status(tx_hash: str, api: str) -> None:
-    """Show a transaction's status and result."""
-    echo({"hash": tx_hash, **get(api, f"/txs/{tx_hash}")})
+    """Show a transaction's status and result; exit status 1 when the node does not
+    know it (``unknown``)."""
+    answer = get(api, f"/txs/{tx_hash}")
+    echo({"hash": tx_hash, **answer})
+    if answer.get("status") == "unknown":
+        sys.exit(1)
 
 
 @client.command(name="validators")

@@ -62,8 +62,14 @@ def home(help_: str | None = HOME_HELP, **attrs: Any) -> Callable[[F], F]:
 
 
 def wait() -> Callable[[F], F]:
-    """``--wait``: wait until the submitted transaction is committed."""
-    return click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")
+    """``--wait/--no-wait``: wait until the submitted transaction is committed (the
+    default, as every ``hygeia client`` group does), or return at once."""
+    return click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="Wait until the transaction is committed, or submit and return at once.",
+    )
 
 
 def no_wait() -> Callable[[F], F]:

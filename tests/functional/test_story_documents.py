@@ -62,7 +62,7 @@ def _refused(args: list[Any]) -> str:
 def _wait_committed(api: str, tx_hash: str) -> dict[str, Any]:
     status: dict[str, Any] = wait_until(
         f"tx {tx_hash[:12]} committed on {api}",
-        lambda: hygeia_json("client", "tx", tx_hash, "--api", api),
+        lambda: hygeia_json("client", "tx", tx_hash, "--api", api, ok=False),  # 1: unknown
         lambda st: st["status"] == "committed",
     )
     return status

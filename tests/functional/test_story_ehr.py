@@ -168,7 +168,9 @@ def test_health_records_story(tmp_path: Path) -> None:
         for node in nodes:
             wait_until(
                 f"the emergency access committed on {node['name']}",
-                functools.partial(hygeia_json, "client", "tx", em["hash"], "--api", node["api"]),
+                functools.partial(  # exit status 1 while the node does not know it
+                    hygeia_json, "client", "tx", em["hash"], "--api", node["api"], ok=False
+                ),
                 lambda st: st["status"] == "committed",
             )
             d = hygeia_json(

@@ -76,7 +76,10 @@ def test_gov_queries_ask_the_node_once_under_v1(node: FakeNode) -> None:
 
 
 def test_gov_proposal_expires_after_the_latest_block_time(node: FakeNode, key_file: Path) -> None:
-    result = run("gov", "propose-suspend", "--id", "clinic-9", "--api", API, "--key", str(key_file))
+    result = run(
+        "gov", "propose-suspend", "--id", "clinic-9", "--api", API, "--key", str(key_file),
+        "--no-wait",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"hash": TX_HASH, "status": "pending"}
     (tx,) = node.posted
@@ -85,6 +88,25 @@ def test_gov_proposal_expires_after_the_latest_block_time(node: FakeNode, key_fi
         "action": {"type": "suspend-member", "id": "clinic-9"},
         "expires_ms": BLOCK_TIME_MS + 72 * 3_600_000,
     }
+
+
+def test_every_client_group_waits_for_the_commit_unless_told_not_to(
+    node: FakeNode, key_file: Path
+) -> None:
+    """Without --no-wait a submission is followed to its status (GET /v1/txs/{hash})."""
+    result = run("gov", "propose-suspend", "--id", "clinic-9", "--api", API, "--key", str(key_file))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "committed"
+    assert node.gets[-1] == f"/v1/txs/{TX_HASH}"
+
+
+def test_client_tx_exits_1_for_a_hash_the_node_does_not_know(node: FakeNode) -> None:
+    node.tx_status = "unknown"
+    result = run("tx", TX_HASH, "--api", API)
+    assert result.exit_code == 1
+    assert json.loads(result.output)["status"] == "unknown"
+    node.tx_status = "pending"
+    assert run("tx", TX_HASH, "--api", API).exit_code == 0
 
 
 def test_gov_rotate_key_proves_the_new_key_for_its_member(

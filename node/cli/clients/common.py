@@ -122,5 +122,5 @@ def submit(
 def submit_tx(
     api: str, key_file: Path, tx_type: str, body: dict[str, Any], wait: bool, timeout: float
 ) -> dict[str, Any]:
-    """``submit`` for a command with ``options.tx_options``: it waits only with ``--wait``."""
+    """``submit`` for a command with ``options.tx_options``: it waits unless ``--no-wait``."""
     return submit(api, key_file, tx_type, body, timeout if wait else 0)
