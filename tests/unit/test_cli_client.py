@@ -220,6 +220,17 @@ def test_ehr_erase_sends_record_erase_and_waits(node: FakeNode, key_file: Path) 
     assert result.exit_code == 2 and len(node.posted) == 2
 
 
+def test_ehr_review_closes_a_break_glass_review(node: FakeNode, key_file: Path) -> None:
+    args = ["ehr", "review", "--api", API, "--key", str(key_file), "--emergency", "ef" * 32]
+    result = run(*args, "--finding", "unjustified")
+    assert result.exit_code == 0, result.output
+    (tx,) = node.posted
+    assert tx["type"] == "access.review"
+    assert tx["body"] == {"emergency": "ef" * 32, "finding": "unjustified"}
+    result = CliRunner().invoke(client, [*args, "--finding", "fine"])
+    assert result.exit_code == 2 and len(node.posted) == 1
+
+
 # ------------------------------------------------------------------ validators
 NODE_KEY = "cd" * 32
 

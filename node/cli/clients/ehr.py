@@ -31,7 +31,12 @@ from node.cli.clients.common import get as _get
 from node.core.codec import CodecError, canonical_json, parse_json
 from node.core.keys import KeyFileError, generate_key, load_key, public_key_hex, save_key
 from node.core.secretfile import SecretFileError, write_secret
-from node.ledger.domains.ehr import EMERGENCY_REASONS, ERASE_REASONS, PURPOSES
+from node.ledger.domains.ehr import (
+    EMERGENCY_REASONS,
+    ERASE_REASONS,
+    PURPOSES,
+    REVIEW_FINDINGS,
+)
 
 MAX_DOCUMENT_BYTES = 64 << 20
 SALT_BYTES = 32
@@ -349,6 +354,22 @@ def erase(
     """
     body = {"record_id": record_id, "reason": reason}
     common.submit(api, key_file, "record.erase", body, 0 if no_wait else timeout)
+
+
+@group.command(name="review")
+@api_option
+@options.key("The auditor's or regulator's member key file.")
+@click.option(
+    "--emergency", "emergency", required=True, help="The break-glass access's tx hash (64 hex)."
+)
+@click.option("--finding", required=True, type=click.Choice(REVIEW_FINDINGS))
+@wait_options
+def review(
+    api: str, key_file: Path, emergency: str, finding: str, no_wait: bool, timeout: float
+) -> None:
+    """Close the review of a break-glass access with a finding (access.review)."""
+    body = {"emergency": emergency, "finding": finding}
+    common.submit(api, key_file, "access.review", body, 0 if no_wait else timeout)
 
 
 # ----------------------------------------------------------------- queries
