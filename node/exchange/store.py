@@ -77,7 +77,7 @@ from node.core.keys import loose_mode_error
 from node.core.secretfile import SecretFileError, write_secret
 from node.exchange.canonical import MAX_RESOURCE_BYTES, SALT_BYTES
 from node.ledger.domains.ehr import RECORD_ID
-from storage.files import fsync_dir, replace_atomically
+from storage.files import UnsafeFile, fsync_dir, open_regular, replace_atomically
 
 __all__ = [
     "DOCUMENTS_DIR",
@@ -226,21 +226,14 @@ def _subkey(master: bytes, label: bytes) -> bytes:
 def _read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes, symlinks not followed."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd, _ = open_regular(path, limit)
     except FileNotFoundError:
         raise
+    except UnsafeFile as exc:
+        raise CorruptDocument(describe_unsafe(exc)) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise CorruptDocument(
-                f"{path} is a symbolic link; the store never writes one"
-            ) from None
         raise DocumentStoreError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CorruptDocument(f"{path} is not a regular file")
-        if st.st_size > limit:
-            raise CorruptDocument(f"{path} is {st.st_size} bytes, more than the store writes")
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -256,6 +249,15 @@ def _read_bounded(path: Path, limit: int) -> bytes:
         raise DocumentStoreError(f"cannot read {path}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def describe_unsafe(exc: UnsafeFile) -> str:
+    """What is wrong with a file in the store that ``open_regular`` refused."""
+    if exc.reason == "symlink":
+        return f"{exc.path} is a symbolic link; the store never writes one"
+    if exc.reason == "not-regular":
+        return f"{exc.path} is not a regular file; the store never writes one"
+    return f"{exc.path} is {exc.size} bytes, more than the store writes"
 
 
 def _write_new(path: Path, data: bytes) -> None:

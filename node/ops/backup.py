@@ -56,11 +56,9 @@ one that belongs to another genesis than the home's genesis.json.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import json
 import os
-import stat
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +73,7 @@ from node.setup.genesis import parse_genesis, write_genesis
 from node.setup.home import init_home, load_public_key
 from storage.db import Database, DatabaseSnapshot, open_database
 from storage.errors import StorageError
+from storage.files import UnsafeFile, open_regular
 from storage.layout import META_GENESIS, META_HEIGHT, SCHEMA_VERSION, Namespace, decode_u64
 
 MAGIC = b"HYGBAK1\n"
@@ -253,28 +252,19 @@ def _read_document_key(source: DocumentSource) -> dict[str, Any] | None:
 def _open_source_file(item: docstore.BackupFile) -> tuple[int, os.stat_result] | None:
     """An open descriptor of a store file and its stat, or None if it is gone (erased)."""
     try:
-        fd = os.open(item.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(item.path, item.limit)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise BackupError(
-                f"{item.path} is a symbolic link; the store never writes one"
-            ) from None
-        raise BackupError(f"cannot read {item.path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise BackupError(f"{item.path} is not a regular file; the store never writes one")
-        if st.st_size > item.limit:
-            raise BackupError(
-                f"{item.path} is {st.st_size} bytes, more than the store writes: it is not a "
-                "document file; move it out of the documents directory and back up again"
+    except UnsafeFile as exc:
+        why = docstore.describe_unsafe(exc)
+        if exc.reason == "too-large":
+            why += (
+                ": it is not a document file; move it out of the documents directory and "
+                "back up again"
             )
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
+        raise BackupError(why) from None
+    except OSError as exc:
+        raise BackupError(f"cannot read {item.path}: {exc.strerror}") from None
 
 
 def _still_there(path: Path, st: os.stat_result) -> bool:
