@@ -13,6 +13,7 @@ from node.ledger.domains.claims_pricing import (
     LINE_AMOUNTS,
     adjustment,
     claim_totals,
+    coordinate,
     denied_line,
     patient_responsibility,
     price_line,
@@ -259,3 +260,75 @@ def test_claim_totals_sum_every_amount() -> None:
         "patient_responsibility": 600,
     }
     assert claim_totals([]) == dict.fromkeys(LINE_AMOUNTS, 0)
+
+
+# ------------------------------------------------------------------ coordination of benefits
+def test_secondary_pays_all_the_primary_left_when_its_policy_pays_more() -> None:
+    """Own benefit 9,000 against 2,800 left by the primary: pays 2,800, OA 23 for the
+    other 7,200, nothing left to the patient, no deductible or copay counted."""
+    own = price(1, 10_000, 10_000, copay_bp=1_000)
+    line = coordinate(own, 2_800)
+    assert codes(line) == [("OA", "23", 7_200)] and balanced(line)
+    assert (line["benefit"], line["eligible"], line["coinsurance"]) == (2_800, 10_000, 0)
+    assert patient_responsibility(line["adjustments"]) == 0 and line["denied"] is False
+
+
+def test_secondary_pays_its_own_benefit_and_the_rest_keeps_its_codes() -> None:
+    """Own benefit 450 (9,500 deductible, 10 %): pays 450; the patient's 2,350 comes
+    out of the own adjustments in order, here all of it from the deductible."""
+    own = price(1, 10_000, 10_000, deductible=9_500, copay_bp=1_000)
+    line = coordinate(own, 2_800)
+    assert codes(line) == [("OA", "23", 7_200), ("PR", "1", 2_350)] and balanced(line)
+    assert (line["benefit"], line["deductible"], line["coinsurance"]) == (450, 2_350, 0)
+
+
+def test_the_rest_spreads_over_the_own_adjustments_in_order() -> None:
+    """Own: CO 45 2,000, PR 3 500, PR 2 750 (benefit 6,750); 5,000 left: pays 5,000;
+    nothing owed. 9,000 left: pays 6,750, owes 2,250: CO 45 2,000 then PR 3 250."""
+    own = price(1, 10_000, 8_000, copay_fixed=500, copay_bp=1_000)
+    assert own["benefit"] == 6_750
+    assert codes(coordinate(own, 5_000)) == [("OA", "23", 5_000)]
+    line = coordinate(own, 9_000)
+    assert codes(line) == [("OA", "23", 1_000), ("CO", "45", 2_000), ("PR", "3", 250)]
+    assert (line["benefit"], line["copay"], line["coinsurance"]) == (6_750, 250, 0)
+    assert balanced(line)
+
+
+@pytest.mark.parametrize("left", [0, -5])
+def test_nothing_left_pays_nothing(left: int) -> None:
+    """The primary left the patient nothing: all OA 23, benefit 0, still approved."""
+    line = coordinate(price(2, 1_000, 1_000), left)
+    assert codes(line) == [("OA", "23", 2_000)] and line["benefit"] == 0
+    assert line["denied"] is False and balanced(line)
+
+
+def test_left_is_capped_at_the_submitted_amount_and_the_limit_still_denies() -> None:
+    """More left than submitted (never from a real primary) is read as all of it; a
+    line the annual limit denied stays denied and owes the limit's PR 119."""
+    line = coordinate(price(1, 1_000, 1_000), 5_000)
+    assert (line["benefit"], line["adjustments"]) == (1_000, [])
+    own = price(1, 1_000, 1_000, annual_limit=0)
+    line = coordinate(own, 400)
+    assert codes(line) == [("OA", "23", 600), ("PR", "119", 400)] and line["denied"] is True
+    assert line["limit_exceeded"] == 400 and balanced(line)
+
+
+def test_coordinated_lines_balance_over_a_grid() -> None:
+    """Every coordinated line: balanced, integer, non-negative, at most what was left."""
+    grid = itertools.product(
+        (0, 999, 10_000),  # unit price
+        (500, 10_000),  # allowed
+        (0, 700),  # deductible
+        (0, 250),  # copay fixed
+        (0, 3_333),  # copay bp
+        (None, 0, 5_000),  # annual limit
+        (0, 1, 2_800, 10_000),  # left by the primary
+    )
+    for unit, allowed, ded, fixed, bp, limit, left in grid:
+        own = price(1, unit, allowed, deductible=ded, copay_fixed=fixed, copay_bp=bp,
+                    annual_limit=limit)  # fmt: skip
+        line = coordinate(own, left)
+        assert balanced(line) and line["benefit"] <= min(own["benefit"], left)
+        for name in LINE_AMOUNTS[:-1]:
+            assert type(line[name]) is int and line[name] >= 0, (name, line)
+        assert all(type(a["amount"]) is int and a["amount"] > 0 for a in line["adjustments"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from typing import Any
 
@@ -21,7 +22,7 @@ CHAIN = "test-chain"
 T0 = 1_740_787_200_000  # 2025-03-01T00:00:00Z
 KEYS = {
     name: key_from_seed(bytes([i + 1]) * 32)
-    for i, name in enumerate(["h1", "c1", "p1", "i1", "i2", "m1", "outsider"])
+    for i, name in enumerate(["h1", "c1", "p1", "i1", "i2", "m1", "outsider", "i3"])
 }
 ROLES = {
     "h1": "hospital",
@@ -30,6 +31,7 @@ ROLES = {
     "i1": "insurer",
     "i2": "insurer",
     "m1": "manufacturer",
+    "i3": "insurer",
 }
 MEMBERS = [
     {"id": mid, "name": mid, "roles": [role], "keys": [public_key_hex(KEYS[mid])]}
@@ -43,17 +45,26 @@ _nonce = iter(range(1, 1 << 30))
 
 
 class Chain:
-    """Blocks on a MemoryChainStore, one second apart from 2025-03-01 (UTC)."""
+    """Blocks on a MemoryChainStore, one second apart from 2025-03-01 (UTC), or from
+    the day ``jump`` moved the clock to."""
 
     def __init__(self) -> None:
         self.store = MemoryChainStore()
         self.ledger = Ledger()
         self.height = 0
         self.root = b"\0" * 32
+        self.base = T0
+
+    def jump(self, date: str) -> None:
+        """The next blocks are on ``date`` (UTC), one second apart: claims may then be
+        for services up to that day (a later one is in the future, CARC 110)."""
+        day = datetime.datetime.fromisoformat(date).replace(tzinfo=datetime.UTC)
+        self.base = int(day.timestamp()) * 1000 - 1000 * self.height
+        assert self.base >= T0
 
     def run(self, *txs: Tx) -> list[TxResult]:
         self.height += 1
-        block = BlockInfo(CHAIN, self.height, T0 + 1000 * self.height, 0)
+        block = BlockInfo(CHAIN, self.height, self.base + 1000 * self.height, 0)
         out = execute_and_commit(self.store, self.ledger, block, txs, self.root, MEMBERS)
         self.root = out.state_root
         return out.results
@@ -210,6 +221,7 @@ def _valid_txs() -> list[tuple[str, str, dict[str, Any]]]:
                 "reason": "paid in error",
             },
         ),
+        ("h1", "claim.void", {"provider": "h1", "claim_id": "c-9", "reason": "billed in error"}),
     ]
 
 
@@ -222,7 +234,7 @@ def test_every_type_valid_then_replayed() -> None:
         assert chain.code(t) == "replay", tx_type
 
 
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(8))
 def test_every_type_unauthorised_signer_is_rejected(index: int) -> None:
     """A member without the right role (or no member at all) is refused as unauthorized."""
     chain = setup()
@@ -256,6 +268,10 @@ MALFORMED = [
     ("claim.submit", claim(items=[item(date="01/03/2025")]), "body.items[0].service_date"),
     ("claim.submit", {**claim(), "diagnosis": ["bronchitis"]}, "body.diagnosis[0]"),
     ("claim.submit", {**claim(), "note": "x"}, "body.note"),
+    ("claim.submit", claim(primary_claim="a/b"), "body.primary_claim"),
+    ("claim.submit", claim(replaces=""), "body.replaces"),
+    ("claim.void", {"provider": "h1", "claim_id": "c"}, "body.reason"),
+    ("claim.void", {"provider": "h1", "claim_id": "c", "reason": "x", "amount": 1}, "body.amount"),
     (
         "claim.settle",
         {"provider": "h1", "claim_id": "c", "payment_ref": "p", "amount": 0},
@@ -301,6 +317,7 @@ def test_policy_versions_and_version_in_force_at_service_date() -> None:
         )
     )
     assert data == {"policy_id": "gold", "version": 2, "effective": "2025-06-01"}
+    chain.jump("2025-07-01")
     out = submit(
         chain,
         claim(items=[item(price=30_000, date="2025-04-01"), item(price=30_000, date="2025-07-01")]),
@@ -380,6 +397,7 @@ def test_coinsurance_rounds_down() -> None:
 def test_deductible_across_two_claims() -> None:
     """A 15,000 deductible takes all of a first 10,000 claim and 5,000 of the second."""
     chain = setup(deductible=15_000, copay_bp=0, copay_fixed=0)
+    chain.jump("2025-03-02")
     (a,) = submit(chain, claim("c-1", [item(date="2025-03-01")]))["items"]
     (b,) = submit(chain, claim("c-2", [item(date="2025-03-02")]))["items"]
     assert amounts(a) == (10_000, 10_000, 10_000, 0, 0, 0)
@@ -397,6 +415,7 @@ def test_deductible_then_copays_within_one_claim() -> None:
 def test_annual_limit() -> None:
     """A 12,000 limit pays 10,000, then 2,000 (8,000 CARC 119), then nothing: denied."""
     chain = setup(copay_bp=0, copay_fixed=0, annual_limit=12_000)
+    chain.jump("2025-03-03")
     (a,) = submit(chain, claim("c-1", [item(date="2025-03-01")]))["items"]
     out = submit(chain, claim("c-2", [item(date="2025-03-02")]))
     (c,) = submit(chain, claim("c-3", [item(date="2025-03-03")]))["items"]
@@ -428,6 +447,7 @@ def test_preauth_missing_denied_and_approved() -> None:
             {"preauth_id": "pa-1", "patient": PATIENT, "insurer": "i1", "service_codes": ["70450"]},
         )
     )
+    chain.jump("2025-04-03")
     out = submit(chain, claim("c-2", [{**ct, "service_date": "2025-03-02"}], preauth="pa-1"))
     assert reasons(out["items"][0]) == [("CO", "197", 50_000)]  # requested, not yet approved
     chain.ok(
@@ -487,6 +507,7 @@ def test_preauth_decide_rules() -> None:
 def test_coverage_period_and_no_coverage() -> None:
     """Before the period: CARC 26; after: 27; a patient not enrolled: 31."""
     chain = setup()
+    chain.jump("2026-01-01")
     out = submit(chain, claim(items=[item(date="2024-12-31"), item(date="2026-01-01")]))
     assert [i["adjustments"][0]["code"] for i in out["items"]] == ["26", "27"]
     assert out["decision"] == "denied"
@@ -542,6 +563,7 @@ def test_not_duplicates() -> None:
     """Another date, another code, another provider or another patient is no duplicate."""
     chain = setup()
     chain.ok(tx("i1", "coverage.enroll", enroll(PATIENT2, coverage_id="cov-2")))
+    chain.jump("2025-03-02")
     submit(chain, claim("c-1"))
     for cid, body, signer in [
         ("c-2", claim("c-2", [item(date="2025-03-02")]), "h1"),
@@ -685,6 +707,7 @@ def test_real_ehr_record_is_valid_evidence_and_another_patients_is_not() -> None
                 },
             )
         )
+    chain.jump("2025-03-02")
     assert submit(chain, claim("c-1", evidence=["rec-a"]))["flags"] == []
     flags = submit(chain, claim("c-2", [item(date="2025-03-02")], evidence=["rec-b"]))["flags"]
     assert [(f["code"], f["why"]) for f in flags] == [("evidence-mismatch", "other-patient")]
@@ -812,28 +835,36 @@ def test_adjudication_is_deterministic() -> None:
 
 @pytest.mark.usefixtures("fake_ehr", "fake_supply")
 def test_the_first_denial_that_applies_decides_a_line() -> None:
-    """The order of the per-line ladder (claims._adjudicate_line): a duplicate before an
-    undispensed drug pack (only the duplicate is flagged), a drug pack or flagged
-    evidence before the coverage period, the coverage period before an uncovered code,
-    an uncovered code before a missing pre-authorisation."""
+    """The order of the per-line ladder (claims._adjudicate_line): a future service date
+    before anything (no flag), a duplicate before an undispensed drug pack (only the
+    duplicate is flagged), a drug pack or flagged evidence before the coverage period,
+    the coverage period before an uncovered code, an uncovered code before a missing
+    pre-authorisation."""
     chain = setup()
-    drug = item("J1100", price=2_000, gtin=GTIN, serial="S1")
-    assert submit(chain, claim("c-1", [drug]), "p1")["decision"] == "approved"
-    unknown_pack = {"gtin": GTIN, "serial": "S9"}
+    chain.jump("2026-01-01")
+    unknown = item("J1100", price=2_000, gtin=GTIN, serial="S9")
+    first = submit(chain, claim("c-1", [unknown]), "p1")
+    assert [f["code"] for f in first["flags"]] == ["drug-not-dispensed"]
     out = submit(
         chain,
         claim(
             "c-2",
             [
-                {**drug, **unknown_pack},  # a duplicate of c-1's line, of an unknown pack
-                {**drug, **unknown_pack, "service_date": "2025-03-02"},
+                unknown,  # a duplicate of c-1's line, of an unknown pack
+                {**unknown, "service_date": "2025-03-02"},
                 item(date="2026-01-01"),  # after the coverage period
+                {**unknown, "service_date": "2026-01-02"},  # in the future, all of the above
             ],
             evidence=["rec-ok"],  # h1's record: another custodian for p1
         ),
         "p1",
     )
-    assert [reasons(i)[0][:2] for i in out["items"]] == [("OA", "18"), ("CO", "16"), ("CO", "16")]
+    assert [reasons(i)[0][:2] for i in out["items"]] == [
+        ("OA", "18"),
+        ("CO", "16"),
+        ("CO", "16"),
+        ("CO", "110"),
+    ]
     assert [(f["code"], f.get("item")) for f in out["flags"]] == [
         ("evidence-mismatch", None),
         ("duplicate", 1),

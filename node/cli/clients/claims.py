@@ -168,6 +168,14 @@ def _parse_item(spec: str) -> dict[str, Any]:
 @click.option("--diagnosis", multiple=True, required=True, help="An ICD-10 code (repeat).")
 @click.option("--evidence", multiple=True, help="An anchored record id (repeat).")
 @click.option("--preauth", help="The pre-authorisation id.")
+@click.option(
+    "--primary-claim",
+    help="Coordination of benefits: your claim id at the prior payer, already adjudicated.",
+)
+@click.option(
+    "--replaces",
+    help="Replace your unpaid claim of this id (claim frequency 7): it is voided.",
+)
 def submit(
     api: str,
     key_file: Path,
@@ -180,8 +188,13 @@ def submit(
     diagnosis: tuple[str, ...],
     evidence: tuple[str, ...],
     preauth: str | None,
+    primary_claim: str | None,
+    replaces: str | None,
 ) -> None:
-    """Submit a claim; with --wait print its explanation of benefits (claim.submit)."""
+    """Submit a claim; with --wait print its explanation of benefits (claim.submit).
+
+    With --primary-claim it goes to a secondary payer, which pays at most what the
+    cited claim left to the patient; with --replaces it replaces an unpaid claim."""
     body: dict[str, Any] = {
         "claim_id": claim_id,
         "patient": patient,
@@ -193,6 +206,10 @@ def submit(
         body["evidence"] = list(evidence)
     if preauth:
         body["preauth"] = preauth
+    if primary_claim:
+        body["primary_claim"] = primary_claim
+    if replaces:
+        body["replaces"] = replaces
     common.submit_tx(api, key_file, "claim.submit", body, wait, timeout)
 
 
@@ -243,6 +260,25 @@ def reverse(
     if payment_ref:
         body["payment_ref"] = payment_ref
     common.submit_tx(api, key_file, "claim.reverse", body, wait, timeout)
+
+
+@group.command(name="void")
+@options.tx_options()
+@click.option("--provider", required=True, help="Your member id (the claim's provider).")
+@click.option("--claim-id", required=True)
+@click.option("--reason", required=True, help="A short reason code (no personal data).")
+def void(
+    api: str,
+    key_file: Path,
+    wait: bool,
+    timeout: float,
+    provider: str,
+    claim_id: str,
+    reason: str,
+) -> None:
+    """Void your own unpaid claim (claim.void, claim frequency 8; provider)."""
+    body = {"provider": provider, "claim_id": claim_id, "reason": reason}
+    common.submit_tx(api, key_file, "claim.void", body, wait, timeout)
 
 
 @group.command(name="status")

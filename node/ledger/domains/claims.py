@@ -1,7 +1,7 @@
 """Insurance: policies, coverage, pre-authorisation, claims, settlement.
 
 Transaction types (``docs/claims.md`` has the field mapping to FHIR Claim,
-ClaimResponse, Coverage and the X12 835 claim adjustment reason codes):
+ClaimResponse, Coverage and the X12 835/837 codes):
 
 * ``policy.publish`` (insurer): a policy as a declarative contract, data not
   code. A new publish of the same ``policy_id`` is its next version; each
@@ -13,201 +13,82 @@ ClaimResponse, Coverage and the X12 835 claim adjustment reason codes):
   period (inclusive dates).
 * ``preauth.request`` (provider) and ``preauth.decide`` (insurer).
 * ``claim.submit`` (provider): adjudicated at commit, deterministically; the
-  result data is the explanation of benefits (EOB).
-* ``claim.settle`` (insurer) and ``claim.reverse`` (insurer).
+  result data is the explanation of benefits (EOB). With ``primary_claim`` it is
+  a secondary payer's claim (coordination of benefits, ``claims_cob``); with
+  ``replaces`` it replaces the provider's unpaid claim (``claims_void``).
+* ``claim.settle`` (insurer), ``claim.reverse`` (insurer) and ``claim.void``
+  (provider, ``claims_void``).
 
 Adjudication of a line (``_adjudicate_line``): the first denial that applies
-(fraud, coverage, policy, evidence, pre-authorisation), else the money
-arithmetic of ``claims_pricing`` (allowed amount, deductible, copays, annual
-limit) against the patient's accumulators for the policy and calendar year,
-the UTC year of the block time.
+(a service date after the block's date, fraud, coverage, policy, evidence,
+pre-authorisation), else the money arithmetic of ``claims_pricing`` (allowed
+amount, deductible, copays, annual limit; for a secondary payer, at most what
+the prior payer left to the patient) against the patient's accumulators for the
+policy and calendar year, the UTC year of the block time.
 
 Fraud checks flag the claim and deny the items concerned: a duplicate
-(same patient, provider, service code and service date, at any insurer), an
-evidence record that is not an anchored record of that patient by that
-provider (``node.ledger.domains.ehr.record_info``), a drug item whose serial that
-provider did not dispense (``node.ledger.domains.supply.serial_info``).
+(same patient, provider, service code, service date and drug pack, at any
+insurer), an evidence record that is not an anchored record of that patient by
+that provider (``node.ledger.domains.ehr.record_info``), a drug item whose serial
+that provider did not dispense (``node.ledger.domains.supply.serial_info``).
+Formats, keys and the signer checks are in ``claims_core``.
 """
 
 from __future__ import annotations
 
-import datetime
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from node.core.codec import parse_json
 from node.ledger.context import ExecContext
 from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
-from node.ledger.domains import ehr, supply
+from node.ledger.domains import claims_cob, claims_void, ehr, supply
+from node.ledger.domains.claims_cob import Citation
+from node.ledger.domains.claims_core import (
+    CODE,
+    CURRENCY,
+    ICD,
+    ID,
+    MAX_AMOUNT,
+    MAX_COVERAGES,
+    MAX_PAYMENTS,
+    MAX_QUANTITY,
+    MAX_VERSIONS,
+    REASON,
+    Date,
+    accumulator_key,
+    authorize_insurer,
+    authorize_provider,
+    block_date,
+    block_year,
+    claim_key,
+    claim_state_key,
+    cob_key,
+    coverage_key,
+    get_frozen,
+    insurer_index_key,
+    is_active_insurer,
+    ledger_add,
+    ledger_key,
+    line_duplicate_key,
+    member_id,
+    payment_key,
+    policy_key,
+    policy_version_key,
+    preauth_key,
+)
 from node.ledger.domains.claims_pricing import (
     BP,
     claim_totals,
+    coordinate,
     denied_line,
     patient_responsibility,
     price_line,
 )
 from node.ledger.gs1 import GTIN_RE, PRINTABLE_SERIAL
-from node.ledger.members import is_active, member_key, require_member, signer_key
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
-from node.ledger.schema import Bool, Hex64, Int, List, Obj, Str, malformed
+from node.ledger.schema import Bool, Hex64, Int, List, Obj, Str
 from node.ledger.state import BlockState
-
-# ------------------------------------------------------------------ formats
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # CPT/HCPCS/local-like codes
-ICD = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")  # ICD-10-like
-CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217
-DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-REASON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$")
-
-PROVIDER_ROLES = ("hospital", "clinic", "pharmacy")
-INSURER_ROLES = ("insurer",)
-MAX_AMOUNT = 10**12  # minor units per unit
-MAX_QUANTITY = 10_000
-MAX_VERSIONS = 64
-MAX_COVERAGES = 16
-MAX_PAYMENTS = 64
-
-
-@dataclass
-class Date(Str):
-    """A calendar date ``YYYY-MM-DD`` (ISO 8601, as FHIR ``date``)."""
-
-    max_len: int = 10
-    min_len: int = 10
-    optional: bool = False
-
-    def check(self, value: Any, path: str) -> None:
-        super().check(value, path)
-        if not DATE.fullmatch(value):
-            raise malformed(path, "must be a date YYYY-MM-DD")
-        try:
-            datetime.date.fromisoformat(value)
-        except ValueError:
-            raise malformed(path, "is not a calendar date") from None
-
-
-def block_date(time_ms: int) -> str:
-    return datetime.datetime.fromtimestamp(time_ms // 1000, datetime.UTC).date().isoformat()
-
-
-def block_year(time_ms: int) -> int:
-    return datetime.datetime.fromtimestamp(time_ms // 1000, datetime.UTC).year
-
-
-# ------------------------------------------------------------------ keys
-def policy_key(policy_id: str) -> bytes:
-    return b"claims/policy/" + policy_id.encode()
-
-
-def policy_version_key(policy_id: str, version: int) -> bytes:
-    return b"claims/policyv/" + policy_id.encode() + b"/" + b"%08d" % version
-
-
-def coverage_key(insurer: str, patient: str) -> bytes:
-    return b"claims/cov/" + insurer.encode() + b"/" + patient.encode()
-
-
-def preauth_key(provider: str, preauth_id: str) -> bytes:
-    return b"claims/preauth/" + provider.encode() + b"/" + preauth_id.encode()
-
-
-def claim_key(provider: str, claim_id: str) -> bytes:
-    return b"claims/claim/" + provider.encode() + b"/" + claim_id.encode()
-
-
-def claim_state_key(provider: str, claim_id: str) -> bytes:
-    return b"claims/claimst/" + provider.encode() + b"/" + claim_id.encode()
-
-
-def insurer_index_key(insurer: str, provider: str, claim_id: str) -> bytes:
-    return b"claims/byins/" + f"{insurer}/{provider}/{claim_id}".encode()
-
-
-def duplicate_key(patient: str, provider: str, code: str, date: str) -> bytes:
-    return b"claims/dup/" + f"{patient}/{provider}/{code}/{date}".encode()
-
-
-def accumulator_key(insurer: str, patient: str, policy_id: str, year: int) -> bytes:
-    return b"claims/accum/" + f"{insurer}/{patient}/{policy_id}/{year}".encode()
-
-
-def ledger_key(provider: str, insurer: str) -> bytes:
-    return b"claims/ledger/" + provider.encode() + b"/" + insurer.encode()
-
-
-def payment_key(insurer: str, payment_ref: str) -> bytes:
-    return b"claims/pay/" + insurer.encode() + b"/" + payment_ref.encode()
-
-
-# ------------------------------------------------------------------ helpers
-def _member_id(ctx: ExecContext) -> str:
-    mid: str = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
-    return mid
-
-
-def _is_active_insurer(state: BlockState, member_id: str) -> bool:
-    return is_active(_get_frozen(state, member_key(member_id)), *INSURER_ROLES)
-
-
-def _require(ctx: ExecContext, roles: tuple[str, ...]) -> None:
-    """``members.require_member`` with the member record read through the parse cache
-    (the hot path); a key of no member falls back to it for the same rejection."""
-    member_id = _get_frozen(ctx.state, signer_key(ctx.tx.signer))
-    member = _get_frozen(ctx.state, member_key(member_id)) if member_id is not None else None
-    if not is_active(member, *roles):
-        require_member(ctx.state, ctx.tx.signer, *roles)  # raises with its message
-        raise Rejection("unauthorized", "signer is not a key of a member with the role")
-
-
-def _authorize_insurer(ctx: ExecContext) -> None:
-    _require(ctx, INSURER_ROLES)
-
-
-def _authorize_provider(ctx: ExecContext) -> None:
-    _require(ctx, PROVIDER_ROLES)
-
-
-_FROZEN: dict[bytes, Any] = {}
-
-
-def _get_frozen(state: BlockState, key: bytes) -> Any:
-    """``state.get`` for values the caller never mutates (policy versions), cached by
-    their bytes: the same bytes always parse to the same value."""
-    raw = state.get_raw(key)
-    if raw is None:
-        return None
-    found = _FROZEN.get(raw)
-    if found is None:
-        if len(_FROZEN) >= 256:
-            _FROZEN.clear()
-        found = _FROZEN[raw] = parse_json(raw)
-    return found
-
-
-def _ledger_add(
-    state: BlockState, provider: str, insurer: str, approved: int, paid: int, claims: int = 0
-) -> None:
-    key = ledger_key(provider, insurer)
-    row = state.get(key) or {
-        "provider": provider,
-        "insurer": insurer,
-        "approved": 0,
-        "paid": 0,
-        "outstanding": 0,
-        "claims": 0,
-    }
-    row["approved"] += approved
-    row["paid"] += paid
-    row["outstanding"] = row["approved"] - row["paid"]
-    row["claims"] += claims
-    # the totals grow without bound: one past 64 bits makes the codec refuse it
-    # (CodecError), and the executor rejects this transaction instead of the row
-    state.put(key, row)
-
 
 # ------------------------------------------------------------------ policy.publish
 POLICY_SCHEMA = Obj(
@@ -234,7 +115,7 @@ POLICY_SCHEMA = Obj(
 
 def _publish(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    insurer = _member_id(ctx)
+    insurer = member_id(ctx)
     services: dict[str, int] = {}
     for i, svc in enumerate(body["services"]):
         if svc["code"] in services:
@@ -285,7 +166,7 @@ def _publish(ctx: ExecContext) -> dict[str, Any]:
 # ------------------------------------------------------------------ coverage.enroll
 def _enroll(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    insurer = _member_id(ctx)
+    insurer = member_id(ctx)
     head = ctx.state.get(policy_key(body["policy_id"]))
     if head is None:
         raise Rejection("unknown-policy", f"no policy {body['policy_id']}")
@@ -315,8 +196,8 @@ def _enroll(ctx: ExecContext) -> dict[str, Any]:
 # ------------------------------------------------------------------ pre-authorisation
 def _preauth_request(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    provider = _member_id(ctx)
-    if not _is_active_insurer(ctx.state, body["insurer"]):
+    provider = member_id(ctx)
+    if not is_active_insurer(ctx.state, body["insurer"]):
         raise Rejection("unknown-insurer", f"{body['insurer']} is not an active insurer")
     key = preauth_key(provider, body["preauth_id"])
     if ctx.state.exists(key):
@@ -339,7 +220,7 @@ def _preauth_request(ctx: ExecContext) -> dict[str, Any]:
 
 def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
-    insurer = _member_id(ctx)
+    insurer = member_id(ctx)
     key = preauth_key(body["provider"], body["preauth_id"])
     record = ctx.state.get(key)
     if record is None:
@@ -362,9 +243,11 @@ def _preauth_decide(ctx: ExecContext) -> dict[str, Any]:
 class _Adjudicator:
     """One claim under adjudication: its parties and evidence, per-claim caches of
     policy versions and accumulators, the flags raised, and the duplicate-index keys
-    its lines take (accumulators and index written back at the end)."""
+    its lines take (accumulators and index written back at the end). A claim citing a
+    prior payer's claim (``cob``) takes per-payer keys and pays at most what the
+    prior payer left to the patient (``claims_cob``)."""
 
-    def __init__(self, ctx: ExecContext, provider: str) -> None:
+    def __init__(self, ctx: ExecContext, provider: str, cob: Citation | None) -> None:
         body = ctx.tx.body
         self.state = ctx.state
         self.provider = provider
@@ -372,6 +255,8 @@ class _Adjudicator:
         self.patient: str = body["patient"]
         self.claim_id: str = body["claim_id"]
         self.year = block_year(ctx.block.time_ms)
+        self.today = block_date(ctx.block.time_ms)
+        self.cob = cob
         self.evidence: list[str] = body.get("evidence", [])
         self.flags = _check_evidence(self.state, self.evidence, self.patient, provider)
         self.evidence_flagged = bool(self.flags)
@@ -399,7 +284,7 @@ class _Adjudicator:
 
     def policy_at(self, policy_id: str, date: str) -> dict[str, Any] | None:
         if policy_id not in self.heads:
-            self.heads[policy_id] = _get_frozen(self.state, policy_key(policy_id))
+            self.heads[policy_id] = get_frozen(self.state, policy_key(policy_id))
         head = self.heads[policy_id]
         if head is None:
             return None
@@ -411,7 +296,7 @@ class _Adjudicator:
             return None
         ident = (policy_id, version)
         if ident not in self.versions:
-            self.versions[ident] = _get_frozen(self.state, policy_version_key(policy_id, version))
+            self.versions[ident] = get_frozen(self.state, policy_version_key(policy_id, version))
         return self.versions[ident]
 
     def preauthorised(self, code: str, date: str) -> bool:
@@ -427,9 +312,16 @@ class _Adjudicator:
             and (p["expires"] is None or date <= p["expires"])
         )
 
-    def price(self, item: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
-        """A covered line priced by ``policy`` against this year's accumulators, which
-        it then adds to."""
+    def key_of(self, item: dict[str, Any]) -> bytes:
+        """The key line ``item`` takes: its duplicate-index key, or for a claim citing
+        a prior payer's, the per-payer coordination-of-benefits key of that service."""
+        dkey = line_duplicate_key(self.patient, self.provider, item)
+        return cob_key(self.insurer, dkey) if self.cob is not None else dkey
+
+    def price(self, seq: int, item: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
+        """Line ``seq``, covered, priced by ``policy`` against this year's accumulators,
+        which it then adds to; as a secondary payer's line, coordinated with what the
+        prior payer left to the patient (``claims_pricing.coordinate``)."""
         policy_id = policy["policy_id"]
         if policy_id not in self.accums:
             key = accumulator_key(self.insurer, self.patient, policy_id, self.year)
@@ -446,6 +338,8 @@ class _Adjudicator:
             deductible_met=acc["deductible_met"],
             benefit_paid=acc["benefit"],
         )
+        if self.cob is not None:
+            priced = coordinate(priced, self.cob.left[seq - 1])
         acc["deductible_met"] += priced["deductible"]
         acc["benefit"] += priced["benefit"]
         return priced
@@ -496,30 +390,16 @@ def _check_drug(state: BlockState, item: dict[str, Any], provider: str) -> str |
     return None
 
 
-def _adjudicate_line(adj: _Adjudicator, seq: int, item: dict[str, Any]) -> dict[str, Any]:
-    """Line ``seq`` of the claim as its explanation of benefits shows it: decision,
-    amounts and adjustments (docs/claims.md, "Adjudication").
-
-    The first of these that applies denies the line, one adjustment of the whole
-    submitted amount: a duplicate of a line of this or an earlier claim (OA 18,
-    flagged); a drug pack this provider did not dispense (CO 16, flagged); evidence
-    flagged on the claim (CO 16); no coverage at the service date (CO 31, 26 or 27);
-    no policy version in force (CO 26); evidence required and none given (CO 252); a
-    service code the policy does not cover (CO 96); a code that needs a
-    pre-authorisation the claim does not carry (CO 197). Otherwise the policy version
-    in force at the service date prices it (``claims_pricing.price_line``).
-
-    A line that is no duplicate takes its duplicate-index key, whatever its decision.
-    """
+def _judge(
+    adj: _Adjudicator, seq: int, item: dict[str, Any], submitted: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The ladder of ``_adjudicate_line`` below the service-date check: the priced (or
+    denied) line and the policy version that priced it (None when a denial came first)."""
     code, date = item["service_code"], item["service_date"]
-    submitted = item["quantity"] * item["unit_price"]
-    dkey = duplicate_key(adj.patient, adj.provider, code, date)
+    dkey = adj.key_of(item)
     original = adj.state.get(dkey)
     if original is None and dkey in adj.duplicate_keys:
         original = adj.index_entry(adj.duplicate_keys[dkey])
-    drug_why = _check_drug(adj.state, item, adj.provider) if "gtin" in item else None
-    cov, cov_reason = adj.coverage_at(date)
-    policy = adj.policy_at(cov["policy_id"], date) if cov is not None else None
     if original is not None:
         adj.flags.append(
             {
@@ -529,59 +409,115 @@ def _adjudicate_line(adj: _Adjudicator, seq: int, item: dict[str, Any]) -> dict[
                 "cross_insurer": original["insurer"] != adj.insurer,
             }
         )
-        priced = denied_line(submitted, "OA", "18")
+        return denied_line(submitted, "OA", "18"), None
+    adj.duplicate_keys[dkey] = seq
+    drug_why = _check_drug(adj.state, item, adj.provider) if "gtin" in item else None
+    if drug_why is not None:
+        adj.flags.append({"code": "drug-not-dispensed", "item": seq, "why": drug_why})
+        return denied_line(submitted, "CO", "16"), None
+    if adj.evidence_flagged:
+        return denied_line(submitted, "CO", "16"), None
+    cov, cov_reason = adj.coverage_at(date)
+    if cov is None:
+        return denied_line(submitted, "CO", cov_reason), None
+    policy = adj.policy_at(cov["policy_id"], date)
+    if policy is None:
+        return denied_line(submitted, "CO", "26"), None  # no version in force yet
+    if policy["evidence_required"] and not adj.evidence:
+        return denied_line(submitted, "CO", "252"), None
+    if code not in policy["services"]:
+        return denied_line(submitted, "CO", "96"), None
+    if code in policy["preauth_codes"] and not adj.preauthorised(code, date):
+        return denied_line(submitted, "CO", "197"), None
+    return adj.price(seq, item, policy), policy
+
+
+def _adjudicate_line(adj: _Adjudicator, seq: int, item: dict[str, Any]) -> dict[str, Any]:
+    """Line ``seq`` of the claim as its explanation of benefits shows it: decision,
+    amounts and adjustments (docs/claims.md, "Adjudication").
+
+    The first of these that applies denies the line, one adjustment of the whole
+    submitted amount: a service date after the block's UTC date (CO 110); a
+    duplicate of a line of this or an earlier claim (OA 18, flagged); a drug pack
+    this provider did not dispense (CO 16, flagged); evidence flagged on the claim
+    (CO 16); no coverage at the service date (CO 31, 26 or 27); no policy version in
+    force (CO 26); evidence required and none given (CO 252); a service code the
+    policy does not cover (CO 96); a code that needs a pre-authorisation the claim
+    does not carry (CO 197). Otherwise the policy version in force at the service
+    date prices it (``claims_pricing.price_line``, and ``coordinate`` for a
+    secondary payer).
+
+    A line dated in the future takes no key; any other line that is no duplicate
+    takes its duplicate-index (or coordination-of-benefits) key, whatever its
+    decision. A line the policy priced names it (``policy_id``, ``policy_version``),
+    even when the annual limit denies it: its amounts went into the accumulators.
+    """
+    code, date = item["service_code"], item["service_date"]
+    submitted = item["quantity"] * item["unit_price"]
+    policy: dict[str, Any] | None = None
+    if date > adj.today:
+        priced = denied_line(submitted, "CO", "110")  # billing date predates service date
     else:
-        adj.duplicate_keys[dkey] = seq
-        if drug_why is not None:
-            adj.flags.append({"code": "drug-not-dispensed", "item": seq, "why": drug_why})
-            priced = denied_line(submitted, "CO", "16")
-        elif adj.evidence_flagged:
-            priced = denied_line(submitted, "CO", "16")
-        elif cov is None:
-            priced = denied_line(submitted, "CO", cov_reason)
-        elif policy is None:
-            priced = denied_line(submitted, "CO", "26")  # no version in force yet
-        elif policy["evidence_required"] and not adj.evidence:
-            priced = denied_line(submitted, "CO", "252")
-        elif code not in policy["services"]:
-            priced = denied_line(submitted, "CO", "96")
-        elif code in policy["preauth_codes"] and not adj.preauthorised(code, date):
-            priced = denied_line(submitted, "CO", "197")
-        else:
-            priced = adj.price(item, policy)
+        priced, policy = _judge(adj, seq, item, submitted)
     denied = priced.pop("denied")
-    return {
+    line = {
         "sequence": seq,
         "service_code": code,
         "service_date": date,
         "quantity": item["quantity"],
         "unit_price": item["unit_price"],
         **({"gtin": item["gtin"], "serial": item["serial"]} if "gtin" in item else {}),
-        "policy_id": policy["policy_id"] if policy and not denied else None,
-        "policy_version": policy["version"] if policy and not denied else None,
+        "policy_id": policy["policy_id"] if policy else None,
+        "policy_version": policy["version"] if policy else None,
         "decision": "denied" if denied else "approved",
         **priced,
         "patient_responsibility": patient_responsibility(priced["adjustments"]),
     }
+    if adj.cob is not None:
+        line["cob"] = {"primary_item": adj.cob.lines[seq - 1], "left": adj.cob.left[seq - 1]}
+    return line
+
+
+def _replaceable(
+    state: BlockState, provider: str, body: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The claim ``body["replaces"]`` names, checked to be replaceable by this one
+    (``claims_void.voidable``, and the same insurer and patient, else
+    ``replacement-mismatch``); None without ``replaces``."""
+    if "replaces" not in body:
+        return None
+    claim, st = claims_void.voidable(state, provider, body["replaces"])
+    if (claim["insurer"], claim["patient"]) != (body["insurer"], body["patient"]):
+        raise Rejection(
+            "replacement-mismatch",
+            f"claim {body['replaces']} is another insurer's or patient's: void it instead",
+        )
+    return claim, st
 
 
 def _submit(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
     state = ctx.state
-    provider = _member_id(ctx)
+    provider = member_id(ctx)
     insurer = body["insurer"]
     key = claim_key(provider, body["claim_id"])
     if state.exists(key):
         raise Rejection("claim-exists", f"claim {body['claim_id']} exists")
-    if not _is_active_insurer(state, insurer):
+    if not is_active_insurer(state, insurer):
         raise Rejection("unknown-insurer", f"{insurer} is not an active insurer")
     for i, item in enumerate(body["items"]):
         if ("gtin" in item) != ("serial" in item):
             raise Rejection("malformed", f"body.items[{i}]: gtin and serial go together")
+    replaced = _replaceable(state, provider, body)
+    cob = claims_cob.cite(state, provider, body) if "primary_claim" in body else None
+    if replaced is not None:  # frequency 7: the original is voided first, then this adjudicated
+        claims_void.void(ctx, *replaced, "replaced", replaced_by=body["claim_id"])
 
-    adj = _Adjudicator(ctx, provider)
+    adj = _Adjudicator(ctx, provider, cob)
     items_out = [_adjudicate_line(adj, seq, item) for seq, item in enumerate(body["items"], 1)]
     adj.write_back()
+    if cob is not None:
+        claims_cob.add_citation(state, provider, cob.claim_id, body["claim_id"])
     decisions = {i["decision"] for i in items_out}
     decision = (
         "approved"
@@ -599,6 +535,8 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         "diagnosis": body["diagnosis"],
         "evidence": adj.evidence,
         "preauth": body.get("preauth"),
+        **({"replaces": body["replaces"]} if replaced is not None else {}),
+        **({"cob": cob.record()} if cob is not None else {}),
         "year": adj.year,
         "decision": decision,
         "status": "active",
@@ -619,12 +557,13 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
         },
     )
     state.put(insurer_index_key(insurer, provider, body["claim_id"]), decision)
-    _ledger_add(state, provider, insurer, totals["benefit"], 0, 1)
+    ledger_add(state, provider, insurer, totals["benefit"], 0, 1)
     return {
         "claim_id": body["claim_id"],
         "decision": decision,
         "totals": totals,
         "flags": adj.flags,
+        **({"replaces": body["replaces"]} if replaced is not None else {}),
         "items": [
             {k: i[k] for k in ("sequence", "decision", "eligible", "benefit", "adjustments")}
             for i in items_out
@@ -636,7 +575,7 @@ def _submit(ctx: ExecContext) -> dict[str, Any]:
 def _claim_for_insurer(ctx: ExecContext) -> tuple[bytes, dict[str, Any], str]:
     """The claim's settlement state (small, mutable), checked to be addressed to the signer."""
     body = ctx.tx.body
-    insurer = _member_id(ctx)
+    insurer = member_id(ctx)
     key = claim_state_key(body["provider"], body["claim_id"])
     st = ctx.state.get(key)
     if st is None:
@@ -649,6 +588,8 @@ def _claim_for_insurer(ctx: ExecContext) -> tuple[bytes, dict[str, Any], str]:
 def _settle(ctx: ExecContext) -> dict[str, Any]:
     body = ctx.tx.body
     key, st, insurer = _claim_for_insurer(ctx)
+    if st["status"] == "voided":
+        raise Rejection("claim-voided", f"claim {body['claim_id']} is voided by its provider")
     if st["status"] != "active":
         raise Rejection("claim-reversed", f"claim {body['claim_id']} is reversed")
     outstanding = st["benefit"] - st["paid"]
@@ -679,7 +620,7 @@ def _settle(ctx: ExecContext) -> dict[str, Any]:
         {"payment_ref": body["payment_ref"], "amount": body["amount"], "status": "paid"}
     )
     ctx.state.put(key, st)
-    _ledger_add(ctx.state, body["provider"], insurer, 0, body["amount"])
+    ledger_add(ctx.state, body["provider"], insurer, 0, body["amount"])
     return {
         "claim_id": body["claim_id"],
         "paid": st["paid"],
@@ -709,38 +650,25 @@ def _reverse(ctx: ExecContext) -> dict[str, Any]:
             if p["payment_ref"] == body["payment_ref"]:
                 p["status"] = "reversed"
         state.put(key, st)
-        _ledger_add(state, body["provider"], insurer, 0, -payment["amount"])
+        ledger_add(state, body["provider"], insurer, 0, -payment["amount"])
         return {
             "claim_id": body["claim_id"],
             "payment_ref": body["payment_ref"],
             "paid": st["paid"],
         }
+    if st["status"] == "voided":
+        raise Rejection("claim-voided", f"claim {body['claim_id']} is voided by its provider")
     if st["status"] != "active":
         raise Rejection("already-reversed", f"claim {body['claim_id']} is reversed")
     if st["paid"] != 0:
         raise Rejection("claim-paid", "reverse its settlements first")
     claim = state.get(claim_key(body["provider"], body["claim_id"]))
-    for item in claim["items"]:
-        if item["policy_id"] is not None:
-            akey = accumulator_key(insurer, claim["patient"], item["policy_id"], claim["year"])
-            acc = state.get(akey)
-            acc["deductible_met"] -= item["deductible"]
-            acc["benefit"] -= item["benefit"]
-            state.put(akey, acc)
-        dkey = duplicate_key(
-            claim["patient"], claim["provider"], item["service_code"], item["service_date"]
-        )
-        entry = state.get(dkey)
-        if entry is not None and (entry["provider"], entry["claim_id"]) == (
-            claim["provider"],
-            claim["claim_id"],
-        ):
-            state.delete(dkey)
+    claims_void.release(state, claim)
     st["status"] = "reversed"
     st["reversal"] = {"reason": body["reason"], "height": ctx.block.height}
     state.put(key, st)
     state.put(insurer_index_key(insurer, claim["provider"], claim["claim_id"]), "reversed")
-    _ledger_add(state, claim["provider"], insurer, -st["benefit"], 0)
+    ledger_add(state, claim["provider"], insurer, -st["benefit"], 0)
     return {"claim_id": body["claim_id"], "status": "reversed"}
 
 
@@ -759,7 +687,7 @@ def _claim_view(state: BlockState, provider: str, claim_id: str) -> dict[str, An
     if claim is None:
         return None
     st = state.get(claim_state_key(provider, claim_id))
-    outstanding = 0 if st["status"] == "reversed" else st["benefit"] - st["paid"]
+    outstanding = st["benefit"] - st["paid"] if st["status"] == "active" else 0
     view: dict[str, Any] = {
         **claim,
         "status": st["status"],
@@ -767,8 +695,9 @@ def _claim_view(state: BlockState, provider: str, claim_id: str) -> dict[str, An
         "outstanding": outstanding,
         "payments": st["payments"],
     }
-    if "reversal" in st:
-        view["reversal"] = st["reversal"]
+    for extra in ("reversal", "void", "cited_by"):
+        if extra in st:
+            view[extra] = st[extra]
     return view
 
 
@@ -879,7 +808,7 @@ DIAGNOSES = List(Str(max_len=8, pattern=ICD), min_items=1, max_items=12, unique=
 POLICY_PUBLISH = TxType(
     "policy.publish",
     POLICY_SCHEMA,
-    _authorize_insurer,
+    authorize_insurer,
     _publish,
     "publish (a new version of) an insurance policy: a declarative contract",
 )
@@ -894,7 +823,7 @@ COVERAGE_ENROLL = TxType(
             "end": Date(),
         }
     ),
-    _authorize_insurer,
+    authorize_insurer,
     _enroll,
     "enroll a patient key in one of the insurer's policies for a period",
 )
@@ -909,7 +838,7 @@ PREAUTH_REQUEST = TxType(
             "diagnosis": List(Str(max_len=8, pattern=ICD), max_items=12, optional=True),
         }
     ),
-    _authorize_provider,
+    authorize_provider,
     _preauth_request,
     "a provider asks an insurer to pre-authorise services for a patient",
 )
@@ -924,7 +853,7 @@ PREAUTH_DECIDE = TxType(
             "reason": Str(pattern=REASON, optional=True),
         }
     ),
-    _authorize_insurer,
+    authorize_insurer,
     _preauth_decide,
     "the insurer approves (until an optional date) or denies a pre-authorisation",
 )
@@ -953,11 +882,16 @@ CLAIM_SUBMIT = TxType(
             "diagnosis": DIAGNOSES,
             "evidence": List(Str(pattern=ID), max_items=16, unique=True, optional=True),
             "preauth": Str(pattern=ID, optional=True),
+            # coordination of benefits: the prior payer's claim of this provider (claims_cob)
+            "primary_claim": Str(pattern=ID, optional=True),
+            # claim frequency 7: the claim of this provider this one replaces (claims_void)
+            "replaces": Str(pattern=ID, optional=True),
         }
     ),
-    _authorize_provider,
+    authorize_provider,
     _submit,
-    "submit a claim; adjudicated at commit, the result is the explanation of benefits",
+    "submit a claim (to a secondary payer citing the primary's; or replacing an unpaid"
+    " one); adjudicated at commit, the result is the explanation of benefits",
 )
 CLAIM_SETTLE = TxType(
     "claim.settle",
@@ -969,7 +903,7 @@ CLAIM_SETTLE = TxType(
             "amount": Int(min=1, max=MAX_AMOUNT * 1000),
         }
     ),
-    _authorize_insurer,
+    authorize_insurer,
     _settle,
     "record a payment of an approved claim (at most what is outstanding)",
 )
@@ -983,7 +917,7 @@ CLAIM_REVERSE = TxType(
             "reason": Str(pattern=REASON),
         }
     ),
-    _authorize_insurer,
+    authorize_insurer,
     _reverse,
     "reverse a settlement (with payment_ref) or a whole unpaid claim",
 )
@@ -998,6 +932,7 @@ DOMAIN = Domain(
         CLAIM_SUBMIT,
         CLAIM_SETTLE,
         CLAIM_REVERSE,
+        claims_void.CLAIM_VOID,
     ),
     queries=(
         Query(

@@ -14,6 +14,11 @@ and its adjustments (CAS group, CARC, amount), and always satisfies
 
 The caller keeps the accumulators (deductible met, benefit paid this year) and
 adds a priced line's ``deductible`` and ``benefit`` to them.
+
+A secondary payer's line (coordination of benefits, ``coordinate``) is priced by
+its own policy as above, then pays at most what the prior payer left to the
+patient: the prior payer's part shows as OA 23, and what the patient still owes
+keeps the secondary's own adjustment codes.
 """
 
 from __future__ import annotations
@@ -95,6 +100,49 @@ def price_line(
         "benefit": benefit,
         "adjustments": adjustments,
         "denied": limited > 0 and benefit == 0,
+    }
+
+
+# the amount field of a line that each patient-responsibility CARC of price_line fills
+_PR_FIELDS = {"1": "deductible", "3": "copay", "2": "coinsurance", "119": "limit_exceeded"}
+
+
+def coordinate(line: dict[str, Any], left: int) -> dict[str, Any]:
+    """A secondary payer's line: ``line`` as ``price_line`` priced it under the
+    secondary's policy, ``left`` what the prior payer left to the patient on the same
+    service (its patient responsibility, at most ``submitted``).
+
+    The secondary pays ``min(line benefit, left)``. The prior payer's part,
+    ``submitted - left``, is one adjustment OA 23 (impact of prior payer
+    adjudication); what the patient still owes, ``left - benefit``, is taken from
+    ``line``'s own adjustments in their order (CO 45, PR 1, PR 3, PR 2, PR 119), each
+    at most its amount, and the line's deductible, copay, coinsurance and
+    limit_exceeded are those parts: they are what the accumulators count. Still
+    ``submitted == benefit + sum(adjustments)``.
+    """
+    submitted = line["submitted"]
+    left = max(0, min(left, submitted))
+    benefit = min(line["benefit"], left)
+    owed = left - benefit
+    adjustments: list[dict[str, Any]] = []
+    if submitted > left:
+        adjustments.append(adjustment("OA", "23", submitted - left))
+    amounts = dict.fromkeys(_PR_FIELDS.values(), 0)
+    for adj in line["adjustments"]:
+        take = min(adj["amount"], owed)
+        if take == 0:
+            continue
+        owed -= take
+        adjustments.append(adjustment(adj["group"], adj["code"], take))
+        if adj["group"] == "PR" and adj["code"] in _PR_FIELDS:
+            amounts[_PR_FIELDS[adj["code"]]] += take
+    return {
+        "submitted": submitted,
+        "eligible": line["eligible"],
+        **amounts,
+        "benefit": benefit,
+        "adjustments": adjustments,
+        "denied": line["denied"],
     }
 
 
