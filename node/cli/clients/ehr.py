@@ -9,6 +9,8 @@ computes the salted commitment of a FHIR resource locally:
 with a fresh 32-byte salt written beside the resource (``RESOURCE.json.salt``,
 64 hex, mode 0600). The resource and the salt never leave the machine; only
 the commitment does. ``verify --fhir`` recomputes it with the salt file.
+``import-consent`` and ``--format fhir`` convert to and from FHIR R4 with
+``node.ops.formats`` (docs/formats.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +40,8 @@ from node.ledger.domains.ehr import (
     PURPOSES,
     REVIEW_FINDINGS,
 )
+from node.ops.formats import FormatError, fhir_audit, fhir_consent, fhir_documents
+from node.ops.formats.fhir_common import bundle
 
 MAX_DOCUMENT_BYTES = 64 << 20
 SALT_BYTES = 32
@@ -56,6 +61,14 @@ def _pubkey(hex_: str | None, key_file: Path | None, what: str) -> str:
     if len(hex_) != 64 or any(c not in "0123456789abcdef" for c in hex_):
         _fail(f"--{what} must be 64 hex characters")
     return hex_
+
+
+def _fhir(convert: Callable[..., Any], *args: Any) -> Any:
+    """``convert(*args)``; an answer it cannot convert ends the command with the reason."""
+    try:
+        return convert(*args)
+    except FormatError as exc:
+        _fail(f"cannot convert to FHIR R4: {exc}")
 
 
 def salt_path(document: Path) -> Path:
@@ -118,6 +131,14 @@ _patient_key_enrol = click.option(
     help="Or the patient's key file (public part used).",
 )
 _from_height = click.option("--from-height", type=int, default=0, show_default=True)
+_format = click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["json", "fhir"]),
+    default="json",
+    show_default=True,
+    help="The node's JSON, or a FHIR R4 Bundle (docs/formats.md).",
+)
 
 
 @click.group(name="ehr")
@@ -282,6 +303,34 @@ def consent_grant(
     common.submit(api, key_file, "consent.grant", body, 0 if no_wait else timeout)
 
 
+@group.command(name="import-consent")
+@api_option
+@options.key("The patient's key file (its public key is the pseudonym; no name is sent).")
+@click.option(
+    "--fhir-consent",
+    "consent_file",
+    type=options.EXISTING_FILE,
+    required=True,
+    help="A FHIR R4 Consent (JSON) to grant.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the consent.grant body; submit nothing.")
+@wait_options
+def import_consent(
+    api: str, key_file: Path, consent_file: Path, dry_run: bool, no_wait: bool, timeout: float
+) -> None:
+    """Grant what a FHIR R4 Consent permits (consent.grant); refuses what cannot be mapped."""
+    try:
+        resource = parse_json(consent_file.read_bytes(), max_bytes=MAX_DOCUMENT_BYTES)
+        patient_pub = public_key_hex(load_key(key_file))
+        body = fhir_consent.consent_to_grant(resource, patient_pub)
+    except (CodecError, KeyFileError, FormatError) as exc:
+        _fail(f"{consent_file}: cannot import: {exc}")
+    if dry_run:
+        _echo(body)
+        return
+    common.submit(api, key_file, "consent.grant", body, 0 if no_wait else timeout)
+
+
 @group.command(name="consent-revoke")
 @api_option
 @options.key("The patient's key file.")
@@ -389,9 +438,15 @@ def record(api: str, record_id: str) -> None:
 @api_option
 @click.argument("record_id")
 @options.limit()
-def history(api: str, record_id: str, limit: int) -> None:
-    """A record's version history."""
-    _echo(_get(api, f"/ehr/records/{_rid(record_id)}/history", {"limit": str(limit)}))
+@_format
+def history(api: str, record_id: str, limit: int, format_: str) -> None:
+    """A record's version history (--format fhir: DocumentReferences)."""
+    answer = _get(api, f"/ehr/records/{_rid(record_id)}/history", {"limit": str(limit)})
+    if format_ == "fhir":
+        latest = common.find(api, f"/ehr/records/{_rid(record_id)}")
+        top = None if latest is None else int(latest["version"])
+        answer = _fhir(fhir_documents.history_to_bundle, answer, top)
+    _echo(answer)
 
 
 @group.command(name="verify")
@@ -462,10 +517,16 @@ def patient(api: str, patient: str | None, patient_key: Path | None) -> None:
 @_patient
 @_patient_key
 @options.limit()
-def consents(api: str, patient: str | None, patient_key: Path | None, limit: int) -> None:
+@_format
+def consents(
+    api: str, patient: str | None, patient_key: Path | None, limit: int, format_: str
+) -> None:
     """A patient's consents, with their status at the latest block time."""
     key = _pubkey(patient, patient_key, "patient")
-    _echo(_get(api, f"/ehr/patients/{key}/consents", {"limit": str(limit)}))
+    answer = _get(api, f"/ehr/patients/{key}/consents", {"limit": str(limit)})
+    if format_ == "fhir":
+        answer = _fhir(lambda cs: bundle(map(fhir_consent.consent_to_fhir, cs)), answer["consents"])
+    _echo(answer)
 
 
 @group.command(name="disclosures")
@@ -474,13 +535,24 @@ def consents(api: str, patient: str | None, patient_key: Path | None, limit: int
 @_patient_key
 @options.limit()
 @_from_height
+@_format
 def disclosures(
-    api: str, patient: str | None, patient_key: Path | None, limit: int, from_height: int
+    api: str,
+    patient: str | None,
+    patient_key: Path | None,
+    limit: int,
+    from_height: int,
+    format_: str,
 ) -> None:
-    """A patient's accounting of disclosures: every access and emergency access."""
+    """A patient's accounting of disclosures: every access and emergency access
+    (--format fhir: AuditEvents)."""
     key = _pubkey(patient, patient_key, "patient")
     params = {"limit": str(limit), "from_height": str(from_height)}
-    _echo(_get(api, f"/ehr/patients/{key}/disclosures", params))
+    answer = _get(api, f"/ehr/patients/{key}/disclosures", params)
+    if format_ == "fhir":
+        chain_id = str(_get(api, "/info")["chain_id"])
+        answer = _fhir(fhir_audit.disclosures_to_bundle, answer, chain_id)
+    _echo(answer)
 
 
 @group.command(name="emergencies")

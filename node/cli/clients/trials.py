@@ -8,6 +8,7 @@ locally and only the SHA-256 leaves the machine. Outcomes are ``ID=HEX``, the
 id and the 64-hex commitment of the outcome's description
 (docs/clinical-trials.md says how to compute it). Nothing here takes personal
 data: a participant is a 64-hex pseudonym commitment made by the site.
+``show --format ctgov`` prints the ClinicalTrials.gov layout (``node.ops.formats.ctgov``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from node.cli.clients import common
 from node.cli.clients.common import echo as _echo
 from node.cli.clients.common import fail as _fail
 from node.cli.clients.common import get as _get
+from node.core.codec import CodecError, parse_json
 from node.core.hexstr import HEX64
 from node.ledger.domains.trials import AMEND_REASONS, WITHDRAW_REASONS
 from node.ledger.domains.trials_approval import DECISIONS
+from node.ops.formats import FormatError
+from node.ops.formats.ctgov import trial_to_ctgov
 
 _tx_options = options.compose(
     options.tx_options(),
@@ -342,9 +346,33 @@ def report(api: str, trial_id: str, data_limit: int) -> None:
 @group.command(name="show")
 @options.api()
 @click.option("--trial-id", required=True, help="The trial's id.")
-def show(api: str, trial_id: str) -> None:
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["json", "ctgov"]),
+    default="json",
+    show_default=True,
+    help="The node's JSON, or the ClinicalTrials.gov API v2 study layout (docs/formats.md).",
+)
+@click.option(
+    "--outcome-texts",
+    type=options.EXISTING_FILE,
+    help="With --format ctgov: the sponsor's outcome texts and salts (JSON), checked.",
+)
+def show(api: str, trial_id: str, format_: str, outcome_texts: Path | None) -> None:
     """A trial's registration and current state."""
-    _echo(_get(api, f"/trials/{trial_id}"))
+    if outcome_texts is not None and format_ != "ctgov":
+        _fail("--outcome-texts goes with --format ctgov")
+    trial = _get(api, f"/trials/{trial_id}")
+    if format_ == "ctgov":
+        try:
+            texts = parse_json(outcome_texts.read_bytes()) if outcome_texts else None
+            if texts is not None and not isinstance(texts, dict):
+                raise FormatError("outcome_texts", "must be a JSON object of outcome ids")
+            trial = trial_to_ctgov(trial, texts)
+        except (CodecError, FormatError) as exc:
+            _fail(f"cannot export {trial_id}: {exc}")
+    _echo(trial)
 
 
 @group.command(name="list")
