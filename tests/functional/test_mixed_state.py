@@ -98,11 +98,12 @@ def test_mixed_workload_reaches_equal_state_roots_on_every_node() -> None:
         with pytest.raises(FrameworkError, match="signer-not-allowed"):
             net.submit(0, [tx("patient.enroll", {"patient": public_key_hex(generate_key())}, ins)])
         refused = [
-            # a consent for treatment does not cover research: rejected at execution
+            # a consent granted to hospital-0 does not cover the pharmacy: rejected at
+            # execution (hospital-0 itself, the records' custodian, may always access them)
             tx(
                 "access.log",
-                {"record_id": "rec-0", "purpose": "HRESCH", "consent_id": grants[0].hash},
-                hosp,
+                {"record_id": "rec-0", "purpose": "TREAT", "consent_id": grants[0].hash},
+                pharm,
             ),
         ]
         last = phase(
