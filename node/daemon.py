@@ -718,6 +718,8 @@ class Node:
         elif any(k.startswith(b"node/") and v is None for k, v in outcome.writes):
             self._drop_unallowed()  # a node unregistered in this block
         self._erase_documents(block, outcome)
+        if self.documents is not None:
+            self.documents.on_committed()
         self.sync.on_committed(block.height, now)
         self._attest_epochs()
         if not self.sync.syncing:  # no snapshots of the heights a catch-up runs through

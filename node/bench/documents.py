@@ -70,17 +70,10 @@ def _signed(method: str, api: str, path: str, body: bytes | None, key: Any) -> t
         return err.code, json.loads(err.read() or b"null")
 
 
-def _commit(api: str, tx: Tx, timeout_s: float = 60.0) -> dict[str, Any]:
+def _commit(api: str, tx: Tx) -> dict[str, Any]:
+    """Submit ``tx`` and wait for its commit; its status."""
     request_json("POST", f"{api}/v1/txs", tx.wire)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = request_json("GET", f"{api}/v1/txs/{tx.hash}")
-        if status["status"] in ("committed", "rejected"):
-            if status["status"] != "committed":
-                raise RuntimeError(f"{tx.type} rejected: {status['result']}")
-            return status
-        time.sleep(0.02)
-    raise RuntimeError(f"{tx.type} {tx.hash} not committed in {timeout_s} s")
+    return _wait_committed(api, tx.hash, tx.type)
 
 
 def _summary(samples_ms: list[float]) -> dict[str, float]:
@@ -183,16 +176,19 @@ def run(small: int, large: int, rounds: int) -> dict[str, Any]:
         return results
 
 
-def _wait_committed(api: str, tx_hash: str, timeout_s: float = 60.0) -> None:
+def _wait_committed(
+    api: str, tx_hash: str, what: str = "anchor", timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """The status of ``tx_hash`` once committed; ``RuntimeError`` if rejected or late."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = request_json("GET", f"{api}/v1/txs/{tx_hash}")["status"]
-        if status == "committed":
-            return
-        if status == "rejected":
-            raise RuntimeError(f"anchor {tx_hash} rejected")
+        status: dict[str, Any] = request_json("GET", f"{api}/v1/txs/{tx_hash}")
+        if status["status"] == "committed":
+            return status
+        if status["status"] == "rejected":
+            raise RuntimeError(f"{what} {tx_hash} rejected: {status['result']}")
         time.sleep(0.01)
-    raise RuntimeError(f"anchor {tx_hash} not committed in {timeout_s} s")
+    raise RuntimeError(f"{what} {tx_hash} not committed in {timeout_s} s")
 
 
 def main() -> None:

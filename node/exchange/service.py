@@ -60,6 +60,7 @@ from node.exchange.signed_request import (
     HEADER_TIME,
     RequestVerifier,
     SignedRequestError,
+    header_value,
 )
 from node.exchange.store import DocumentStore, DocumentStoreError, Erased, UnknownDocument
 from node.exchange.ticket import TicketRefused, check_ticket
@@ -187,6 +188,7 @@ class DocumentExchange:
         self._fetches: dict[int, _Fetch] = {}
         self._serving: dict[bytes, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._committed = asyncio.Event()  # replaced by a fresh one at every commit
         self.counts: dict[str, int] = {}
         # (operation, result) of every publish, fetch and serve: the node's metrics
         self._observe = observe or (lambda operation, result: None)
@@ -313,9 +315,9 @@ class DocumentExchange:
             raise ExchangeError("erased", f"record {version['record_id']} was erased")
         request = SignedRequest(  # the verifier checked these headers
             raw_path,
-            int(_header(headers, HEADER_TIME)),
+            int(header_value(headers, HEADER_TIME) or "0"),
             bytes.fromhex(signer),
-            bytes.fromhex(_header(headers, HEADER_SIGNATURE)),
+            bytes.fromhex(header_value(headers, HEADER_SIGNATURE) or ""),
         )
         custodians = self._custodian_nodes(state, str(version["custodian"]))
         if self._me in custodians:
@@ -499,16 +501,23 @@ class DocumentExchange:
         )
         return sealed
 
+    def on_committed(self) -> None:
+        """A block was committed here: wake the requests waiting for a height."""
+        self._committed.set()
+        self._committed = asyncio.Event()
+
     async def _wait_for_height(self, height: int) -> None:
-        waited = 0
-        while self._height() < height:
-            if waited >= self.limits.behind_wait_ms:
-                raise ExchangeError(
-                    "custodian-behind",
-                    f"the custodian's chain is below the ticket's height {height}; retry",
-                )
-            await asyncio.sleep(0.05)
-            waited += 50
+        """Until this node's chain holds ``height``, woken by each commit, for at most
+        ``behind_wait_ms``; else ``custodian-behind``."""
+        try:
+            async with asyncio.timeout(self.limits.behind_wait_ms / 1000):
+                while self._height() < height:
+                    await self._committed.wait()
+        except TimeoutError:
+            raise ExchangeError(
+                "custodian-behind",
+                f"the custodian's chain is below the ticket's height {height}; retry",
+            ) from None
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -516,13 +525,6 @@ class DocumentExchange:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
-    return ""
 
 
 def _ticket_height(state: StateReader, ticket: str | None) -> int:

@@ -52,6 +52,7 @@ __all__ = [
     "WINDOW_MS",
     "RequestVerifier",
     "SignedRequestError",
+    "header_value",
     "sign_request",
     "signing_string",
 ]
@@ -96,7 +97,7 @@ def sign_request(
     }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
     """The value of header ``name`` in any case (aiohttp's headers already ignore case)."""
     value = headers.get(name)
     if value is not None:
@@ -142,9 +143,9 @@ class RequestVerifier:
     ) -> bytes:
         """The signer's 32-byte public key if the request is signed, fresh and new;
         ``SignedRequestError`` otherwise. An accepted signature is remembered."""
-        signer_hex = _header(headers, HEADER_SIGNER)
-        time_text = _header(headers, HEADER_TIME)
-        sig_hex = _header(headers, HEADER_SIGNATURE)
+        signer_hex = header_value(headers, HEADER_SIGNER)
+        time_text = header_value(headers, HEADER_TIME)
+        sig_hex = header_value(headers, HEADER_SIGNATURE)
         missing = [
             name
             for name, value in (

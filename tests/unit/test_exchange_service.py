@@ -213,3 +213,24 @@ def test_document_frames_round_trip_and_refuse_out_of_bounds_fields() -> None:
     for frame in bad:
         with pytest.raises(FrameError):
             decode_frame(encode_frame(frame))
+
+
+async def test_a_custodian_waits_for_the_tickets_height_until_a_commit_brings_it(
+    tmp_path: Path,
+) -> None:
+    ex = _exchange(tmp_path, Wire(), behind_wait_ms=2_000)
+    height = [4]
+    ex._height = lambda: height[0]
+    waiting = asyncio.create_task(ex._wait_for_height(5))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    height[0] = 5
+    ex.on_committed()
+    await asyncio.wait_for(waiting, 1.0)  # woken by the commit, not by a poll
+
+
+async def test_a_custodian_too_far_behind_answers_custodian_behind(tmp_path: Path) -> None:
+    ex = _exchange(tmp_path, Wire(), behind_wait_ms=50)
+    with pytest.raises(ExchangeError) as err:
+        await ex._wait_for_height(1)
+    assert (err.value.status, err.value.code) == (503, "custodian-behind")
