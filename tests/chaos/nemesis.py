@@ -28,7 +28,8 @@ After the last window every fault is healed (``heal_all``), whatever happened.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Protocol
 
 from tests.chaos.clock import ClockControl
@@ -70,6 +71,7 @@ class Nemesis:
         self._down: set[int] = set()  # nodes this nemesis killed and has not started again
         self._byzantine: int | None = None  # the node running the Byzantine program
         self._last_reset = 0.0  # when (in its window) the running reset fault last reset
+        self._next_injected = INJECTED_BASE  # window number of the next inject or holding
 
     # ----------------------------------------------------------------- the run
     def play(
@@ -89,8 +91,31 @@ class Nemesis:
         """Play one fault now, for ``seconds``, healed at the end (a test that times its
         faults to an event, e.g. an epoch boundary, instead of a schedule). Its window
         numbers start at ``INJECTED_BASE`` so they never meet a schedule's."""
-        number = INJECTED_BASE + sum(self.injected.values())
-        self._window(number, Window(0.0, seconds, fault), time.monotonic())
+        self._window(self._take_number(), Window(0.0, seconds, fault), time.monotonic())
+
+    @contextmanager
+    def holding(self, fault: Fault) -> Iterator[None]:
+        """Start one fault now and heal it when the ``with`` block ends: for faults a
+        test overlaps and ends at an event (a node kept dead until the chain has crossed
+        an epoch boundary) rather than after a duration. Faults that need ticking
+        (``reset``, ``clock-drift``) are refused: nothing would keep them going."""
+        if fault.kind in ("reset", "clock-drift"):
+            raise FrameworkError(f"{fault.kind} needs ticking: play it with inject or a schedule")
+        number, text = self._take_number(), fault.text()
+        self.log(f"nemesis: {text} (window {number}, held)")
+        self.history.nemesis(number, "start", text)
+        try:
+            self.start_fault(fault)
+            yield
+        finally:
+            self.end_fault(fault)
+            self.history.nemesis(number, "end", text)
+            self.injected[fault.kind] = self.injected.get(fault.kind, 0) + 1
+            self.log(f"nemesis: healed {text}")
+
+    def _take_number(self) -> int:
+        number, self._next_injected = self._next_injected, self._next_injected + 1
+        return number
 
     def _window(self, number: int, window: Window, t0: float) -> None:
         fault = window.fault

@@ -2,15 +2,17 @@
 moments a changing consortium is most exposed, with the history checker.
 
 Clients of ``tests.chaos.workload`` submit and read transactions throughout and
-record a history; the nemesis (``Nemesis.inject``) plays each fault at an event,
-not at a scheduled time; the checker (``tests.chaos.checker`` and
-``check_accepted_kept``) then judges the history and the final chains:
+record a history; the nemesis (``Nemesis.inject``, ``Nemesis.holding``) plays each
+fault at an event, not at a scheduled time; the checker (``tests.chaos.checker``
+and ``check_accepted_kept``) then judges the history and the final chains:
 
-* **across an epoch switch**: a fifth validator is voted in; a few heights before
-  the boundary a validator is killed with SIGKILL (restarted 4 s later), then
-  another is cut off from every peer for 3 s, so the set changes with one node
-  dead and then one unreachable. Every node must end in epoch 1 on one chain, and
-  the checker (certificates judged by each height's own set) must find nothing.
+* **across an epoch switch**: a fifth validator is voted in; some heights before
+  the boundary a validator is killed with SIGKILL and another is cut off from
+  every peer, so epoch 0 stands without a quorum short of its end; after 3 s the
+  cut-off node comes back, and the set changes while the killed one is still
+  dead; it is started again only past the boundary and must catch up across it.
+  Every node must end in epoch 1 on one chain, and the checker (certificates
+  judged by each height's own set) must find nothing.
 * **during a state sync**: a joining node's links are slowed so that its fetch
   takes seconds; it is killed with SIGKILL mid-fetch (it must discard the
   unverified half on restart) and one of its sources is cut off mid-fetch the
@@ -21,6 +23,7 @@ not at a scheduled time; the checker (``tests.chaos.checker`` and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,8 @@ from tests.functional.framework.node import configure_home
 
 OUT = Path(__file__).resolve().parents[2] / "out" / "chaos"
 VALIDATORS = 4
+FAULT_MARGIN = 400  # heights before the epoch boundary at which the faults start
+ISOLATION_S = 3.0
 # a snapshot every 64 heights, the last 12 kept: a source still holds the snapshot a
 # slowed fetch started on when it ends, at the workload's block rate
 SNAPSHOTS = {
@@ -105,11 +110,13 @@ def _judge(
 
 
 def _wide_window(net: TestNetwork) -> None:
-    """A watermark window of 256 heights: the boundary comes ~256 heights after the
-    vote, seconds away even at the workload's block rate, so the faults are set in time."""
+    """A watermark window of 1,024 heights: the boundary comes ~1,100 heights after the
+    vote. Once the end is known the primary fills the way with empty blocks (about 100
+    a second here), so the boundary is some seconds away, and the faults are set
+    ``FAULT_MARGIN`` heights before it."""
     text = (net.nodes[0].home / "genesis.json").read_text(encoding="utf-8")
     doc = json.loads(text)
-    doc["consensus"] |= {"checkpoint_interval": 32, "watermark_window": 256}
+    doc["consensus"] |= {"checkpoint_interval": 128, "watermark_window": 1024}
     for node in net.nodes:
         (node.home / "genesis.json").write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
 
@@ -147,14 +154,27 @@ def test_kill_and_partition_across_an_epoch_switch_lose_nothing() -> None:
                 first = int(pending["from_height"])
                 net.log(f"epoch 1 starts at height {first}")
                 wait_until(
-                    "the chain a few heights short of the boundary",
+                    "the chain some heights short of the boundary",
                     lambda: net.height(0),
-                    lambda h: h >= first - 8,
+                    lambda h: h >= first - FAULT_MARGIN,
                     timeout=120,
                 )
-                assert net.height(0) < first, "the boundary passed before the faults"
-                nemesis.inject(Fault.make("kill", nodes=(1,)), 4.0)
-                nemesis.inject(Fault.make("isolate", node=2), 3.0)
+                with nemesis.holding(Fault.make("kill", nodes=(1,))):
+                    # epoch 0 keeps 3 of its 4 validators: a kill alone may not stop it
+                    assert net.height(0) < first, "the boundary passed before the faults"
+                    with nemesis.holding(Fault.make("isolate", node=2)):
+                        # 2 of 4 live: no quorum, the chain stands short of the boundary
+                        stalled = net.height(0)
+                        assert stalled < first, "the boundary passed before the faults"
+                        time.sleep(ISOLATION_S)  # the fault's length, nothing waited on
+                        assert net.height(0) < first, "epoch 0 committed without a quorum"
+                    # node2 back: the set changes while node1 is still dead
+                    wait_until(
+                        "the boundary crossed with node1 dead",
+                        lambda: net.height(0),
+                        lambda h: h > first + 2,
+                        timeout=120,
+                    )
                 wait_until(
                     "every node in epoch 1",
                     lambda: [_status(net, i).get("epoch") for i in range(5)],
