@@ -872,7 +872,12 @@ class Node:
         return views.block_json(self._chain(), self.applier.tip.height, height)
 
     def proof_json(self, tx_hash: str) -> dict[str, Any] | None:
-        return views.proof_json(self._chain(), tx_hash)
+        return views.proof_json(
+            self._chain(),
+            tx_hash,
+            genesis_root=genesis_root(self.genesis),
+            checkpoint_interval=self.genesis.epoch_rule().checkpoint_interval,
+        )
 
     def run_query(self, fn: QueryFn, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
         return views.run_query(self._chain(), fn, path, query)

@@ -60,6 +60,10 @@ class ChainView(Protocol):
         """Every persisted consensus record, in key order."""
         ...
 
+    def proof_record(self, key: bytes) -> bytes | None:
+        """One record kept for proofs of outcome (``storage/layout.py``), or None."""
+        ...
+
 
 class ChainStorage(ChainView, Protocol):
     """A chain store: ``ChainView`` plus atomic, durable writes."""
@@ -72,12 +76,17 @@ class ChainStorage(ChainView, Protocol):
         tx_hashes: Sequence[bytes],
         state_writes: Sequence[Write],
         consensus_writes: Sequence[Write] = (),
+        proof_writes: Sequence[Write] = (),
     ) -> None:
         """Commit block ``height`` (must be tip + 1) with everything that belongs to it."""
         ...
 
     def persist_consensus(self, records: Iterable[Write]) -> None:
         """Durably upsert/delete consensus records (before the votes they justify are sent)."""
+        ...
+
+    def put_proof_records(self, records: Iterable[Write]) -> None:
+        """Upsert records kept for proofs of outcome (an archived checkpoint certificate)."""
         ...
 
     def snapshot(self) -> AbstractContextManager[ChainView]:

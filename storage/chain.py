@@ -91,14 +91,17 @@ class ChainStore(LevelReader):
         tx_hashes: Sequence[bytes],
         state_writes: Sequence[Write],
         consensus_writes: Sequence[Write] = (),
+        proof_writes: Sequence[Write] = (),
     ) -> None:
         hashes = check_block(block_hash, block_bytes, tx_hashes)
         state = check_writes(state_writes, "state_writes")
         records = check_writes(consensus_writes, "consensus_writes")
+        proofs = check_writes(proof_writes, "proof_writes")
         with self._write_lock:
             check_next_height(height, self.tip_height())
             ops = self._block_ops(height, block_hash, block_bytes, hashes, state)
             ops.extend((Namespace.CONSENSUS, k, v) for k, v in records)
+            ops.extend((Namespace.PROOFS, k, v) for k, v in proofs)
             ops.append((Namespace.META, META_HEIGHT, encode_u64(height)))
             self._db.write(ops, sync=True)
 
@@ -187,6 +190,13 @@ class ChainStore(LevelReader):
             return
         with self._write_lock:
             self._db.write([(Namespace.CONSENSUS, k, v) for k, v in checked], sync=True)
+
+    def put_proof_records(self, records: Iterable[Write]) -> None:
+        checked = check_writes(records, "records")
+        if not checked:
+            return
+        with self._write_lock:
+            self._db.write([(Namespace.PROOFS, k, v) for k, v in checked], sync=True)
 
     @contextmanager
     def snapshot(self) -> Iterator[ChainView]:

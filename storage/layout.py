@@ -9,6 +9,10 @@ big-endian, so LevelDB's byte order is numeric order (blocks iterate by height).
     tx/<tx hash>              -> height u64 || index u32
     state/<key>               -> value (app state, opaque)
     consensus/<key>           -> value (the replica's Persist records, opaque)
+    proof/<key>               -> value (what proofs of outcome need beyond the
+                                 chain, opaque: per-block state-root digests,
+                                 archived checkpoint certificates); never read
+                                 back in bulk, so it may grow with the chain
     meta/schema               -> schema version u64
     meta/genesis              -> the genesis hash (32 bytes) the database belongs to
     meta/height               -> tip height u64 (absent: no block yet, tip 0)
@@ -51,6 +55,7 @@ class Namespace(enum.Enum):
     TXS = b"tx/"
     STATE = b"state/"
     CONSENSUS = b"consensus/"
+    PROOFS = b"proof/"
     META = b"meta/"
 
 

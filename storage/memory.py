@@ -29,6 +29,7 @@ class _MemoryView:
         self._txs: dict[bytes, tuple[int, int]] = {}
         self._state: dict[bytes, bytes] = {}
         self._consensus: dict[bytes, bytes] = {}
+        self._proofs: dict[bytes, bytes] = {}
         self._tip = 0
         self._closed = False
 
@@ -73,6 +74,10 @@ class _MemoryView:
         self._check_open()
         return dict(sorted(self._consensus.items()))
 
+    def proof_record(self, key: bytes) -> bytes | None:
+        self._check_open()
+        return self._proofs.get(key)
+
 
 def _apply(target: dict[bytes, bytes], writes: Iterable[Write]) -> None:
     for key, value in writes:
@@ -93,11 +98,13 @@ class MemoryChainStore(_MemoryView):
         tx_hashes: Sequence[bytes],
         state_writes: Sequence[Write],
         consensus_writes: Sequence[Write] = (),
+        proof_writes: Sequence[Write] = (),
     ) -> None:
         self._check_open()
         hashes = check_block(block_hash, block_bytes, tx_hashes)
         state = check_writes(state_writes, "state_writes")
         records = check_writes(consensus_writes, "consensus_writes")
+        proofs = check_writes(proof_writes, "proof_writes")
         check_next_height(height, self._tip)
         # Everything is checked: from here on nothing can fail half-way.
         self._blocks[height] = block_bytes
@@ -106,11 +113,16 @@ class MemoryChainStore(_MemoryView):
             self._txs.setdefault(tx_hash, (height, index))
         _apply(self._state, state)
         _apply(self._consensus, records)
+        _apply(self._proofs, proofs)
         self._tip = height
 
     def persist_consensus(self, records: Iterable[Write]) -> None:
         self._check_open()
         _apply(self._consensus, check_writes(records, "records"))
+
+    def put_proof_records(self, records: Iterable[Write]) -> None:
+        self._check_open()
+        _apply(self._proofs, check_writes(records, "records"))
 
     @contextmanager
     def snapshot(self) -> Iterator[ChainView]:
@@ -122,6 +134,7 @@ class MemoryChainStore(_MemoryView):
         view._txs = dict(self._txs)
         view._state = dict(self._state)
         view._consensus = dict(self._consensus)
+        view._proofs = dict(self._proofs)
         view._tip = self._tip
         try:
             yield view

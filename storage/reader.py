@@ -61,3 +61,6 @@ class LevelReader:
 
     def consensus_records(self) -> dict[bytes, bytes]:
         return dict(self._kv.iterate(Namespace.CONSENSUS))
+
+    def proof_record(self, key: bytes) -> bytes | None:
+        return self._kv.get(Namespace.PROOFS, key)

@@ -14,15 +14,20 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from consensus.records import decode_stable
 from consensus.replica import Replica
 from node import __version__
 from node.core.block import Block
 from node.core.codec import parse_json
+from node.core.outcome_proof import outcome_json
 from node.core.proof import build_proof
+from node.core.state_root import BlockDigests
 from node.engine.applier import Tip
+from node.engine.proof_archive import digests_key, stable_key
 from node.ledger.domain import QueryFn
 from node.ledger.domains.epoch_attest import links_through
 from node.ledger.executor import result_key
+from node.ledger.outcomes import REPLAY, result_record
 from node.ledger.state import BlockState
 from node.ledger.validators import EpochRecord, epoch_at, genesis_epoch, load_epochs
 from node.mempool import Mempool
@@ -91,10 +96,14 @@ def block_json(store: ChainView, tip_height: int, height: int | None) -> dict[st
     return block.to_json() if block is not None else None
 
 
-def proof_json(store: ChainStorage, tx_hash: str) -> dict[str, Any] | None:
+def proof_json(
+    store: ChainStorage, tx_hash: str, *, genesis_root: bytes, checkpoint_interval: int
+) -> dict[str, Any] | None:
     """``GET /v1/proofs/{hash}``: the inclusion proof of a committed transaction, with
-    the epoch links from genesis to its block's validator set (one snapshot of the
-    committed state). ``NotAttested`` while a link lacks its quorum on chain."""
+    the epoch links from genesis to its block's validator set and, once a stable
+    checkpoint at or above the block is archived here, the proof of its outcome
+    (one snapshot of the committed state). ``NotAttested`` while a link lacks its
+    quorum on chain."""
     with store.snapshot() as view:
         loc = view.tx_location(bytes.fromhex(tx_hash))
         if loc is None:
@@ -105,7 +114,65 @@ def proof_json(store: ChainStorage, tx_hash: str) -> dict[str, Any] | None:
         block = read_block(view, loc[0])
         if block is None:
             return None
-        return build_proof(block, loc[1], links_through(BlockState(view), block.height))
+        outcome = _outcome(view, block, loc[1], genesis_root, checkpoint_interval)
+        checkpoint = block.height if outcome is None else outcome["checkpoint"]["height"]
+        return build_proof(block, loc[1], links_through(BlockState(view), checkpoint), outcome)
+
+
+MAX_CHECKPOINTS_TRIED = 64  # archived checkpoints looked for above a block
+
+
+def _outcome(
+    view: ChainView, block: Block, index: int, genesis_root: bytes, interval: int
+) -> dict[str, Any] | None:
+    """The proof of outcome of ``block``'s transaction ``index`` (``node/core/
+    outcome_proof.py``) against the first archived stable checkpoint at or above
+    the block, or None: none yet, or a digest this node lacks (below a state-synced
+    node's base, or a block applied before proofs of outcome existed)."""
+    h = block.height
+    tip = view.tip_height()
+    c = -(-h // interval) * interval
+    raw = None
+    for _ in range(MAX_CHECKPOINTS_TRIED):
+        if c > tip:
+            return None
+        raw = view.proof_record(stable_key(c))
+        if raw is not None:
+            break
+        c += interval
+    if raw is None:
+        return None
+    stable = decode_stable(raw)
+    digests: list[BlockDigests] = []
+    for height in range(h, c + 1):
+        d = view.proof_record(digests_key(height))
+        if d is None:
+            return None
+        digests.append(BlockDigests.from_bytes(d))
+    if h == 1:
+        prev_root = genesis_root
+    else:
+        below = read_block(view, h - 1)
+        if below is None:
+            return None
+        prev_root = bytes.fromhex(below.header.state_root)
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i, raw_hash in enumerate(block.tx_hashes):
+        hx = raw_hash.hex()
+        kept = view.state_get(result_key(hx))
+        record = parse_json(kept) if kept is not None else None
+        if not isinstance(record, dict) or (record.get("height"), record.get("index")) != (h, i):
+            record = result_record(REPLAY, h, i)  # a replay: the state keeps its first result
+        records.append((hx, record))
+    return outcome_json(
+        tx_hash=block.tx_hashes[index].hex(),
+        records=records,
+        index=index,
+        prev_state_root=prev_root,
+        blocks=digests,
+        checkpoint_height=c,
+        signatures=[(cp.sender, cp.sig) for cp in stable.proof],
+    )
 
 
 def run_query(

@@ -42,7 +42,7 @@ from node.core.keys import KeySigner, ValidatorVerifier, load_key
 from node.core.tx import Tx, TxPayloadRules, build_tx
 from node.engine.applier import BlockApplier, genesis_root
 from node.ledger.executor import Ledger
-from node.ledger.state import writes_digest
+from node.core.state_root import BlockDigests
 from node.ledger.state_hash import STATE_HASH_KEY, StateHash
 from node.setup import testnet
 from node.setup.genesis import Genesis, load_genesis
@@ -74,9 +74,11 @@ def _committed(
     return CommittedBlock(proposal, payload, tuple(cert))
 
 
-def _build(root: Path, n_txs: int, block_txs: int) -> tuple[Genesis, list[KeySigner], Path, bytes]:
+def _build(
+    root: Path, n_txs: int, block_txs: int
+) -> tuple[Genesis, list[KeySigner], Path, BlockDigests]:
     """The testnet and a chain of ``n_txs`` anchors in ``root/source``: the genesis, the
-    validators' signers, the chain's path and the digest of its tip block's writes."""
+    validators' signers, the chain's path and what its tip block adds to the state root."""
     meta = testnet.testnet_init(root / "testnet", validators=4, chain_id=CHAIN)
     homes = [Path(n["home"]) for n in meta["nodes"]]
     genesis = load_genesis(homes[0] / "genesis.json")
@@ -86,7 +88,8 @@ def _build(root: Path, n_txs: int, block_txs: int) -> tuple[Genesis, list[KeySig
     store = ChainStore.open(path, create=True)
     rules = TxPayloadRules(genesis.chain_id)
     applier = BlockApplier(store, genesis, Ledger(), rules)
-    height, nonce, tip_writes = 0, 0, b""
+    height, nonce = 0, 0
+    tip_digests: BlockDigests | None = None
     while nonce < n_txs:
         txs = []
         for _ in range(min(block_txs, n_txs - nonce)):
@@ -95,9 +98,10 @@ def _build(root: Path, n_txs: int, block_txs: int) -> tuple[Genesis, list[KeySig
             nonce += 1
         height += 1
         _, outcome = applier.apply(_committed(genesis, signers, rules, height, txs))
-        tip_writes = writes_digest(outcome.writes)
+        tip_digests = outcome.digests
     store.close()
-    return genesis, signers, path, tip_writes
+    assert tip_digests is not None, "a chain of at least one block"
+    return genesis, signers, path, tip_digests
 
 
 def _replay(
@@ -152,7 +156,7 @@ def _state_sync(
     source: Path,
     target: Path,
     chunk_bytes: int,
-    tip_writes: bytes,
+    tip_digests: BlockDigests,
 ) -> dict[str, Any]:
     src = ChainStore.open(source)
     tip = src.tip_height()
@@ -161,7 +165,9 @@ def _state_sync(
     # the serving side: cut the state at the tip into chunks
     started = time.perf_counter()
     with src.snapshot() as view:
-        pending = pending_manifest(view, genesis.chain_id, block, tip_writes, genesis_root(genesis))
+        pending = pending_manifest(
+            view, genesis.chain_id, block, tip_digests, genesis_root(genesis)
+        )
         chunks = list(cut_chunks(view.state_iter(b""), chunk_bytes))
     cut_seconds = time.perf_counter() - started
     src.close()
@@ -216,12 +222,12 @@ def run(n_txs: int, block_txs: int, chunk_bytes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hygeia-bench-sync-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        genesis, signers, source, tip_writes = _build(root, n_txs, block_txs)
+        genesis, signers, source, tip_digests = _build(root, n_txs, block_txs)
         build_seconds = time.perf_counter() - started
         replay = _replay(genesis, source, root / "replayed")
         shutil.rmtree(root / "replayed")
         replay_checked = _replay(genesis, source, root / "replayed", verify_signatures=True)
-        snap = _state_sync(genesis, signers, source, root / "synced", chunk_bytes, tip_writes)
+        snap = _state_sync(genesis, signers, source, root / "synced", chunk_bytes, tip_digests)
         return {
             "machine": {"cpus": os.cpu_count()},
             "txs": n_txs,

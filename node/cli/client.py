@@ -121,8 +121,16 @@ def proof() -> None:
     required=True,
     help="The consortium's genesis.json (its validator set).",
 )
-def proof_verify(proof_file: Path, genesis_file: Path) -> None:
-    """Check an inclusion proof offline and say what it proves."""
+@click.option(
+    "--require-accepted",
+    is_flag=True,
+    help="Exit 2 unless the proof certifies that the ledger accepted the transaction "
+    "(a rejected one, or a proof without a certified outcome).",
+)
+def proof_verify(proof_file: Path, genesis_file: Path, require_accepted: bool) -> None:
+    """Check an inclusion proof offline and say what it proves: that the transaction
+    was committed and, when the proof carries it (format /3, once a checkpoint above
+    the block is stable), whether the ledger accepted or rejected it."""
     try:
         genesis = load_genesis(genesis_file)
         data = json.loads(proof_file.read_text(encoding="utf-8"))
@@ -134,6 +142,18 @@ def proof_verify(proof_file: Path, genesis_file: Path) -> None:
         click.echo(f"INVALID: {proof_file} is not JSON ({exc})", err=True)
         sys.exit(1)
     click.echo(f"VALID: {result.statement()}")
+    outcome = result.outcome
+    if outcome is None:
+        click.echo(
+            "outcome: not certified in this proof (fetch it again once a checkpoint above "
+            f"height {result.height} is stable)"
+        )
+    else:
+        click.echo(f"outcome: {outcome.statement()} (certified by checkpoint {outcome.checkpoint})")
+        if not outcome.accepted and outcome.message:
+            click.echo(f"reason: {outcome.message}")
+    if require_accepted and (outcome is None or not outcome.accepted):
+        sys.exit(2)
 
 
 add_commands(client, GROUPS)

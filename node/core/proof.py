@@ -61,6 +61,7 @@ from node.core.codec import INT64_MAX
 from node.core.epoch_link import EpochLinkError, verify_links
 from node.core.hexstr import HEX64
 from node.core.keys import ValidatorVerifier
+from node.core.outcome_proof import Outcome, OutcomeError, verify_outcome
 from node.core.tx import TxError, tx_from_json_obj
 
 __all__ = [
@@ -72,7 +73,8 @@ __all__ = [
     "verify_proof",
 ]
 
-PROOF_FORMAT: Final = "hygeia-inclusion-proof/2"
+PROOF_FORMAT: Final = "hygeia-inclusion-proof/3"
+PROOF_FORMAT_V2: Final = "hygeia-inclusion-proof/2"  # before proofs of outcome: no outcome
 PROOF_FORMAT_V1: Final = "hygeia-inclusion-proof/1"  # before validator changes: no epochs
 PROOF_FIELDS_V1: Final = (
     "audit_path",
@@ -86,7 +88,13 @@ PROOF_FIELDS_V1: Final = (
     "tx",
     "tx_hash",
 )
-PROOF_FIELDS: Final = tuple(sorted((*PROOF_FIELDS_V1, "epochs")))
+PROOF_FIELDS_V2: Final = tuple(sorted((*PROOF_FIELDS_V1, "epochs")))
+PROOF_FIELDS: Final = tuple(sorted((*PROOF_FIELDS_V2, "outcome")))
+_FIELDS_OF: Final = {
+    PROOF_FORMAT: PROOF_FIELDS,
+    PROOF_FORMAT_V2: PROOF_FIELDS_V2,
+    PROOF_FORMAT_V1: PROOF_FIELDS_V1,
+}
 PROPOSAL_FIELDS: Final = ("chain_id", "height", "payload_root", "proposer", "timestamp")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -110,6 +118,9 @@ class ProofResult:
     view: int
     validators: tuple[int, ...]
     epoch: int = 0  # the validator set that certified the block (0: genesis's)
+    # the certified result (node/core/outcome_proof.py); None: the proof has none
+    # (format /1 or /2, or no stable checkpoint above the block yet)
+    outcome: Outcome | None = None
 
     @property
     def time_iso(self) -> str:
@@ -119,9 +130,11 @@ class ProofResult:
     def statement(self) -> str:
         names = ", ".join(str(v) for v in self.validators)
         of_epoch = f" of epoch {self.epoch}" if self.epoch else ""
+        verdict = f": {self.outcome.statement()}" if self.outcome is not None else ""
         return (
             f"transaction {self.tx_hash} was committed at height {self.height} "
             f"at time {self.timestamp} ({self.time_iso}) by validators [{names}]{of_epoch}"
+            f"{verdict}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +151,7 @@ class ProofResult:
             "view": self.view,
             "validators": list(self.validators),
             "epoch": self.epoch,
+            "outcome": self.outcome.to_json() if self.outcome is not None else None,
             "statement": self.statement(),
         }
 
@@ -152,10 +166,16 @@ def _proposal_json(p: Proposal) -> dict[str, Any]:
     }
 
 
-def build_proof(block: Block, index: int, epochs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def build_proof(
+    block: Block,
+    index: int,
+    epochs: Sequence[dict[str, Any]] = (),
+    outcome: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The inclusion proof of ``block``'s transaction at ``index``; ``epochs``: the
     links (``node.core.epoch_link.link_json``) of every epoch from 1 through the
-    block's own, none for a block of genesis's set."""
+    block's own, none for a block of genesis's set; ``outcome``: its proof of
+    outcome (``node.core.outcome_proof.outcome_json``), None while uncertified."""
     if not 0 <= index < len(block.txs):
         raise IndexError(f"block {block.height} has {len(block.txs)} txs, no index {index}")
     return {
@@ -170,6 +190,7 @@ def build_proof(block: Block, index: int, epochs: Sequence[dict[str, Any]] = ())
         "proposal": _proposal_json(block.proposal),
         "certificate": certificate_to_json(block.certificate),
         "epochs": list(epochs),
+        "outcome": outcome,
     }
 
 
@@ -209,9 +230,9 @@ def verify_proof(
     if not isinstance(proof, dict):
         raise ProofError("malformed proof: not a JSON object")
     fmt = proof.get("format")
-    if fmt not in (PROOF_FORMAT, PROOF_FORMAT_V1):
+    if fmt not in _FIELDS_OF:
         raise ProofError(f"unsupported proof format {fmt!r}, expected {PROOF_FORMAT}")
-    fields = PROOF_FIELDS if fmt == PROOF_FORMAT else PROOF_FIELDS_V1
+    fields = _FIELDS_OF[fmt]
     for k in fields:
         if k not in proof:
             raise ProofError(f"malformed proof: field {k!r} is missing")
@@ -315,6 +336,22 @@ def verify_proof(
             f"header.view {header.view} is not the certificate's view {certificate[0].view}"
         )
 
+    outcome = None
+    if proof.get("outcome") is not None:
+        try:
+            outcome = verify_outcome(
+                proof["outcome"],
+                chain_id=genesis_chain_id,
+                tx_hash=tx.hash,
+                height=header.height,
+                index=index,
+                tree_size=size,
+                header_state_root=header.state_root,
+                epoch=epoch,
+            )
+        except OutcomeError as e:
+            raise ProofError(f"outcome: {e}") from None
+
     return ProofResult(
         tx_hash=tx.hash,
         tx_type=tx.type,
@@ -327,4 +364,5 @@ def verify_proof(
         view=header.view,
         validators=tuple(sorted(c.sender for c in certificate)),
         epoch=epoch.number,
+        outcome=outcome,
     )

@@ -24,6 +24,7 @@ from consensus.messages import CommittedBlock
 from consensus.replica import ChainTip
 from node.core.block import GENESIS_PARENT_HASH, Block, derive_block
 from node.core.tx import Tx, TxPayloadRules
+from node.engine.proof_archive import digests_key
 from node.ledger.context import BlockInfo
 from node.ledger.executor import BlockOutcome, Ledger, result_key
 from node.ledger.state import BlockState
@@ -122,6 +123,7 @@ class BlockApplier:
             block.to_bytes(),
             block.tx_hashes,
             outcome.writes,
+            proof_writes=[(digests_key(p.height), outcome.digests.to_bytes())],
         )
         self.tip = Tip(p.height, block.hash, outcome.state_root, p.timestamp)
         return block, outcome

@@ -92,6 +92,7 @@ from node.engine.core import (
     feed,
     plan,
 )
+from node.engine.proof_archive import stable_archive
 from node.ledger.executor import BlockOutcome
 from node.net.wire import ConsensusFrame, encode_frame, txs_frames
 from storage.base import ChainStorage, Write
@@ -384,9 +385,16 @@ class ConsensusDriver:
         if step.write is not None:
             loop = asyncio.get_running_loop()
             batch: list[Write] = list(step.write.records)
-            await loop.run_in_executor(self._executor, self.store.persist_consensus, batch)
+            await loop.run_in_executor(self._executor, self._persist, batch)
         for action in step.then:
             carry_out(action, self)
+
+    def _persist(self, batch: list[Write]) -> None:
+        """The round's records, then an archive copy of a new stable checkpoint
+        (``node/engine/proof_archive.py``: proofs of outcome need every one)."""
+        self.store.persist_consensus(batch)
+        if archive := stable_archive(batch):
+            self.store.put_proof_records(archive)
 
     # -------------------------------------------- the core's Edges (node.engine.core)
     def transmit(self, action: Outbound) -> None:

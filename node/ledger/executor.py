@@ -4,7 +4,9 @@ For each transaction in block order: replay check (its hash committed before,
 or earlier in this block), schema, authorisation, apply — inside a per-tx
 savepoint, so a rejected transaction changes nothing but its own recorded
 result. Results are state too (``txr/<hash>``), so they are covered by the
-state root and every node answers ``/v1/txs/{hash}`` the same way.
+state root and every node answers ``/v1/txs/{hash}`` the same way; they are
+also the leaves of the block's results root (``node/ledger/outcomes.py``),
+which the state root covers so that a proof can show one result alone.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from node.core.codec import CodecError, canonical_json
+from node.core.state_root import BlockDigests, chain_state_root
 from node.ledger.context import BlockInfo, ExecContext, LedgerTx
 from node.ledger.domains import DOMAINS
 from node.ledger.members import put_member
+from node.ledger.outcomes import REPLAY, result_leaf, result_record, results_root
 from node.ledger.registry import Registry
 from node.ledger.result import Rejection, TxResult
 from node.ledger.state import (
@@ -24,7 +28,7 @@ from node.ledger.state import (
     BlockState,
     StateReader,
     block_time,
-    next_state_root,
+    writes_digest,
 )
 from node.ledger.state_hash import STATE_HASH_KEY, StateHash
 from node.ledger.validators import EpochRule, genesis_epoch, put_epoch
@@ -50,6 +54,7 @@ class BlockOutcome:
     results: list[TxResult]
     writes: list[tuple[bytes, bytes | None]]
     state_root: bytes
+    digests: BlockDigests  # what the block adds to the state root chain
 
 
 class Ledger:
@@ -125,12 +130,13 @@ class Ledger:
             put_epoch(state, genesis_epoch(genesis_validators))
         block = self._monotonic_time(state, block)
         results: list[TxResult] = []
+        leaves: list[bytes] = []
         seen: dict[str, None] = {}
         for index, tx in enumerate(txs):
             state.begin_tx()
             try:
                 if tx.hash in seen or is_committed(tx.hash):
-                    raise Rejection("replay", "transaction already committed")
+                    raise Rejection(REPLAY.code, REPLAY.message)
                 seen[tx.hash] = None
                 tx_type = self.registry.get(tx.type)
                 tx_type.schema.check(tx.body, "")
@@ -145,16 +151,16 @@ class Ledger:
                 # every node, so reject the transaction instead of halting the chain
                 state.rollback_tx()
                 result = TxResult.rejected(Rejection("invalid-value", str(err)))
-            if result.code != "replay":
-                state.put_raw(
-                    result_key(tx.hash),
-                    canonical_json({**result.to_json(), "height": block.height, "index": index}),
-                )
+            record = result_record(result, block.height, index)
+            if result.code != REPLAY.code:
+                state.put_raw(result_key(tx.hash), canonical_json(record))
+            leaves.append(result_leaf(tx.hash, record))
             results.append(result)
         content = self._update_state_hash(state)
         writes = state.writes()
+        digests = BlockDigests(writes_digest(writes), content.digest(), results_root(leaves))
         return BlockOutcome(
-            results, writes, next_state_root(prev_root, block.height, writes, content.digest())
+            results, writes, chain_state_root(prev_root, block.height, digests), digests
         )
 
     @staticmethod

@@ -128,33 +128,3 @@ def writes_digest(writes: list[tuple[bytes, bytes | None]]) -> bytes:
             h.update(len(value).to_bytes(4, "big"))
             h.update(value)
     return h.digest()
-
-
-def chain_state_root(
-    prev_root: bytes, height: int, block_writes_digest: bytes, content_digest: bytes
-) -> bytes:
-    """root(h) = SHA-256("hygeia/state/v2" || root(h-1) || height (8 bytes big-endian)
-    || writes_digest(writes of h) || content digest of the state after h).
-
-    The first two parts chain every block's write set (the history); the content
-    digest is SHA-256 of the state's LtHash (``node/ledger/state_hash.py``), so
-    the root of a height also commits to the whole state at that height: a
-    snapshot is checked against it without the history (``node/statesync/``).
-    Nodes that executed differently disagree on both."""
-    return hashlib.sha256(
-        b"hygeia/state/v2"
-        + prev_root
-        + height.to_bytes(8, "big")
-        + block_writes_digest
-        + content_digest
-    ).digest()
-
-
-def next_state_root(
-    prev_root: bytes,
-    height: int,
-    writes: list[tuple[bytes, bytes | None]],
-    content_digest: bytes,
-) -> bytes:
-    """The state root after a block with ``writes`` (``chain_state_root``)."""
-    return chain_state_root(prev_root, height, writes_digest(writes), content_digest)

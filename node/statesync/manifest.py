@@ -7,9 +7,10 @@ it::
 
     Manifest(format, chain_id, height c,
              block          block c's bytes, with its commit certificate
-             prev_state_root, writes_digest, state_hash
-                            root(c-1), the digest of block c's writes and the
-                            LtHash of the state at c: with c they give root(c)
+             prev_state_root, writes_digest, results_root, state_hash
+                            root(c-1), the digest of block c's writes, its
+                            results root and the LtHash of the state at c: with
+                            c they give root(c)
                             (``node.ledger.state.chain_state_root``)
              epoch, checkpoint
                             the epoch whose set certified height c, and a quorum
@@ -55,7 +56,7 @@ from consensus.quorum import CertificateError, verify_commit_certificate
 from node.core.block import Block, BlockError
 from node.core.epoch_link import EpochLinkError, verify_links
 from node.core.keys import ValidatorVerifier, verify
-from node.ledger.state import chain_state_root
+from node.core.state_root import BlockDigests, chain_state_root
 from node.ledger.state_hash import EMPTY, STATE_HASH_BYTES, STATE_HASH_KEY, StateHash
 from storage.base import ChainView
 
@@ -75,7 +76,7 @@ __all__ = [
     "verify_manifest",
 ]
 
-MANIFEST_FORMAT: Final = "hygeia-snapshot/1"
+MANIFEST_FORMAT: Final = "hygeia-snapshot/2"  # /2: state root v3 (results root)
 MAX_CHUNKS: Final = 1 << 20  # a bound on hostile input: 1 MiB chunks up to a TiB of state
 MAX_KEY_BYTES: Final = 4096
 
@@ -109,6 +110,7 @@ class Manifest(msgspec.Struct, frozen=True, array_like=True):
     block: bytes
     prev_state_root: bytes
     writes_digest: bytes
+    results_root: bytes
     state_hash: bytes
     epoch: int
     checkpoint: list[CheckpointSig]
@@ -132,6 +134,12 @@ def decode_manifest(data: bytes) -> Manifest:
         raise SnapshotError(f"malformed manifest: {exc}") from None
 
 
+def block_digests(m: Manifest, state_hash: StateHash | None = None) -> BlockDigests:
+    """What block c adds to the state root chain, as the manifest gives it."""
+    content = (state_hash or StateHash.from_bytes(m.state_hash)).digest()
+    return BlockDigests(m.writes_digest, content, m.results_root)
+
+
 @dataclass(frozen=True)
 class VerifiedSnapshot:
     """A manifest that passed ``verify_manifest``, with what it established."""
@@ -152,7 +160,7 @@ def pending_manifest(
     view: ChainView,
     chain_id: str,
     block: Block,
-    block_writes_digest: bytes,
+    digests: BlockDigests,
     genesis_root: bytes,
 ) -> Manifest:
     """The manifest of a snapshot of the state at ``block``'s height, as ``view`` holds
@@ -169,7 +177,8 @@ def pending_manifest(
         height=block.height,
         block=block.to_bytes(),
         prev_state_root=prev_root,
-        writes_digest=block_writes_digest,
+        writes_digest=digests.writes,
+        results_root=digests.results,
         state_hash=StateHash.from_state_value(view.state_get(STATE_HASH_KEY)).to_bytes(),
         epoch=0,
         checkpoint=[],
@@ -229,8 +238,8 @@ def verify_manifest(
         raise SnapshotError(f"snapshot of chain {m.chain_id!r}, not {chain_id!r}")
     if m.height < 1:
         raise SnapshotError(f"snapshot height {m.height} < 1")
-    if len(m.prev_state_root) != 32 or len(m.writes_digest) != 32:
-        raise SnapshotError("prev_state_root and writes_digest must be 32 bytes")
+    if len(m.prev_state_root) != 32 or len(m.writes_digest) != 32 or len(m.results_root) != 32:
+        raise SnapshotError("prev_state_root, writes_digest and results_root must be 32 bytes")
     if len(m.state_hash) != STATE_HASH_BYTES:
         raise SnapshotError(f"state_hash must be {STATE_HASH_BYTES} bytes")
 
@@ -249,7 +258,7 @@ def verify_manifest(
 
     # root(c) from its parts, signed by a quorum of that set
     state_hash = StateHash.from_bytes(m.state_hash)
-    root = chain_state_root(m.prev_state_root, m.height, m.writes_digest, state_hash.digest())
+    root = chain_state_root(m.prev_state_root, m.height, block_digests(m, state_hash))
     seen: set[int] = set()
     domain = signing_domain(chain_id, epoch.number)
     for sig in m.checkpoint:

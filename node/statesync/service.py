@@ -52,9 +52,10 @@ from node.core.block import Block
 from node.core.codec import canonical_json
 from node.core.keys import ValidatorVerifier
 from node.engine.epoch_switch import scoped
+from node.engine.proof_archive import stable_key
 from node.ledger.domains.epoch_attest import NotAttested, links_through
 from node.ledger.executor import BlockOutcome
-from node.ledger.state import BlockState, writes_digest
+from node.ledger.state import BlockState
 from node.net.penalties import FORGERY_POINTS
 from node.net.wire import ChunkFrame, GetStableFrame, SnapshotFrame, StableFrame, encode_frame
 from node.statesync.manifest import (
@@ -128,9 +129,7 @@ class SnapshotService:
             return  # one snapshot at a time: a node catching up skips heights
         stack = contextlib.ExitStack()
         view = stack.enter_context(self._store.snapshot())
-        base = pending_manifest(
-            view, self._chain_id, block, writes_digest(outcome.writes), self._genesis_root
-        )
+        base = pending_manifest(view, self._chain_id, block, outcome.digests, self._genesis_root)
         self._writing.add(height)
 
         def write() -> int:
@@ -230,6 +229,11 @@ class SnapshotService:
             return
         sigs = [CheckpointSig(c.sender, c.sig) for c in stable.proof]
         self._proofs[height] = (epoch.number, sigs)
+        # checked: kept for proofs of outcome too (an observer has no replica to copy)
+        self._submit(
+            "archive",
+            functools.partial(self._store.put_proof_records, [(stable_key(height), data)]),
+        )
 
     def _complete(
         self, height: int, epoch: int, sigs: list[CheckpointSig], epochs_json: bytes

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.api import views
 from node.core.block import Block
+from node.core.state_root import BlockDigests
 from node.ledger.executor import BlockOutcome
 from node.ledger.result import TxResult
 from node.ops.consensus_counts import MAX_REJECTION_KEYS, ConsensusCounts
@@ -218,6 +219,9 @@ def _block(height: int, txs: list[bytes]) -> Block:
     return cast(Block, SimpleNamespace(height=height, txs=txs))
 
 
+NO_DIGESTS = BlockDigests(bytes(32), bytes(32), bytes(32))
+
+
 def test_on_block_counts_blocks_txs_latency_and_ledger_rejections() -> None:
     m = NodeMetrics()
     txs = [
@@ -226,9 +230,11 @@ def test_on_block_counts_blocks_txs_latency_and_ledger_rejections() -> None:
         b'{"body":{},"chain_id":"c","nonce":3,"signer":"aa","type":"claims.submit"}',
     ]
     results = [TxResult.ok(), TxResult("rejected", "duplicate_claim"), TxResult.ok()]
-    outcome = BlockOutcome(results, [], bytes(32))
+    outcome = BlockOutcome(results, [], bytes(32), NO_DIGESTS)
     m.on_block(_block(5, txs), outcome, 40)
-    m.on_block(_block(6, []), BlockOutcome([], [], bytes(32)), 9_000_000, observe_latency=False)
+    m.on_block(
+        _block(6, []), BlockOutcome([], [], bytes(32), NO_DIGESTS), 9_000_000, observe_latency=False
+    )
     got = samples(m)
     assert got[("hygeia_height", ())] == 6
     assert got[("hygeia_blocks_committed_total", ())] == 2

@@ -33,8 +33,8 @@ from node.core.block import Block, derive_block
 from node.core.codec import canonical_json
 from node.core.epoch_link import attestation_bytes, link_json
 from node.core.keys import KeySigner, SigningKey, key_from_seed, sign
+from node.core.state_root import BlockDigests, chain_state_root
 from node.core.tx import TxPayloadRules
-from node.ledger.state import chain_state_root
 from node.ledger.state_hash import EMPTY, STATE_HASH_BYTES, STATE_HASH_KEY, StateHash
 from node.statesync.manifest import (
     MANIFEST_FORMAT,
@@ -61,6 +61,7 @@ HEIGHT = 16
 CHUNK_BYTES = 1024
 PREV_ROOT = hashlib.sha256(b"root of height 15").digest()
 WRITES = hashlib.sha256(b"writes of height 16").digest()
+RESULTS = hashlib.sha256(b"results of height 16").digest()
 PARENT = hashlib.sha256(b"block 15").hexdigest()
 PAYLOAD_ROOT = TxPayloadRules(CHAIN).payload_root
 
@@ -134,7 +135,7 @@ def build(
 ) -> Snapshot:
     """A genuine snapshot of ``entries`` at ``height``, certified by ``signers`` of ``keys``."""
     state_hash = StateHash.of(entries)
-    root = chain_state_root(PREV_ROOT, height, WRITES, state_hash.digest())
+    root = chain_state_root(PREV_ROOT, height, BlockDigests(WRITES, state_hash.digest(), RESULTS))
     cut = list(cut_chunks(entries, CHUNK_BYTES))
     if block is None:
         if keys is VALIDATOR_KEYS and domain == CHAIN:
@@ -148,6 +149,7 @@ def build(
         block=block.to_bytes(),
         prev_state_root=PREV_ROOT,
         writes_digest=WRITES,
+        results_root=RESULTS,
         state_hash=state_hash.to_bytes(),
         epoch=epoch,
         checkpoint=checkpoint_sigs(height, root, keys, signers, domain),
@@ -312,6 +314,7 @@ def test_changed_prev_state_root_is_refused() -> None:
 
 def test_changed_writes_digest_is_refused() -> None:
     refused(tamper(writes_digest=bytes(32)), "did not sign checkpoint 16 with this state root")
+    refused(tamper(results_root=bytes(32)), "did not sign checkpoint 16 with this state root")
 
 
 def test_changed_height_is_refused() -> None:
@@ -323,6 +326,7 @@ def test_changed_height_is_refused() -> None:
     [
         ({"prev_state_root": bytes(31)}, "must be 32 bytes"),
         ({"writes_digest": bytes(33)}, "must be 32 bytes"),
+        ({"results_root": bytes(31)}, "must be 32 bytes"),
         ({"state_hash": bytes(STATE_HASH_BYTES - 2)}, f"state_hash must be {STATE_HASH_BYTES}"),
         ({"height": 0}, "snapshot height 0 < 1"),
     ],
@@ -415,7 +419,8 @@ def test_wrong_chain_id() -> None:
 
 
 def test_wrong_format() -> None:
-    refused(tamper(format="hygeia-snapshot/2"), "unsupported snapshot format 'hygeia-snapshot/2'")
+    # /1 predates the results root in the state root: its roots would not match
+    refused(tamper(format="hygeia-snapshot/1"), "unsupported snapshot format 'hygeia-snapshot/1'")
 
 
 def test_wrong_genesis_keys() -> None:

@@ -42,6 +42,7 @@ def base(height: int) -> Manifest:
         block=b"block %d" % height,
         prev_state_root=hashlib.sha256(b"prev %d" % height).digest(),
         writes_digest=hashlib.sha256(b"writes %d" % height).digest(),
+        results_root=hashlib.sha256(b"results %d" % height).digest(),
         state_hash=StateHash.of(entries(height)).to_bytes(),
         epoch=0,
         checkpoint=[],

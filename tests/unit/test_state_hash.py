@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import replace
 
 import pytest
 
-from node.ledger.state import chain_state_root, next_state_root, writes_digest
+from node.core.state_root import BlockDigests, chain_state_root
+from node.ledger.state import writes_digest
 from node.ledger.state_hash import EMPTY, STATE_HASH_BYTES, STATE_HASH_KEY, StateHash
 from storage.memory import MemoryChainStore
 from tests.unit.test_ledger_validators import VChain
@@ -72,15 +74,20 @@ def test_bytes_and_state_value_round_trip() -> None:
         StateHash.from_bytes(b"\0" * 10)
 
 
-def test_the_root_chains_history_and_covers_content() -> None:
+def test_the_root_chains_history_and_covers_content_and_results() -> None:
     prev = hashlib.sha256(b"prev").digest()
     writes: list[tuple[bytes, bytes | None]] = [(b"a", b"1"), (b"b", None)]
     content = StateHash.of([(b"a", b"1")]).digest()
-    root = next_state_root(prev, 5, writes, content)
-    assert root == chain_state_root(prev, 5, writes_digest(writes), content)
-    assert next_state_root(prev, 5, writes, EMPTY.digest()) != root
-    assert next_state_root(prev, 6, writes, content) != root
-    assert next_state_root(b"\0" * 32, 5, writes, content) != root
+    results = hashlib.sha256(b"results").digest()
+    digests = BlockDigests(writes_digest(writes), content, results)
+    root = chain_state_root(prev, 5, digests)
+    assert BlockDigests.from_bytes(digests.to_bytes()) == digests
+    assert chain_state_root(prev, 5, replace(digests, content=EMPTY.digest())) != root
+    assert chain_state_root(prev, 5, replace(digests, results=bytes(32))) != root
+    assert chain_state_root(prev, 6, digests) != root
+    assert chain_state_root(b"\0" * 32, 5, digests) != root
+    with pytest.raises(ValueError):
+        BlockDigests(b"short", content, results)
 
 
 def test_the_executor_keeps_the_hash_of_the_whole_state() -> None:
