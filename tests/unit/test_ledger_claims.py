@@ -851,7 +851,7 @@ def test_the_first_denial_that_applies_decides_a_line() -> None:
             "c-2",
             [
                 unknown,  # a duplicate of c-1's line, of an unknown pack
-                {**unknown, "service_date": "2025-03-02"},
+                {**unknown, "serial": "S8", "service_date": "2025-03-02"},
                 item(date="2026-01-01"),  # after the coverage period
                 {**unknown, "service_date": "2026-01-02"},  # in the future, all of the above
             ],

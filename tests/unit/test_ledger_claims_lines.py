@@ -78,12 +78,31 @@ def test_voiding_a_drug_claim_frees_its_pack() -> None:
 
 def test_the_serial_is_a_field_of_its_own_in_the_key() -> None:
     """A serial is printable ASCII and may hold '/': it goes into the key in hex, so no
-    serial can spell another key; a line without a pack keeps the four-field key."""
+    serial can spell another key; a pack's key has no date or code (the pack is billed
+    once); a line without a pack keeps the four-field key."""
     base = (PATIENT, "p1", "J1100", "2025-03-01")
-    assert duplicate_key(*base, (GTIN, "A/B")).endswith(b"/" + GTIN.encode() + b"/412f42")
+    assert duplicate_key(*base, (GTIN, "A/B")) == (
+        f"claims/dup/{PATIENT}/p1/pack/{GTIN}/412f42".encode()
+    )
     assert duplicate_key(*base, (GTIN, "A/B")) != duplicate_key(*base, (GTIN, "A"))
+    later = (PATIENT, "p1", "J1101", "2025-04-01")
+    assert duplicate_key(*later, (GTIN, "A")) == duplicate_key(*base, (GTIN, "A"))
     assert duplicate_key(*base) == f"claims/dup/{PATIENT}/p1/J1100/2025-03-01".encode()
     assert line_duplicate_key(PATIENT, "p1", pack("A/B")) == duplicate_key(*base, (GTIN, "A/B"))
+
+
+def test_the_same_pack_on_another_date_or_code_is_a_duplicate() -> None:
+    """A pack billed again with another service date (or code) is caught; another pack
+    on that date is not."""
+    chain = pharmacy_chain("SN1", "SN2")
+    assert submit(chain, claim("c-1", [pack("SN1")]), "p1")["flags"] == []
+    again = pack("SN1", date="2025-02-27") | {"service_code": "J1101"}
+    out = submit(chain, claim("c-2", [again]), "p1")
+    (flag,) = out["flags"]
+    assert (flag["code"], flag["original"]["claim_id"]) == ("duplicate", "c-1")
+    assert reasons(out["items"][0])[0][:2] == ("OA", "18")
+    other = submit(chain, claim("c-3", [pack("SN2", date="2025-02-27")]), "p1")
+    assert other["flags"] == []  # (denied by the policy's start, no duplicate)
 
 
 def test_a_service_date_in_the_future_is_denied_110() -> None:

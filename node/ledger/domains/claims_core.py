@@ -93,11 +93,14 @@ def insurer_index_key(insurer: str, provider: str, claim_id: str) -> bytes:
 def duplicate_key(
     patient: str, provider: str, code: str, date: str, pack: tuple[str, str] | None = None
 ) -> bytes:
-    """The duplicate-index key of a service: patient, provider, code, date and, for a
-    drug line, its pack (GTIN and the serial in hex: a serial may hold a ``/``)."""
-    key = f"{patient}/{provider}/{code}/{date}"
+    """The duplicate-index key of a service: patient, provider, code and date; for a
+    drug line, its pack instead of code and date (GTIN and the serial in hex: a serial
+    may hold a ``/``): a serialised pack is dispensed once, so it is billed once,
+    whatever date or code a later claim gives it."""
     if pack is not None:
-        key += f"/{pack[0]}/{pack[1].encode().hex()}"
+        key = f"{patient}/{provider}/pack/{pack[0]}/{pack[1].encode().hex()}"
+    else:
+        key = f"{patient}/{provider}/{code}/{date}"
     return b"claims/dup/" + key.encode()
 
 
@@ -109,7 +112,7 @@ def line_duplicate_key(patient: str, provider: str, item: Mapping[str, Any]) -> 
 
 def cob_key(insurer: str, dkey: bytes) -> bytes:
     """The key a coordination-of-benefits line takes at ``insurer`` for the service of
-    ``dkey`` (``claims/cob/<insurer>/<patient>/<provider>/<code>/<date>[/<pack>]``): one
+    ``dkey`` (``claims/cob/<insurer>/<patient>/<provider>/(<code>/<date> | pack/<pack>)``): one
     secondary (tertiary ...) claim per payer and service."""
     return b"claims/cob/" + insurer.encode() + b"/" + dkey[len(b"claims/dup/") :]
 
