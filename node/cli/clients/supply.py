@@ -9,6 +9,10 @@ counterfeit rule (the result lists the alerts raised). Queries print JSON;
 Packs are named by ``--gtin`` with ``--serial``/``--serials-file``, or by
 ``--scan``: the GS1 element string a scanner reads from the DataMatrix, read
 with ``node.ledger.gs1.parse_element_string`` (docs/supply-chain.md).
+
+``history --format epcis`` and ``export-epcis`` write custody histories as a GS1
+EPCIS 2.0 JSON-LD document; ``import-epcis`` signs and submits the commissioning and
+shipping events of one (``node.ops.formats.epcis``, docs/formats.md).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import click
 from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import echo as _echo_json
+from node.core.codec import CodecError, parse_json
 from node.ledger.gs1 import Gs1Error, parse_element_string
+from node.ops.formats import FormatError, epcis
 
 EXIT_REFUSED = 3
 EXIT_NOT_VERIFIED = 1
+MAX_EPCIS_BYTES = 16 << 20  # an imported EPCIS document
 
 
 def _scan(text: str) -> dict[str, str]:
@@ -338,13 +345,82 @@ def verify(
         sys.exit(EXIT_NOT_VERIFIED)
 
 
+def _epcis_export(api: str, gtin: str, serials: list[str]) -> None:
+    """Print the EPCIS 2.0 document of the packs' custody histories (docs/formats.md)."""
+    packs = [common.get(api, "/supply/packs", {"gtin": gtin, "serial": s}) for s in serials]
+    try:
+        _echo_json(epcis.packs_to_epcis(packs))
+    except FormatError as exc:
+        raise click.ClickException(f"cannot convert to EPCIS 2.0: {exc}") from None
+
+
 @group.command()
 @options.api()
 @click.option("--gtin", required=True)
 @click.option("--serial", required=True)
-def history(api: str, gtin: str, serial: str) -> None:
-    """A pack's current facts and custody history."""
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["json", "epcis"]),
+    default="json",
+    show_default=True,
+    help="The node's JSON, or a GS1 EPCIS 2.0 JSON-LD document (docs/formats.md).",
+)
+def history(api: str, gtin: str, serial: str, format_: str) -> None:
+    """A pack's current facts and custody history (--format epcis: EPCIS 2.0 events)."""
+    if format_ == "epcis":
+        _epcis_export(api, gtin, [serial])
+        return
     _query(api, "/supply/packs", {"gtin": gtin, "serial": serial})
+
+
+@group.command(name="export-epcis")
+@options.api()
+@click.option("--gtin", help="GTIN-14 (AI 01), check digit included (or from --scan).")
+@_with_serials
+def export_epcis(
+    api: str,
+    gtin: str | None,
+    serial: tuple[str, ...],
+    serials_file: Path | None,
+    scan: tuple[str, ...],
+) -> None:
+    """The custody histories of packs (a batch: its serials) as one GS1 EPCIS 2.0 document."""
+    packs = _packs(gtin, serial, serials_file, scan)
+    _epcis_export(api, packs.gtin, packs.serials)
+
+
+@group.command(name="import-epcis")
+@options.commit_timeout()
+@options.key()
+@options.api()
+@click.option(
+    "--epcis",
+    "epcis_file",
+    type=options.EXISTING_FILE,
+    required=True,
+    help="A GS1 EPCIS 2.0 JSON-LD EPCISDocument of commissioning and shipping events.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the transaction bodies; submit nothing.")
+def import_epcis(api: str, key_file: Path, timeout: float, epcis_file: Path, dry_run: bool) -> None:
+    """Commission and ship what an EPCIS 2.0 document records (drug.commission, drug.ship),
+    in its order, each after the previous one committed; refuses what cannot be mapped."""
+    try:
+        document = parse_json(epcis_file.read_bytes(), max_bytes=MAX_EPCIS_BYTES)
+        txs = epcis.epcis_to_bodies(document)
+    except (CodecError, FormatError) as exc:
+        raise click.ClickException(f"{epcis_file}: cannot import: {exc}") from None
+    if dry_run:
+        _echo_json([{"type": tx_type, "body": body} for tx_type, body in txs])
+        return
+    for n, (tx_type, body) in enumerate(txs):
+        result = common.submit(api, key_file, tx_type, body, timeout)
+        if ((result.get("result") or {}).get("data") or {}).get("outcome") == "refused":
+            sys.exit(EXIT_REFUSED)
+        if result.get("status") != "committed" and n + 1 < len(txs):
+            raise click.ClickException(
+                f"{tx_type} not committed within --timeout: {len(txs) - n - 1} not submitted"
+            )
 
 
 @group.command()

@@ -1,14 +1,18 @@
 """Standard formats in and out (``docs/formats.md``): pure functions between the
-client API's JSON answers and FHIR R4 or ClinicalTrials.gov JSON.
+client API's JSON answers and FHIR R4, GS1 EPCIS 2.0, X12 835 or ClinicalTrials.gov JSON.
 
 * ``fhir_consent``: a FHIR ``Consent`` to a ``consent.grant`` body (import, refusing
   whatever cannot be mapped), and a stored consent back to a ``Consent``.
 * ``fhir_audit``: a patient's accounting of disclosures to a ``Bundle`` of ``AuditEvent``.
 * ``fhir_documents``: a record's history to a ``Bundle`` of ``DocumentReference``.
 * ``ctgov``: a trial's state to the ClinicalTrials.gov API v2 study layout.
+* ``epcis``: packs' custody histories to an EPCIS 2.0 JSON-LD ``EPCISDocument``, and
+  commissioning and shipping events back to ``drug.commission``/``drug.ship`` bodies.
+* ``fhir_eob``: a claim's adjudication to an ``ExplanationOfBenefit``, its payments
+  to a ``PaymentReconciliation``; ``x12_835``: the same as an X12 835 remittance.
 
 Nothing here touches the network, a clock or the chain: the CLI fetches the
-answers and signs the transactions (``node/cli/clients/ehr.py``, ``trials.py``).
+answers and signs the transactions (``node/cli/clients/``).
 """
 
 from __future__ import annotations
