@@ -173,3 +173,23 @@ def test_the_primary_insurer_may_reverse_a_cited_claim() -> None:
     assert view(chain, "c-1")["status"] == "reversed" and view(chain, "c-2")["status"] == "active"
     chain.ok(tx("h1", "claim.void", {"provider": "h1", "claim_id": "c-2", "reason": "x"}))
     assert "cited_by" not in view(chain, "c-1")
+
+
+def test_a_payer_that_paid_as_secondary_is_not_billed_again_as_primary() -> None:
+    """The primary payer reverses its claim (freeing the shared duplicate key); the
+    service billed to the secondary payer again, now as its primary, is a duplicate
+    of the secondary claim that stands; billed to the primary payer again, it is not."""
+    chain = cob_chain()
+    submit(chain, claim("c-1"))
+    submit(chain, claim("c-2", insurer="i2", primary_claim="c-1"))
+    chain.ok(tx("i1", "claim.reverse", {"provider": "h1", "claim_id": "c-1", "reason": "x"}))
+    out = submit(chain, claim("c-3", insurer="i2"))
+    (flag,) = out["flags"]
+    assert (flag["code"], flag["original"]["claim_id"], flag["cross_insurer"]) == (
+        "duplicate",
+        "c-2",
+        False,
+    )
+    assert out["decision"] == "denied"
+    again = submit(chain, claim("c-4"))
+    assert again["flags"] == [] and again["decision"] != "denied"

@@ -398,6 +398,10 @@ def _judge(
     code, date = item["service_code"], item["service_date"]
     dkey = adj.key_of(item)
     original = adj.state.get(dkey)
+    if original is None and adj.cob is None:
+        # this payer paid the service already, as a secondary: its primary's claim was
+        # reversed since (which freed the shared key), the secondary's still stands
+        original = adj.state.get(cob_key(adj.insurer, dkey))
     if original is None and dkey in adj.duplicate_keys:
         original = adj.index_entry(adj.duplicate_keys[dkey])
     if original is not None:
