@@ -276,7 +276,7 @@ class Node:
         self._tasks.append(asyncio.create_task(self._gossip_loop(), name="gossip"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
         check_open_files(open_files_needed(cfg, len(self.validator_ids)))
-        await self._serve(client_app(self), cfg.api)
+        await self._serve(client_app(self, clock_ms=self.clock), cfg.api)
         mutations = self if cfg.admin.enable_mutations else None
         await self._serve(admin_app(self, self.admin_token, mutations), cfg.admin)
         log.info(

@@ -8,11 +8,20 @@ queries, ``POST /v1/documents`` and ``GET /v1/documents/{version_id}`` (node/api
 ``GET /v1/validators[?height=H]`` (the validator set of a height and a
 committed change not in force yet), ``GET /v1/info`` (chain id, genesis hash,
 height: what a client needs to build a transaction) and ``GET /openapi.json``.
+
+A query with a ``PatientScope`` (a patient's consents, disclosures, coverage,
+trial participation: docs/privacy.md) answers only a signed request
+(``X-Hygeia-Signer``, ``X-Hygeia-Time``, ``X-Hygeia-Signature``, checked by one
+``RequestVerifier`` per app against the node's clock): 401 ``signature-required``
+without the headers, 401 ``bad-signature``, ``stale`` or ``replayed`` (503
+``replay-cache-full``) as the verifier says, 403 ``not-entitled`` when the signer
+is neither the patient key nor a member the scope admits by the committed state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -24,13 +33,26 @@ from node.api.openapi import openapi_document
 from node.api.views import NotBackfilled
 from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
-from node.ledger.domain import Query
+from node.engine.driver import wall_clock_ms
+from node.exchange.signed_request import (
+    HEADER_SIGNATURE,
+    HEADER_SIGNER,
+    HEADER_TIME,
+    RequestVerifier,
+    SignedRequestError,
+    header_value,
+)
+from node.ledger.domain import PatientScope, Query, QueryFn
 from node.ledger.domains import DOMAINS
 from node.ledger.domains.epoch_attest import NotAttested
+from node.ledger.state import BlockState
 
 MAX_BODY = 1 << 20
 
 NODE_KEY: web.AppKey[NodeFacade] = web.AppKey("node", NodeFacade)
+Clock = Callable[[], int]
+# the patient-scoped queries' signed requests: one verifier (replay memory) and the clock
+READS_KEY: web.AppKey[tuple[RequestVerifier, Clock]] = web.AppKey("reads", tuple)
 
 
 def _node(request: web.Request) -> NodeFacade:
@@ -84,12 +106,58 @@ async def get_proof(request: web.Request) -> web.Response:
     return web.json_response(proof)
 
 
+_SIGNED_HEADERS = (HEADER_SIGNER, HEADER_TIME, HEADER_SIGNATURE)
+
+
+class NotEntitled(Exception):
+    """The signer of a patient-scoped read is not entitled to it (403)."""
+
+
+def _signer(request: web.Request) -> str:
+    """The hex key that signed ``request`` (a GET: no body), or the 401 refusal."""
+    if all(header_value(request.headers, h) is None for h in _SIGNED_HEADERS):
+        raise ApiError(
+            401,
+            "signature-required",
+            f"{request.path} reads a patient's data: sign the request "
+            f"({', '.join(_SIGNED_HEADERS)}) with the patient's key or an entitled member's",
+        )
+    verifier, clock = request.app[READS_KEY]
+    try:
+        signer = verifier.check(request.method, request.raw_path, request.headers, None, clock())
+    except SignedRequestError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return signer.hex()
+
+
+def scoped(fn: QueryFn, scope: PatientScope, signer_hex: str) -> QueryFn:
+    """``fn`` run only when ``scope`` entitles ``signer_hex`` by the same snapshot of
+    the committed state; ``NotEntitled`` otherwise."""
+
+    def run(state: BlockState, path: Mapping[str, str], query: Mapping[str, str]) -> Any:
+        if not scope.entitled(state, path, signer_hex):
+            raise NotEntitled(
+                f"key {signer_hex} may not read this: only the patient key "
+                f"({{{scope.param}}}) or {scope.who}, an active member"
+            )
+        return fn(state, path, query)
+
+    return run
+
+
 def query_handler(query: Query) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """An aiohttp handler running one ledger-domain query on the committed state."""
+    """An aiohttp handler running one ledger-domain query on the committed state
+    (a patient-scoped one for an entitled signer only)."""
 
     async def handle(request: web.Request) -> web.Response:
-        with api_errors():
-            data = _node(request).run_query(query.fn, request.match_info, request.query)
+        fn = query.fn
+        if query.scope is not None:
+            fn = scoped(fn, query.scope, _signer(request))
+        try:
+            with api_errors():
+                data = _node(request).run_query(fn, request.match_info, request.query)
+        except NotEntitled as exc:
+            raise ApiError(403, "not-entitled", str(exc)) from None
         if data is None:
             raise ApiError(404, "not-found", f"nothing at {request.path}")
         return web.json_response(data)
@@ -113,9 +181,11 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def client_app(node: NodeFacade) -> web.Application:
+def client_app(node: NodeFacade, *, clock_ms: Clock = wall_clock_ms) -> web.Application:
+    """The client API of ``node``; ``clock_ms`` (unix ms) judges signed requests' times."""
     app = web.Application(middlewares=[track_requests, json_errors], client_max_size=MAX_BODY)
     app[NODE_KEY] = node
+    app[READS_KEY] = (RequestVerifier(), clock_ms)
     app.router.add_post("/v1/txs", post_tx)
     app.router.add_get("/v1/txs/{hash}", get_tx)
     app.router.add_get("/v1/blocks/{height}", get_block)

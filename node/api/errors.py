@@ -35,10 +35,20 @@ ERROR_CODES: Final[dict[str, tuple[int, str]]] = {
     "unknown-type": (400, "no transaction type of that name"),
     "replay": (400, "a transaction with this hash is already committed"),
     "unauthorized": (401, "admin API: missing or wrong bearer token"),
+    "signature-required": (
+        401,
+        "a patient's data (a patient-scoped query) is read by signed requests only, and this "
+        "one has no `X-Hygeia-*` header (docs/privacy.md)",
+    ),
     "signer-not-allowed": (
         403,
         "by the committed state, `signer` may not sign this type: not a key of an active "
         "member with one of its roles, nor an enrolled patient key for a patient's type",
+    ),
+    "not-entitled": (
+        403,
+        "the signer of a patient-scoped query is neither the patient key nor an active member "
+        "the query entitles (docs/privacy.md)",
     ),
     "not-found": (404, "no such route, block, proof or record"),
     "not-connected": (404, "admin API: no link to that peer"),

@@ -83,20 +83,26 @@ def _admin(
 
 
 def _domain_paths() -> dict[str, Any]:
+    """Every domain query; a patient-scoped one (``Query.scope``) takes the signed-request
+    headers and may answer 401 (unsigned, bad, stale or replayed signature), 403 (the
+    signer is not entitled) and 503 (the replay cache is full)."""
     paths: dict[str, Any] = {}
     for domain in DOMAINS:
         for q in domain.queries:
             names = [part[1:-1] for part in q.path.split("/") if part.startswith("{")]
             params = [_path_param(n, {"type": "string"}) for n in names]
             params += [{"name": p, "in": "query", "schema": {"type": "string"}} for p in q.params]
-            paths["/v1" + q.path] = {
-                "get": {
-                    "summary": q.summary,
-                    "tags": [domain.name],
-                    "parameters": params,
-                    "responses": {"200": _ok({"type": "object"}), "400": _error(), "404": _error()},
-                }
-            }
+            responses = {"200": _ok({"type": "object"}), "400": _error(), "404": _error()}
+            op: dict[str, Any] = {"summary": q.summary, "tags": [domain.name]}
+            if q.scope is not None:
+                params += _SIGNED
+                responses.update({code: _error() for code in ("401", "403", "503")})
+                op["description"] = (
+                    f"A patient's data: a signed request (X-Hygeia-* headers) by the key "
+                    f"{{{q.scope.param}}} itself or by {q.scope.who}, an active member "
+                    "(docs/privacy.md)."
+                )
+            paths["/v1" + q.path] = {"get": {**op, "parameters": params, "responses": responses}}
     return paths
 
 
@@ -264,7 +270,11 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/proofs/{hash}": {
                 "get": {
-                    "summary": "Self-contained inclusion proof of a committed transaction",
+                    "summary": (
+                        "Self-contained inclusion proof of a committed transaction, with its "
+                        "result certified by a stable checkpoint once one is above its block "
+                        "(format /3, docs/blocks.md)"
+                    ),
                     "operationId": "getProof",
                     "tags": ["client"],
                     "parameters": [_path_param("hash", HASH)],

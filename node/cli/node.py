@@ -1,5 +1,8 @@
 """Node set-up commands: ``init``, ``keys new``, ``testnet init``, ``config show|check``.
 
+``keys master|derive|link|verify-link`` (a patient's pairwise keys) are in
+``node/cli/keys_pairwise.py``.
+
 ``init --join NODE_ID@HOST:PORT --genesis GENESIS.json`` makes a home that joins a
 running chain by state sync: genesis.json copied in, the peer in ``p2p.peers``
 and ``sync.state_sync`` on (docs/state-sync.md).
@@ -23,6 +26,7 @@ import click
 
 from node.cli import options
 from node.cli.errors import user_errors
+from node.cli.keys_pairwise import COMMANDS as PAIRWISE_COMMANDS
 from node.net.addr import WILDCARD_HOSTS, Peer, is_loopback_host, parse_host_port, parse_peer
 from node.setup.config import (
     CONFIG_FILE,
@@ -222,6 +226,10 @@ def keys_new(out: Path, force: bool) -> None:
     public = generate_key_file(out, force=force)
     click.echo(public)
     click.echo(f"wrote {out} (mode 0600)", err=True)
+
+
+for _command in PAIRWISE_COMMANDS:  # master, derive, link, verify-link (keys_pairwise.py)
+    keys.add_command(_command)
 
 
 # ------------------------------------------------------------------ testnet

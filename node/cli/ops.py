@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
-from node.api.remote import ClientError, request_json
+from node.api.remote import ClientError, request_json, signed_request
 from node.bench.progress import TaskBar, is_terminal
 from node.cli import options
 from node.cli.errors import user_errors
+from node.core.keys import KeyFileError, load_key
 from node.net.addr import parse_host_port
 from node.ops import backup as bk
 from node.ops import export as ex
@@ -163,6 +164,14 @@ def restore(file: Path, home: Path, name: str | None, restore_node_key: bool) ->
 @click.option("--serial", nargs=2, metavar="GTIN SERIAL", default=None)
 @click.option("--trial", "trial_id", metavar="TRIAL_ID", default=None)
 @click.option("--blocks", "height_range", metavar="FROM:TO", default=None)
+@click.option(
+    "--key",
+    "key_file",
+    type=options.EXISTING_FILE,
+    default=None,
+    help="Sign the reads with this key file: --disclosures needs the patient's, or the "
+    "enrolling custodian's, an auditor's or a regulator's (docs/privacy.md).",
+)
 @click.option("--out", type=options.FILE, required=True)
 @user_errors
 def export(
@@ -172,6 +181,7 @@ def export(
     serial: tuple[str, str] | None,
     trial_id: str | None,
     height_range: str | None,
+    key_file: Path | None,
     out: Path,
 ) -> None:
     """Write an audit export as JSON Lines; each line names its tx (fetch its proof with
@@ -187,9 +197,15 @@ def export(
         except ConfigError as err:
             raise click.ClickException(str(err)) from None
     base = api.rstrip("/")
+    try:
+        key = None if key_file is None else load_key(key_file)
+    except KeyFileError as err:
+        raise click.ClickException(str(err)) from None
 
     def fetch(path: str) -> Any:
         try:
+            if key is not None:
+                return signed_request("GET", base + path, None, key)[1]
             return request_json("GET", base + path)
         except ClientError as err:
             if err.status == 404:

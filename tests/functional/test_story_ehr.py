@@ -190,7 +190,14 @@ def test_health_records_story(tmp_path: Path) -> None:
             assert got == want, (node["name"], d)
             audit = hygeia_json("client", "ehr", "emergencies", "--api", node["api"])
             assert [e["height"] for e in audit["emergency_accesses"]] == [height]
-        consents = hygeia_json("client", "ehr", "consents", "--api", api_a, "--patient", patient)
+        # a patient's consents are read by signed requests only (docs/privacy.md): unsigned
+        # is refused, the grantee clinic B may not, hospital A (the enroller) may
+        ask = ("client", "ehr", "consents", "--api", api_a, "--patient", patient)
+        refused = run_hygeia(*ask, ok=False)
+        assert refused.returncode == 1 and "401 signature-required" in refused.stderr
+        refused = run_hygeia(*ask, "--key", key_b, ok=False)
+        assert refused.returncode == 1 and "403 not-entitled" in refused.stderr
+        consents = hygeia_json(*ask, "--key", key_a)
         assert consents["consents"][0]["status"] == "inactive"
         assert consents["consents"][0]["revoked"] is not None
 

@@ -27,10 +27,12 @@ import aiohttp
 import nacl.signing
 import pytest
 
+from node.api.remote import ClientError, signed_request
 from node.core.keys import key_from_seed, public_key_hex
 from node.core.proof import verify_proof
 from node.core.tx import Tx, build_tx
 from node.ledger.gs1 import with_check_digit
+from node.ops import export as ex
 from node.setup.genesis import Genesis, Member, parse_genesis, write_genesis
 from tests.integration.cluster import Cluster, get_json, wait_until
 
@@ -312,6 +314,20 @@ async def export(out: Path, *args: str | Path) -> list[dict[str, Any]]:
     return lines
 
 
+def _signed_disclosures(api: str, key: nacl.signing.SigningKey) -> list[dict[str, Any]]:
+    """``node.ops.export.disclosures`` of ``key``'s patient, each GET signed by ``key``."""
+
+    def fetch(path: str) -> Any:
+        try:
+            return signed_request("GET", api.rstrip("/") + path, None, key)[1]
+        except ClientError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    return list(ex.disclosures(fetch, public_key_hex(key)))
+
+
 async def check_proofs(
     c: Cluster, session: aiohttp.ClientSession, lines: list[dict[str, Any]]
 ) -> None:
@@ -349,8 +365,14 @@ async def test_export_disclosures_custody_and_trial(
     patient = public_key_hex(PATIENT)
 
     # accounting of disclosures: P's accepted accesses and the break-glass, oldest first;
-    # not Q's access, not the access refused after the revocation
-    lines = await export(tmp_path / "d.jsonl", "--api", api, "--disclosures", patient)
+    # not Q's access, not the access refused after the revocation. A patient's data is read
+    # by signed requests only (docs/privacy.md): `hygeia export` signs none, so the export
+    # is read here through node.ops.export with requests signed by P's key
+    code, _, err = await hygeia(
+        "export", "--api", api, "--disclosures", patient, "--out", tmp_path / "d.jsonl"
+    )
+    assert code == 1 and "401 signature-required" in err, err
+    lines = await asyncio.to_thread(_signed_disclosures, api, PATIENT)
     assert [(x["tx"], x["record"]["kind"], x["record"]["emergency"]) for x in lines] == (
         s.disclosures
     )
@@ -436,8 +458,9 @@ async def test_export_errors_are_one_line_and_exit_1(
     api = c.homes[0].api_url
     missing = tmp_path / "no-such-home"
     cases = [
-        (("--disclosures", "ab" * 32), f"patient {'ab' * 32} is not enrolled"),
-        (("--disclosures", "not-a-key"), "400 malformed"),
+        # a patient's data: an unsigned read is refused before anything else (docs/privacy.md)
+        (("--disclosures", "ab" * 32), "401 signature-required"),
+        (("--disclosures", "not-a-key"), "401 signature-required"),
         (("--serial", GTIN, "S9"), f"serial S9 of GTIN {GTIN} was never commissioned"),
         (("--trial", "NCT00000001"), "trial NCT00000001 is not registered"),
         (("--blocks", "5:2"), "--blocks '5:2': expected FROM:TO with 1 <= FROM <= TO"),

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from node.cli import options
 from node.cli.clients import common
 from node.cli.clients.common import fail as _fail
+from node.ops.formats import FormatError, fhir_eob, x12_835
 
 
 def _query(api: str, path: str, params: dict[str, str | None] | None = None) -> None:
@@ -281,13 +283,123 @@ def void(
     common.submit_tx(api, key_file, "claim.void", body, wait, timeout)
 
 
+_currency_option = click.option(
+    "--currency",
+    help="ISO 4217 code of the amounts; default: the policies that priced the claims.",
+)
+
+
+def _currency(api: str, claims: list[Any], given: str | None) -> str:
+    """``--currency``, checked against the currency of every policy version that
+    priced a line of ``claims`` (one currency only); without it, that currency."""
+    found: set[str] = set()
+    policies: dict[str, Any] = {}
+    for claim in claims:
+        for line in claim.get("items", []) if isinstance(claim, dict) else []:
+            if not isinstance(line, dict) or not line.get("policy_id"):
+                continue  # denied before any policy priced it
+            pid = str(line["policy_id"])
+            if pid not in policies:
+                policies[pid] = common.get(api, f"/policies/{pid}")
+            try:
+                found.add(
+                    str(policies[pid]["versions"][int(line["policy_version"]) - 1]["currency"])
+                )
+            except (KeyError, IndexError, TypeError, ValueError):
+                _fail(f"policy {pid}: no version {line.get('policy_version')!r} with a currency")
+    if len(found) > 1 or (given and found and given not in found):
+        _fail(f"the claims are priced in {', '.join(sorted(found))}: one currency per export")
+    if given:
+        return given
+    if not found:
+        _fail("no line was priced by a policy: give --currency")
+    return found.pop()
+
+
+def _convert(convert: Any, *args: Any, **kwargs: Any) -> Any:
+    """``convert(...)``; an answer it cannot convert ends the command with the reason."""
+    try:
+        return convert(*args, **kwargs)
+    except FormatError as exc:
+        _fail(f"cannot convert: {exc}")
+
+
 @group.command(name="status")
 @options.api(options.API_URL_HELP)
 @click.option("--provider", required=True, help="The claiming provider's member id.")
 @click.option("--claim-id", required=True)
-def status(api: str, provider: str, claim_id: str) -> None:
-    """A claim's status with its explanation of benefits."""
-    _query(api, f"/claims/{provider}/{claim_id}")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["json", "fhir"]),
+    default="json",
+    show_default=True,
+    help="The node's JSON, or a FHIR R4 ExplanationOfBenefit (docs/formats.md).",
+)
+@_currency_option
+def status(api: str, provider: str, claim_id: str, format_: str, currency: str | None) -> None:
+    """A claim's status with its explanation of benefits (--format fhir: ExplanationOfBenefit)."""
+    if format_ == "json":
+        _query(api, f"/claims/{provider}/{claim_id}")
+        return
+    claim = common.get(api, f"/claims/{provider}/{claim_id}")
+    eob = _convert(fhir_eob.explanation_of_benefit, claim, _currency(api, [claim], currency))
+    click.echo(fhir_eob.dumps(eob))
+
+
+@group.command(name="remittance")
+@options.api(options.API_URL_HELP)
+@click.option("--provider", required=True, help="The claiming provider's member id.")
+@click.option("--claim-id", "claim_ids", multiple=True, required=True, help="A claim id (repeat).")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["x12", "fhir"]),
+    default="x12",
+    show_default=True,
+    help="An X12 835 or a FHIR R4 PaymentReconciliation (docs/formats.md).",
+)
+@click.option("--trace", help="The trace number; default: the claims' only payment_ref.")
+@click.option(
+    "--control-number",
+    type=click.IntRange(1, 999_999_999),
+    default=1,
+    show_default=True,
+    help="The 835's interchange and group control number.",
+)
+@_currency_option
+def remittance(
+    api: str,
+    provider: str,
+    claim_ids: tuple[str, ...],
+    format_: str,
+    trace: str | None,
+    control_number: int,
+    currency: str | None,
+) -> None:
+    """The settlement of claims of one provider at one insurer as it stands at the
+    latest block: an X12 835 remittance advice or a PaymentReconciliation."""
+    claims = [common.get(api, f"/claims/{provider}/{c}") for c in claim_ids]
+    if trace is None:
+        refs = [
+            p.get("payment_ref")
+            for c in claims
+            for p in (c.get("payments") or [] if isinstance(c, dict) else [])
+            if isinstance(p, dict) and p.get("status") == "paid"
+        ]
+        if len(refs) != 1:
+            _fail(f"the claims have {len(refs)} payments: give --trace")
+        trace = str(refs[0])
+    time_ms = common.get(api, "/members").get("block_time_ms")
+    if not isinstance(time_ms, int) or time_ms <= 0:
+        _fail("the node names no block time")
+    args = {"currency": _currency(api, claims, currency), "time_ms": time_ms, "trace": trace}
+    if format_ == "x12":
+        click.echo(
+            _convert(x12_835.remittance_835, claims, control=control_number, **args), nl=False
+        )
+    else:
+        click.echo(fhir_eob.dumps(_convert(fhir_eob.payment_reconciliation, claims, **args)))
 
 
 @group.command(name="statement")
@@ -309,3 +421,20 @@ def statement(api: str, provider: str | None, insurer: str | None, limit: int) -
 def policy(api: str, policy_id: str) -> None:
     """A policy and all its versions."""
     _query(api, f"/policies/{policy_id}")
+
+
+@group.command(name="coverage")
+@options.api(options.API_URL_HELP)
+@click.option("--insurer", required=True, help="The insurer's member id.")
+@click.option("--patient", required=True, help="The patient's public key (64 hex).")
+@click.option(
+    "--key",
+    "key_file",
+    type=options.EXISTING_FILE,
+    required=True,
+    help="Sign the request: the patient's key file or the insurer's (docs/privacy.md).",
+)
+def coverage(api: str, insurer: str, patient: str, key_file: Path) -> None:
+    """A patient key's coverages at an insurer (read by the patient or the insurer only)."""
+    path = f"/coverage/{quote(insurer, safe='')}/{quote(patient, safe='')}"
+    common.echo(common.get(api, path, key_file=key_file))

@@ -2,7 +2,9 @@
 
 Transactions are built and signed locally with a key file and submitted to a
 node's client API; ``submit`` prints the outcome as JSON and exits 1 when the
-ledger rejected the transaction. Errors a user can fix are one line
+ledger rejected the transaction. ``get`` with a key file signs the request: a
+patient's data is read only by the patient's key or an entitled member's
+(docs/privacy.md). Errors a user can fix are one line
 (``click.ClickException``), never a traceback.
 """
 
@@ -20,7 +22,7 @@ from urllib.parse import urlencode
 
 import click
 
-from node.api.remote import ClientError, request_json
+from node.api.remote import ClientError, request_json, signed_request
 from node.core.keys import KeyFileError, SigningKey, load_key
 from node.core.tx import Tx, build_tx
 
@@ -39,15 +41,34 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def get(api: str, path: str, params: Mapping[str, str | None] | None = None) -> Any:
-    """``GET <api>/v1<path>?params`` (None values left out); errors end the command."""
+def _url(api: str, path: str, params: Mapping[str, str | None] | None) -> str:
     url = api.rstrip("/") + "/v1" + path
     query = {k: v for k, v in (params or {}).items() if v is not None}
     if query:
         url += "?" + urlencode(query)
+    return url
+
+
+def get(
+    api: str,
+    path: str,
+    params: Mapping[str, str | None] | None = None,
+    *,
+    key_file: Path | None = None,
+) -> Any:
+    """``GET <api>/v1<path>?params`` (None values left out); errors end the command.
+    With ``key_file``, the request is signed with that key (``X-Hygeia-*`` headers):
+    a patient's data is read only by the patient's key or an entitled member's
+    (docs/privacy.md)."""
+    url = _url(api, path, params)
     try:
-        return request_json("GET", url)
+        if key_file is None:
+            return request_json("GET", url)
+        _, answer = signed_request("GET", url, None, load_signing_key(key_file))
+        return answer
     except ClientError as exc:
+        if exc.code == "signature-required":
+            fail(f"{exc} (give --key FILE: the patient's key file or an entitled member's)")
         fail(str(exc))
 
 

@@ -131,6 +131,13 @@ _patient_key_enrol = click.option(
     help="Or the patient's key file (public part used).",
 )
 _from_height = click.option("--from-height", type=int, default=0, show_default=True)
+# a read of a patient's data is signed (docs/privacy.md): by --key, else by --patient-key
+_reader_key = click.option(
+    "--key",
+    "key_file",
+    type=options.EXISTING_FILE,
+    help="Sign the request with this key file (an entitled member's; default: --patient-key).",
+)
 _format = click.option(
     "--format",
     "format_",
@@ -507,23 +514,32 @@ def may_access(api: str, record_id: str, member: str, purpose: str, consent_id: 
 @api_option
 @_patient
 @_patient_key
-def patient(api: str, patient: str | None, patient_key: Path | None) -> None:
+@_reader_key
+def patient(api: str, patient: str | None, patient_key: Path | None, key_file: Path | None) -> None:
     """An enrolled patient: who enrolled the key, when."""
-    _echo(_get(api, f"/ehr/patients/{_pubkey(patient, patient_key, 'patient')}"))
+    key = _pubkey(patient, patient_key, "patient")
+    _echo(_get(api, f"/ehr/patients/{key}", key_file=key_file or patient_key))
 
 
 @group.command(name="consents")
 @api_option
 @_patient
 @_patient_key
+@_reader_key
 @options.limit()
 @_format
 def consents(
-    api: str, patient: str | None, patient_key: Path | None, limit: int, format_: str
+    api: str,
+    patient: str | None,
+    patient_key: Path | None,
+    key_file: Path | None,
+    limit: int,
+    format_: str,
 ) -> None:
     """A patient's consents, with their status at the latest block time."""
     key = _pubkey(patient, patient_key, "patient")
-    answer = _get(api, f"/ehr/patients/{key}/consents", {"limit": str(limit)})
+    params = {"limit": str(limit)}
+    answer = _get(api, f"/ehr/patients/{key}/consents", params, key_file=key_file or patient_key)
     if format_ == "fhir":
         answer = _fhir(lambda cs: bundle(map(fhir_consent.consent_to_fhir, cs)), answer["consents"])
     _echo(answer)
@@ -533,6 +549,7 @@ def consents(
 @api_option
 @_patient
 @_patient_key
+@_reader_key
 @options.limit()
 @_from_height
 @_format
@@ -540,6 +557,7 @@ def disclosures(
     api: str,
     patient: str | None,
     patient_key: Path | None,
+    key_file: Path | None,
     limit: int,
     from_height: int,
     format_: str,
@@ -548,7 +566,7 @@ def disclosures(
     (--format fhir: AuditEvents)."""
     key = _pubkey(patient, patient_key, "patient")
     params = {"limit": str(limit), "from_height": str(from_height)}
-    answer = _get(api, f"/ehr/patients/{key}/disclosures", params)
+    answer = _get(api, f"/ehr/patients/{key}/disclosures", params, key_file=key_file or patient_key)
     if format_ == "fhir":
         chain_id = str(_get(api, "/info")["chain_id"])
         answer = _fhir(fhir_audit.disclosures_to_bundle, answer, chain_id)

@@ -334,6 +334,24 @@ def reconsent(api: str, trial_id: str, limit: int) -> None:
     _echo(_get(api, f"/trials/{trial_id}/reconsent", {"limit": str(limit)}))
 
 
+@group.command(name="participant")
+@options.api()
+@click.option("--trial-id", required=True, help="The trial's id.")
+@click.option("--participant", required=True, help="Participant pseudonym commitment (64 hex).")
+@click.option(
+    "--key",
+    "key_file",
+    type=options.EXISTING_FILE,
+    required=True,
+    help="Sign the request: the sponsor's, the ethics committee's or the participant's site's "
+    "key file, or the participant's when the pseudonym is their key (docs/privacy.md).",
+)
+def participant(api: str, trial_id: str, participant: str, key_file: Path) -> None:
+    """A participant's consent, enrolment and withdrawal in a trial (a signed read)."""
+    path = f"/trials/{trial_id}/participants/{_hex(participant, '--participant')}"
+    _echo(_get(api, path, key_file=key_file))
+
+
 @group.command(name="report")
 @options.api()
 @click.option("--trial-id", required=True, help="The trial's id.")

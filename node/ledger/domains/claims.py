@@ -40,7 +40,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
+from node.ledger.domain import (
+    Domain,
+    PatientScope,
+    Query,
+    hex64_param,
+    int_param,
+    pattern_param,
+)
 from node.ledger.domains import claims_cob, claims_void, ehr, supply
 from node.ledger.domains.claims_cob import Citation
 from node.ledger.domains.claims_core import (
@@ -956,7 +963,10 @@ DOMAIN = Domain(
         ),
         Query("/policies/{policy_id}", _q_policy, "An insurance policy and all its versions"),
         Query(
-            "/coverage/{insurer}/{patient}", _q_coverage, "A patient key's coverages at an insurer"
+            "/coverage/{insurer}/{patient}",
+            _q_coverage,
+            "A patient key's coverages at an insurer",
+            scope=PatientScope("patient", "the insurer", named=lambda _s, p: (p["insurer"],)),
         ),
         Query(
             "/preauths/{provider}/{preauth_id}", _q_preauth, "A pre-authorisation and its decision"

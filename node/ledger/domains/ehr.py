@@ -55,7 +55,14 @@ from typing import Any
 from node.core.hexstr import HEX64
 from node.core.uint import parse_uint
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query, hex64_param, int_param, pattern_param
+from node.ledger.domain import (
+    Domain,
+    PatientScope,
+    Query,
+    hex64_param,
+    int_param,
+    pattern_param,
+)
 from node.ledger.members import is_active, member_key, member_of, require_member
 from node.ledger.registry import TxType
 from node.ledger.result import Rejection
@@ -840,6 +847,15 @@ RECORD_ERASE = TxType(
     summary="the custodian erases every version of a record off chain; the chain keeps the fact",
 )
 
+# who besides the patient reads a patient's consents and disclosures (docs/privacy.md)
+_READERS = "the member that enrolled the key (its custodian), an auditor or a regulator"
+
+
+def _enroller(state: BlockState, path: Mapping[str, str]) -> tuple[str, ...]:
+    info = patient_info(state, path["key"])
+    return () if info is None else (info["enrolled_by"],)
+
+
 DOMAIN = Domain(
     name="ehr",
     tx_types=(
@@ -877,18 +893,27 @@ DOMAIN = Domain(
             _q_verify,
             "Document verification: which record and version a commitment anchors, when, by whom",
         ),
-        Query("/ehr/patients/{key}", _q_patient, "An enrolled patient (pseudonymous key)"),
+        Query(
+            "/ehr/patients/{key}",
+            _q_patient,
+            "An enrolled patient (pseudonymous key)",
+            scope=PatientScope(
+                "key", "a custodian, an auditor or a regulator", CUSTODIAN_ROLES + AUDITOR_ROLES
+            ),
+        ),
         Query(
             "/ehr/patients/{key}/consents",
             _q_consents,
             "A patient's consents with their status at the latest block time",
             ("limit", "from_height"),
+            scope=PatientScope("key", _READERS, AUDITOR_ROLES, _enroller),
         ),
         Query(
             "/ehr/patients/{key}/disclosures",
             _q_disclosures,
             "A patient's accounting of disclosures: every access and emergency access",
             ("limit", "from_height"),
+            scope=PatientScope("key", _READERS, AUDITOR_ROLES, _enroller),
         ),
         Query(
             "/ehr/emergency-accesses",

@@ -47,7 +47,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from node.ledger.context import ExecContext
-from node.ledger.domain import Domain, Query, hex64_param, ids_after, int_param
+from node.ledger.domain import Domain, PatientScope, Query, hex64_param, ids_after, int_param
 from node.ledger.domains.trials_approval import (
     APPROVED,
     COMMITTEE_ROLES,
@@ -983,6 +983,22 @@ TRIAL_RESULTS = TxType(
     "the sponsor reports results; outcomes are checked against the pre-specified ones",
 )
 
+
+def _participant_readers(state: BlockState, path: Mapping[str, str]) -> list[str]:
+    """The members who read a participant's record besides the participant (when the
+    pseudonym is their key): the sponsor, the ethics committee, the participant's site."""
+    trial = state.get(trial_key(_trial_id_param(path)))
+    if trial is None:
+        return []
+    subject = state.get(
+        subject_key(trial["trial_id"], hex64_param(path["participant"], "participant"))
+    )
+    readers = [trial["sponsor"], trial.get("ethics_committee")]
+    if subject is not None:
+        readers.append(subject["site"])
+    return [r for r in readers if r is not None]
+
+
 DOMAIN = Domain(
     name="trials",
     tx_types=(
@@ -1014,6 +1030,11 @@ DOMAIN = Domain(
             "/trials/{trial_id}/participants/{participant}",
             _query_participant,
             "A participant's consent, enrolment and withdrawal in a trial (by pseudonym)",
+            scope=PatientScope(
+                "participant",
+                "the trial's sponsor, its ethics committee, the participant's site",
+                named=_participant_readers,
+            ),
         ),
         Query(
             "/trials/{trial_id}/reconsent",
