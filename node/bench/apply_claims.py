@@ -8,6 +8,12 @@ seconds of this process spent executing (``time.process_time``: one core's
 worth, not inflated when other processes share the machine) and the rate.
 Goal: ``claim.submit`` at least 5,000 tx/s.
 
+In story order, each type on the state the previous types left: policy.publish,
+coverage.enroll, preauth.request, preauth.decide, claim.submit, claim.settle,
+claim.reverse (of each settlement's payment) and claim.void (the provider
+voids each claim, unpaid again after the reversal). Any rejected transaction
+raises ``RuntimeError``.
+
     python -m node.bench.apply_claims [--count N] [--block B]
 """
 
@@ -173,6 +179,18 @@ def run(count: int = 5_000, block: int = 500) -> dict[str, Any]:
                         "payment_ref": f"pay-{i}",
                         "reason": "bench",
                     },
+                )
+                for i in range(count)
+            ],
+        ),
+        (
+            # the reversal above took each claim's payment back: active, nothing paid
+            "claim.void",
+            [
+                tx(
+                    hospital,
+                    "claim.void",
+                    {"provider": "h1", "claim_id": f"c-{i}", "reason": "bench"},
                 )
                 for i in range(count)
             ],

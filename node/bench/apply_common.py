@@ -4,7 +4,9 @@
 writes to a ``MemoryChainStore``, so what is timed is execution plus the
 in-memory commit, on one core, with signing done beforehand. ``measure``
 times one list of transactions and reports tx/s and how many were not
-accepted (a bench whose transactions get rejected measures the wrong thing).
+accepted (a bench whose transactions get rejected measures the wrong thing);
+``require_accepted`` turns any such count into an error, so that no bench
+reports a rate for transactions the ledger rejected or refused.
 ``run_main`` is the command line of a bench that takes only ``--txs``.
 """
 
@@ -113,6 +115,26 @@ class BenchChain:
             "tx_per_cpu_s": int(len(txs) / cpu) if cpu > 0 else 0,
             "not_accepted": self.rejected + self.refused - before,
         }
+
+
+def require_accepted(chain: BenchChain, name: str, not_accepted: int) -> None:
+    """Raise ``RuntimeError`` when ``not_accepted`` transactions of ``name`` (a timed type,
+    or a bench's untimed set-up) were rejected or refused: the rate would time the
+    rejection path, not the type's."""
+    if not_accepted:
+        raise RuntimeError(
+            f"{chain.chain_id}: {not_accepted} {name} transaction(s) not accepted "
+            f"(rejection codes so far: {dict(sorted(chain.rejections.items()))}, "
+            f"refused so far: {chain.refused})"
+        )
+
+
+def prepare(chain: BenchChain, name: str, txs: Sequence[Tx]) -> None:
+    """Apply ``txs`` in blocks, untimed: the set-up a timed type needs that the types
+    timed before it did not leave; every one must be accepted (``require_accepted``)."""
+    before = chain.rejected + chain.refused
+    chain.timed(txs)
+    require_accepted(chain, name, chain.rejected + chain.refused - before)
 
 
 def run_main(doc: str | None, run: Callable[[int], dict[str, Any]]) -> None:

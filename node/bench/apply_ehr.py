@@ -3,7 +3,10 @@
 ``python -m node.bench.apply_ehr [--txs N]`` prints JSON: per type, N
 transactions executed in blocks of 1,000 (``apply_common.BenchChain``):
 patient.enroll, record.anchor, consent.grant, access.log, access.emergency,
-consent.revoke and data.anchor, each on the state the previous ones left.
+consent.revoke, data.anchor, access.review (an auditor closes the review of each
+break-glass access) and record.erase (the custodian erases each record), each on
+the state the previous ones left. Every transaction must be accepted: a
+rejection raises ``RuntimeError`` (``apply_common.require_accepted``).
 """
 
 from __future__ import annotations
@@ -11,16 +14,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from node.bench.apply_common import BenchChain, run_main
+from node.bench.apply_common import BenchChain, require_accepted, run_main
 from node.core.keys import key_from_seed, public_key_hex
 from node.core.tx import Tx
 
 CHAIN = "bench-ehr"
 HOSP_A = key_from_seed(b"\x31" * 32)
 HOSP_B = key_from_seed(b"\x32" * 32)
+AUDITOR = key_from_seed(b"\x33" * 32)
 MEMBERS = [
     {"id": "hosp-a", "name": "A", "roles": ["hospital"], "keys": [public_key_hex(HOSP_A)]},
     {"id": "clinic-b", "name": "B", "roles": ["clinic"], "keys": [public_key_hex(HOSP_B)]},
+    {"id": "audit-c", "name": "C", "roles": ["auditor"], "keys": [public_key_hex(AUDITOR)]},
 ]
 
 
@@ -37,6 +42,7 @@ def run(txs: int = 5000) -> dict[str, Any]:
 
     def step(name: str, signed: list[Tx]) -> None:
         per_type[name] = chain.measure(signed)
+        require_accepted(chain, name, per_type[name]["not_accepted"])
 
     step(
         "patient.enroll",
@@ -74,15 +80,13 @@ def run(txs: int = 5000) -> dict[str, Any]:
             lambda i: {"record_id": f"rec-{i}", "purpose": "TREAT", "consent_id": grants[i].hash},
         ),
     )
-    step(
+    emergencies = chain.sign(
+        txs,
         "access.emergency",
-        chain.sign(
-            txs,
-            "access.emergency",
-            HOSP_B,
-            lambda i: {"record_id": f"rec-{i}", "reason": "ETREAT", "duration_ms": 3_600_000},
-        ),
+        HOSP_B,
+        lambda i: {"record_id": f"rec-{i}", "reason": "ETREAT", "duration_ms": 3_600_000},
     )
+    step("access.emergency", emergencies)
     revokes = chain.sign_each(
         "consent.revoke",
         [(k, {"consent_id": g.hash}) for k, g in zip(patients, grants, strict=True)],
@@ -91,6 +95,24 @@ def run(txs: int = 5000) -> dict[str, Any]:
     step(
         "data.anchor",
         chain.sign(txs, "data.anchor", HOSP_A, lambda i: {"digest": _digest(f"anchor-{i}")}),
+    )
+    step(
+        "access.review",
+        chain.sign(
+            txs,
+            "access.review",
+            AUDITOR,
+            lambda i: {"emergency": emergencies[i].hash, "finding": "justified"},
+        ),
+    )
+    step(
+        "record.erase",
+        chain.sign(
+            txs,
+            "record.erase",
+            HOSP_A,
+            lambda i: {"record_id": f"rec-{i}", "reason": "patient-request"},
+        ),
     )
     return {
         "bench": "apply_ehr",

@@ -7,10 +7,14 @@ and signs every transaction first (signing is not timed), then times
 
 * per type, ``N`` one-serial transactions (each type in its own blocks, on the
   packs the previous type left: commission, ship, receive, suspect, clear,
-  dispense, then decommission and recall on other packs); ``tx_per_s`` is
-  transactions per second of apply, the goal is at least 5,000;
+  dispense, undispense (the pharmacy undoes each dispense, within the 10 days),
+  then recall and decommission on other packs); ``tx_per_s`` is transactions
+  per second of apply, the goal is at least 5,000;
 * ``commission_100k``: 100,000 serials commissioned by 100 transactions of
   1,000 serials, in one block stream; the goal is under 30 s.
+
+Every transaction must be accepted: a rejection, or a movement refused with an
+alert, raises ``RuntimeError`` (``apply_common.require_accepted``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import nacl.signing
 
-from node.bench.apply_common import BenchChain
+from node.bench.apply_common import BenchChain, require_accepted
 from node.core.keys import key_from_seed, public_key_hex
 from node.core.tx import Tx, build_tx
 from node.ledger.gs1 import with_check_digit
@@ -103,6 +107,10 @@ def run(txs: int = 5000, bulk_serials: int = 100_000) -> dict[str, Any]:
             ),
         ),
         (
+            "drug.undispense",
+            _sign(txs, "drug.undispense", PHARMACY, lambda i: {"gtin": GTIN, "serials": [s[i]]}),
+        ),
+        (
             "drug.recall",
             _sign(txs, "drug.recall", MFR, lambda i: {"gtin": GTIN, "serials": [d[i]]}),
         ),
@@ -126,6 +134,7 @@ def run(txs: int = 5000, bulk_serials: int = 100_000) -> dict[str, Any]:
             "tx_per_s": int(len(signed) / seconds) if seconds > 0 else 0,
             "not_accepted": chain.rejected + chain.refused - sum(before),
         }
+        require_accepted(chain, name, per_type[name]["not_accepted"])
     chunk = 1000
     bulk = _sign(
         bulk_serials // chunk,
@@ -140,6 +149,8 @@ def run(txs: int = 5000, bulk_serials: int = 100_000) -> dict[str, Any]:
     )
     before = (chain.rejected, chain.refused)
     seconds = chain.timed(bulk)
+    bulk_not_accepted = chain.rejected + chain.refused - sum(before)
+    require_accepted(chain, "drug.commission (100k serials)", bulk_not_accepted)
     slowest = min(v["tx_per_s"] for v in per_type.values())
     return {
         "bench": "apply_supply",
@@ -151,7 +162,7 @@ def run(txs: int = 5000, bulk_serials: int = 100_000) -> dict[str, Any]:
             "txs": len(bulk),
             "seconds": round(seconds, 3),
             "serials_per_s": int(bulk_serials / seconds) if seconds > 0 else 0,
-            "not_accepted": chain.rejected + chain.refused - sum(before),
+            "not_accepted": bulk_not_accepted,
         },
         "goals": {
             "drug_tx_per_s_min": GOAL_TX_PER_S,

@@ -10,12 +10,18 @@ each type in its own blocks, in story order:
 * ``trial.consent``, ``trial.enroll``, ``trial.data``, ``trial.withdraw``: N
   each on the first trial (the hot path: one trial record updated by every
   transaction, N participants, N data batches);
-* ``trial.amend``, ``trial.lock``, ``trial.results``: one each on every trial.
+* ``trial.amend``: one on every trial (registered without an ethics committee,
+  so each amendment takes effect at once);
+* ``trial.approve``: the ethics committee approves one pending amendment on
+  each of N other trials. Those trials name the committee at registration and
+  their amendments await its decision; registering and amending them is set-up,
+  applied in blocks of its own and not timed;
+* ``trial.lock``, ``trial.results``: one each on every trial of the first N.
 
 ``tx_per_s`` is transactions per second of apply (wall clock), ``tx_per_cpu_s``
 the same per CPU second of this process (steadier on a loaded machine);
-``not_accepted`` counts
-transactions that were rejected (it should be 0).
+``not_accepted`` counts transactions that were rejected: any, timed or set-up,
+raises ``RuntimeError`` (``apply_common.require_accepted``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from node.bench.apply_common import BenchChain, run_main
+from node.bench.apply_common import BenchChain, prepare, require_accepted, run_main
 from node.core.keys import key_from_seed, public_key_hex
 from node.core.tx import Tx, build_tx
 
@@ -32,10 +38,12 @@ BLOCK_TXS = 1000
 
 SPONSOR = key_from_seed(b"\x21" * 32)
 SITE = key_from_seed(b"\x22" * 32)
+ETHICS = key_from_seed(b"\x23" * 32)
 MEMBERS = [
     {"id": "sponsor", "name": "S", "roles": ["sponsor"], "keys": [public_key_hex(SPONSOR)]},
     {"id": "site-a", "name": "A", "roles": ["hospital"], "keys": [public_key_hex(SITE)]},
     {"id": "site-b", "name": "B", "roles": ["clinic"], "keys": []},
+    {"id": "ethics", "name": "E", "roles": ["regulator"], "keys": [public_key_hex(ETHICS)]},
 ]
 
 
@@ -61,6 +69,29 @@ def _nct(i: int) -> str:
     return f"NCT{i:08d}"
 
 
+def _register(i: int, committee: str | None = None) -> dict[str, Any]:
+    """The ``trial.register`` body of trial ``i``, naming ``committee`` if given."""
+    return {
+        "trial_id": _nct(i),
+        "brief_title": f"Bench trial {i}",
+        "protocol_commitment": _h(f"protocol-{i}"),
+        "sap_commitment": _h(f"sap-{i}"),
+        **OUTCOMES,
+        "sites": ["site-a", "site-b"],
+        **({"ethics_committee": committee} if committee is not None else {}),
+    }
+
+
+def _amend(i: int) -> dict[str, Any]:
+    """The ``trial.amend`` body of trial ``i``: protocol version 2, outcomes unchanged."""
+    return {
+        "trial_id": _nct(i),
+        "reason_code": "administrative",
+        "reason": "bench",
+        "protocol_commitment": _h(f"protocol-{i}-v2"),
+    }
+
+
 def run(txs: int = 5000) -> dict[str, Any]:
     """Apply throughput per ``trial.*`` type; see the module docstring."""
     chain = _Chain()
@@ -76,21 +107,7 @@ def run(txs: int = 5000) -> dict[str, Any]:
     plan: list[tuple[str, list[Tx]]] = [
         (
             "trial.register",
-            sign(
-                "trial.register",
-                SPONSOR,
-                [
-                    {
-                        "trial_id": _nct(i),
-                        "brief_title": f"Bench trial {i}",
-                        "protocol_commitment": _h(f"protocol-{i}"),
-                        "sap_commitment": _h(f"sap-{i}"),
-                        **OUTCOMES,
-                        "sites": ["site-a", "site-b"],
-                    }
-                    for i in range(n)
-                ],
-            ),
+            sign("trial.register", SPONSOR, [_register(i) for i in range(n)]),
         ),
         (
             "trial.consent",
@@ -121,16 +138,15 @@ def run(txs: int = 5000) -> dict[str, Any]:
         ),
         (
             "trial.amend",
+            sign("trial.amend", SPONSOR, [_amend(i) for i in range(n)]),
+        ),
+        (
+            "trial.approve",
             sign(
-                "trial.amend",
-                SPONSOR,
+                "trial.approve",
+                ETHICS,
                 [
-                    {
-                        "trial_id": _nct(i),
-                        "reason_code": "administrative",
-                        "reason": "bench",
-                        "protocol_commitment": _h(f"protocol-{i}-v2"),
-                    }
+                    {"trial_id": _nct(n + i), "protocol_version": 2, "decision": "approved"}
                     for i in range(n)
                 ],
             ),
@@ -155,8 +171,18 @@ def run(txs: int = 5000) -> dict[str, Any]:
             ),
         ),
     ]
+    # untimed: N more trials under the ethics committee, each with a pending amendment
+    committee_trials = range(n, 2 * n)
+    setup = {
+        "trial.approve": sign(
+            "trial.register", SPONSOR, [_register(i, "ethics") for i in committee_trials]
+        )
+        + sign("trial.amend", SPONSOR, [_amend(i) for i in committee_trials]),
+    }
     per_type: dict[str, Any] = {}
     for name, signed in plan:
+        if name in setup:
+            prepare(chain, f"{name} set-up", setup[name])
         before = chain.rejected
         seconds, cpu = chain.timed_both(signed)
         per_type[name] = {
@@ -167,6 +193,7 @@ def run(txs: int = 5000) -> dict[str, Any]:
             "tx_per_cpu_s": int(len(signed) / cpu) if cpu > 0 else 0,
             "not_accepted": chain.rejected - before,
         }
+        require_accepted(chain, name, per_type[name]["not_accepted"])
     return {
         "bench": "apply_trials",
         "one_core": True,

@@ -39,10 +39,10 @@ from consensus.messages import Checkpoint, Commit, CommittedBlock, Proposal
 from consensus.quorum import verify_commit_certificate
 from node.core.block import Block
 from node.core.keys import KeySigner, ValidatorVerifier, load_key
+from node.core.state_root import BlockDigests
 from node.core.tx import Tx, TxPayloadRules, build_tx
 from node.engine.applier import BlockApplier, genesis_root
 from node.ledger.executor import Ledger
-from node.core.state_root import BlockDigests
 from node.ledger.state_hash import STATE_HASH_KEY, StateHash
 from node.setup import testnet
 from node.setup.genesis import Genesis, load_genesis

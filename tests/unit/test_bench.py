@@ -1,6 +1,7 @@
-"""The pure pieces of ``hygeia bench``: statistics, report shape, pre-signing, /proc parsing.
+"""The pure pieces of ``hygeia bench``: statistics, report shape, pre-signing, /proc parsing;
+and tiny runs of the in-process benches (state sync, ledger apply per type).
 
-Nothing here is timed and nothing talks to a network.
+No figure is checked and nothing talks to a network.
 """
 
 from __future__ import annotations
@@ -358,3 +359,72 @@ def test_state_sync_bench_replays_and_restores_a_small_chain() -> None:
     restored = result["state_sync"]
     assert restored["height"] == 6 and restored["chunks"] > 1
     assert restored["state_entries"] > 2 * 600  # an anchor and a result per transaction
+
+
+# ------------------------------------------------------------------ ledger apply benches
+# every domain's bench times each transaction type of its domain (the EHR bench also
+# times data.anchor); these were the last types added to them
+NEWEST_TYPES = {"drug.undispense", "trial.approve", "claim.void", "access.review", "record.erase"}
+
+
+def _domain_types(*names: str) -> set[str]:
+    from node.ledger.domains import anchor, claims, ehr, supply, trials
+
+    by_name = {d.DOMAIN.name: d.DOMAIN for d in (anchor, claims, ehr, supply, trials)}
+    return {t.name for n in names for t in by_name[n].tx_types}
+
+
+def test_apply_benches_time_every_type_of_their_domain_all_accepted() -> None:
+    """A tiny run of each apply bench: every type of the domain timed, 20 transactions
+    each, none rejected or refused, a rate reported (the claims bench raises on any
+    rejection and reports ``count``)."""
+    from node.bench import apply_claims, apply_ehr, apply_supply, apply_trials
+
+    runs = {
+        "ehr": (apply_ehr.run(20)["per_type"], _domain_types("ehr", "anchor")),
+        "supply": (apply_supply.run(20, 1000)["per_type"], _domain_types("supply")),
+        "trials": (apply_trials.run(20)["per_type"], _domain_types("trials")),
+    }
+    timed: set[str] = set()
+    for domain, (per_type, types) in runs.items():
+        assert set(per_type) == types, domain
+        for name, v in per_type.items():
+            assert (v["txs"], v["not_accepted"]) == (20, 0), name
+            assert v["tx_per_s"] > 0, name
+        timed |= set(per_type)
+    claims = apply_claims.run(20, 10)["types"]
+    assert set(claims) == _domain_types("claims")
+    assert all(v["count"] == 20 and v["tx_per_s"] > 0 for v in claims.values())
+    timed |= set(claims)
+    assert timed >= NEWEST_TYPES
+
+
+def test_apply_bench_stops_on_a_rejected_or_refused_transaction() -> None:
+    """``require_accepted`` (and the untimed ``prepare``) raise when a transaction was
+    rejected (an access.review of no break-glass access) or refused with an alert (an
+    undispense of a never-commissioned pack); accepted ones pass."""
+    from node.bench import apply_ehr, apply_supply
+    from node.bench.apply_common import BenchChain, prepare, require_accepted
+
+    ehr = BenchChain(apply_ehr.CHAIN, apply_ehr.MEMBERS)
+    ehr.block([])
+    good = ehr.sign(1, "data.anchor", apply_ehr.HOSP_A, lambda i: {"digest": "ab" * 32})
+    require_accepted(ehr, "data.anchor", ehr.measure(good)["not_accepted"])
+    review = {"emergency": "cd" * 32, "finding": "justified"}
+    bad = ehr.sign(1, "access.review", apply_ehr.AUDITOR, lambda i: review)
+    not_accepted = ehr.measure(bad)["not_accepted"]
+    assert not_accepted == 1
+    with pytest.raises(RuntimeError, match=r"1 access\.review .*unknown-emergency"):
+        require_accepted(ehr, "access.review", not_accepted)
+
+    supply = BenchChain(apply_supply.CHAIN, apply_supply.MEMBERS)
+    supply.block([])
+    pack = {"gtin": apply_supply.GTIN, "lot": "L1", "expiry": "301231", "serials": ["S1"]}
+    prepare(
+        supply, "commission", supply.sign(1, "drug.commission", apply_supply.MFR, lambda i: pack)
+    )
+    unknown = {"gtin": apply_supply.GTIN, "serials": ["NEVER1"]}
+    undo = supply.sign(1, "drug.undispense", apply_supply.PHARMACY, lambda i: unknown)
+    with pytest.raises(RuntimeError, match=r"undispense set-up.*refused so far: 1"):
+        prepare(supply, "undispense set-up", undo)
+    assert supply.rejected == 0 and supply.refused == 1

@@ -49,13 +49,6 @@ class FakeNode:
 
 
 @pytest.fixture
-def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
-    fake = FakeNode()
-    monkeypatch.setattr("node.cli.clients.common.request_json", fake)
-    return fake
-
-
-@pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "member.json"
     save_key(path, generate_key())

@@ -355,13 +355,6 @@ def test_a_text_not_matching_its_commitment_or_naming_no_outcome_is_refused() ->
 
 
 # ----------------------------------------------------------------- the command
-@pytest.fixture
-def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
-    fake = FakeNode()
-    monkeypatch.setattr("node.cli.clients.common.request_json", fake)
-    return fake
-
-
 def test_show_format_ctgov(node: FakeNode, tmp_path: Path) -> None:
     trial = show(with_text())
     node.routes[f"/v1/trials/{NCT}"] = trial

@@ -445,13 +445,6 @@ def test_an_event_of_more_than_a_transaction_of_packs_is_refused() -> None:
 
 
 # ----------------------------------------------------------------- the CLI
-@pytest.fixture
-def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
-    fake = FakeNode()
-    monkeypatch.setattr("node.cli.clients.common.request_json", fake)
-    return fake
-
-
 def test_history_and_export_write_epcis(node: FakeNode, validator: Draft7Validator) -> None:
     node.routes["/v1/supply/packs"] = pack(lifecycle(), "S1")
     out = run(

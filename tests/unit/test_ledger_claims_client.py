@@ -4,29 +4,11 @@ fake node of ``test_cli_client``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from node.core.keys import generate_key, save_key
 from tests.unit.test_cli_client import API, FakeNode, run
 
 PATIENT = "ab" * 32
-
-
-@pytest.fixture
-def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
-    fake = FakeNode()
-    monkeypatch.setattr("node.cli.clients.common.request_json", fake)
-    return fake
-
-
-@pytest.fixture
-def key(tmp_path: Path) -> str:
-    path = tmp_path / "member.json"
-    save_key(path, generate_key())
-    return str(path)
 
 
 def sent(node: FakeNode) -> tuple[str, dict[str, Any]]:

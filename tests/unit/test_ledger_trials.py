@@ -703,11 +703,10 @@ def test_same_story_same_state_root() -> None:
 
 
 def test_apply_bench_runs_every_type_without_rejections() -> None:
-    """The apply-throughput bench exercises the trial.* types and none is rejected
-    (trial.approve, added with the ethics approval, is not in the bench yet)."""
+    """The apply-throughput bench exercises every trial.* type and none is rejected."""
     from node.bench import apply_trials
 
     out = apply_trials.run(20)
     names = {t.name for t in trials.DOMAIN.tx_types}
-    assert set(out["per_type"]) in (names, names - {"trial.approve"})
+    assert set(out["per_type"]) == names
     assert all(v["not_accepted"] == 0 and v["txs"] == 20 for v in out["per_type"].values())
