@@ -18,8 +18,8 @@ node that made the proof (ask again after the next checkpoint).
 How it is checked (``verify_outcome``), with h the block's height:
 
 1. the result is the transaction's: its ``height`` and ``index`` are the
-   inclusion proof's, and its leaf (``node/core/state_root.py``: the result
-   with the transaction hash) leads by ``results_path`` (RFC 6962) to
+   inclusion proof's, and its leaf (``node/core/state_root.py``: the transaction
+   hash and the result's canonical JSON) leads by ``results_path`` (RFC 6962) to
    ``blocks[0].results_root`` in a tree of the block's size;
 2. the state roots from root(h-1) through root(c), c = h + len(blocks) - 1,
    follow by ``chain_state_root`` (``node/core/state_root.py``); root(h) must be
@@ -46,7 +46,7 @@ from consensus.epochs import Epoch
 from consensus.merkle import audit_path, root_from_path
 from consensus.messages import Checkpoint
 from consensus.quorum import CertificateError, verify_checkpoint_proof
-from node.core.codec import INT64_MAX
+from node.core.codec import INT64_MAX, CodecError, canonical_json
 from node.core.hexstr import HEX64
 from node.core.keys import ValidatorVerifier
 from node.core.state_root import BlockDigests, chain_state_root, result_leaf
@@ -123,7 +123,7 @@ def outcome_json(
     """The ``outcome`` part of a proof: ``records`` are (tx hash, result record) of
     every transaction of the block in order, ``blocks`` the digests of the block
     through the checkpoint, ``signatures`` the checkpoint's (validator, sig)."""
-    leaves = [result_leaf(h, record) for h, record in records]
+    leaves = [result_leaf(h, canonical_json(record)) for h, record in records]
     if records[index][0] != tx_hash:
         raise ValueError(f"transaction {index} of the block is not {tx_hash}")
     return {
@@ -235,7 +235,10 @@ def verify_outcome(
         raise OutcomeError(f"blocks {height}..{height + len(blocks) - 1} do not end at {c}")
 
     # 1. the result's leaf in the block's results root
-    leaf = result_leaf(tx_hash, result)
+    try:
+        leaf = result_leaf(tx_hash, canonical_json(result))
+    except CodecError as exc:
+        raise OutcomeError(f"malformed outcome: result: {exc}") from None
     try:
         results_root = root_from_path(leaf, index, tree_size, path)
     except ValueError as exc:

@@ -151,9 +151,9 @@ class Ledger:
                 # every node, so reject the transaction instead of halting the chain
                 state.rollback_tx()
                 result = TxResult.rejected(Rejection("invalid-value", str(err)))
-            record = result_record(result, block.height, index)
+            record = canonical_json(result_record(result, block.height, index))
             if result.code != REPLAY.code:
-                state.put_raw(result_key(tx.hash), canonical_json(record))
+                state.put_raw(result_key(tx.hash), record)
             leaves.append(result_leaf(tx.hash, record))
             results.append(result)
         content = self._update_state_hash(state)

@@ -3,14 +3,14 @@
 Each transaction of a block, in block order, is one leaf (RFC 6962 hashing,
 ``consensus/merkle.py``)::
 
-    leaf(i) = canonical JSON of {"tx_hash", "height", "index",
-                                 "status", "code", "message", "data"}
+    leaf(i) = tx hash (64 hex) || ":" || canonical JSON of
+              {"status", "code", "message", "data", "height", "index"}
 
-that is, the result record the state keeps under ``txr/<hash>`` with the
-transaction's hash added. A replayed transaction (its hash committed before)
+the JSON being the result record the state keeps under ``txr/<hash>``
+(``node/core/state_root.py``). A replayed transaction (its hash committed before)
 has a leaf too, with the replay rejection, though the state keeps only its
 first result. The root enters the block's state root (``chain_state_root`` in
-``node/ledger/state.py``), which checkpoints certify: a proof of outcome
+``node/core/state_root.py``), which checkpoints certify: a proof of outcome
 (``node/core/outcome_proof.py``) shows one leaf, its path and the digests that
 lead from the block to a certified checkpoint.
 """
