@@ -17,6 +17,9 @@ answers and signs the transactions (``node/cli/clients/``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class FormatError(ValueError):
     """A document that cannot be converted; ``path`` names the offending element
@@ -26,3 +29,17 @@ class FormatError(ValueError):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.reason = message
+
+
+def json_object(value: Any, where: str) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else a FormatError at ``where``."""
+    if not isinstance(value, Mapping):
+        raise FormatError(where, "must be a JSON object")
+    return value
+
+
+def json_list(value: Any, where: str) -> list[Any]:
+    """``value`` if it is a non-empty JSON array, else a FormatError at ``where``."""
+    if not isinstance(value, list) or not value:
+        raise FormatError(where, "must be a non-empty JSON array")
+    return value

@@ -50,7 +50,7 @@ from node.ledger.gs1 import (
 )
 from node.ledger.result import Rejection
 from node.ledger.schema import Obj
-from node.ops.formats import FormatError
+from node.ops.formats import FormatError, json_list, json_object
 from node.ops.formats.fhir_common import instant
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -163,18 +163,6 @@ def parse_sscc(epc: Any, where: str) -> str:
 
 
 # ----------------------------------------------------------------- small checks
-def _obj(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise FormatError(where, "must be a JSON object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list) or not value:
-        raise FormatError(where, "must be a non-empty JSON array")
-    return value
-
-
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise FormatError(where, "must be a string")
@@ -289,7 +277,7 @@ def packs_to_epcis(packs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     by_tx: dict[str, tuple[str, str]] = {}
     for p, pack in enumerate(packs):
         where = f"packs[{p}]"
-        pack = _obj(pack, where)
+        pack = json_object(pack, where)
         if pack.get("history_truncated"):
             raise FormatError(f"{where}.history", "is cut: the export would be incomplete")
         gtin, serial = _gtin_serial(
@@ -298,8 +286,8 @@ def packs_to_epcis(packs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             where,
         )
         epc = sgtin_uri(gtin, serial)
-        for i, ev in enumerate(_list(pack.get("history"), f"{where}.history")):
-            ev = _obj(ev, f"{where}.history[{i}]")
+        for i, ev in enumerate(json_list(pack.get("history"), f"{where}.history")):
+            ev = json_object(ev, f"{where}.history[{i}]")
             key = (gtin, json.dumps(ev, sort_keys=True))
             tx = ev.get("tx")
             if isinstance(tx, str) and by_tx.setdefault(tx, key) != key:
@@ -388,7 +376,7 @@ def _expect(event: Mapping[str, Any], name: str, allowed: tuple[str, ...], where
 
 def _epcs(value: Any, where: str) -> tuple[str, list[str]]:
     """The one GTIN and the serials of an EPC list."""
-    epcs = _list(value, where)
+    epcs = json_list(value, where)
     if len(epcs) > MAX_SERIALS:
         raise FormatError(where, f"has {len(epcs)} EPCs; a transaction moves at most {MAX_SERIALS}")
     parsed = [parse_sgtin(e, f"{where}[{i}]") for i, e in enumerate(epcs)]
@@ -404,7 +392,7 @@ def _epcs(value: Any, where: str) -> tuple[str, list[str]]:
 def _ilmd(value: Any, where: str) -> tuple[str, str]:
     """The lot and the ``YYMMDD`` expiry of a commissioning's ``ilmd``."""
     fields: dict[str, Any] = {}
-    for key, item in _obj(value, where).items():
+    for key, item in json_object(value, where).items():
         name = key
         for iri, short in _ILMD_IRIS.items():
             if key.startswith(iri):
@@ -437,8 +425,8 @@ def _ilmd(value: Any, where: str) -> tuple[str, str]:
 def _destination(value: Any, where: str) -> str:
     """The one member a shipping goes to (its possessing or owning party)."""
     members: set[str] = set()
-    for i, item in enumerate(_list(value, where)):
-        item = _obj(item, f"{where}[{i}]")
+    for i, item in enumerate(json_list(value, where)):
+        item = json_object(item, f"{where}[{i}]")
         kind = _cbv(item.get("type"), "SDT", f"{where}[{i}].type")
         if kind not in PARTY_TYPES:
             raise FormatError(f"{where}[{i}].type", "must be possessing_party or owning_party")
@@ -496,19 +484,21 @@ def _add_sscc(event: Mapping[str, Any], where: str, txs: list[tuple[str, dict[st
 def epcis_to_bodies(document: Any) -> list[tuple[str, dict[str, Any]]]:
     """The ``drug.commission`` and ``drug.ship`` bodies of an ``EPCISDocument``, in its
     order, as (type, body); ``FormatError`` for whatever cannot be mapped."""
-    doc = _obj(document, "EPCISDocument")
+    doc = json_object(document, "EPCISDocument")
     if doc.get("type") != "EPCISDocument":
         raise FormatError("type", f"must be EPCISDocument (got {doc.get('type')!r})")
     version = doc.get("schemaVersion")
     if not isinstance(version, str) or not re.fullmatch(r"2(\.[0-9]+)*", version):
         raise FormatError("schemaVersion", f"must be {SCHEMA_VERSION} (got {version!r})")
-    events = _list(_obj(doc.get("epcisBody"), "epcisBody").get("eventList"), "epcisBody.eventList")
+    events = json_list(
+        json_object(doc.get("epcisBody"), "epcisBody").get("eventList"), "epcisBody.eventList"
+    )
     if len(events) > MAX_EVENTS:
         raise FormatError("epcisBody.eventList", f"has more than {MAX_EVENTS} events")
     txs: list[tuple[str, dict[str, Any]]] = []
     for i, event in enumerate(events):
         where = f"epcisBody.eventList[{i}]"
-        event = _obj(event, where)
+        event = json_object(event, where)
         kind = event.get("type")
         if kind == "ObjectEvent":
             txs.append(_object_event(event, where))

@@ -27,7 +27,7 @@ from typing import Any
 
 from node.core.hexstr import HEX64
 from node.ledger.domains.ehr import MEMBER_ID, PURPOSES, RECORD_ID, RECORD_TYPE
-from node.ops.formats import FormatError
+from node.ops.formats import FormatError, json_list, json_object
 from node.ops.formats.fhir_common import (
     CONSENT_ACTION,
     CONSENT_SCOPE,
@@ -66,31 +66,19 @@ UNMAPPABLE = {
 }
 
 
-def _obj(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise FormatError(where, "must be a JSON object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list) or not value:
-        raise FormatError(where, "must be a non-empty JSON array")
-    return value
-
-
 def _codings(value: Any, where: str) -> list[tuple[Any, Any]]:
     """(system, code) of a CodeableConcept's codings."""
-    found = _obj(value, where).get("coding")
+    found = json_object(value, where).get("coding")
     return [
-        (_obj(c, f"{where}.coding[{i}]").get("system"), c.get("code"))
-        for i, c in enumerate(_list(found, f"{where}.coding"))
+        (json_object(c, f"{where}.coding[{i}]").get("system"), c.get("code"))
+        for i, c in enumerate(json_list(found, f"{where}.coding"))
     ]
 
 
 def _identifier(value: Any, where: str, system: str) -> str:
     """The value of a Reference's identifier in ``system`` (no literal references:
     ours are identifiers, not resources on a FHIR server)."""
-    found = _obj(_obj(value, where).get("identifier"), f"{where}.identifier")
+    found = json_object(json_object(value, where).get("identifier"), f"{where}.identifier")
     if found.get("system") != system:
         raise FormatError(
             f"{where}.identifier.system",
@@ -115,13 +103,13 @@ def _check_patient(resource: Mapping[str, Any], patient: str) -> None:
 
 
 def _grantee(provision: Mapping[str, Any]) -> str:
-    actors = _list(provision.get("actor"), "provision.actor")
+    actors = json_list(provision.get("actor"), "provision.actor")
     if len(actors) != 1:
         raise FormatError(
             "provision.actor",
             f"has {len(actors)} actors; a grant has one grantee (split the Consent)",
         )
-    actor = _obj(actors[0], "provision.actor[0]")
+    actor = json_object(actors[0], "provision.actor[0]")
     roles = _codings(actor.get("role"), "provision.actor[0].role")
     if not any(s == V3_PARTICIPATION_TYPE and c in RECIPIENT_ROLES for s, c in roles):
         raise FormatError(
@@ -137,9 +125,9 @@ def _grantee(provision: Mapping[str, Any]) -> str:
 
 def _purposes(provision: Mapping[str, Any]) -> list[str]:
     out: set[str] = set()
-    for i, c in enumerate(_list(provision.get("purpose"), "provision.purpose")):
+    for i, c in enumerate(json_list(provision.get("purpose"), "provision.purpose")):
         where = f"provision.purpose[{i}]"
-        c = _obj(c, where)
+        c = json_object(c, where)
         if c.get("system") != V3_ACT_REASON:
             raise FormatError(f"{where}.system", f"must be {V3_ACT_REASON}")
         if c.get("code") not in PURPOSES:
@@ -152,7 +140,7 @@ def _purposes(provision: Mapping[str, Any]) -> list[str]:
 
 
 def _period(provision: Mapping[str, Any]) -> dict[str, int]:
-    period = _obj(provision.get("period"), "provision.period")
+    period = json_object(provision.get("period"), "provision.period")
     if "end" not in period:
         raise FormatError("provision.period.end", "is required: a ledger consent always ends")
     start = start_ms(period["start"], "provision.period.start") if "start" in period else 0
@@ -167,7 +155,7 @@ def _actions(provision: Mapping[str, Any]) -> None:
         return
     codes = [
         pair
-        for i, a in enumerate(_list(provision["action"], "provision.action"))
+        for i, a in enumerate(json_list(provision["action"], "provision.action"))
         for pair in _codings(a, f"provision.action[{i}]")
     ]
     if (CONSENT_ACTION, "access") not in codes and (CONSENT_ACTION, "use") not in codes:
@@ -177,11 +165,11 @@ def _actions(provision: Mapping[str, Any]) -> None:
 
 
 def _records(provision: Mapping[str, Any]) -> list[str]:
-    items = _list(provision["data"], "provision.data")
+    items = json_list(provision["data"], "provision.data")
     out: set[str] = set()
     for i, d in enumerate(items):
         where = f"provision.data[{i}]"
-        d = _obj(d, where)
+        d = json_object(d, where)
         if d.get("meaning") != "instance":
             raise FormatError(
                 f"{where}.meaning", "must be instance (related, dependents, authoredby unmapped)"
@@ -197,9 +185,9 @@ def _records(provision: Mapping[str, Any]) -> list[str]:
 
 def _types(provision: Mapping[str, Any]) -> list[str]:
     out: set[str] = set()
-    for i, c in enumerate(_list(provision["class"], "provision.class")):
+    for i, c in enumerate(json_list(provision["class"], "provision.class")):
         where = f"provision.class[{i}]"
-        c = _obj(c, where)
+        c = json_object(c, where)
         code = c.get("code")
         if c.get("system") not in (RESOURCE_TYPES, LOINC):
             raise FormatError(f"{where}.system", f"must be {RESOURCE_TYPES} or {LOINC}")
@@ -216,7 +204,7 @@ def consent_to_grant(resource: Any, patient: str) -> dict[str, Any]:
     64 hex, the signer) gives; ``FormatError`` for whatever cannot be mapped."""
     if not HEX64.fullmatch(patient):
         raise FormatError("", "the patient key must be 64 lowercase hex")
-    res = _obj(resource, "Consent")
+    res = json_object(resource, "Consent")
     if res.get("resourceType") != "Consent":
         raise FormatError("resourceType", f"must be Consent (got {res.get('resourceType')!r})")
     if "modifierExtension" in res:
@@ -228,7 +216,7 @@ def consent_to_grant(resource: Any, patient: str) -> dict[str, Any]:
     if (CONSENT_SCOPE, "patient-privacy") not in _codings(res.get("scope"), "scope"):
         raise FormatError("scope", f"must be {CONSENT_SCOPE} patient-privacy")
     _check_patient(res, patient)
-    provision = _obj(res.get("provision"), "provision")
+    provision = json_object(res.get("provision"), "provision")
     for name, why in UNMAPPABLE.items():
         if name in provision:
             raise FormatError(f"provision.{name}", why)
