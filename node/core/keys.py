@@ -36,7 +36,7 @@ import nacl.exceptions
 import nacl.signing
 
 from node.core.hexstr import HEX64
-from node.core.secretfile import SecretFileError, write_secret
+from node.core.secretfile import SecretFileError, loose_mode_error, write_secret
 
 __all__ = [
     "KeyFileError",
@@ -59,17 +59,6 @@ SigningKey = nacl.signing.SigningKey
 
 class KeyFileError(Exception):
     """A key file that is missing, unreadable, malformed, or in the way."""
-
-
-def loose_mode_error(path: Path, mode: int, what: str) -> str | None:
-    """The refusal for a secret file that other users may read or write, or None."""
-    if mode & 0o077:
-        return (
-            f"{what} {path} has mode {stat.S_IMODE(mode):04o}: other users may read or "
-            f"write it, so it may have leaked; refusing to use it. If only this user "
-            f"could ever read it, fix it with chmod 600 {path}; otherwise replace it"
-        )
-    return None
 
 
 # ------------------------------------------------------------------ keys

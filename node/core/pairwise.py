@@ -30,14 +30,13 @@ import hmac
 import json
 import re
 import secrets
-import stat
 from pathlib import Path
 from typing import Any, Final
 
 from node.core.codec import canonical_json
 from node.core.hexstr import HEX64, HEX128
-from node.core.keys import SigningKey, key_from_seed, loose_mode_error, public_key_hex, sign, verify
-from node.core.secretfile import SecretFileError, write_secret
+from node.core.keys import SigningKey, key_from_seed, public_key_hex, sign, verify
+from node.core.secretfile import SecretFileError, read_secret_json, write_secret
 
 __all__ = [
     "CONTEXT",
@@ -117,19 +116,9 @@ def load_master(path: Path) -> bytes:
     """The secret of a master file; ``PairwiseError`` for a missing, loose (readable by
     others) or malformed file."""
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise PairwiseError(f"master file {path} is not a regular file")
-        loose = loose_mode_error(path, st.st_mode, "master file")
-        if loose is not None:
-            raise PairwiseError(loose)
-        if st.st_size > 4096:
-            raise PairwiseError(f"master file {path} is {st.st_size} bytes; not a master file")
-        doc = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise PairwiseError(f"cannot read master file {path}: {exc.strerror}") from None
-    except ValueError:
-        raise PairwiseError(f"master file {path} is not JSON") from None
+        doc = read_secret_json(path, "master file")
+    except SecretFileError as exc:
+        raise PairwiseError(str(exc)) from None
     if not isinstance(doc, dict):
         doc = {}
     secret = doc.get("secret_hex")

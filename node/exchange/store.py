@@ -73,8 +73,7 @@ import nacl.exceptions
 import nacl.secret
 
 from node.core.hexstr import HEX64, is_hex
-from node.core.keys import loose_mode_error
-from node.core.secretfile import SecretFileError, write_secret
+from node.core.secretfile import SecretFileError, read_secret_json, write_secret
 from node.exchange.canonical import MAX_RESOURCE_BYTES, SALT_BYTES
 from node.ledger.domains.ehr import RECORD_ID
 from storage.files import UnsafeFile, fsync_dir, open_regular, replace_atomically
@@ -175,22 +174,9 @@ class StoreStats:
 # ------------------------------------------------------------------ key file
 def _load_key_file(path: Path) -> bytes:
     try:
-        st = path.stat()
-    except OSError as exc:
-        raise DocumentKeyError(f"cannot read document key file {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DocumentKeyError(f"document key file {path} is not a regular file")
-    loose = loose_mode_error(path, st.st_mode, "document key file")
-    if loose is not None:
-        raise DocumentKeyError(loose)
-    if st.st_size > 4096:
-        raise DocumentKeyError(f"document key file {path} is {st.st_size} bytes; not a key file")
-    try:
-        doc = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise DocumentKeyError(f"cannot read document key file {path}: {exc.strerror}") from None
-    except (ValueError, RecursionError):
-        raise DocumentKeyError(f"document key file {path} is not JSON") from None
+        doc = read_secret_json(path, "document key file")
+    except SecretFileError as exc:
+        raise DocumentKeyError(str(exc)) from None
     if (
         not isinstance(doc, dict)
         or doc.get("type") != _KEY_TYPE
